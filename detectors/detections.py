@@ -61,7 +61,9 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice) -> Detections:
+    def __getitem__(
+        self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice
+    ) -> Detections:
         return Detections(
             xyxy=self.xyxy[index],
             score=self.score[index],
@@ -83,7 +85,7 @@ class Detections:
 
     @property
     def ground_points(self) -> FloatArray:
-        """Bottom-centre of each box, shape ``(n, 2)``, pixels: where the object touches the floor."""
+        """Bottom-centre of each box, shape ``(n, 2)``, px: where the object touches the floor."""
         return np.stack(
             [(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2.0, self.xyxy[:, 3]], axis=1
         ).astype(np.float32)

@@ -1,6 +1,6 @@
-"""One decoder per model family: raw network outputs -> ``Detections`` in network-input pixels.
+"""One decoder per model family: raw network outputs -> ``RawDetections`` (network-input px).
 
-Every decoder is a function with the signature of ``Decoder``::
+Every decoder has the signature of ``detectors.decoders.raw.Decoder``::
 
     decode(outputs: list[np.ndarray], spec: ModelSpec, conf_threshold: float) -> list[RawDetections]
 

@@ -1,0 +1,68 @@
+# Argus — the two commands a new user needs are `make demo` and `make test`.
+# Everything else here is what those two depend on, plus faster subsets for local work.
+
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FOOTAGE := /usr/share/doc/opencv-doc/examples/data/vtest.avi
+# Debian packages: the bundled footage, and a real RTSP camera (GStreamer) for the ingest tests.
+APT_FOOTAGE := opencv-doc
+APT_RTSP := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-good \
+            gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-unit test-fast lint setup venv footage rtsp-deps model clean help
+
+help:
+	@echo "make demo   - set everything up and run the live demo (API on http://127.0.0.1:8000)"
+	@echo "make test   - set everything up and run every test CI runs (unit, integration, e2e)"
+	@echo "make test-unit | test-fast | lint | model | footage"
+
+demo: setup model
+	$(BIN)/argus demo
+
+test: setup model rtsp-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+# Quick local loop: no model, no footage, no servers.
+test-unit: venv
+	$(BIN)/pytest -q -m unit
+
+# Everything but the slow end-to-end runs.
+test-fast: setup model
+	$(BIN)/pytest -q -m "not e2e"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+setup: venv footage
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+footage:
+	@if [ -f $(FOOTAGE) ]; then echo "footage: $(FOOTAGE) present"; else \
+	  echo "footage: installing Debian's $(APT_FOOTAGE) (once, ~100 MB)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_FOOTAGE) >/dev/null; \
+	  test -f $(FOOTAGE); fi
+
+rtsp-deps:
+	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer','1.0'); from gi.repository import GstRtspServer" 2>/dev/null \
+	   && gst-inspect-1.0 x264enc >/dev/null 2>&1; then echo "rtsp-deps: present"; else \
+	  echo "rtsp-deps: installing GStreamer RTSP server for the live-camera tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_RTSP) >/dev/null; fi
+
+# Obtain, convert and verify the default detector (NanoDet-m) into $ARGUS_HOME/models.
+model: venv footage
+	$(BIN)/argus models pull
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

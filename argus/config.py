@@ -1,0 +1,315 @@
+"""Typed configuration of an Argus run, loaded once at the entry point.
+
+A config file is YAML (JSON is YAML too).  Every section is a pydantic v2 model that
+forbids unknown keys, so a typo is refused at start with the file, the key and the
+reason instead of being silently ignored.  Cross-references (a rule naming a camera
+or a zone) are checked here as well; checks that need the model's class list or the
+frame size happen when those are known (see ``argus.runner``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Camera ids and zone names: they become parts of storage keys and metric labels."""
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file, key and reason."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid config {source}:\n{lines}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZoneConfig(_Strict):
+    """A polygon zone in the camera's pixel coordinates."""
+
+    name: str = Field(pattern=ID_PATTERN, description="Zone name, unique within the camera.")
+    polygon: list[tuple[float, float]] = Field(
+        min_length=3,
+        description="Vertices [[x, y], ...] in pixels of the full frame (x right, y down).",
+    )
+    weight: float = Field(
+        1.0, ge=0.0, le=2.0, description="Zone importance; scales the priority of its events."
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _finite(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for x, y in v:
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise ValueError(f"vertex {[x, y]} is not a finite number pair")
+        return v
+
+
+class ReconnectConfig(_Strict):
+    """Back-off of live sources between reconnect attempts."""
+
+    initial_s: float = Field(0.5, gt=0, le=60, description="First wait after a failure, seconds.")
+    max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between attempts, seconds.")
+    max_attempts: int | None = Field(
+        None, ge=1, description="Give up after this many failed attempts in a row (None: never)."
+    )
+
+
+class CameraConfig(_Strict):
+    """One camera (or video file played as one)."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Camera id, unique in the config.")
+    source: str = Field(
+        min_length=1,
+        description="File path, rtsp://, rtsps://, http(s):// URL, /dev/videoN or device:N.",
+    )
+    realtime: bool = Field(
+        True,
+        description=(
+            "Files only: play at real speed like a live camera (newest frame wins, drops counted). "
+            "false: deliver every frame as fast as possible, never drop, end at end of file."
+        ),
+    )
+    loop: bool = Field(False, description="Files only: start again at end of file.")
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> CameraConfig:
+        names = [z.name for z in self.zones]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"zone names must be unique within a camera; repeated: {dup}")
+        return self
+
+
+class IntrusionRuleConfig(_Strict):
+    """Raise an event when an object of given classes stays in a zone ``min_dwell_s`` seconds."""
+
+    type: Literal["intrusion"]
+    id: str | None = Field(
+        None, pattern=ID_PATTERN, description="Rule id (default: 'intrusion:<zone>')."
+    )
+    camera: str = Field(description="Camera id the rule watches.")
+    zone: str = Field(description="Zone name of that camera.")
+    classes: list[str] = Field(
+        default_factory=lambda: ["person"], min_length=1, description="Class names that count."
+    )
+    min_dwell_s: float = Field(
+        0.0, ge=0.0, le=86400.0, description="Dwell before raising, seconds."
+    )
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore tracks scoring below this.")
+    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
+    exit_grace_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=60.0,
+        description="Absence shorter than this does not end the event, seconds.",
+    )
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of this rule instance (part of event ids)."""
+        return self.id or f"intrusion:{self.zone}"
+
+
+RuleConfig = Annotated[IntrusionRuleConfig, Field(discriminator="type")]
+
+
+class JsonlSinkConfig(_Strict):
+    """Append every event record as one JSON line."""
+
+    jsonl: Path = Field(description="File to append to (created if missing, never truncated).")
+
+
+SinkConfig = JsonlSinkConfig
+
+
+class DetectorConfig(_Strict):
+    """Which model runs and how."""
+
+    model: str = Field("nanodet-m", description="Registered model name (see `argus models list`).")
+    providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field(
+        "auto", description="auto: best available (TensorRT > CUDA > CPU)."
+    )
+    conf_threshold: float = Field(0.35, gt=0.0, lt=1.0, description="Default score threshold.")
+    class_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-class score thresholds, by class name."
+    )
+    iou_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Class-wise NMS IoU threshold.")
+    batch_size: int = Field(4, ge=1, le=64, description="Most frames per inference call.")
+    max_wait_ms: float = Field(
+        10.0, ge=0.0, le=1000.0, description="How long a partial batch waits for more frames, ms."
+    )
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads (default: all cores).")
+
+    @field_validator("class_thresholds")
+    @classmethod
+    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, thr in v.items():
+            if not 0.0 < thr < 1.0:
+                raise ValueError(f"threshold of class {name!r} must be in (0, 1), got {thr}")
+        return v
+
+
+class TrackerConfig(_Strict):
+    """ByteTrack parameters."""
+
+    high_thresh: float = Field(0.5, gt=0.0, lt=1.0)
+    low_thresh: float = Field(0.1, gt=0.0, lt=1.0)
+    new_track_thresh: float = Field(0.6, gt=0.0, le=1.0)
+    track_buffer_s: float = Field(3.0, gt=0.0, le=60.0, description="Keep lost tracks, seconds.")
+
+
+class StorageConfig(_Strict):
+    """Where alerts and evidence are kept (default: under $ARGUS_HOME)."""
+
+    sqlite: Path | None = Field(
+        None, description="Alert store file (default $ARGUS_HOME/alerts.db)."
+    )
+    evidence_dir: Path | None = Field(
+        None, description="Snapshot folder (default $ARGUS_HOME/evidence)."
+    )
+
+
+class ApiConfig(_Strict):
+    """The alerting API served with --serve."""
+
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class LogConfig(_Strict):
+    """Logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    progress_interval_s: float = Field(
+        10.0, gt=0, le=3600, description="Seconds between progress lines on long runs."
+    )
+
+
+class ArgusConfig(_Strict):
+    """A whole run: cameras, rules, sinks and the settings of each stage."""
+
+    cameras: list[CameraConfig] = Field(min_length=1)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> ArgusConfig:
+        ids = [c.id for c in self.cameras]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"camera ids must be unique; repeated: {dup}")
+        zones = {c.id: {z.name for z in c.zones} for c in self.cameras}
+        problems: list[str] = []
+        rule_ids: set[tuple[str, str]] = set()
+        for i, rule in enumerate(self.rules):
+            if rule.camera not in zones:
+                problems.append(
+                    f"rules.{i}.camera: camera {rule.camera!r} is not defined (cameras: {ids})"
+                )
+                continue
+            if rule.zone not in zones[rule.camera]:
+                problems.append(
+                    f"rules.{i}.zone: camera {rule.camera!r} has no zone {rule.zone!r} "
+                    f"(zones: {sorted(zones[rule.camera])})"
+                )
+            key = (rule.camera, rule.rule_id)
+            if key in rule_ids:
+                problems.append(
+                    f"rules.{i}: rule id {rule.rule_id!r} repeats on camera {rule.camera!r}; "
+                    "give one of them an explicit 'id'"
+                )
+            rule_ids.add(key)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+RULE_TYPES = frozenset({"intrusion"})
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    # pydantic puts the discriminator tag into the path of a rule's errors
+    # (rules.0.intrusion.min_dwell_s); the file has no such key, so drop it.
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] == "rules" and parts[2] in RULE_TYPES:
+        del parts[2]
+    return ".".join(str(p) for p in parts)
+
+
+def parse_config(data: Any, source: str = "<config>") -> ArgusConfig:
+    """Validate already-parsed YAML/JSON data; raise ``ConfigError`` naming every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"top level must be a mapping, got {type(data).__name__}"])
+    try:
+        return ArgusConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors(include_url=False):
+            loc = _format_loc(tuple(err["loc"]))
+            msg = str(err["msg"])
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (not allowed here)"
+            problems.append(f"{loc or '<top>'}: {msg}" + _input_hint(err))
+        raise ConfigError(source, problems) from e
+
+
+def _input_hint(err: Any) -> str:
+    if err["type"] in {"extra_forbidden", "missing"}:
+        return ""
+    value = err.get("input")
+    if isinstance(value, dict | list):
+        return ""
+    text = repr(value)
+    return f" (got {text[:80]})"
+
+
+def load_config(path: Path) -> ArgusConfig:
+    """Read and validate a YAML config file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a valid config; the message
+            names the file, every offending key and the reason.
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(source, ["file not found"]) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(source, [f"cannot read: {e}"]) from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(source, [f"not valid YAML: {_one_line(str(e))}"]) from e
+    return parse_config(data, source)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,0 +1,401 @@
+"""The pipeline's process model: one decode thread per camera, one detector loop.
+
+::
+
+    camera thread ──► FrameSlot ─┐
+    camera thread ──► FrameSlot ─┼─► detector loop: batch ► detect ► per-camera selector
+    camera thread ──► FrameSlot ─┘        ► snapshot (start events) ► bus ► sinks / store
+
+* Each camera's source runs in its own thread (PyAV releases the GIL while decoding)
+  and hands frames to a bounded ``FrameSlot`` whose overflow policy follows the source:
+  live (cameras, files at real speed) keep the newest frame, ``realtime: false`` files
+  block.  A camera whose source fails is marked failed; the others carry on.
+* The detector loop takes ready frames round-robin across cameras (one per camera per
+  pass, keeping each camera's order), up to ``batch_size``, waiting at most
+  ``max_wait_ms`` for a partial batch to fill, and runs the detector once per batch.
+* Selector state is per camera and touched only by the detector loop's thread.
+
+This module is the only place where threads, queues and their policies live.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alerts.bus import EventBus
+from alerts.evidence import EvidenceStore, render_snapshot, snapshot_key
+from argus import metrics
+from argus.slots import FrameSlot
+from detectors.detections import Detections
+from ingest import Source, SourceError, SourceState
+from ingest.frame import Frame
+from selector.camera import CameraSelector
+from selector.event import Event
+from selector.rules.base import FrameInfo
+
+log = logging.getLogger(__name__)
+
+Detect = Callable[[Sequence[np.ndarray]], list[Detections]]
+
+
+@dataclass
+class CameraRuntime:
+    """Everything the runner keeps for one camera."""
+
+    camera_id: str
+    source: Source
+    selector: CameraSelector
+    slot: FrameSlot
+    zones: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Zone polygons (k, 2) px by name, drawn on snapshots and checked against the frame size."""
+    thread: threading.Thread | None = None
+    failed: str | None = None
+    """Why the source gave up (None while healthy)."""
+    frame_size: tuple[int, int] | None = None
+    zone_problems: list[str] = field(default_factory=list)
+    processed: int = 0
+    events: int = 0
+    last_pts_s: float | None = None
+    first_wall: float | None = None
+    open_snapshots: dict[str, str | None] = field(default_factory=dict)
+    """event_id -> snapshot key of events started and not yet ended."""
+
+    def health(self) -> dict[str, Any]:
+        """Camera state for /readyz and logs (no URLs: they may hold credentials)."""
+        return {
+            "state": "failed" if self.failed else self.source.state.value,
+            "error": self.failed,
+            "frames_processed": self.processed,
+            "frames_dropped": self.slot.dropped,
+            "events": self.events,
+            "last_pts_s": self.last_pts_s,
+            "frame_size": list(self.frame_size) if self.frame_size else None,
+            "zone_problems": self.zone_problems,
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of a run."""
+
+    frames: int
+    events: int
+    seconds: float
+    failed: dict[str, str]
+    """camera id -> reason, for the cameras whose source failed."""
+    interrupted: bool
+
+    @property
+    def fps(self) -> float:
+        """Frames processed per second of wall time, all cameras together."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every camera ran (none failed)."""
+        return not self.failed
+
+
+class Runner:
+    """Runs cameras through detector and selector and publishes events on the bus.
+
+    Args:
+        cameras: One runtime per camera (source, selector, slot already built).
+        detect: The detector's ``detect(images) -> list[Detections]``.
+        bus: Where event records go.
+        evidence: Where snapshots go.
+        batch_size: Most frames per detector call.
+        max_wait_s: How long a partial batch waits for more frames, seconds.
+        progress_interval_s: Seconds between progress log lines.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[CameraRuntime],
+        detect: Detect,
+        bus: EventBus,
+        evidence: EvidenceStore,
+        *,
+        ready: threading.Condition,
+        batch_size: int = 4,
+        max_wait_s: float = 0.01,
+        progress_interval_s: float = 10.0,
+    ) -> None:
+        self.cameras = list(cameras)
+        self._detect = detect
+        self._bus = bus
+        self._evidence = evidence
+        self._ready = ready
+        self._batch_size = batch_size
+        self._max_wait_s = max_wait_s
+        self._progress_interval_s = progress_interval_s
+        self._stop = threading.Event()
+        self._rr = 0  # round-robin start, so no camera is always served first
+
+    # ----------------------------------------------------------------- threads
+    def _decode(self, cam: CameraRuntime) -> None:
+        extra = {"camera_id": cam.camera_id}
+        try:
+            for frame in cam.source.frames():
+                if not cam.slot.put(frame):
+                    break
+                metrics.FRAMES_DECODED.labels(cam.camera_id).inc()
+        except SourceError as e:
+            cam.failed = str(e)
+            log.error("camera failed: %s", e, extra=extra)
+        except Exception as e:  # a bug in one camera's decoding must not take the others down
+            cam.failed = f"unexpected error: {e!r}"
+            log.exception("camera crashed", extra=extra)
+        finally:
+            cam.slot.close()
+            metrics.CAMERA_UP.labels(cam.camera_id).set(0)
+            log.info("camera thread ended", extra=extra)
+
+    def stop(self) -> None:
+        """Ask the run to end soon (thread-safe, idempotent): sources are closed."""
+        if not self._stop.is_set():
+            log.info("stopping")
+            self._stop.set()
+            for cam in self.cameras:
+                cam.source.close()
+                cam.slot.discard()
+            with self._ready:
+                self._ready.notify_all()
+
+    # ----------------------------------------------------------------- detector loop
+    def _gather(self) -> list[tuple[CameraRuntime, Frame]]:
+        """Up to ``batch_size`` ready frames, round-robin, each camera's frames in order."""
+        batch: list[tuple[CameraRuntime, Frame]] = []
+        n = len(self.cameras)
+        progressed = True
+        while len(batch) < self._batch_size and progressed:
+            progressed = False
+            for i in range(n):
+                cam = self.cameras[(self._rr + i) % n]
+                frame = cam.slot.take()
+                if frame is not None:
+                    batch.append((cam, frame))
+                    progressed = True
+                    if len(batch) >= self._batch_size:
+                        break
+        self._rr = (self._rr + 1) % max(n, 1)
+        return batch
+
+    def _all_exhausted(self) -> bool:
+        return all(cam.slot.exhausted for cam in self.cameras)
+
+    def _next_batch(self) -> list[tuple[CameraRuntime, Frame]]:
+        batch = self._gather()
+        if batch and len(batch) < self._batch_size and self._max_wait_s > 0:
+            deadline = time.monotonic() + self._max_wait_s
+            while len(batch) < self._batch_size and not self._all_exhausted():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with self._ready:
+                    self._ready.wait(remaining)
+                more = self._gather_limited(self._batch_size - len(batch))
+                batch.extend(more)
+        return batch
+
+    def _gather_limited(self, limit: int) -> list[tuple[CameraRuntime, Frame]]:
+        saved = self._batch_size
+        self._batch_size = limit
+        try:
+            return self._gather()
+        finally:
+            self._batch_size = saved
+
+    def run(self) -> RunResult:
+        """Run until every source has ended (finite ones) or ``stop()`` is called."""
+        t0 = time.monotonic()
+        for cam in self.cameras:
+            cam.thread = threading.Thread(
+                target=self._decode, args=(cam,), name=f"decode-{cam.camera_id}", daemon=True
+            )
+            cam.thread.start()
+        next_progress = t0 + self._progress_interval_s
+        frames = 0
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch:
+                if self._all_exhausted():
+                    break
+                with self._ready:
+                    self._ready.wait(0.1)
+                continue
+            frames += self._process_batch(batch)
+            now = time.monotonic()
+            if now >= next_progress:
+                self._log_progress(frames, now - t0)
+                next_progress = now + self._progress_interval_s
+        interrupted = self._stop.is_set()
+        self._close_open_events()
+        self._stop.set()
+        for cam in self.cameras:
+            cam.source.close()
+        for cam in self.cameras:
+            if cam.thread is not None:
+                cam.thread.join(timeout=5.0)
+        self._bus.flush()
+        seconds = time.monotonic() - t0
+        result = RunResult(
+            frames=frames,
+            events=sum(c.events for c in self.cameras),
+            seconds=seconds,
+            failed={c.camera_id: c.failed for c in self.cameras if c.failed},
+            interrupted=interrupted,
+        )
+        self._log_progress(frames, seconds, final=True)
+        return result
+
+    def _process_batch(self, batch: list[tuple[CameraRuntime, Frame]]) -> int:
+        images = [frame.image for _, frame in batch]
+        t = time.perf_counter()
+        results = self._detect(images)
+        metrics.DETECT_SECONDS.observe(time.perf_counter() - t)
+        metrics.BATCH_SIZE.observe(len(batch))
+        for (cam, frame), dets in zip(batch, results, strict=True):
+            self._process_frame(cam, frame, dets)
+        return len(batch)
+
+    def _process_frame(self, cam: CameraRuntime, frame: Frame, dets: Detections) -> None:
+        if cam.frame_size is None:
+            self._first_frame(cam, frame)
+        info = FrameInfo(
+            camera_id=cam.camera_id,
+            seq=frame.seq,
+            pts_s=frame.pts_s,
+            wall_time=frame.wall_time,
+            width=frame.width,
+            height=frame.height,
+        )
+        _, events = cam.selector.update(dets, info)
+        cam.processed += 1
+        cam.last_pts_s = frame.pts_s
+        metrics.FRAMES_PROCESSED.labels(cam.camera_id).inc()
+        for event in events:
+            self._publish(cam, event, frame)
+        if events:
+            metrics.FRAME_LATENCY.observe(max(0.0, time.time() - frame.wall_time))
+
+    def _first_frame(self, cam: CameraRuntime, frame: Frame) -> None:
+        cam.frame_size = (frame.width, frame.height)
+        metrics.CAMERA_UP.labels(cam.camera_id).set(1)
+        for name, polygon in cam.zones.items():
+            problems = _zone_problems(polygon, frame.width, frame.height)
+            for p in problems:
+                msg = f"zone {name!r} of camera {cam.camera_id!r}: {p}"
+                cam.zone_problems.append(msg)
+                log.warning(msg, extra={"camera_id": cam.camera_id})
+
+    def _publish(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> None:
+        if event.is_open:
+            key = self._snapshot(cam, event, frame)
+            cam.open_snapshots[event.event_id] = key
+            cam.events += 1
+            metrics.EVENTS.labels(cam.camera_id, event.type).inc()
+            log.info(
+                "event started: %s zone=%s track=%s priority=%d t=%.1fs",
+                event.type,
+                event.zone,
+                event.track_id,
+                event.priority,
+                event.start_s,
+                extra={"camera_id": cam.camera_id, "event_id": event.event_id},
+            )
+        else:
+            key = cam.open_snapshots.pop(event.event_id, None)
+        if key is not None:
+            event = event.with_snapshot(key)
+        self._bus.publish(event.to_record())
+
+    def _snapshot(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> str | None:
+        if frame is None:
+            return None
+        try:
+            jpeg = render_snapshot(
+                frame.image,
+                event.bbox,
+                f"{event.label or event.type} #{event.track_id}",
+                zone_polygon=cam.zones.get(event.zone) if event.zone else None,
+                caption=f"{cam.camera_id} {event.type} t={event.start_s:.1f}s p={event.priority}",
+            )
+            key = snapshot_key(cam.camera_id, event.wall_time, event.event_id)
+            self._evidence.put(key, jpeg)
+            return key
+        except Exception:
+            # Evidence is best effort: losing a snapshot must not lose the alert.
+            log.exception(
+                "snapshot failed", extra={"camera_id": cam.camera_id, "event_id": event.event_id}
+            )
+            return None
+
+    def _close_open_events(self) -> None:
+        for cam in self.cameras:
+            if cam.last_pts_s is None:
+                continue
+            try:
+                closing = cam.selector.close_all(cam.last_pts_s)
+            except Exception:
+                log.exception("closing events failed", extra={"camera_id": cam.camera_id})
+                continue
+            for event in closing:
+                self._publish(cam, event, None)
+
+    def _log_progress(self, frames: int, seconds: float, *, final: bool = False) -> None:
+        per_cam = ", ".join(
+            f"{c.camera_id}: {c.processed} frames, {c.slot.dropped} dropped, {c.events} events"
+            + (" (FAILED)" if c.failed else "")
+            for c in self.cameras
+        )
+        log.info(
+            "%s %d frames in %.1fs (%.1f fps) — %s",
+            "finished:" if final else "progress:",
+            frames,
+            seconds,
+            frames / seconds if seconds > 0 else 0.0,
+            per_cam,
+        )
+
+    def health(self) -> dict[str, Any]:
+        """Per-camera state for the readiness endpoint."""
+        return {"cameras": {c.camera_id: c.health() for c in self.cameras}}
+
+
+def _zone_problems(polygon: np.ndarray, width: int, height: int) -> list[str]:
+    """Problems of a zone polygon (k, 2) px against a ``width`` x ``height`` frame."""
+    pts = np.asarray(polygon, dtype=np.float64)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= width) & (pts[:, 1] >= 0) & (pts[:, 1] <= height)
+    if not inside.any():
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        if x1 < 0 or y1 < 0 or x0 > width or y0 > height:
+            return [f"lies entirely outside the {width}x{height} frame; it can never trigger"]
+    if not inside.all():
+        bad = [[round(float(x), 1), round(float(y), 1)] for x, y in pts[~inside]]
+        return [f"vertices {bad} fall outside the {width}x{height} frame"]
+    return []
+
+
+def source_state_logger(camera_id: str) -> Callable[[str, SourceState, str], None]:
+    """A state-change callback for a source: logs and meters every change."""
+
+    def on_state(cam: str, state: SourceState, detail: str) -> None:
+        level = (
+            logging.WARNING
+            if state in (SourceState.RECONNECTING, SourceState.FAILED)
+            else (logging.INFO)
+        )
+        log.log(level, "camera %s: %s", state.value, detail, extra={"camera_id": cam})
+        metrics.CAMERA_RECONNECTS.labels(cam, state.value).inc()
+        metrics.CAMERA_UP.labels(cam).set(1 if state == SourceState.STREAMING else 0)
+
+    return on_state
