@@ -146,7 +146,7 @@ SinkConfig = JsonlSinkConfig
 class DetectorConfig(_Strict):
     """Which model runs and how."""
 
-    model: str = Field("nanodet-m", description="Registered model name (see `argus models list`).")
+    model: str = Field("nanodet-g", description="Registered model name (see `argus models list`).")
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field(
         "auto", description="auto: best available (TensorRT > CUDA > CPU)."
     )

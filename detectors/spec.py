@@ -21,7 +21,7 @@ class ModelSpec:
     """How to run and decode one ONNX detector.
 
     Attributes:
-        name: Model name as registered (e.g. ``nanodet-m``).
+        name: Model name as registered (e.g. ``nanodet-g``).
         path: Path of the ``.onnx`` file.
         layout: Output layout, chooses the decoder (see ``Layout``).
         class_names: Class names indexed by class id (COCO-80 for the default model).

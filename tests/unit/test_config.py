@@ -44,7 +44,7 @@ def test_issue_config_is_accepted_as_written(tmp_path: Path) -> None:
     assert rule.type == "intrusion" and rule.min_dwell_s == 0.5 and rule.classes == ["person"]
     assert rule.rule_id == "intrusion:crossing"
     assert str(cfg.sinks[0].jsonl) == "/tmp/argus-events.jsonl"
-    assert cfg.detector.model == "nanodet-m"
+    assert cfg.detector.model == "nanodet-g"
 
 
 def problems(tmp_path: Path, text: str) -> str:
