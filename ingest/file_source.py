@@ -1,0 +1,217 @@
+"""Video files as camera sources: as fast as possible, or paced at real speed (looping)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+import av
+import av.container
+import av.error
+import av.video
+
+from ingest import _av
+from ingest.base import SourceBase, SourceState, StateCallback
+from ingest.errors import SourceNotFoundError, SourceOpenError, SourceReadError
+from ingest.frame import Frame
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_FPS = 25.0
+
+
+class FileSource(SourceBase):
+    """Decode a video file with PyAV into BGR frames.
+
+    ``realtime=False``: every frame, as fast as the decoder goes (``live=False``; the runner
+    blocks rather than drops); ``wall_time`` is the decode time.
+    ``realtime=True``: frames are released when due by their pts against a monotonic clock
+    (``live=True``, like a camera); ``wall_time`` is the scheduled show time.  When the
+    consumer or decoder falls more than ``max_lag_s`` behind, the schedule is re-anchored
+    (logged) instead of bursting to catch up.
+
+    ``pts_s`` is the stream's pts * time_base minus the first pts (frame index / average rate
+    when pts is missing); non-decreasing.  ``loop=True`` restarts at end of file with ``seq``
+    and ``pts_s`` continuing (the next pass starts one frame interval after the last frame).
+
+    Packets that fail to decode in the middle are logged, counted (``stats().decode_errors``)
+    and skipped; no frame is invented.  ``close()`` is honoured between frames and during a
+    realtime wait, so it takes effect within one frame decode.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        path: str | os.PathLike[str],
+        *,
+        realtime: bool,
+        loop: bool = False,
+        on_state: StateCallback | None = None,
+        decode_threads: int = 0,
+        max_lag_s: float = 1.0,
+        max_consecutive_errors: int = 100,
+    ) -> None:
+        """Create the source (nothing is opened until ``frames()``).
+
+        Args:
+            camera_id: Camera id given to every frame.
+            path: Video file (anything FFmpeg demuxes: mp4, avi, mkv, ts...).
+            realtime: Pace delivery at the file's own speed (and be ``live``).
+            loop: Restart at end of file forever.
+            on_state: State-change callback ``(camera_id, state, detail)``.
+            decode_threads: Decoder threads, 0 = FFmpeg's choice (thread_type AUTO).
+            max_lag_s: Realtime only: how far behind schedule (s) before re-anchoring.
+            max_consecutive_errors: Bad packets in a row (without a good frame) before giving up.
+        """
+        self._path = os.fspath(path)
+        super().__init__(
+            camera_id,
+            kind="file",
+            source_text=self._path,
+            live=realtime,
+            finite=not loop,
+            on_state=on_state,
+        )
+        self._realtime = realtime
+        self._loop = loop
+        self._threads = decode_threads
+        self._max_lag_s = max_lag_s
+        self._max_consecutive_errors = max_consecutive_errors
+
+    @property
+    def path(self) -> str:
+        """The file path."""
+        return self._path
+
+    # ----------------------------------------------------------------- open
+    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+        if not os.path.exists(self._path):
+            raise SourceNotFoundError(self._path)
+        if os.path.isdir(self._path):
+            raise SourceOpenError(self._path, "is a directory")
+        try:
+            container = av.open(self._path, mode="r")
+        except FileNotFoundError as e:  # raced with a delete
+            raise SourceNotFoundError(self._path) from e
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise SourceOpenError(self._path, str(e)) from e
+        stream = _av.first_video_stream(container)
+        if stream is None:
+            container.close()
+            raise SourceOpenError(self._path, "no video stream")
+        _av.configure_decoder(stream, threads=self._threads, thread_type="AUTO")
+        return container, stream
+
+    # --------------------------------------------------------------- frames
+    def frames(self) -> Iterator[Frame]:
+        """Yield the file's frames (see the class doc); returns at EOF (no loop) or on close.
+
+        Raises:
+            SourceNotFoundError: the file does not exist.
+            SourceOpenError: not a video / unreadable header / no video stream.
+            SourceReadError: no decodable frame in a pass, or too many bad packets in a row.
+            SourceUsageError: called a second time.
+        """
+        if not self._begin_iteration():
+            self._set_state(SourceState.ENDED, "closed before start")
+            return
+        try:
+            yield from self._run()
+        except (SourceNotFoundError, SourceOpenError, SourceReadError) as e:
+            self._record_error(str(e))
+            self._set_state(SourceState.FAILED, str(e))
+            raise
+        finally:
+            self._end_iteration()
+        self._set_state(SourceState.ENDED, "closed" if self.closed else "end of file")
+
+    def _run(self) -> Iterator[Frame]:
+        pts_offset = 0.0  # output pts of the first frame of the current pass
+        last_out: float | None = None
+        interval = 1.0 / _DEFAULT_FPS
+        # realtime schedule: frame with output pts p is due at mono0 + (p - pts0)
+        mono0 = wall0 = pts0 = 0.0
+        scheduled = False
+        passes = 0
+        while not self.closed:
+            t_open = time.monotonic()
+            container, stream = self._open()
+            fps = _av.nominal_fps(stream)
+            if fps is None:
+                log.warning(
+                    "camera %s: %s declares no frame rate; assuming %.0f fps",
+                    self._camera_id, self._path, _DEFAULT_FPS,
+                )
+            interval = 1.0 / (fps or _DEFAULT_FPS)
+            first_raw: float | None = None
+            n_pass = 0
+            try:
+                for vf in _av.decode_video(
+                    container,
+                    stream,
+                    on_bad_packet=self._on_bad_packet,
+                    resume_demux_on_error=True,
+                    max_consecutive_errors=self._max_consecutive_errors,
+                ):
+                    raw = _av.frame_time_s(vf, stream)
+                    if raw is None:
+                        rel = n_pass * interval
+                    else:
+                        if first_raw is None:
+                            first_raw = raw
+                        rel = raw - first_raw
+                    out = pts_offset + rel
+                    if last_out is not None and out < last_out:
+                        out = last_out  # broken timestamps: keep pts_s non-decreasing
+                    image = _av.to_bgr(vf)
+                    if n_pass == 0 and passes == 0:
+                        self._set_first_frame_latency(time.monotonic() - t_open)
+                    n_pass += 1
+                    if self._realtime:
+                        now = time.monotonic()
+                        if not scheduled:
+                            mono0, wall0, pts0, scheduled = now, time.time(), out, True
+                        due = mono0 + (out - pts0)
+                        if due > now:
+                            if self._stop.wait(due - now):
+                                return
+                        elif now - due > self._max_lag_s:
+                            log.warning(
+                                "camera %s: %.2f s behind real time; re-anchoring the schedule",
+                                self._camera_id, now - due,
+                            )
+                            mono0, wall0, pts0 = now, time.time(), out
+                            due = now
+                        wall = wall0 + (due - mono0)
+                    else:
+                        wall = time.time()
+                    if self.closed:
+                        return
+                    frame = self._make_frame(image, out, wall)
+                    last_out = out
+                    if frame.seq == 0 or n_pass == 1:
+                        self._set_state(SourceState.STREAMING, f"{frame.width}x{frame.height}")
+                    yield frame
+                    if self.closed:
+                        return
+            except av.error.FFmpegError as e:
+                raise SourceReadError(
+                    self._path, f"too many consecutive decode errors, last: {e}"
+                ) from e
+            finally:
+                container.close()
+            if n_pass == 0:
+                raise SourceReadError(self._path, "no decodable video frame")
+            if not self._loop:
+                return
+            passes += 1
+            self._count_reconnect()
+            pts_offset = (last_out if last_out is not None else 0.0) + interval
+            log.debug("camera %s: looping %s (pass %d)", self._camera_id, self._path, passes + 1)
+
+    def _on_bad_packet(self, e: av.error.FFmpegError) -> None:
+        text = f"bad packet skipped: {e}"
+        self._record_error(text, decode_error=True)
+        log.warning("camera %s: %s: %s", self._camera_id, self._path, text)

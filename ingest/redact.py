@@ -1,0 +1,42 @@
+"""Remove credentials from URLs and from free text (error messages) before logging them."""
+
+from __future__ import annotations
+
+import re
+
+# scheme://user:password@host  ->  scheme://user:***@host.  The password runs to the last
+# '@' before the next '/', whitespace or quote, so passwords containing '@' are covered.
+_USERINFO_RE = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*):[^\s/'\"]*@")
+# ?password=...&token=...  ->  ?password=***&token=***
+_QUERY_SECRET_RE = re.compile(
+    r"(?P<pre>[?&;](?:password|passwd|pwd|pass|token|access_token|auth|authorization|key|"
+    r"apikey|api_key|secret|signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)=)"
+    r"[^&\s#'\"]*",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` with every URL password and secret query parameter replaced by ``***``.
+
+    Args:
+        text: Any text, e.g. an FFmpeg error message that may quote the URL.
+
+    Returns:
+        The same text with ``scheme://user:secret@`` turned into ``scheme://user:***@`` and
+        ``password=``/``token=``/``key=``... query values turned into ``***``.  Over-redacts
+        rather than leaks.
+    """
+    text = _USERINFO_RE.sub(r"\g<pre>:***@", text)
+    return _QUERY_SECRET_RE.sub(r"\g<pre>***", text)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` safe to log: the password (and secret query values) replaced by ``***``.
+
+    Examples:
+        ``rtsp://admin:hunter2@10.0.0.5:554/stream1`` -> ``rtsp://admin:***@10.0.0.5:554/stream1``;
+        ``http://cam/video.mjpg?user=a&pwd=b`` -> ``http://cam/video.mjpg?user=a&pwd=***``.
+        File paths and URLs without credentials come back unchanged.
+    """
+    return redact_text(url)
