@@ -1,0 +1,74 @@
+"""What every rule implements, and the pixel-free frame description rules receive."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from detectors.detections import Detections
+from ingest.frame import Frame
+from selector.event import Event
+
+
+class RuleError(ValueError):
+    """Invalid rule configuration or input; the message names the rule and the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """The facts about a frame a rule may use (rules never see pixels).
+
+    Attributes:
+        camera_id: Camera id.
+        seq: ``Frame.seq`` (0-based, never goes back).
+        pts_s: Video seconds since stream start (``Frame.pts_s``).
+        wall_time: Wall-clock time of the frame, UNIX seconds (UTC).
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+    """
+
+    camera_id: str
+    seq: int
+    pts_s: float
+    wall_time: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> FrameInfo:
+        """The description of a decoded frame."""
+        return cls(
+            frame.camera_id, frame.seq, frame.pts_s, frame.wall_time, frame.width, frame.height
+        )
+
+
+class Rule(Protocol):
+    """A per-camera rule turning tracks into events.  Stateful, single-threaded."""
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of the rule instance, e.g. ``"intrusion:crossing"``."""
+        ...
+
+    def update(
+        self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
+    ) -> list[Event]:
+        """Consume the tracks of one frame; return the events started or ended in it.
+
+        Args:
+            tracks: Tracked objects of this frame (``tracker_id >= 1``), as returned by
+                :meth:`selector.tracker.ByteTracker.update`.
+            frame: The frame they belong to.
+            ended_ids: Track ids the tracker removed since the previous call; they will
+                never appear again, so the rule may close what it holds for them.
+
+        Returns:
+            New events (``end_s is None``) and closed ones (same ``event_id``,
+            ``end_s`` set), in a deterministic order.
+        """
+        ...
+
+    def close_all(self, end_s: float) -> list[Event]:
+        """Close every open event at end of stream (``end_s``: the last frame's time)."""
+        ...
