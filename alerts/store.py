@@ -1,0 +1,492 @@
+"""Where alerts live for operators: the ``AlertStore`` protocol and its SQLite implementation.
+
+An *alert* is the stored form of one event (one ``event_id``): the event record
+fields plus what operators do with it (``status``, acknowledgement).  The store is
+fed by subscribing ``store.upsert`` to the event bus; the API reads it.  A
+PostgreSQL store slots in behind the same protocol later (the SQL is plain and
+parameterised; ``ON CONFLICT`` upserts exist there too).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts.metrics import ALERTS_ACKNOWLEDGED, ALERTS_CLOSED, ALERTS_STORED
+from alerts.schema import validate_record
+
+logger = logging.getLogger(__name__)
+
+AlertStatus = Literal["new", "acknowledged"]
+ALERT_STATUSES: tuple[AlertStatus, ...] = ("new", "acknowledged")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class AlertNotFoundError(LookupError):
+    """No alert with that ``event_id``.
+
+    Attributes:
+        event_id: The id that was looked up.
+    """
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"no alert with event_id={event_id}")
+
+
+class AlertStoreError(RuntimeError):
+    """The store's database failed (I/O, corruption, locked past the timeout).
+
+    Attributes:
+        path: Database location.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(f"{message} (database {path})")
+
+
+class Alert(BaseModel):
+    """One alert: the event record fields (schema version 1) plus operator state.
+
+    Times: ``start_s``/``end_s`` are video seconds; ``wall_time``, ``received_at`` and
+    ``acknowledged_at`` are timezone-aware UTC datetimes (ISO 8601 in JSON).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = Field(description="Schema version of the record the alert came from.")
+    event_id: str = Field(description="Event id (uuid).")
+    camera_id: str
+    type: str = Field(description='Event type, e.g. "intrusion".')
+    rule_id: str
+    zone: str | None
+    track_id: int | None
+    label: str | None
+    score: float | None = Field(description="Detector confidence in [0, 1].")
+    priority: int = Field(ge=0, le=100, description="0-100, higher is more urgent.")
+    start_s: float = Field(description="Start, video seconds since stream start.")
+    end_s: float | None = Field(description="End, video seconds; null while open.")
+    bbox: list[float] | None = Field(description="[x1, y1, x2, y2] pixels at the start frame.")
+    start_seq: int
+    snapshot: str | None = Field(description="Evidence key of the snapshot JPEG.")
+    wall_time: datetime = Field(description="Wall-clock time of the start frame (UTC).")
+    status: AlertStatus = Field(description="Operator state.")
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    note: str | None = Field(description="Operator note given with the acknowledgement.")
+    received_at: datetime = Field(description="When the store first saw the event (UTC).")
+
+    @property
+    def is_open(self) -> bool:
+        """True while no end record has been stored."""
+        return self.end_s is None
+
+
+@runtime_checkable
+class AlertStore(Protocol):
+    """Persistent alerts, fed from the bus and read by the API (thread-safe)."""
+
+    def upsert(self, record: Mapping[str, Any]) -> None:
+        """Store one event record (start or end); idempotent by ``event_id``."""
+        ...
+
+    def get(self, event_id: str) -> Alert | None:
+        """The alert, or ``None``."""
+        ...
+
+    def list(
+        self,
+        *,
+        camera_id: str | None = None,
+        type: str | None = None,
+        status: AlertStatus | None = None,
+        open: bool | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> builtins.list[Alert]:
+        """Alerts matching all given filters, most urgent then most recent first."""
+        ...
+
+    def count(
+        self,
+        *,
+        camera_id: str | None = None,
+        type: str | None = None,
+        status: AlertStatus | None = None,
+        open: bool | None = None,
+    ) -> int:
+        """Number of alerts matching the filters."""
+        ...
+
+    def acknowledge(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
+        """Mark an alert acknowledged (idempotent); raises ``AlertNotFoundError``."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``AlertStoreError`` if the store is not usable (readiness)."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
+        ...
+
+
+# Migrations, applied in order; PRAGMA user_version = number applied.  Append only.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE alerts (
+        event_id        TEXT PRIMARY KEY,
+        schema_version  INTEGER NOT NULL,
+        camera_id       TEXT NOT NULL,
+        type            TEXT NOT NULL,
+        rule_id         TEXT NOT NULL,
+        zone            TEXT,
+        track_id        INTEGER,
+        label           TEXT,
+        score           REAL,
+        priority        INTEGER NOT NULL,
+        start_s         REAL NOT NULL,
+        end_s           REAL,
+        bbox_x1         REAL,
+        bbox_y1         REAL,
+        bbox_x2         REAL,
+        bbox_y2         REAL,
+        start_seq       INTEGER NOT NULL,
+        snapshot        TEXT,
+        wall_time       REAL NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'acknowledged')),
+        acknowledged_at REAL,
+        acknowledged_by TEXT,
+        note            TEXT,
+        received_at     REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX alerts_by_urgency ON alerts (priority DESC, wall_time DESC);
+    CREATE INDEX alerts_by_camera ON alerts (camera_id, priority DESC, wall_time DESC);
+    CREATE INDEX alerts_by_status ON alerts (status, priority DESC, wall_time DESC);
+    """,
+)
+
+_COLUMNS = (
+    "event_id, schema_version, camera_id, type, rule_id, zone, track_id, label, score, "
+    "priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq, snapshot, "
+    "wall_time, status, acknowledged_at, acknowledged_by, note, received_at"
+)
+_ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _row_to_alert(row: sqlite3.Row) -> Alert:
+    x1, y1, x2, y2 = row["bbox_x1"], row["bbox_y1"], row["bbox_x2"], row["bbox_y2"]
+    bbox = None if x1 is None else [x1, y1, x2, y2]
+    return Alert(
+        schema_version=row["schema_version"],
+        event_id=row["event_id"],
+        camera_id=row["camera_id"],
+        type=row["type"],
+        rule_id=row["rule_id"],
+        zone=row["zone"],
+        track_id=row["track_id"],
+        label=row["label"],
+        score=row["score"],
+        priority=row["priority"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        bbox=bbox,
+        start_seq=row["start_seq"],
+        snapshot=row["snapshot"],
+        wall_time=datetime.fromtimestamp(row["wall_time"], UTC),
+        status=row["status"],
+        acknowledged_at=_ts(row["acknowledged_at"]),
+        acknowledged_by=row["acknowledged_by"],
+        note=row["note"],
+        received_at=datetime.fromtimestamp(row["received_at"], UTC),
+    )
+
+
+def _where(
+    camera_id: str | None, type: str | None, status: AlertStatus | None, open: bool | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if camera_id is not None:
+        clauses.append("camera_id = ?")
+        params.append(camera_id)
+    if type is not None:
+        clauses.append("type = ?")
+        params.append(type)
+    if status is not None:
+        if status not in ALERT_STATUSES:
+            raise ValueError(f"status must be one of {ALERT_STATUSES}, got {status!r}")
+        clauses.append("status = ?")
+        params.append(status)
+    if open is not None:
+        clauses.append("end_s IS NULL" if open else "end_s IS NOT NULL")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+@contextmanager
+def _db_errors(what: str, path: str) -> Iterator[None]:
+    """Turn ``sqlite3.Error`` into ``AlertStoreError`` (with the cause chained)."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise AlertStoreError(f"{what}: {e}", path=path) from e
+
+
+class SqliteAlertStore:
+    """``AlertStore`` on one SQLite file (WAL mode), safe to share between threads.
+
+    One connection guarded by a lock: the pipeline thread writes, API threads read.
+    Upserts are idempotent by ``event_id``: the first record of an event creates the
+    alert (start or end, whichever arrives first); a later record only fills in
+    ``end_s`` (and ``snapshot``) when they are still empty; a replayed record
+    changes nothing.  Operator fields are never touched by upserts.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
+        """
+        Args:
+            path: Database file (parent directories are created) or ``":memory:"``.
+            timeout_s: How long a write waits for another process's lock, seconds.
+
+        Raises:
+            AlertStoreError: The database cannot be opened or migrated.
+        """
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise AlertStoreError(f"cannot open alert store: {e}", path=self.path) from e
+
+    def _migrate(self) -> None:
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version > len(_MIGRATIONS):
+            raise AlertStoreError(
+                f"database schema version {version} is newer than this code ({len(_MIGRATIONS)})",
+                path=self.path,
+            )
+        for number in range(version, len(_MIGRATIONS)):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                # PRAGMA takes no parameters; the value is an int from range().
+                self._conn.execute(f"PRAGMA user_version = {number + 1:d}")
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
+                raise
+            logger.info("alert store %s migrated to schema version %d", self.path, number + 1)
+
+    @property
+    def schema_version(self) -> int:
+        """``PRAGMA user_version`` of the database (number of migrations applied)."""
+        with self._lock, _db_errors("cannot read schema version", self.path):
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+    def upsert(self, record: Mapping[str, Any]) -> None:
+        """Store one event record (start or end); idempotent by ``event_id``.
+
+        Raises:
+            InvalidEventError: The record does not match the event schema.
+            AlertStoreError: The database failed.
+        """
+        validate_record(record)
+        wall_time = datetime.fromisoformat(record["wall_time"]).timestamp()
+        bbox = record["bbox"] or (None, None, None, None)
+        event_id = record["event_id"]
+        params = (
+            event_id,
+            record["schema_version"],
+            record["camera_id"],
+            record["type"],
+            record["rule_id"],
+            record["zone"],
+            record["track_id"],
+            record["label"],
+            record["score"],
+            record["priority"],
+            record["start_s"],
+            record["end_s"],
+            *bbox,
+            record["start_seq"],
+            record["snapshot"],
+            wall_time,
+            datetime.now(UTC).timestamp(),
+        )
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                inserted = self._conn.execute(
+                    "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
+                    "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
+                    "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (event_id) DO NOTHING",
+                    params,
+                ).rowcount
+                closed = 0
+                if not inserted:
+                    closed = self._conn.execute(
+                        "UPDATE alerts SET end_s = ? WHERE event_id = ? AND end_s IS NULL "
+                        "AND ? IS NOT NULL",
+                        (record["end_s"], event_id, record["end_s"]),
+                    ).rowcount
+                    self._conn.execute(
+                        "UPDATE alerts SET snapshot = ? WHERE event_id = ? AND snapshot IS NULL",
+                        (record["snapshot"], event_id),
+                    )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                with suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                raise AlertStoreError(
+                    f"cannot store event_id={event_id}: {e}", path=self.path
+                ) from e
+        if inserted:
+            ALERTS_STORED.labels(type=record["type"]).inc()
+            logger.debug(
+                "alert %s created (%s, priority %d)", event_id, record["type"], record["priority"]
+            )
+        if (inserted and record["end_s"] is not None) or closed:
+            ALERTS_CLOSED.labels(type=record["type"]).inc()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        """Bus-subscriber form of ``upsert``."""
+        self.upsert(record)
+
+    def get(self, event_id: str) -> Alert | None:
+        """The alert with ``event_id``, or ``None``."""
+        with self._lock, _db_errors(f"cannot read alert {event_id}", self.path):
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return None if row is None else _row_to_alert(row)
+
+    def list(
+        self,
+        *,
+        camera_id: str | None = None,
+        type: str | None = None,
+        status: AlertStatus | None = None,
+        open: bool | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> builtins.list[Alert]:
+        """Alerts matching every given filter (``None`` = any).
+
+        Ordered by ``priority`` descending, then ``wall_time`` descending (most urgent,
+        then most recent first), then ``event_id`` for a stable page order.
+
+        Args:
+            camera_id: Only this camera.
+            type: Only this event type.
+            status: ``"new"`` or ``"acknowledged"``.
+            open: ``True`` only open alerts (no end yet), ``False`` only ended ones.
+            limit: Page size, 1..``MAX_LIMIT``.
+            offset: Rows to skip, >= 0.
+
+        Raises:
+            ValueError: ``limit``/``offset``/``status`` out of range.
+        """
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be in 1..{MAX_LIMIT}, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        where, params = _where(camera_id, type, status, open)
+        with self._lock, _db_errors("cannot list alerts", self.path):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM alerts{where} {_ORDER} LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+        return [_row_to_alert(r) for r in rows]
+
+    def count(
+        self,
+        *,
+        camera_id: str | None = None,
+        type: str | None = None,
+        status: AlertStatus | None = None,
+        open: bool | None = None,
+    ) -> int:
+        """Number of alerts matching the filters (same meaning as in ``list``)."""
+        where, params = _where(camera_id, type, status, open)
+        with self._lock, _db_errors("cannot count alerts", self.path):
+            (n,) = self._conn.execute(f"SELECT COUNT(*) FROM alerts{where}", params).fetchone()
+        return int(n)
+
+    def acknowledge(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
+        """Mark the alert acknowledged by ``by`` with an optional ``note``.
+
+        Acknowledging an already acknowledged alert changes nothing and returns it
+        (the first acknowledgement's time, author and note are kept).
+
+        Raises:
+            AlertNotFoundError: No such alert.
+        """
+        now = datetime.now(UTC).timestamp()
+        with self._lock, _db_errors(f"cannot acknowledge {event_id}", self.path):
+            changed = self._conn.execute(
+                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?, "
+                "acknowledged_by = ?, note = ? WHERE event_id = ? AND status = 'new'",
+                (now, by, note, event_id),
+            ).rowcount
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        if row is None:
+            raise AlertNotFoundError(event_id)
+        if changed:
+            ALERTS_ACKNOWLEDGED.inc()
+            logger.info("alert %s acknowledged by %s", event_id, by)
+        return _row_to_alert(row)
+
+    def ping(self) -> None:
+        """Run a trivial query; raise ``AlertStoreError`` if the database is unusable."""
+        with self._lock, _db_errors("alert store not usable", self.path):
+            self._conn.execute("SELECT 1 FROM alerts LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteAlertStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

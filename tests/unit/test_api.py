@@ -1,0 +1,375 @@
+"""The alerts HTTP API (FastAPI TestClient against a real SQLite store and evidence dir)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from alerts.api import create_app, redact
+from alerts.evidence import LocalEvidenceStore, render_snapshot, snapshot_key
+from alerts.store import SqliteAlertStore
+from selector.event import Event, make_event_id
+
+pytestmark = pytest.mark.unit
+
+KEY = "test-key-0123456789abcdef"
+AUTH = {"X-API-Key": KEY}
+T0 = 1_714_557_600.0
+
+
+def _event(
+    n: int,
+    *,
+    camera: str = "cam-1",
+    type_: str = "intrusion",
+    priority: int = 50,
+    wall: float | None = None,
+) -> Event:
+    return Event(
+        event_id=make_event_id(camera, type_, n, n),
+        camera_id=camera,
+        type=type_,
+        rule_id=type_,
+        zone="gate",
+        track_id=n,
+        label="person",
+        score=0.9,
+        priority=priority,
+        start_s=float(n),
+        end_s=None,
+        bbox=(10.0, 10.0, 50.0, 80.0),
+        start_seq=n,
+        wall_time=T0 + n if wall is None else wall,
+    )
+
+
+class Env:
+    def __init__(self, tmp_path: Path, health: Any = None) -> None:
+        self.store = SqliteAlertStore(tmp_path / "alerts.sqlite")
+        self.evidence = LocalEvidenceStore(tmp_path / "evidence")
+        self.app: FastAPI = create_app(
+            self.store, self.evidence, api_key=KEY, health=health, version="9.9.9"
+        )
+        self.client = TestClient(self.app)
+
+    def add(self, event: Event, *, jpeg: bytes | None = None) -> Event:
+        if jpeg is not None:
+            key = snapshot_key(event.camera_id, event.wall_time, event.event_id)
+            self.evidence.put(key, jpeg)
+            event = event.with_snapshot(key)
+        self.store.upsert(event.to_record())
+        return event
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    e = Env(tmp_path)
+    yield e
+    e.client.close()
+    e.store.close()
+
+
+EID = _event(1).event_id
+ROUTES = [
+    ("GET", "/api/v1/alerts"),
+    ("GET", f"/api/v1/alerts/{EID}"),
+    ("POST", f"/api/v1/alerts/{EID}/ack"),
+    ("GET", f"/api/v1/alerts/{EID}/snapshot"),
+]
+WRONG = [
+    {},
+    {"X-API-Key": "wrong-key-0123456789abcdef"},
+    {"Authorization": "Bearer wrong"},
+    {"Authorization": f"Basic {KEY}"},
+    {"Authorization": f"Bearer {KEY}x"},
+    {"X-API-Key": KEY[:-1]},
+    {"X-API-Key": "ünïcode".encode("latin-1")},
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("headers", WRONG)
+def test_every_api_route_requires_the_key(
+    env: Env, method: str, path: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    env.add(_event(1), jpeg=b"\xff\xd8jpeg")
+    with caplog.at_level(logging.DEBUG):
+        r = env.client.request(method, path, headers=headers)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert KEY not in r.text
+    assert all(KEY not in rec.getMessage() for rec in caplog.records)
+    assert env.store.get(EID).status == "new"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize(
+    "headers", [AUTH, {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"bearer {KEY}"}]
+)
+def test_key_accepted_in_either_header_and_never_echoed_or_logged(
+    env: Env, method: str, path: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    env.add(_event(1), jpeg=b"\xff\xd8jpeg")
+    with caplog.at_level(logging.DEBUG):
+        r = env.client.request(method, path, headers=headers)
+    assert r.status_code == 200
+    assert KEY.encode() not in r.content
+    assert all(KEY not in rec.getMessage() for rec in caplog.records)
+
+
+def test_short_api_key_is_refused(tmp_path: Path) -> None:
+    store = SqliteAlertStore(tmp_path / "a.sqlite")
+    with pytest.raises(ValueError, match="16") as info:
+        create_app(store, LocalEvidenceStore(tmp_path / "e"), api_key="short-secret")
+    assert "short-secret" not in str(info.value)
+    store.close()
+
+
+def test_list_is_ordered_by_priority_then_recency_with_total(env: Env) -> None:
+    specs = [(1, 10, T0 + 100), (2, 90, T0 + 1), (3, 90, T0 + 50), (4, 50, T0 + 200)]
+    for n, prio, wall in specs:
+        env.add(_event(n, priority=prio, wall=wall))
+    r = env.client.get("/api/v1/alerts", headers=AUTH)
+    assert r.status_code == 200
+    body = r.json()
+    assert [a["track_id"] for a in body["items"]] == [3, 2, 4, 1]
+    assert body["total"] == 4 and body["limit"] == 50 and body["offset"] == 0
+    item = body["items"][0]
+    assert item["status"] == "new" and item["end_s"] is None
+    assert item["wall_time"].startswith("2024-05-01T10:00:50")
+    page = env.client.get("/api/v1/alerts?limit=2&offset=2", headers=AUTH).json()
+    assert [a["track_id"] for a in page["items"]] == [4, 1] and page["total"] == 4
+
+
+def test_filters(env: Env) -> None:
+    env.add(_event(1, camera="cam-1"))
+    env.add(_event(2, camera="cam-2"))
+    env.add(_event(3, camera="cam-2", type_="loitering").closed(9.0))
+    env.store.acknowledge(_event(2, camera="cam-2").event_id, by="ops")
+
+    def ids(query: str) -> list[int]:
+        r = env.client.get(f"/api/v1/alerts?{query}", headers=AUTH)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["total"] == len(body["items"])
+        return sorted(a["track_id"] for a in body["items"])
+
+    assert ids("") == [1, 2, 3]
+    assert ids("camera_id=cam-2") == [2, 3]
+    assert ids("type=loitering") == [3]
+    assert ids("status=acknowledged") == [2]
+    assert ids("status=new") == [1, 3]
+    assert ids("open=true") == [1, 2]
+    assert ids("open=false") == [3]
+    assert ids("camera_id=cam-2&open=true&status=acknowledged") == [2]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=501",
+        "offset=-1",
+        "status=closed",
+        "status=NEW",
+        "open=maybe",
+        "limit=abc",
+        "camera_id=" + "x" * 200,
+    ],
+)
+def test_bad_query_params_are_422(env: Env, query: str) -> None:
+    r = env.client.get(f"/api/v1/alerts?{query}", headers=AUTH)
+    assert r.status_code == 422, r.text
+
+
+def test_limit_bounds_inclusive(env: Env) -> None:
+    for q in ("limit=1", "limit=500"):
+        assert env.client.get(f"/api/v1/alerts?{q}", headers=AUTH).status_code == 200
+
+
+def test_get_one_unknown_and_malformed(env: Env) -> None:
+    ev = env.add(_event(1))
+    r = env.client.get(f"/api/v1/alerts/{ev.event_id}", headers=AUTH)
+    assert r.status_code == 200
+    assert r.json()["event_id"] == ev.event_id and r.json()["bbox"] == [10.0, 10.0, 50.0, 80.0]
+    # uppercase form of the same uuid is normalised
+    assert env.client.get(f"/api/v1/alerts/{ev.event_id.upper()}", headers=AUTH).status_code == 200
+    assert env.client.get(f"/api/v1/alerts/{uuid.uuid4()}", headers=AUTH).status_code == 404
+    for bad in ("not-a-uuid", "1234", ev.event_id[:-1] + "z", ev.event_id + "0"):
+        assert env.client.get(f"/api/v1/alerts/{bad}", headers=AUTH).status_code == 422
+    r = env.client.get("/api/v1/alerts/..%2F..%2Fetc%2Fpasswd", headers=AUTH)
+    assert r.status_code in (404, 422)
+
+
+def test_acknowledge(env: Env) -> None:
+    ev = env.add(_event(1))
+    url = f"/api/v1/alerts/{ev.event_id}/ack"
+    r = env.client.post(url, headers=AUTH, json={"note": "guard sent", "by": "alice"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "acknowledged" and body["acknowledged_by"] == "alice"
+    assert body["note"] == "guard sent" and body["acknowledged_at"] is not None
+    r2 = env.client.post(url, headers=AUTH)  # no body, twice: fine, first kept
+    assert r2.status_code == 200 and r2.json() == body
+    listed = env.client.get("/api/v1/alerts?status=acknowledged", headers=AUTH).json()
+    assert [a["event_id"] for a in listed["items"]] == [ev.event_id]
+    assert env.client.post(f"/api/v1/alerts/{uuid.uuid4()}/ack", headers=AUTH).status_code == 404
+    assert env.client.post("/api/v1/alerts/nope/ack", headers=AUTH).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"note": "x" * 1001}, {"by": ""}, {"by": "a\nb"}, {"unknown": 1}, {"note": 5}],
+)
+def test_ack_body_validation(env: Env, body: dict[str, Any]) -> None:
+    ev = env.add(_event(1))
+    r = env.client.post(f"/api/v1/alerts/{ev.event_id}/ack", headers=AUTH, json=body)
+    assert r.status_code == 422
+    assert env.store.get(ev.event_id).status == "new"  # type: ignore[union-attr]
+
+
+def test_ack_body_size_is_limited(env: Env) -> None:
+    ev = env.add(_event(1))
+    url = f"/api/v1/alerts/{ev.event_id}/ack"
+    big = b'{"note": "' + b"x" * 20_000 + b'"}'
+    r = env.client.post(url, headers={**AUTH, "Content-Type": "application/json"}, content=big)
+    assert r.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: streamed body
+        yield b'{"note": "'
+        for _ in range(40):
+            yield b"x" * 1000
+        yield b'"}'
+
+    r = env.client.post(url, headers={**AUTH, "Content-Type": "application/json"}, content=chunks())
+    assert r.status_code == 413
+    assert env.store.get(ev.event_id).status == "new"  # type: ignore[union-attr]
+
+
+def test_snapshot_served_as_jpeg(env: Env) -> None:
+    jpeg = render_snapshot(np.full((60, 80, 3), 100, np.uint8), (5, 5, 40, 50), "person")
+    ev = env.add(_event(1), jpeg=jpeg)
+    r = env.client.get(f"/api/v1/alerts/{ev.event_id}/snapshot", headers=AUTH)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/jpeg"
+    assert r.content == jpeg
+
+
+def test_snapshot_missing_cases_are_404(env: Env) -> None:
+    no_shot = env.add(_event(1))
+    url = "/api/v1/alerts/{}/snapshot"
+    assert env.client.get(url.format(no_shot.event_id), headers=AUTH).status_code == 404
+    assert env.client.get(url.format(uuid.uuid4()), headers=AUTH).status_code == 404
+    # record points at a key that was never written
+    lost = _event(2).with_snapshot("cam-1/2024-05-01/lost.jpg")
+    env.store.upsert(lost.to_record())
+    assert env.client.get(url.format(lost.event_id), headers=AUTH).status_code == 404
+    # a record carrying a hostile key cannot read outside the evidence root
+    hostile = _event(3).with_snapshot("../alerts.sqlite")
+    env.store.upsert(hostile.to_record())
+    r = env.client.get(url.format(hostile.event_id), headers=AUTH)
+    assert r.status_code == 404 and b"SQLite" not in r.content
+
+
+def test_health_ready_metrics_need_no_auth(tmp_path: Path) -> None:
+    def health() -> dict[str, Any]:
+        return {
+            "cam-1": {
+                "state": "running",
+                "fps": 9.8,
+                "url": "rtsp://admin:hunter2@10.0.0.5/stream",
+                "password": "hunter2",
+            }
+        }
+
+    env = Env(tmp_path, health=health)
+    with env.client as c:
+        r = c.get("/healthz")
+        assert r.status_code == 200 and r.json() == {"status": "ok", "version": "9.9.9"}
+        r = c.get("/readyz")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["status"] == "ready" and body["store"] is True
+        assert body["cameras"]["cam-1"]["state"] == "running"
+        assert "hunter2" not in r.text and KEY not in r.text
+        env.add(_event(1))
+        c.get("/api/v1/alerts", headers=AUTH)
+        c.get("/api/v1/alerts")
+        r = c.get("/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        text = r.text
+        assert 'argus_api_requests_total{method="GET",route="/api/v1/alerts",status="200"}' in text
+        assert 'argus_api_requests_total{method="GET",route="/api/v1/alerts",status="401"}' in text
+        assert "argus_alerts_stored_total" in text
+        assert "argus_alerts_acknowledged_total" in text
+    env.store.close()
+
+
+def test_readyz_reports_store_failure_as_503(tmp_path: Path) -> None:
+    env = Env(tmp_path, health=lambda: {"cam-1": {"state": "reconnecting"}})
+    env.store.close()  # store unusable
+    r = env.client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "not_ready" and r.json()["store"] is False
+    # and an API call hitting the broken store answers 503, not a stack trace
+    r = env.client.get(f"/api/v1/alerts/{EID}", headers=AUTH)
+    assert r.status_code == 503 and r.json() == {"detail": "alert store unavailable"}
+
+
+def test_readyz_survives_broken_health_callback(tmp_path: Path) -> None:
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("runner gone")
+
+    env = Env(tmp_path, health=broken)
+    r = env.client.get("/readyz")
+    assert r.status_code == 503 and r.json()["error"] == "health callback failed"
+    env.store.close()
+
+
+def test_redact() -> None:
+    assert redact({"API_KEY": "x", "nested": [{"token": 1, "u": "http://u:p@h/x"}]}) == {
+        "API_KEY": "***",
+        "nested": [{"token": "***", "u": "http://***@h/x"}],
+    }
+
+
+def test_openapi_lists_routes_and_security(env: Env) -> None:
+    spec = env.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/api/v1/alerts",
+        "/api/v1/alerts/{event_id}",
+        "/api/v1/alerts/{event_id}/ack",
+        "/api/v1/alerts/{event_id}/snapshot",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths, path
+    schemes = spec["components"]["securitySchemes"]
+    assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}
+    assert paths["/api/v1/alerts"]["get"]["security"]
+    assert "security" not in paths["/healthz"]["get"]
+    assert spec["info"]["version"] == "9.9.9"
+    assert env.client.get("/docs").status_code == 200
+
+
+def test_operator_page(env: Env) -> None:
+    r = env.client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    csp = r.headers["Content-Security-Policy"]
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in r.text
+    assert "sessionStorage" in r.text and "/api/v1/alerts" in r.text
+    assert "http://" not in r.text and "https://" not in r.text  # no external assets
+    assert "innerHTML" not in r.text
+    assert KEY not in r.text
+    assert env.client.get("/").headers["Content-Security-Policy"] != csp  # fresh nonce
