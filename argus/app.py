@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
@@ -127,10 +126,7 @@ def build_pipeline(cfg: ArgusConfig, *, home: Path, source: str) -> Pipeline:
     ready = threading.Condition()
     cameras: list[CameraRuntime] = []
     for cam_cfg in cfg.cameras:
-        zones = {
-            z.name: PolygonZone(z.name, np.asarray(z.polygon, np.float32)) for z in cam_cfg.zones
-        }
-        weights = {z.name: z.weight for z in cam_cfg.zones}
+        zones = {z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam_cfg.zones}
         rules = []
         for i, rule_cfg in enumerate(cfg.rules):
             if rule_cfg.camera != cam_cfg.id:
@@ -146,7 +142,6 @@ def build_pipeline(cfg: ArgusConfig, *, home: Path, source: str) -> Pipeline:
                     severity=rule_cfg.severity,
                     min_score=rule_cfg.min_score,
                     exit_grace_s=rule_cfg.exit_grace_s,
-                    zone_weight=weights[rule_cfg.zone],
                 )
             )
         tracker = ByteTracker(

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from selector.zones import PolygonZone, ZoneError
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Camera ids and zone names: they become parts of storage keys and metric labels."""
 
@@ -61,6 +63,16 @@ class ZoneConfig(_Strict):
             if not (math.isfinite(x) and math.isfinite(y)):
                 raise ValueError(f"vertex {[x, y]} is not a finite number pair")
         return v
+
+    @model_validator(mode="after")
+    def _geometry(self) -> ZoneConfig:
+        # The selector's own checks (self-intersection, zero area, repeated vertices),
+        # run here so a bad zone is refused at load with the file and key.
+        try:
+            PolygonZone(self.name, self.polygon, self.weight)
+        except ZoneError as e:
+            raise ValueError(e.problem) from e
+        return self
 
 
 class ReconnectConfig(_Strict):

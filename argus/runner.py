@@ -39,6 +39,7 @@ from ingest.frame import Frame
 from selector.camera import CameraSelector
 from selector.event import Event
 from selector.rules.base import FrameInfo
+from selector.zones import PolygonZone
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class CameraRuntime:
     source: Source
     selector: CameraSelector
     slot: FrameSlot
-    zones: Mapping[str, np.ndarray] = field(default_factory=dict)
-    """Zone polygons (k, 2) px by name, drawn on snapshots and checked against the frame size."""
+    zones: Mapping[str, PolygonZone] = field(default_factory=dict)
+    """Zones by name: drawn on snapshots, checked against the frame size at the first frame."""
     thread: threading.Thread | None = None
     failed: str | None = None
     """Why the source gave up (None while healthy)."""
@@ -289,9 +290,8 @@ class Runner:
     def _first_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         cam.frame_size = (frame.width, frame.height)
         metrics.CAMERA_UP.labels(cam.camera_id).set(1)
-        for name, polygon in cam.zones.items():
-            problems = _zone_problems(polygon, frame.width, frame.height)
-            for p in problems:
+        for name, zone in cam.zones.items():
+            for p in zone.check_within_frame(frame.width, frame.height):
                 msg = f"zone {name!r} of camera {cam.camera_id!r}: {p}"
                 cam.zone_problems.append(msg)
                 log.warning(msg, extra={"camera_id": cam.camera_id})
@@ -325,7 +325,7 @@ class Runner:
                 frame.image,
                 event.bbox,
                 f"{event.label or event.type} #{event.track_id}",
-                zone_polygon=cam.zones.get(event.zone) if event.zone else None,
+                zone_polygon=cam.zones[event.zone].polygon if event.zone else None,
                 caption=f"{cam.camera_id} {event.type} t={event.start_s:.1f}s p={event.priority}",
             )
             key = snapshot_key(cam.camera_id, event.wall_time, event.event_id)
@@ -368,21 +368,6 @@ class Runner:
     def health(self) -> dict[str, Any]:
         """Per-camera state for the readiness endpoint."""
         return {"cameras": {c.camera_id: c.health() for c in self.cameras}}
-
-
-def _zone_problems(polygon: np.ndarray, width: int, height: int) -> list[str]:
-    """Problems of a zone polygon (k, 2) px against a ``width`` x ``height`` frame."""
-    pts = np.asarray(polygon, dtype=np.float64)
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= width) & (pts[:, 1] >= 0) & (pts[:, 1] <= height)
-    if not inside.any():
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
-        if x1 < 0 or y1 < 0 or x0 > width or y0 > height:
-            return [f"lies entirely outside the {width}x{height} frame; it can never trigger"]
-    if not inside.all():
-        bad = [[round(float(x), 1), round(float(y), 1)] for x, y in pts[~inside]]
-        return [f"vertices {bad} fall outside the {width}x{height} frame"]
-    return []
 
 
 def source_state_logger(camera_id: str) -> Callable[[str, SourceState, str], None]:

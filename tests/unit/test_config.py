@@ -115,3 +115,11 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     assert "mapping" in problems(tmp_path, "- 1\n- 2\n")
+
+
+def test_self_intersecting_zone_is_refused_at_load(tmp_path: Path) -> None:
+    bowtie = ISSUE_CONFIG.replace(
+        "[[330,180],[560,180],[640,330],[380,330]]", "[[0,0],[100,100],[100,0],[0,100]]"
+    )
+    msg = problems(tmp_path, bowtie)
+    assert "cameras.0.zones.0" in msg and "intersects itself" in msg
