@@ -25,7 +25,7 @@ demo: setup model
 test: setup model rtsp-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	ARGUS_NO_SKIP=1 $(BIN)/pytest -q
 
 # Quick local loop: no model, no footage, no servers.
 test-unit: venv

@@ -233,34 +233,50 @@ class ArgusConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> ArgusConfig:
-        ids = [c.id for c in self.cameras]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            raise ValueError(f"camera ids must be unique; repeated: {dup}")
-        zones = {c.id: {z.name for z in c.zones} for c in self.cameras}
-        problems: list[str] = []
-        rule_ids: set[tuple[str, str]] = set()
-        for i, rule in enumerate(self.rules):
-            if rule.camera not in zones:
-                problems.append(
-                    f"rules.{i}.camera: camera {rule.camera!r} is not defined (cameras: {ids})"
-                )
-                continue
-            if rule.zone not in zones[rule.camera]:
-                problems.append(
-                    f"rules.{i}.zone: camera {rule.camera!r} has no zone {rule.zone!r} "
-                    f"(zones: {sorted(zones[rule.camera])})"
-                )
-            key = (rule.camera, rule.rule_id)
-            if key in rule_ids:
-                problems.append(
-                    f"rules.{i}: rule id {rule.rule_id!r} repeats on camera {rule.camera!r}; "
-                    "give one of them an explicit 'id'"
-                )
-            rule_ids.add(key)
+        problems = cross_reference_problems(self.model_dump(mode="json"))
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def cross_reference_problems(data: dict[str, Any]) -> list[str]:
+    """Problems with how rules refer to cameras and zones, on raw (possibly invalid) data.
+
+    Works on the plain dict so that ``parse_config`` can report these together with
+    field errors, instead of only after every field is valid.
+    """
+    cameras = [c for c in data.get("cameras") or [] if isinstance(c, dict)]
+    ids = [c.get("id") for c in cameras]
+    problems: list[str] = []
+    dup = sorted({str(i) for i in ids if ids.count(i) > 1})
+    if dup:
+        problems.append(f"cameras: camera ids must be unique; repeated: {dup}")
+    zones = {
+        c.get("id"): {z.get("name") for z in c.get("zones") or [] if isinstance(z, dict)}
+        for c in cameras
+    }
+    seen: set[tuple[str, str]] = set()
+    rules = data.get("rules") or []
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict):
+            continue
+        cam, zone = rule.get("camera"), rule.get("zone")
+        if cam not in zones:
+            problems.append(f"rules.{i}.camera: camera {cam!r} is not defined (cameras: {ids})")
+            continue
+        if zone not in zones[cam]:
+            problems.append(
+                f"rules.{i}.zone: camera {cam!r} has no zone {zone!r} "
+                f"(zones: {sorted(str(z) for z in zones[cam])})"
+            )
+        key = (str(cam), str(rule.get("id") or f"{rule.get('type')}:{zone}"))
+        if key in seen:
+            problems.append(
+                f"rules.{i}: rule id {key[1]!r} repeats on camera {cam!r}; "
+                "give one of them an explicit 'id'"
+            )
+        seen.add(key)
+    return problems
 
 
 RULE_TYPES = frozenset({"intrusion"})
@@ -282,13 +298,16 @@ def parse_config(data: Any, source: str = "<config>") -> ArgusConfig:
     try:
         return ArgusConfig.model_validate(data)
     except ValidationError as e:
-        problems = []
+        problems: list[str] = []
         for err in e.errors(include_url=False):
+            if err["type"] == "value_error" and not err["loc"]:
+                continue  # the cross-reference check; reported below from the raw data
             loc = _format_loc(tuple(err["loc"]))
             msg = str(err["msg"])
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
             problems.append(f"{loc or '<top>'}: {msg}" + _input_hint(err))
+        problems += cross_reference_problems(data)
         raise ConfigError(source, problems) from e
 
 

@@ -366,8 +366,8 @@ class Runner:
         )
 
     def health(self) -> dict[str, Any]:
-        """Per-camera state for the readiness endpoint."""
-        return {"cameras": {c.camera_id: c.health() for c in self.cameras}}
+        """Per-camera state for the readiness endpoint: camera id -> state dict."""
+        return {c.camera_id: c.health() for c in self.cameras}
 
 
 def source_state_logger(camera_id: str) -> Callable[[str, SourceState, str], None]:

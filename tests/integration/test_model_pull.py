@@ -6,8 +6,8 @@ Where the model comes from (first that applies):
    that path is pulled into a fresh ``tmp_path`` models dir (the full ``pull_default`` path:
    sha1/sha256 pins, conversion, photo verification, atomic install), and the converted
    ONNX is also cross-checked numerically against the numpy TF.js reference interpreter.
-2. Otherwise the model already installed by ``argus models pull`` in
-   ``$ARGUS_HOME/models`` (``ARGUS_HOME`` must be set) is used as is.
+2. Otherwise the model already installed by ``argus models pull`` in the data directory
+   (``$ARGUS_HOME/models``, default ``~/.local/share/argus/models``) is used as is.
 
 Tests skip, saying why, only when neither exists, or when Debian's opencv-doc footage
 (``vtest.avi``, ``basketball1.png``, ``messi5.jpg``) is not installed.
@@ -26,10 +26,17 @@ import cv2
 import numpy as np
 import pytest
 
+from argus.paths import models_dir as models_dir_of_home
 from detectors.onnx_detector import OnnxDetector
 from detectors.spec import ModelSpec
 from models.manifest import ModelManifest
-from models.pull import DEFAULT_MODEL_NAME, ONNX_SHA256, extract_members, pull_default
+from models.pull import (
+    DEFAULT_MODEL_NAME,
+    ONNX_SHA256,
+    TARBALL_NAME,
+    extract_members,
+    pull_default,
+)
 from models.registry import load_manifest
 from models.verify import OPENCV_DATA, iou_matrix, verify_detects_people
 
@@ -57,13 +64,13 @@ def models_dir() -> Iterator[Path]:
             pull_default(mdir, tarball=tarball)
             yield mdir
         return
-    home = os.environ.get("ARGUS_HOME")
-    if home and (Path(home) / "models" / DEFAULT_MODEL_NAME / "manifest.json").is_file():
-        yield Path(home) / "models"
+    installed = models_dir_of_home()
+    if (installed / DEFAULT_MODEL_NAME / "manifest.json").is_file():
+        yield installed
         return
     pytest.skip(
-        "no model: set ARGUS_MODEL_TARBALL to the npm tarball, or ARGUS_HOME to a home "
-        "where `argus models pull` has run"
+        f"no model in {installed}: run `argus models pull` (make model), or set "
+        "ARGUS_MODEL_TARBALL to the npm tarball"
     )
 
 
@@ -143,10 +150,13 @@ def test_known_photos_people(spec: ModelSpec) -> None:
     assert iou.size and iou.max() >= 0.5, people.xyxy.round().tolist()
 
 
-def test_onnx_matches_tfjs_reference_interpreter(spec: ModelSpec, tmp_path: Path) -> None:
-    tarball = _tarball()
-    if tarball is None:
-        pytest.skip("needs ARGUS_MODEL_TARBALL (the TF.js files) for the reference run")
+def test_onnx_matches_tfjs_reference_interpreter(
+    spec: ModelSpec, models_dir: Path, tmp_path: Path
+) -> None:
+    # The TF.js files: the given tarball, else the one `pull` cached beside the model.
+    tarball = _tarball() or models_dir / ".cache" / TARBALL_NAME
+    if not tarball.is_file():
+        pytest.skip("needs the npm tarball (ARGUS_MODEL_TARBALL or the pull cache)")
     import onnxruntime as ort
 
     from models.tfjs_to_onnx import load_tfjs_graph, run_tfjs_graph
