@@ -30,7 +30,7 @@ class _Stay:
 
     entry_s: float  # first time seen inside in this stay: dwell counts from here
     last_inside_s: float  # last time seen inside
-    missed: bool = False  # a frame passed without it inside since last_inside_s
+    missed: bool = False  # seen outside (not merely occluded) since last_inside_s
     event: Event | None = None  # the open event, once the dwell was met
 
 
@@ -47,13 +47,17 @@ class IntrusionRule:
       ``t - entry >= min_dwell_s`` ONE event starts: ``start_s`` is that frame's time
       (``entry + min_dwell_s`` up to frame granularity), with that frame's box, score,
       label, ``seq`` and wall time, and ``priority(severity, score, zone_weight)``.
-    * A track outside the zone, filtered out or missing (not tracked in the frame)
-      for less than ``exit_grace_s`` that comes back continues the same stay: same
-      dwell, same event (no flicker at the zone's edge).  At the first frame at
-      which it has been away for ``>= exit_grace_s`` the stay ends; an open event is
-      emitted again with ``end_s`` = the last time the track was seen inside.  A stay
-      whose dwell was not yet met just ends (the dwell restarts on the next entry).
-    * A track the tracker removed (``ended_ids``) ends its stay at once, likewise.
+    * A track *seen* outside the zone (or filtered out) for less than ``exit_grace_s``
+      that comes back continues the same stay: same dwell, same event (no flicker at
+      the zone's edge).  At the first frame at which it is seen away and was last
+      inside ``>= exit_grace_s`` ago, the stay ends; an open event is emitted again
+      with ``end_s`` = the last time the track was seen inside.  A stay whose dwell
+      was not yet met just ends (the dwell restarts on the next entry).
+    * A track *missing* from a frame (the tracker holds it as lost: occluded by a
+      pole, a passer-by, a missed detection) keeps its stay: occlusion is not
+      leaving.  How long that can last is bounded by the tracker's buffer: a track
+      the tracker removed (``ended_ids``) ends its stay at once, with ``end_s`` = the
+      last time it was seen inside.
 
     Args:
         rule_id: Stable id of this rule instance, e.g. ``"intrusion:crossing"``.
@@ -169,19 +173,21 @@ class IntrusionRule:
             ok &= np.isin(tracks.class_id, list(self.classes))
         rows = np.flatnonzero(ok & self.zone.trigger(tracks))
         inside = {int(tracks.tracker_id[i]): int(i) for i in rows}
+        seen = {int(v) for v in tracks.tracker_id.tolist()}
         ended = set(ended_ids)
 
         events: list[Event] = []
         for tid in sorted(self._stays.keys() | inside.keys()):
             stay = self._stays.get(tid)
             if tid not in inside:  # then it has a stay
-                if tid in ended or self._grace_over(self._stays[tid], t):
+                if tid in ended or (tid in seen and self._grace_over(self._stays[tid], t)):
                     events.extend(self._end(tid))
-                else:
+                elif tid in seen:
                     self._stays[tid].missed = True
+                # else: occluded (lost but held by the tracker): the stay goes on
                 continue
             if stay is not None and stay.missed and self._grace_over(stay, t):
-                events.extend(self._end(tid))  # away too long, though not seen leaving
+                events.extend(self._end(tid))  # was seen away too long before coming back
                 stay = None
             if stay is None:
                 stay = self._stays[tid] = _Stay(entry_s=t, last_inside_s=t)
@@ -239,7 +245,7 @@ class IntrusionRule:
             start_seq=frame.seq,
             wall_time=frame.wall_time,
         )
-        logger.info(
+        logger.debug(
             "intrusion started: camera=%s rule=%s track=%d label=%s t=%.3f",
             self.camera_id,
             self._rule_id,
@@ -256,7 +262,7 @@ class IntrusionRule:
         return [self._log_end(stay.event.closed(stay.last_inside_s))]
 
     def _log_end(self, event: Event) -> Event:
-        logger.info(
+        logger.debug(
             "intrusion ended: camera=%s rule=%s track=%s t=%.3f..%.3f",
             self.camera_id,
             self._rule_id,

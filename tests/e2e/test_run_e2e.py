@@ -121,36 +121,61 @@ def test_event_ids_are_unique_per_occurrence(served_run: Any) -> None:
     assert len(set(keys)) == len(keys)
 
 
+def match_events_to_visits(
+    events: list[tuple[float, float]],
+    visits: list[tuple[float, float]],
+    *,
+    dwell_s: float,
+    tol_s: float,
+) -> list[tuple[int, int]]:
+    """One-to-one matching (Hungarian) of events (start_s, end_s) to visits (enter_s, exit_s).
+
+    A pair may match when the intervals overlap (within ``tol_s``) and the event starts
+    within ``tol_s`` of ``enter + dwell``; among those, the smallest start error wins.
+    Returns (visit index, event index) pairs.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    big = 1e9
+    cost = np.full((len(visits), len(events)), big)
+    for i, (enter, leave) in enumerate(visits):
+        for j, (start, end) in enumerate(events):
+            err = abs(start - (enter + dwell_s))
+            if start <= leave + tol_s and enter - tol_s <= end and err <= tol_s:
+                cost[i, j] = err
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if cost[i, j] < big]
+
+
 def test_events_match_hand_annotated_ground_truth(served_run: Any) -> None:
-    """Recall and precision against visits annotated by eye, independent of the pipeline."""
+    """Recall and precision against visits annotated by eye, independent of the pipeline.
+
+    Each visit (a person's stay in the zone, ``tests/e2e/data``) should give exactly one
+    event; extra events (one person split into two alerts) count against precision.
+    Measured on 2026-11-22: 29 of 29 visits found, 35 events, precision 0.83.
+    """
     if not GT_FILE.is_file():
         pytest.skip(f"ground truth {GT_FILE} missing")
     _, tmp = served_run
     gt = json.loads(GT_FILE.read_text())
     starts, ends = starts_and_ends(read_jsonl(tmp / "events.jsonl"))
-    events = [(s["start_s"], ends[eid]["end_s"]) for eid, s in starts.items()]
-    tol = 1.0  # seconds of slack on annotated times
-    visits = [
-        (v["enter_s"], v["exit_s"]) for v in gt["visits"] if v["exit_s"] - v["enter_s"] >= 1.0
-    ]
-    sure = [
-        (v["enter_s"], v["exit_s"])
-        for v in gt["visits"]
-        if v["exit_s"] - v["enter_s"] >= 1.0
-        and not v.get("enter_uncertain")
-        and not v.get("exit_uncertain")
-    ]
-
-    def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        return a[0] - tol <= b[1] and b[0] - tol <= a[1]
-
-    found = [v for v in sure if any(overlaps(v, e) for e in events)]
-    recall = len(found) / max(len(sure), 1)
-    genuine = [e for e in events if any(overlaps(e, v) for v in visits)]
-    precision = len(genuine) / max(len(events), 1)
-    assert recall >= 0.85, f"recall {recall:.2f}: missed {[v for v in sure if v not in found]}"
-    spurious = [e for e in events if e not in genuine]
-    assert precision >= 0.85, f"precision {precision:.2f}: spurious {spurious}"
+    events = sorted((s["start_s"], ends[eid]["end_s"]) for eid, s in starts.items())
+    visits = [(v["enter_s"], v["exit_s"]) for v in gt["visits"]]
+    sure = {
+        i
+        for i, v in enumerate(gt["visits"])
+        if not v.get("enter_uncertain") and not v.get("exit_uncertain")
+    }
+    pairs = match_events_to_visits(events, visits, dwell_s=0.5, tol_s=2.0)
+    found = {i for i, _ in pairs}
+    recall_all = len(found) / len(visits)
+    recall_sure = len(found & sure) / len(sure)
+    precision = len(pairs) / len(events)
+    missed = [visits[i] for i in range(len(visits)) if i not in found]
+    extra = [events[j] for j in range(len(events)) if j not in {j for _, j in pairs}]
+    assert recall_sure >= 0.9, f"recall on sure visits {recall_sure:.2f}; missed {missed}"
+    assert recall_all >= 0.8, f"recall {recall_all:.2f}; missed {missed}"
+    assert precision >= 0.75, f"precision {precision:.2f}; extra alerts {extra}"
 
 
 def test_snapshots_show_the_event(served_run: Any) -> None:

@@ -149,6 +149,17 @@ def test_flicker_within_grace_is_one_event() -> None:
     assert [(k, r6(e.end_s)) for k, e in got] == [(20, None), (69, 5.9)]
 
 
+def test_occlusion_longer_than_grace_is_still_one_event() -> None:
+    """Missing (held by the tracker as lost) is not leaving: behind a pole for 2.5 s."""
+    r = rule(exit_grace_s=1.0)
+    script = {k: person("in") for k in range(0, 30)}
+    # 30..54 missing: the tracker still holds track 7 (no ended id), 2.5 s > grace
+    script |= {k: person("in") for k in range(55, 70)}
+    script |= {k: person("out") for k in range(70, 90)}
+    got = run(r, script, 90)
+    assert [(k, r6(e.start_s), r6(e.end_s)) for k, e in got] == [(20, 2.0, None), (79, 2.0, 6.9)]
+
+
 def test_short_gap_before_dwell_keeps_dwell_long_gap_resets_it() -> None:
     r = rule()
     script = {k: person("in") for k in range(0, 10)}
@@ -216,8 +227,9 @@ def test_close_all_closes_open_events_once() -> None:
 
 def test_event_ids_are_deterministic() -> None:
     script = {k: person("in", tid=k // 20 + 1) for k in range(0, 80)}
-    a = [e.event_id for _, e in run(rule(min_dwell_s=0.5), script, 80)]
-    b = [e.event_id for _, e in run(rule(min_dwell_s=0.5), script, 80)]
+    ended = {20: {1}, 40: {2}, 60: {3}}  # the tracker drops each id as the next appears
+    a = [e.event_id for _, e in run(rule(min_dwell_s=0.5), script, 80, ended)]
+    b = [e.event_id for _, e in run(rule(min_dwell_s=0.5), script, 80, ended)]
     assert a == b
     assert len(a) == 7 and len(set(a)) == 4  # 3 start+end pairs; the 4th track is still in
     assert a[0] == make_event_id(CAM, RULE, 1, 5)
