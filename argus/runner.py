@@ -67,11 +67,24 @@ class CameraRuntime:
     first_wall: float | None = None
     open_snapshots: dict[str, str | None] = field(default_factory=dict)
     """event_id -> snapshot key of events started and not yet ended."""
+    finished: bool = False
+    """Set once the run is over: frames processed, events closed, sinks flushed."""
+
+    @property
+    def state(self) -> str:
+        """``failed``, the source's state, or ``draining`` between the source's end and the
+        end of processing (frames still queued, events not yet closed)."""
+        if self.failed:
+            return "failed"
+        state = self.source.state.value
+        if state == "ended" and not self.finished:
+            return "draining"
+        return state
 
     def health(self) -> dict[str, Any]:
         """Camera state for /readyz and logs (no URLs: they may hold credentials)."""
         return {
-            "state": "failed" if self.failed else self.source.state.value,
+            "state": self.state,
             "error": self.failed,
             "frames_processed": self.processed,
             "frames_dropped": self.slot.dropped,
@@ -246,6 +259,8 @@ class Runner:
             if cam.thread is not None:
                 cam.thread.join(timeout=5.0)
         self._bus.flush()
+        for cam in self.cameras:
+            cam.finished = True
         seconds = time.monotonic() - t0
         result = RunResult(
             frames=frames,

@@ -76,8 +76,7 @@ def served_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
                 pass
             time.sleep(0.5)
         assert state == "ended", f"run did not finish; last state {state}:\n{log.read_text()}"
-        # Sources have ended: the sinks are flushed, the process keeps serving.
-        time.sleep(0.5)
+        # "ended" = processed, events closed, sinks flushed; the process keeps serving.
         yield served, tmp
     finally:
         if proc.poll() is None:
