@@ -12,12 +12,12 @@ APT_RTSP := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-go
             gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-unit test-fast lint setup venv footage rtsp-deps model clean help
+.PHONY: demo test test-unit test-fast lint bench setup venv footage rtsp-deps model clean help
 
 help:
 	@echo "make demo   - set everything up and run the live demo (API on http://127.0.0.1:8000)"
 	@echo "make test   - set everything up and run every test CI runs (unit, integration, e2e)"
-	@echo "make test-unit | test-fast | lint | model | footage"
+	@echo "make test-unit | test-fast | lint | bench | model | footage"
 
 demo: setup model
 	$(BIN)/argus demo
@@ -34,6 +34,10 @@ test-unit: venv
 # Everything but the slow end-to-end runs.
 test-fast: setup model
 	$(BIN)/pytest -q -m "not e2e"
+
+# Throughput of `argus run` on the footage against its decode/detect ceilings (same run).
+bench: setup model
+	$(BIN)/python -m benchmarks.pipeline_fps --json benchmarks/last-pipeline-fps.json
 
 lint: venv
 	$(BIN)/ruff check .

