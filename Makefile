@@ -58,9 +58,12 @@ footage:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_FOOTAGE) >/dev/null; \
 	  test -f $(FOOTAGE); fi
 
+# Probed with Debian's own python3 (the one that runs deploy/rtsp_server.py).
+RTSP_PROBE := import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
+  from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+  assert all(Gst.ElementFactory.find(e) for e in ('x264enc','rtph264pay','avdec_h264','decodebin'))
 rtsp-deps:
-	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer','1.0'); from gi.repository import GstRtspServer" 2>/dev/null \
-	   && gst-inspect-1.0 x264enc >/dev/null 2>&1; then echo "rtsp-deps: present"; else \
+	@if /usr/bin/python3 -c "$(RTSP_PROBE)" 2>/dev/null; then echo "rtsp-deps: present"; else \
 	  echo "rtsp-deps: installing GStreamer RTSP server for the live-camera tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_RTSP) >/dev/null; fi
 
