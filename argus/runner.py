@@ -69,6 +69,9 @@ class CameraRuntime:
     """event_id -> snapshot key of events started and not yet ended."""
     finished: bool = False
     """Set once the run is over: frames processed, events closed, sinks flushed."""
+    stream_id: str = ""
+    """Set at the first frame of a live source (its wall time, ms): makes event ids of this
+    run differ from a previous run's; empty for files replayed as fast as possible."""
 
     @property
     def state(self) -> str:
@@ -292,6 +295,7 @@ class Runner:
             wall_time=frame.wall_time,
             width=frame.width,
             height=frame.height,
+            stream_id=cam.stream_id,
         )
         _, events = cam.selector.update(dets, info)
         cam.processed += 1
@@ -304,6 +308,8 @@ class Runner:
 
     def _first_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         cam.frame_size = (frame.width, frame.height)
+        if cam.source.live:
+            cam.stream_id = str(round(frame.wall_time * 1000))
         metrics.CAMERA_UP.labels(cam.camera_id).set(1)
         for name, zone in cam.zones.items():
             for p in zone.check_within_frame(frame.width, frame.height):

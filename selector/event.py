@@ -11,7 +11,9 @@ from typing import Any
 EVENT_NAMESPACE = uuid.UUID("5b0f3c9e-7a1d-4f6e-9c2a-0a4b1d2e3f40")
 
 
-def make_event_id(camera_id: str, rule_id: str, track_id: int | None, start_seq: int) -> str:
+def make_event_id(
+    camera_id: str, rule_id: str, track_id: int | None, start_seq: int, stream_id: str = ""
+) -> str:
     """Deterministic event id from what identifies one occurrence.
 
     Args:
@@ -19,8 +21,14 @@ def make_event_id(camera_id: str, rule_id: str, track_id: int | None, start_seq:
         rule_id: Stable id of the rule instance that raised it (e.g. ``"intrusion:crossing"``).
         track_id: Track that caused it, or ``None`` for camera-level events.
         start_seq: ``Frame.seq`` of the frame at which the condition became true.
+        stream_id: Identifies one run of a live stream (empty for a file replayed as fast
+            as possible). A live camera's ``seq`` and track ids start again at every
+            process start, so without it a restarted worker would re-issue the ids of
+            the previous run and its new alerts would be taken for replays.
     """
     key = f"{camera_id}|{rule_id}|{track_id if track_id is not None else '-'}|{start_seq}"
+    if stream_id:
+        key += f"|{stream_id}"
     return str(uuid.uuid5(EVENT_NAMESPACE, key))
 
 

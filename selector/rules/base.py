@@ -26,6 +26,8 @@ class FrameInfo:
         wall_time: Wall-clock time of the frame, UNIX seconds (UTC).
         width: Frame width in pixels.
         height: Frame height in pixels.
+        stream_id: Identifies this run of a live stream, part of event ids (see
+            :func:`selector.event.make_event_id`); empty for deterministic file replays.
     """
 
     camera_id: str
@@ -34,6 +36,7 @@ class FrameInfo:
     wall_time: float
     width: int
     height: int
+    stream_id: str = ""
 
     @classmethod
     def from_frame(cls, frame: Frame) -> FrameInfo:

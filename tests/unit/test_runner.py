@@ -32,9 +32,11 @@ NAMES = ("person", "car")
 class ScriptedSource:
     """A finite source of blank frames; optionally fails after ``fail_after`` frames."""
 
-    def __init__(self, camera_id: str, n: int, *, fail_after: int | None = None) -> None:
+    def __init__(
+        self, camera_id: str, n: int, *, fail_after: int | None = None, live: bool = False
+    ) -> None:
         self.camera_id = camera_id
-        self.live = False
+        self.live = live
         self.finite = True
         self.state = SourceState.CONNECTING
         self._n = n
@@ -127,6 +129,18 @@ def test_every_frame_processed_and_events_start_and_end(tmp_path: Path) -> None:
         assert end["end_s"] == pytest.approx(2.0, abs=0.11)
         assert start["snapshot"] and end["snapshot"] == start["snapshot"]
         assert (tmp_path / "ev" / start["snapshot"]).is_file()
+
+
+def test_event_ids_repeat_for_file_replays_but_not_across_live_runs(tmp_path: Path) -> None:
+    def ids(live: bool, sub: str) -> list[str]:
+        runner, records = make_runner(tmp_path / sub, [ScriptedSource("a", 30, live=live)])
+        runner.run()
+        return [r["event_id"] for r in records]
+
+    assert ids(False, "f1") == ids(False, "f2"), "same footage and config, same ids"
+    first = ids(True, "l1")
+    time.sleep(0.01)
+    assert set(first).isdisjoint(ids(True, "l2")), "a restarted live camera gets new ids"
 
 
 def test_failed_camera_does_not_stop_the_others(tmp_path: Path) -> None:
