@@ -384,6 +384,11 @@ def create_app(
         """Prometheus text exposition of this process's metrics."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # Browsers ask for it on every page load; answer "nothing" rather than 404 noise.
+        return Response(status_code=204)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         html, csp = operator_page()
