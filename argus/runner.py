@@ -159,11 +159,17 @@ class Runner:
     # ----------------------------------------------------------------- threads
     def _decode(self, cam: CameraRuntime) -> None:
         extra = {"camera_id": cam.camera_id}
+        decoded = metrics.FRAMES_DECODED.labels(cam.camera_id)
+        dropped = metrics.FRAMES_DROPPED.labels(cam.camera_id)
+        dropped.inc(0)  # the series exists (at 0) from the start
         try:
             for frame in cam.source.frames():
+                before = cam.slot.dropped
                 if not cam.slot.put(frame):
                     break
-                metrics.FRAMES_DECODED.labels(cam.camera_id).inc()
+                decoded.inc()
+                if cam.slot.dropped > before:
+                    dropped.inc(cam.slot.dropped - before)
         except SourceError as e:
             cam.failed = str(e)
             log.error("camera failed: %s", e, extra=extra)
