@@ -49,14 +49,19 @@ def run_config(
     announce_key: bool = False,
 ) -> int:
     """Run a validated config; with ``serve`` also serve the API until stopped."""
+    from alerts.store import AlertStoreError
     from argus.app import ApiServer, api_key, build_pipeline, make_api
     from models.registry import ModelError
 
     home = argus_home()
     try:
         pipeline = build_pipeline(cfg, home=home, source=source)
-    except (ConfigError, ModelError) as e:
+    except (ConfigError, ModelError, AlertStoreError) as e:
         print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    except OSError as e:  # a sink, store or evidence path that cannot be created or written
+        where = f" {e.filename}" if e.filename else ""
+        print(f"argus: cannot open{where}: {e.strerror or e}", file=sys.stderr)
         return EXIT_START_FAILED
 
     stop = threading.Event()

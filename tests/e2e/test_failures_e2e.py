@@ -162,3 +162,22 @@ def test_demo_serves_alerts_from_the_looping_footage(tmp_path: Path, serve_argus
     assert "API key:" in out and "http://127.0.0.1:" in out
     assert served.stop() in (0, 130)
     print(f"demo: first alert readable after {first_alert_s:.1f} s")
+
+
+@pytest.mark.parametrize("where", ["sink", "store", "evidence"])
+def test_unwritable_output_path_gives_one_clear_error(tmp_path: Path, where: str) -> None:
+    require_prerequisites()
+    home = make_home(tmp_path)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a folder should be")
+    data = issue_config(tmp_path)
+    bad = blocker / "sub" / "out"
+    if where == "sink":
+        data["sinks"] = [{"jsonl": str(bad)}]
+    elif where == "store":
+        data["storage"]["sqlite"] = str(bad)
+    else:
+        data["storage"]["evidence_dir"] = str(bad)
+    proc = run(write_config(tmp_path, data), home, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert str(blocker) in proc.stderr and "Traceback" not in proc.stderr
