@@ -44,6 +44,7 @@ from alerts.store import (
     AlertStoreError,
 )
 from alerts.ui import operator_page
+from ingest.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -172,14 +173,14 @@ class _MetricsMiddleware:
 # ------------------------------------------------------------------------ helpers
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential|authori[sz]ation", re.I)
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 
 
 def redact(value: Any, _depth: int = 0) -> Any:
     """Copy of a health structure with secrets removed.
 
     Values under keys that look secret (password, token, api_key, ...) become
-    ``"***"``; ``user:password@`` in URLs is dropped; nesting deeper than 8 is cut.
+    ``"***"``; URL passwords and secret query values become ``***`` (the same redaction
+    ingest applies to its logs); nesting deeper than 8 is cut.
     """
     if _depth > 8:
         return "..."
@@ -191,7 +192,7 @@ def redact(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, _depth + 1) for v in value]
     if isinstance(value, str):
-        return _URL_USERINFO.sub(r"\g<scheme>***@", value)
+        return redact_text(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)

@@ -26,7 +26,7 @@ from argus.runner import CameraRuntime, Runner, source_state_logger
 from argus.slots import FrameSlot
 from detectors.onnx_detector import OnnxDetector
 from detectors.spec import ModelSpec
-from ingest import ReconnectPolicy, open_source
+from ingest import ReconnectPolicy, open_source, source_fingerprint
 from models.registry import load_manifest
 from selector.camera import CameraSelector
 from selector.rules.intrusion import IntrusionRule
@@ -176,6 +176,7 @@ def build_pipeline(cfg: ArgusConfig, *, home: Path, source: str) -> Pipeline:
                 selector=CameraSelector(cam_cfg.id, tracker, rules),
                 slot=slot,
                 zones=zones,
+                stream_id="" if src.live else source_fingerprint(cam_cfg.source),
             )
         )
     runner = Runner(

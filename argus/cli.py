@@ -1,7 +1,8 @@
 """``argus`` command line: run, demo, serve, check, models.
 
 Exit codes: 0 success; 1 a camera failed (the others ran); 2 the run could not start
-(bad config, missing model, busy port); 130 interrupted.
+(bad config, missing model, busy port, unwritable output); 3 the pipeline gave up (the
+detector kept failing); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from argus.paths import argus_home
 log = logging.getLogger("argus.cli")
 
 DEMO_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-EXIT_OK, EXIT_CAMERA_FAILED, EXIT_START_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_CAMERA_FAILED, EXIT_START_FAILED, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
 
 
 def _install_stop(stop: threading.Event, on_stop: list[object]) -> None:
@@ -51,12 +53,17 @@ def run_config(
     """Run a validated config; with ``serve`` also serve the API until stopped."""
     from alerts.store import AlertStoreError
     from argus.app import ApiServer, api_key, build_pipeline, make_api
+    from detectors.onnx_detector import InferenceError, ModelLoadError
     from models.registry import ModelError
 
     home = argus_home()
     try:
+        key, key_from = api_key(home) if serve else ("", "")
         pipeline = build_pipeline(cfg, home=home, source=source)
-    except (ConfigError, ModelError, AlertStoreError) as e:
+    except (ConfigError, ModelError, ModelLoadError, InferenceError, AlertStoreError) as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    except ValueError as e:  # e.g. ARGUS_API_KEY too short, a setting a stage refuses
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
     except OSError as e:  # a sink, store or evidence path that cannot be created or written
@@ -67,7 +74,6 @@ def run_config(
     stop = threading.Event()
     server = None
     if serve:
-        key, key_from = api_key(home)
         app = make_api(pipeline.store, pipeline.evidence, key, health=pipeline.runner.health)
         try:
             server = ApiServer(app, host or cfg.api.host, port or cfg.api.port)
@@ -84,11 +90,15 @@ def run_config(
             print(f"API key:       in {key_from}", flush=True)
     _install_stop(stop, [pipeline.runner.stop])
 
-    result = pipeline.runner.run()
-    pipeline.close()
+    try:
+        result = pipeline.runner.run()
+    finally:
+        pipeline.close()
     print(
         f"argus: {result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps), "
-        f"{result.events} events" + (f"; failed cameras: {result.failed}" if result.failed else ""),
+        f"{result.events} events"
+        + (f"; failed cameras: {result.failed}" if result.failed else "")
+        + (f"; pipeline gave up: {result.fatal}" if result.fatal else ""),
         file=sys.stderr,
     )
     if server is not None:
@@ -96,6 +106,8 @@ def run_config(
             log.info("sources ended; still serving the API until stopped (Ctrl-C)")
             stop.wait()
         server.stop()
+    if result.fatal:
+        return EXIT_PIPELINE_FAILED
     if result.interrupted and not serve:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_CAMERA_FAILED
@@ -194,11 +206,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"argus: {e}", file=sys.stderr)
             return EXIT_START_FAILED
     cfg = cfg or demo_config(DEMO_FOOTAGE, home)
-    store, evidence = open_store(cfg, home)
-    key, key_from = api_key(home)
+    from alerts.store import AlertStoreError
+
     try:
+        store, evidence = open_store(cfg, home)
+        key, key_from = api_key(home)
         server = ApiServer(make_api(store, evidence, key), args.host, args.port)
-    except OSError as e:
+    except (AlertStoreError, OSError, ValueError) as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
     server.start()
@@ -236,6 +250,12 @@ def cmd_models(args: argparse.Namespace) -> int:
             size = None
             if args.input_size:
                 w, _, h = args.input_size.lower().partition("x")
+                if not (w.isdigit() and h.isdigit()):
+                    print(
+                        f"argus: --input-size must be WxH, e.g. 640x640, got {args.input_size!r}",
+                        file=sys.stderr,
+                    )
+                    return EXIT_START_FAILED
                 size = (int(w), int(h))
             m = register_onnx(
                 mdir,

@@ -81,8 +81,16 @@ class ReconnectConfig(_Strict):
     initial_s: float = Field(0.5, gt=0, le=60, description="First wait after a failure, seconds.")
     max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between attempts, seconds.")
     max_attempts: int | None = Field(
-        None, ge=1, description="Give up after this many failed attempts in a row (None: never)."
+        None,
+        ge=1,
+        description="Give up after this many reconnect attempts in a row fail (None: never).",
     )
+
+    @model_validator(mode="after")
+    def _order(self) -> ReconnectConfig:
+        if self.initial_s > self.max_s:
+            raise ValueError(f"initial_s ({self.initial_s}) must be <= max_s ({self.max_s})")
+        return self
 
 
 class CameraConfig(_Strict):
@@ -189,6 +197,16 @@ class TrackerConfig(_Strict):
     low_thresh: float = Field(0.1, gt=0.0, lt=1.0)
     new_track_thresh: float = Field(0.6, gt=0.0, le=1.0)
     track_buffer_s: float = Field(3.0, gt=0.0, le=60.0, description="Keep lost tracks, seconds.")
+
+    @model_validator(mode="after")
+    def _order(self) -> TrackerConfig:
+        # ByteTrack's two association passes need low < high <= new-track thresholds.
+        if not self.low_thresh < self.high_thresh <= self.new_track_thresh:
+            raise ValueError(
+                "need low_thresh < high_thresh <= new_track_thresh, got "
+                f"{self.low_thresh}, {self.high_thresh}, {self.new_track_thresh}"
+            )
+        return self
 
 
 class StorageConfig(_Strict):

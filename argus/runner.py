@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 Detect = Callable[[Sequence[np.ndarray]], list[Detections]]
 
+MAX_BATCH_FAILURES = 10
+"""Consecutive failed detector batches after which the run gives up (a transient error,
+e.g. one GPU out-of-memory, is logged and the next batch is tried)."""
+
 
 @dataclass
 class CameraRuntime:
@@ -70,8 +74,10 @@ class CameraRuntime:
     finished: bool = False
     """Set once the run is over: frames processed, events closed, sinks flushed."""
     stream_id: str = ""
-    """Set at the first frame of a live source (its wall time, ms): makes event ids of this
-    run differ from a previous run's; empty for files replayed as fast as possible."""
+    """Part of every event id of this camera. Live sources: set at the first frame (its wall
+    time, ms), so a restarted run never re-issues earlier ids. Files replayed as fast as
+    possible: the file's content fingerprint, so the same recording gives the same ids and
+    two recordings under one camera id never collide."""
 
     @property
     def state(self) -> str:
@@ -108,6 +114,8 @@ class RunResult:
     failed: dict[str, str]
     """camera id -> reason, for the cameras whose source failed."""
     interrupted: bool
+    fatal: str | None = None
+    """Why the whole pipeline gave up (e.g. the detector kept failing), else None."""
 
     @property
     def fps(self) -> float:
@@ -116,8 +124,8 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when every camera ran (none failed)."""
-        return not self.failed
+        """True when every camera ran (none failed) and the pipeline did not give up."""
+        return not self.failed and self.fatal is None
 
 
 class Runner:
@@ -182,15 +190,17 @@ class Runner:
             log.info("camera thread ended", extra=extra)
 
     def stop(self) -> None:
-        """Ask the run to end soon (thread-safe, idempotent): sources are closed."""
+        """Ask the run to end soon: thread-safe, idempotent, and safe in a signal handler.
+
+        Only sets a flag and closes the sources (which wakes blocked decoders); the slots
+        are emptied by the detector loop itself, so a handler that interrupts the loop
+        inside ``FrameSlot.take`` can never race with it.
+        """
         if not self._stop.is_set():
             log.info("stopping")
             self._stop.set()
             for cam in self.cameras:
                 cam.source.close()
-                cam.slot.discard()
-            with self._ready:
-                self._ready.notify_all()
 
     # ----------------------------------------------------------------- detector loop
     def _gather(self) -> list[tuple[CameraRuntime, Frame]]:
@@ -237,7 +247,11 @@ class Runner:
             self._batch_size = saved
 
     def run(self) -> RunResult:
-        """Run until every source has ended (finite ones) or ``stop()`` is called."""
+        """Run until every source has ended (finite ones) or ``stop()`` is called.
+
+        A camera whose source has ended or failed is completed as soon as its last frame
+        is processed (its open events closed, sinks flushed), whatever the other cameras do.
+        """
         t0 = time.monotonic()
         for cam in self.cameras:
             cam.thread = threading.Thread(
@@ -246,7 +260,10 @@ class Runner:
             cam.thread.start()
         next_progress = t0 + self._progress_interval_s
         frames = 0
+        fatal: str | None = None
+        failures_in_a_row = 0
         while not self._stop.is_set():
+            self._complete_exhausted()
             batch = self._next_batch()
             if not batch:
                 if self._all_exhausted():
@@ -254,22 +271,34 @@ class Runner:
                 with self._ready:
                     self._ready.wait(0.1)
                 continue
-            frames += self._process_batch(batch)
+            try:
+                frames += self._process_batch(batch)
+                failures_in_a_row = 0
+            except Exception as e:  # the detector (e.g. GPU out of memory) or a stage failed
+                failures_in_a_row += 1
+                log.exception(
+                    "batch of %d frames failed (%d in a row)", len(batch), failures_in_a_row
+                )
+                if failures_in_a_row >= MAX_BATCH_FAILURES:
+                    fatal = f"{failures_in_a_row} batches in a row failed; last error: {e!r}"
+                    log.error("giving up: %s", fatal)
+                    break
             now = time.monotonic()
             if now >= next_progress:
                 self._log_progress(frames, now - t0)
                 next_progress = now + self._progress_interval_s
         interrupted = self._stop.is_set()
-        self._close_open_events()
         self._stop.set()
         for cam in self.cameras:
             cam.source.close()
+            cam.slot.discard()  # wakes a decoder blocked on a full slot
+        self._complete(self.cameras)
+        deadline = time.monotonic() + 5.0  # one deadline for all, not 5 s per camera
         for cam in self.cameras:
             if cam.thread is not None:
-                cam.thread.join(timeout=5.0)
-        self._bus.flush()
-        for cam in self.cameras:
-            cam.finished = True
+                cam.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                if cam.thread.is_alive():
+                    log.warning("decoder did not stop in time", extra={"camera_id": cam.camera_id})
         seconds = time.monotonic() - t0
         result = RunResult(
             frames=frames,
@@ -277,9 +306,36 @@ class Runner:
             seconds=seconds,
             failed={c.camera_id: c.failed for c in self.cameras if c.failed},
             interrupted=interrupted,
+            fatal=fatal,
         )
         self._log_progress(frames, seconds, final=True)
         return result
+
+    def _complete_exhausted(self) -> None:
+        """Complete the cameras whose sources ended or failed and whose frames are all done."""
+        done = [c for c in self.cameras if not c.finished and c.slot.exhausted]
+        if done:
+            self._complete(done)
+
+    def _complete(self, cameras: Sequence[CameraRuntime]) -> None:
+        """Close the open events of ``cameras`` at their last frame's time; flush; mark done."""
+        for cam in cameras:
+            if cam.finished:
+                continue
+            if cam.last_pts_s is not None:
+                try:
+                    closing = cam.selector.close_all(cam.last_pts_s)
+                except Exception:
+                    log.exception("closing events failed", extra={"camera_id": cam.camera_id})
+                    closing = []
+                for event in closing:
+                    self._publish(cam, event, None)
+        try:
+            self._bus.flush()
+        except Exception:
+            log.exception("flushing the bus failed")
+        for cam in cameras:
+            cam.finished = True
 
     def _process_batch(self, batch: list[tuple[CameraRuntime, Frame]]) -> int:
         images = [frame.image for _, frame in batch]
@@ -314,7 +370,7 @@ class Runner:
 
     def _first_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         cam.frame_size = (frame.width, frame.height)
-        if cam.source.live:
+        if cam.source.live:  # else keep the file fingerprint the composition root set
             cam.stream_id = str(round(frame.wall_time * 1000))
         metrics.CAMERA_UP.labels(cam.camera_id).set(1)
         for name, zone in cam.zones.items():
@@ -342,7 +398,13 @@ class Runner:
             key = cam.open_snapshots.pop(event.event_id, None)
         if key is not None:
             event = event.with_snapshot(key)
-        self._bus.publish(event.to_record())
+        try:
+            self._bus.publish(event.to_record())
+        except Exception:  # e.g. a record the schema refuses: log it, keep the others
+            log.exception(
+                "publishing event failed",
+                extra={"camera_id": cam.camera_id, "event_id": event.event_id},
+            )
 
     def _snapshot(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> str | None:
         if frame is None:
@@ -364,18 +426,6 @@ class Runner:
                 "snapshot failed", extra={"camera_id": cam.camera_id, "event_id": event.event_id}
             )
             return None
-
-    def _close_open_events(self) -> None:
-        for cam in self.cameras:
-            if cam.last_pts_s is None:
-                continue
-            try:
-                closing = cam.selector.close_all(cam.last_pts_s)
-            except Exception:
-                log.exception("closing events failed", extra={"camera_id": cam.camera_id})
-                continue
-            for event in closing:
-                self._publish(cam, event, None)
 
     def _log_progress(self, frames: int, seconds: float, *, final: bool = False) -> None:
         per_cam = ", ".join(

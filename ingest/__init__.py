@@ -13,7 +13,7 @@ from ingest.errors import (
     SourceUnavailableError,
     SourceUsageError,
 )
-from ingest.factory import SourceKind, classify_source, open_source
+from ingest.factory import SourceKind, classify_source, open_source, source_fingerprint
 from ingest.file_source import FileSource
 from ingest.frame import Frame
 from ingest.live_source import LiveKind, LiveSource, ReconnectPolicy
@@ -40,4 +40,5 @@ __all__ = [
     "open_source",
     "redact_text",
     "redact_url",
+    "source_fingerprint",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Literal
 
@@ -92,3 +93,27 @@ def open_source(
         read_timeout_s=read_timeout_s,
         decode_threads=decode_threads,
     )
+
+
+FINGERPRINT_BYTES = 1 << 20
+
+
+def source_fingerprint(source: str) -> str:
+    """A short, stable id of a *file* source's content, ``""`` for anything else.
+
+    sha1 of the file size and its first MiB (cheap for any file length): the same
+    recording gives the same value wherever it is copied, two recordings differ.  Used to
+    keep event ids of different recordings played under one camera id apart.  A file
+    that cannot be read gives ``""`` (opening it will report the error).
+    """
+    kind, target = classify_source(source)
+    if kind != "file":
+        return ""
+    try:
+        with open(target, "rb") as f:
+            head = f.read(FINGERPRINT_BYTES)
+            size = f.seek(0, 2)
+    except OSError:
+        return ""
+    digest = hashlib.sha1(str(size).encode() + b"|" + head, usedforsecurity=False)
+    return digest.hexdigest()[:16]

@@ -20,8 +20,8 @@ class Frame:
             ``seq`` downstream is a dropped frame.
         pts_s: Presentation time in seconds since the start of the stream (the
             first frame of the first connection is 0.0).  Monotonic non-decreasing
-            across reconnects: the new connection's timeline is shifted so it
-            continues after the last frame seen.
+            across reconnects: the new connection's timeline continues after the last
+            frame seen by the time that really passed (an outage shows as a gap).
         wall_time: Wall-clock time (UNIX seconds, UTC) at which the frame was
             decoded (live) or is scheduled to be shown (files at real speed).
             For ``realtime: false`` files it is the decode time.

@@ -185,7 +185,10 @@ class _Cv2DeviceConnection:
 class _Timeline:
     """Maps each connection's stream times onto one non-decreasing ``pts_s`` axis.
 
-    A new connection starts one frame interval after the last frame delivered.  Frames
+    A new connection continues after the last frame delivered by the time that really
+    passed (monotonic clock), at least one frame interval: a ten-minute outage shows as ten
+    minutes of video time, so trackers and rules downstream (which run on ``pts_s``) see
+    the gap and do not carry people across it.  Frames
     without pts before the connection's first pts use the monotonic time since the
     connection's first frame (RTSP's first frame often has none); a frame without pts after
     that gets last + one interval.  A backwards jump re-anchors like a reconnect.
@@ -198,6 +201,7 @@ class _Timeline:
         self._first_raw: float | None = None
         self._first_mono: float | None = None
         self._n = 0  # frames mapped in this connection
+        self._last_mono: float | None = None  # monotonic time of the last frame mapped
 
     def _next(self) -> float:
         return 0.0 if self.last is None else self.last + self.interval
@@ -211,6 +215,9 @@ class _Timeline:
         self._n = 0
 
     def map(self, raw: float | None, mono: float) -> float:
+        if self._n == 0 and self.last is not None and self._last_mono is not None:
+            # first frame after a reconnect: account for the outage
+            self._base = max(self._base, self.last + (mono - self._last_mono))
         if raw is None:
             if self._first_raw is not None:
                 out = self._next()
@@ -230,6 +237,7 @@ class _Timeline:
                 out = self._base
         self._n += 1
         self.last = out
+        self._last_mono = mono
         return out
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
-# scheme://user:password@host  ->  scheme://user:***@host.  The password runs to the last
-# '@' before the next '/', whitespace or quote, so passwords containing '@' are covered.
-_USERINFO_RE = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*):[^\s/'\"]*@")
-# ?password=...&token=...  ->  ?password=***&token=***
+# scheme://user:password@host  ->  scheme://user:***@host.  People type passwords raw,
+# with '/' and '@' in them (rtsp://admin:p/ss@w0rd@10.0.0.5/s), so the password runs to the
+# LAST '@' before whitespace or a quote; over-redacting a path that holds '@' beats leaking.
+_USERINFO_RE = re.compile(
+    r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*):[^\s'\"]*@"
+)
+# ?password=...&token=...  ->  ?password=***&token=***  (any key containing "pass" too)
 _QUERY_SECRET_RE = re.compile(
-    r"(?P<pre>[?&;](?:password|passwd|pwd|pass|token|access_token|auth|authorization|key|"
+    r"(?P<pre>[?&;](?:[\w.-]*pass[\w.-]*|pw|pwd|token|access_token|auth|authorization|key|"
     r"apikey|api_key|secret|signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)=)"
     r"[^&\s#'\"]*",
     re.IGNORECASE,

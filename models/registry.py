@@ -278,25 +278,31 @@ def register_onnx(
         raise ModelRegistrationError(
             onnx_path, f"layout {layout!r} does not fit output {out} (fits {candidates})"
         )
-    manifest = ModelManifest(
-        name=name,
-        classes=names,
-        input_size=size,
-        input_layout="NCHW",
-        channel_order="RGB",
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-        scale=1.0 / 255.0,
-        letterbox=True,
-        pad_value=114,
-        layout=chosen,
-        dynamic_batch=not isinstance(in_dims[0], int),
-        licence=licence,
-        source=source or str(onnx_path),
-        upstream="Ultralytics export (https://github.com/ultralytics/ultralytics)",
-        sha256=hashlib.sha256(data).hexdigest(),
-        created_at=datetime.now(UTC),
-    )
+    try:
+        manifest = ModelManifest(
+            name=name,
+            classes=names,
+            input_size=size,
+            input_layout="NCHW",
+            channel_order="RGB",
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            scale=1.0 / 255.0,
+            letterbox=True,
+            pad_value=114,
+            layout=chosen,
+            dynamic_batch=not isinstance(in_dims[0], int),
+            licence=licence,
+            source=source or str(onnx_path),
+            upstream="Ultralytics export (https://github.com/ultralytics/ultralytics)",
+            sha256=hashlib.sha256(data).hexdigest(),
+            created_at=datetime.now(UTC),
+        )
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ModelRegistrationError(onnx_path, problems) from e
     install_model(models_dir, manifest, data)
     return manifest
 

@@ -337,7 +337,7 @@ def test_readyz_survives_broken_health_callback(tmp_path: Path) -> None:
 def test_redact() -> None:
     assert redact({"API_KEY": "x", "nested": [{"token": 1, "u": "http://u:p@h/x"}]}) == {
         "API_KEY": "***",
-        "nested": [{"token": "***", "u": "http://***@h/x"}],
+        "nested": [{"token": "***", "u": "http://u:***@h/x"}],
     }
 
 

@@ -123,3 +123,13 @@ def test_self_intersecting_zone_is_refused_at_load(tmp_path: Path) -> None:
     )
     msg = problems(tmp_path, bowtie)
     assert "cameras.0.zones.0" in msg and "intersects itself" in msg
+
+
+def test_settings_a_stage_would_refuse_are_refused_at_load(tmp_path: Path) -> None:
+    """What `argus check` accepts, `argus run` accepts: inter-field bounds are checked here."""
+    msg = problems(tmp_path, ISSUE_CONFIG + "tracker: {high_thresh: 0.7}\n")
+    assert "tracker" in msg and "new_track_thresh" in msg
+    bad_reconnect = ISSUE_CONFIG.replace(
+        "realtime: false", "realtime: false\n    reconnect: {initial_s: 40, max_s: 30}"
+    )
+    assert "cameras.0.reconnect" in problems(tmp_path, bad_reconnect)

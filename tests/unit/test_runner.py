@@ -101,7 +101,7 @@ def camera(cid: str, source: ScriptedSource, ready: threading.Condition) -> Came
 
 
 def make_runner(
-    tmp_path: Path, sources: list[ScriptedSource]
+    tmp_path: Path, sources: list[ScriptedSource], detect: Any = walker
 ) -> tuple[Runner, list[dict[str, Any]]]:
     ready = threading.Condition()
     bus = InProcessBus()
@@ -109,7 +109,7 @@ def make_runner(
     bus.subscribe(records.append)
     cams = [camera(s.camera_id, s, ready) for s in sources]
     runner = Runner(
-        cams, walker, bus, LocalEvidenceStore(tmp_path / "ev"), ready=ready, batch_size=3
+        cams, detect, bus, LocalEvidenceStore(tmp_path / "ev"), ready=ready, batch_size=3
     )
     return runner, records
 
@@ -221,3 +221,63 @@ def test_closed_slot_refuses_frames() -> None:
     assert slot.exhausted
     with pytest.raises(ValueError, match="capacity"):
         FrameSlot(0, "block", threading.Condition())
+
+
+def test_a_finished_camera_is_completed_while_others_keep_streaming(tmp_path: Path) -> None:
+    """A file that ends beside an endless camera gets its events closed at once."""
+    endless = ScriptedSource("cam", 10**9, live=True)
+    runner, records = make_runner(tmp_path, [ScriptedSource("file", 30), endless])
+    t = threading.Thread(target=runner.run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and runner.health()["file"]["state"] != "ended":
+            time.sleep(0.02)
+        assert runner.health()["file"]["state"] == "ended"
+        mine = [r for r in records if r["camera_id"] == "file"]
+        assert [r["end_s"] is None for r in mine] == [True, False], "closed while cam streams"
+        assert runner.health()["cam"]["state"] == "streaming"
+    finally:
+        runner.stop()
+        t.join(10)
+    assert not t.is_alive()
+
+
+def test_detector_errors_are_survived_then_give_up(tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    def flaky(images: Sequence[np.ndarray]) -> list[Detections]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("CUDA out of memory (once)")
+        return walker(images)
+
+    runner, records = make_runner(tmp_path, [ScriptedSource("a", 30)], flaky)
+    result = runner.run()
+    assert result.ok and result.frames == 30 - 3, "one failed batch of 3 frames, then on"
+    assert records
+
+    def broken(images: Sequence[np.ndarray]) -> list[Detections]:
+        raise RuntimeError("model file vanished")
+
+    runner, _ = make_runner(tmp_path / "b", [ScriptedSource("a", 10**6)], broken)
+    result = runner.run()
+    assert not result.ok and result.fatal and "vanished" in result.fatal
+
+
+def test_different_recordings_under_one_camera_id_get_different_ids(tmp_path: Path) -> None:
+    """Monday's and Tuesday's files of camera 'gate' must not collide in the store."""
+    from ingest import source_fingerprint
+
+    monday, tuesday = tmp_path / "mon.avi", tmp_path / "tue.avi"
+    monday.write_bytes(b"recording one" * 1000)
+    tuesday.write_bytes(b"recording two" * 1000)
+
+    def ids(path: Path, sub: str) -> list[str]:
+        runner, records = make_runner(tmp_path / sub, [ScriptedSource("gate", 30)])
+        runner.cameras[0].stream_id = source_fingerprint(str(path))  # as app.py does
+        runner.run()
+        return [r["event_id"] for r in records]
+
+    assert ids(monday, "a") == ids(monday, "b")
+    assert set(ids(monday, "c")).isdisjoint(ids(tuesday, "d"))
