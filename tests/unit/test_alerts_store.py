@@ -15,39 +15,9 @@ from prometheus_client import REGISTRY
 from alerts.bus import InProcessBus
 from alerts.schema import InvalidEventError
 from alerts.store import AlertNotFoundError, AlertStore, AlertStoreError, SqliteAlertStore
-from selector.event import Event, make_event_id
+from tests.factories import BBOX, SCORE, T0, make_event
 
 pytestmark = pytest.mark.unit
-
-T0 = 1_714_557_600.0
-
-
-def _event(
-    n: int,
-    *,
-    camera: str = "cam-1",
-    type_: str = "intrusion",
-    priority: int = 50,
-    wall: float | None = None,
-    snapshot: str | None = None,
-) -> Event:
-    return Event(
-        event_id=make_event_id(camera, f"{type_}:z", n, n),
-        camera_id=camera,
-        type=type_,
-        rule_id=f"{type_}:z",
-        zone="z",
-        track_id=n,
-        label="person",
-        score=0.75,
-        priority=priority,
-        start_s=float(n),
-        end_s=None,
-        bbox=(1.0, 2.0, 30.0, 40.0),
-        start_seq=n,
-        wall_time=T0 + n if wall is None else wall,
-        snapshot=snapshot,
-    )
 
 
 @pytest.fixture
@@ -79,7 +49,7 @@ def test_satisfies_protocol_and_uses_wal_and_migrations(store: SqliteAlertStore)
 
 
 def test_start_end_and_replays_make_one_row_with_end(store: SqliteAlertStore) -> None:
-    ev = _event(1)
+    ev = make_event(1)
     start, end = ev.to_record(), ev.closed(9.5).to_record()
     store.upsert(start)
     first = store.get(ev.event_id)
@@ -92,15 +62,15 @@ def test_start_end_and_replays_make_one_row_with_end(store: SqliteAlertStore) ->
     assert alert is not None
     assert alert.end_s == 9.5 and not alert.is_open
     assert alert.received_at == first.received_at
-    assert alert.bbox == [1.0, 2.0, 30.0, 40.0]
+    assert alert.bbox == list(BBOX)
     assert alert.wall_time == datetime.fromtimestamp(T0 + 1, UTC)
-    assert alert.model_dump()["score"] == 0.75
+    assert alert.model_dump()["score"] == SCORE
 
 
 def test_end_without_start_creates_the_alert_and_late_start_changes_nothing(
     store: SqliteAlertStore,
 ) -> None:
-    ev = _event(2)
+    ev = make_event(2)
     store.upsert(ev.closed(4.0).to_record())
     alert = store.get(ev.event_id)
     assert alert is not None and alert.end_s == 4.0
@@ -110,7 +80,7 @@ def test_end_without_start_creates_the_alert_and_late_start_changes_nothing(
 
 
 def test_snapshot_is_filled_in_but_never_replaced(store: SqliteAlertStore) -> None:
-    ev = _event(3)
+    ev = make_event(3)
     store.upsert(ev.to_record())
     store.upsert(ev.with_snapshot("cam-1/2024-05-01/a.jpg").closed(5.0).to_record())
     store.upsert(ev.with_snapshot("cam-1/2024-05-01/b.jpg").closed(5.0).to_record())
@@ -122,7 +92,7 @@ def test_stored_and_closed_counters(store: SqliteAlertStore) -> None:
     labels = {"type": "counter-test"}
     stored0 = REGISTRY.get_sample_value("argus_alerts_stored_total", labels) or 0.0
     closed0 = REGISTRY.get_sample_value("argus_alerts_closed_total", labels) or 0.0
-    ev = _event(4, type_="counter-test")
+    ev = make_event(4, type_="counter-test")
     for rec in (
         ev.to_record(),
         ev.to_record(),
@@ -135,7 +105,7 @@ def test_stored_and_closed_counters(store: SqliteAlertStore) -> None:
 
 
 def test_invalid_record_is_rejected_and_nothing_stored(store: SqliteAlertStore) -> None:
-    bad = _event(5).to_record()
+    bad = make_event(5).to_record()
     bad["score"] = 3.0
     with pytest.raises(InvalidEventError, match="score"):
         store.upsert(bad)
@@ -151,7 +121,7 @@ def test_order_is_priority_then_recency(store: SqliteAlertStore) -> None:
         (5, 10, T0 + 300),
     ]
     for n, prio, wall in spec:
-        store.upsert(_event(n, priority=prio, wall=wall).to_record())
+        store.upsert(make_event(n, priority=prio, wall=wall).to_record())
     got = [a.track_id for a in store.list()]
     assert got == [3, 2, 4, 5, 1]
     assert [a.track_id for a in store.list(limit=2)] == [3, 2]
@@ -161,10 +131,10 @@ def test_order_is_priority_then_recency(store: SqliteAlertStore) -> None:
 
 
 def test_filters_and_count(store: SqliteAlertStore) -> None:
-    store.upsert(_event(1, camera="cam-1", type_="intrusion").to_record())
-    store.upsert(_event(2, camera="cam-2", type_="intrusion").to_record())
-    store.upsert(_event(3, camera="cam-2", type_="loitering").closed(9.0).to_record())
-    store.acknowledge(_event(2, camera="cam-2").event_id, by="ops")
+    store.upsert(make_event(1, camera="cam-1", type_="intrusion").to_record())
+    store.upsert(make_event(2, camera="cam-2", type_="intrusion").to_record())
+    store.upsert(make_event(3, camera="cam-2", type_="loitering").closed(9.0).to_record())
+    store.acknowledge(make_event(2, camera="cam-2").event_id, by="ops")
 
     def ids(**kw: Any) -> set[int | None]:
         assert store.count(**kw) == len(store.list(**kw))
@@ -189,7 +159,7 @@ def test_list_argument_bounds(store: SqliteAlertStore, kw: dict[str, Any]) -> No
 
 
 def test_acknowledge_is_idempotent_and_keeps_first(store: SqliteAlertStore) -> None:
-    ev = _event(1)
+    ev = make_event(1)
     store.upsert(ev.to_record())
     acks0 = REGISTRY.get_sample_value("argus_alerts_acknowledged_total") or 0.0
     a1 = store.acknowledge(ev.event_id, by="alice", note="checked")
@@ -214,16 +184,16 @@ def test_acknowledge_unknown_raises(store: SqliteAlertStore) -> None:
 def test_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "alerts.sqlite"
     with SqliteAlertStore(path) as s:
-        s.upsert(_event(1).to_record())
-        s.acknowledge(_event(1).event_id, by="alice", note="n")
-        s.upsert(_event(2).to_record())
+        s.upsert(make_event(1).to_record())
+        s.acknowledge(make_event(1).event_id, by="alice", note="n")
+        s.upsert(make_event(2).to_record())
     with SqliteAlertStore(path) as s:
         assert s.schema_version == 1
         assert s.count() == 2
-        a = s.get(_event(1).event_id)
+        a = s.get(make_event(1).event_id)
         assert a is not None and a.status == "acknowledged" and a.note == "n"
-        s.upsert(_event(2).closed(7.0).to_record())
-        b = s.get(_event(2).event_id)
+        s.upsert(make_event(2).closed(7.0).to_record())
+        b = s.get(make_event(2).event_id)
         assert b is not None and b.end_s == 7.0
 
 
@@ -254,7 +224,7 @@ def test_concurrent_writers_while_reading(store: SqliteAlertStore) -> None:
     def writer(camera: str) -> None:
         try:
             for i in range(n_per_thread):
-                ev = _event(i, camera=camera, priority=i % 101)
+                ev = make_event(i, camera=camera, priority=i % 101)
                 store.upsert(ev.to_record())
                 store.upsert(ev.closed(i + 1.0).to_record())
         except BaseException as e:  # surfaced by the assertion below
@@ -287,7 +257,7 @@ def test_concurrent_writers_while_reading(store: SqliteAlertStore) -> None:
 def test_store_as_bus_subscriber(store: SqliteAlertStore) -> None:
     bus = InProcessBus()
     bus.subscribe(store)
-    ev = _event(1)
+    ev = make_event(1)
     bus.publish(ev.to_record())
     bus.publish(ev.closed(2.0).to_record())
     alert = store.get(ev.event_id)
@@ -298,12 +268,12 @@ def test_closed_store_raises_store_error_with_cause(tmp_path: Path) -> None:
     s = SqliteAlertStore(tmp_path / "a.sqlite")
     s.close()
     for call in (
-        lambda: s.upsert(_event(1).to_record()),
-        lambda: s.get(_event(1).event_id),
+        lambda: s.upsert(make_event(1).to_record()),
+        lambda: s.get(make_event(1).event_id),
         lambda: s.list(),
         lambda: s.count(),
         s.ping,
-        lambda: s.acknowledge(_event(1).event_id, by="x"),
+        lambda: s.acknowledge(make_event(1).event_id, by="x"),
     ):
         with pytest.raises(AlertStoreError) as info:
             call()

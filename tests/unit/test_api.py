@@ -16,39 +16,13 @@ from fastapi.testclient import TestClient
 from alerts.api import create_app, redact
 from alerts.evidence import LocalEvidenceStore, render_snapshot, snapshot_key
 from alerts.store import SqliteAlertStore
-from selector.event import Event, make_event_id
+from selector.event import Event
+from tests.factories import BBOX, T0, make_event
 
 pytestmark = pytest.mark.unit
 
 KEY = "test-key-0123456789abcdef"
 AUTH = {"X-API-Key": KEY}
-T0 = 1_714_557_600.0
-
-
-def _event(
-    n: int,
-    *,
-    camera: str = "cam-1",
-    type_: str = "intrusion",
-    priority: int = 50,
-    wall: float | None = None,
-) -> Event:
-    return Event(
-        event_id=make_event_id(camera, type_, n, n),
-        camera_id=camera,
-        type=type_,
-        rule_id=type_,
-        zone="gate",
-        track_id=n,
-        label="person",
-        score=0.9,
-        priority=priority,
-        start_s=float(n),
-        end_s=None,
-        bbox=(10.0, 10.0, 50.0, 80.0),
-        start_seq=n,
-        wall_time=T0 + n if wall is None else wall,
-    )
 
 
 class Env:
@@ -77,7 +51,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
     e.store.close()
 
 
-EID = _event(1).event_id
+EID = make_event(1).event_id
 ROUTES = [
     ("GET", "/api/v1/alerts"),
     ("GET", f"/api/v1/alerts/{EID}"),
@@ -100,7 +74,7 @@ WRONG = [
 def test_every_api_route_requires_the_key(
     env: Env, method: str, path: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    env.add(_event(1), jpeg=b"\xff\xd8jpeg")
+    env.add(make_event(1), jpeg=b"\xff\xd8jpeg")
     with caplog.at_level(logging.DEBUG):
         r = env.client.request(method, path, headers=headers)
     assert r.status_code == 401
@@ -117,7 +91,7 @@ def test_every_api_route_requires_the_key(
 def test_key_accepted_in_either_header_and_never_echoed_or_logged(
     env: Env, method: str, path: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    env.add(_event(1), jpeg=b"\xff\xd8jpeg")
+    env.add(make_event(1), jpeg=b"\xff\xd8jpeg")
     with caplog.at_level(logging.DEBUG):
         r = env.client.request(method, path, headers=headers)
     assert r.status_code == 200
@@ -136,7 +110,7 @@ def test_short_api_key_is_refused(tmp_path: Path) -> None:
 def test_list_is_ordered_by_priority_then_recency_with_total(env: Env) -> None:
     specs = [(1, 10, T0 + 100), (2, 90, T0 + 1), (3, 90, T0 + 50), (4, 50, T0 + 200)]
     for n, prio, wall in specs:
-        env.add(_event(n, priority=prio, wall=wall))
+        env.add(make_event(n, priority=prio, wall=wall))
     r = env.client.get("/api/v1/alerts", headers=AUTH)
     assert r.status_code == 200
     body = r.json()
@@ -150,10 +124,10 @@ def test_list_is_ordered_by_priority_then_recency_with_total(env: Env) -> None:
 
 
 def test_filters(env: Env) -> None:
-    env.add(_event(1, camera="cam-1"))
-    env.add(_event(2, camera="cam-2"))
-    env.add(_event(3, camera="cam-2", type_="loitering").closed(9.0))
-    env.store.acknowledge(_event(2, camera="cam-2").event_id, by="ops")
+    env.add(make_event(1, camera="cam-1"))
+    env.add(make_event(2, camera="cam-2"))
+    env.add(make_event(3, camera="cam-2", type_="loitering").closed(9.0))
+    env.store.acknowledge(make_event(2, camera="cam-2").event_id, by="ops")
 
     def ids(query: str) -> list[int]:
         r = env.client.get(f"/api/v1/alerts?{query}", headers=AUTH)
@@ -196,10 +170,10 @@ def test_limit_bounds_inclusive(env: Env) -> None:
 
 
 def test_get_one_unknown_and_malformed(env: Env) -> None:
-    ev = env.add(_event(1))
+    ev = env.add(make_event(1))
     r = env.client.get(f"/api/v1/alerts/{ev.event_id}", headers=AUTH)
     assert r.status_code == 200
-    assert r.json()["event_id"] == ev.event_id and r.json()["bbox"] == [10.0, 10.0, 50.0, 80.0]
+    assert r.json()["event_id"] == ev.event_id and r.json()["bbox"] == list(BBOX)
     # uppercase form of the same uuid is normalised
     assert env.client.get(f"/api/v1/alerts/{ev.event_id.upper()}", headers=AUTH).status_code == 200
     assert env.client.get(f"/api/v1/alerts/{uuid.uuid4()}", headers=AUTH).status_code == 404
@@ -210,7 +184,7 @@ def test_get_one_unknown_and_malformed(env: Env) -> None:
 
 
 def test_acknowledge(env: Env) -> None:
-    ev = env.add(_event(1))
+    ev = env.add(make_event(1))
     url = f"/api/v1/alerts/{ev.event_id}/ack"
     r = env.client.post(url, headers=AUTH, json={"note": "guard sent", "by": "alice"})
     assert r.status_code == 200
@@ -230,14 +204,14 @@ def test_acknowledge(env: Env) -> None:
     [{"note": "x" * 1001}, {"by": ""}, {"by": "a\nb"}, {"unknown": 1}, {"note": 5}],
 )
 def test_ack_body_validation(env: Env, body: dict[str, Any]) -> None:
-    ev = env.add(_event(1))
+    ev = env.add(make_event(1))
     r = env.client.post(f"/api/v1/alerts/{ev.event_id}/ack", headers=AUTH, json=body)
     assert r.status_code == 422
     assert env.store.get(ev.event_id).status == "new"  # type: ignore[union-attr]
 
 
 def test_ack_body_size_is_limited(env: Env) -> None:
-    ev = env.add(_event(1))
+    ev = env.add(make_event(1))
     url = f"/api/v1/alerts/{ev.event_id}/ack"
     big = b'{"note": "' + b"x" * 20_000 + b'"}'
     r = env.client.post(url, headers={**AUTH, "Content-Type": "application/json"}, content=big)
@@ -256,7 +230,7 @@ def test_ack_body_size_is_limited(env: Env) -> None:
 
 def test_snapshot_served_as_jpeg(env: Env) -> None:
     jpeg = render_snapshot(np.full((60, 80, 3), 100, np.uint8), (5, 5, 40, 50), "person")
-    ev = env.add(_event(1), jpeg=jpeg)
+    ev = env.add(make_event(1), jpeg=jpeg)
     r = env.client.get(f"/api/v1/alerts/{ev.event_id}/snapshot", headers=AUTH)
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/jpeg"
@@ -264,16 +238,16 @@ def test_snapshot_served_as_jpeg(env: Env) -> None:
 
 
 def test_snapshot_missing_cases_are_404(env: Env) -> None:
-    no_shot = env.add(_event(1))
+    no_shot = env.add(make_event(1))
     url = "/api/v1/alerts/{}/snapshot"
     assert env.client.get(url.format(no_shot.event_id), headers=AUTH).status_code == 404
     assert env.client.get(url.format(uuid.uuid4()), headers=AUTH).status_code == 404
     # record points at a key that was never written
-    lost = _event(2).with_snapshot("cam-1/2024-05-01/lost.jpg")
+    lost = make_event(2).with_snapshot("cam-1/2024-05-01/lost.jpg")
     env.store.upsert(lost.to_record())
     assert env.client.get(url.format(lost.event_id), headers=AUTH).status_code == 404
     # a record carrying a hostile key cannot read outside the evidence root
-    hostile = _event(3).with_snapshot("../alerts.sqlite")
+    hostile = make_event(3).with_snapshot("../alerts.sqlite")
     env.store.upsert(hostile.to_record())
     r = env.client.get(url.format(hostile.event_id), headers=AUTH)
     assert r.status_code == 404 and b"SQLite" not in r.content
@@ -300,7 +274,7 @@ def test_health_ready_metrics_need_no_auth(tmp_path: Path) -> None:
         assert body["status"] == "ready" and body["store"] is True
         assert body["cameras"]["cam-1"]["state"] == "running"
         assert "hunter2" not in r.text and KEY not in r.text
-        env.add(_event(1))
+        env.add(make_event(1))
         c.get("/api/v1/alerts", headers=AUTH)
         c.get("/api/v1/alerts")
         r = c.get("/metrics")
