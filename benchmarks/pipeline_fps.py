@@ -55,6 +55,17 @@ def bench_decode(video: Path, frames: int) -> tuple[float, list[np.ndarray]]:
     return len(images) / dt, images
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def config(video: Path, tmp: Path, batch: int) -> dict[str, Any]:
     return {
         "cameras": [
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or '?'}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",
         "python": platform.python_version(),
         "video": str(args.video),
         "batch": args.batch,
