@@ -12,12 +12,13 @@ APT_RTSP := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-go
             gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-unit test-fast lint bench setup venv footage rtsp-deps model clean help
+.PHONY: demo test test-unit test-fast lint bench infra-up infra-down infra-status setup venv footage rtsp-deps model clean help
 
 help:
 	@echo "make demo   - set everything up and run the live demo (API on http://127.0.0.1:8000)"
 	@echo "make test   - set everything up and run every test CI runs (unit, integration, e2e)"
 	@echo "make test-unit | test-fast | lint | bench | model | footage"
+	@echo "make infra-up | infra-down | infra-status - local Kafka-protocol broker + S3 server"
 
 demo: setup model
 	$(BIN)/argus demo
@@ -38,6 +39,15 @@ test-fast: setup model
 # Throughput of `argus run` on the footage against its decode/detect ceilings (same run).
 bench: setup model
 	$(BIN)/python -m benchmarks.pipeline_fps --json benchmarks/last-pipeline-fps.json
+
+# Local Kafka-protocol broker (Tansu, durable on S3) and S3 server (SeaweedFS) on loopback,
+# under $$ARGUS_HOME/infra; `make test` starts its own on free ports and needs neither.
+infra-up: venv
+	$(BIN)/python -m deploy.localstack up
+infra-down: venv
+	$(BIN)/python -m deploy.localstack down
+infra-status: venv
+	$(BIN)/python -m deploy.localstack status
 
 lint: venv
 	$(BIN)/ruff check .

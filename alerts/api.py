@@ -32,7 +32,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alerts.evidence import EvidenceNotFoundError, EvidenceStore, InvalidEvidenceKeyError
+from alerts.evidence import (
+    MAX_URL_EXPIRY_S,
+    EvidenceNotFoundError,
+    EvidenceStore,
+    InvalidEvidenceKeyError,
+    UrlEvidenceStore,
+)
 from alerts.metrics import API_LATENCY, API_REQUESTS
 from alerts.store import (
     DEFAULT_LIMIT,
@@ -84,6 +90,13 @@ class AckRequest(BaseModel):
     )
 
 
+class SnapshotUrl(BaseModel):
+    """Body of ``GET /alerts/{event_id}/snapshot-url``."""
+
+    url: str = Field(description="Presigned GET URL of the snapshot JPEG; needs no API key.")
+    expires_in_s: int = Field(description="Seconds from now until the URL stops working.")
+
+
 class Health(BaseModel):
     """Liveness."""
 
@@ -98,6 +111,10 @@ class Readiness(BaseModel):
     version: str
     store: bool = Field(description="The alert store answered a query.")
     cameras: dict[str, Any] = Field(description="Per-camera state from the runner.")
+    components: dict[str, Any] = Field(
+        default_factory=dict,
+        description="State of other parts: Kafka bus, alert service, evidence uploader.",
+    )
     error: str | None = Field(default=None, description="Why not ready (no details).")
 
 
@@ -218,6 +235,8 @@ def create_app(
     health: HealthFn | None = None,
     version: str = "0.0.0",
     max_body_bytes: int = MAX_BODY_BYTES,
+    snapshot_url_expiry_s: int = 300,
+    components: HealthFn | None = None,
 ) -> FastAPI:
     """Build the alerts API.
 
@@ -230,13 +249,21 @@ def create_app(
             redacted anyway); ``None`` reports no cameras.
         version: Reported by ``/healthz``, ``/readyz`` and the OpenAPI document.
         max_body_bytes: Larger request bodies are refused with 413.
+        components: Returns the state of other parts (bus, alert service, evidence
+            uploader) for ``/readyz`` (redacted like ``health``).
+        snapshot_url_expiry_s: Lifetime in seconds of the URLs ``/snapshot-url`` hands
+            out (only stores satisfying ``UrlEvidenceStore`` give URLs).
 
     Raises:
         ValueError: ``api_key`` shorter than 16 characters (the key itself is not
-            in the message).
+            in the message), or ``snapshot_url_expiry_s`` outside 1..7 days.
     """
     if len(api_key) < 16:
         raise ValueError(f"api_key must be at least 16 characters (got {len(api_key)})")
+    if not 1 <= snapshot_url_expiry_s <= MAX_URL_EXPIRY_S:
+        raise ValueError(
+            f"snapshot_url_expiry_s must be in 1..{MAX_URL_EXPIRY_S}, got {snapshot_url_expiry_s}"
+        )
     expected = api_key.encode("utf-8")
 
     def require_key(request: Request, header_key: HeaderKey, bearer_cred: BearerKey) -> None:
@@ -311,6 +338,14 @@ def create_app(
         except AlertNotFoundError as e:
             raise HTTPException(status_code=404, detail="alert not found") from e
 
+    def snapshot_key_of(event_id: uuid.UUID) -> str:
+        alert = store.get(str(event_id))
+        if alert is None:
+            raise HTTPException(status_code=404, detail="alert not found")
+        if alert.snapshot is None:
+            raise HTTPException(status_code=404, detail="alert has no snapshot")
+        return alert.snapshot
+
     @api.get(
         "/alerts/{event_id}/snapshot",
         response_class=Response,
@@ -321,25 +356,60 @@ def create_app(
         },
     )
     def snapshot(event_id: EventIdPath) -> Response:
-        """The alert's evidence snapshot (JPEG)."""
-        alert = store.get(str(event_id))
-        if alert is None:
-            raise HTTPException(status_code=404, detail="alert not found")
-        if alert.snapshot is None:
-            raise HTTPException(status_code=404, detail="alert has no snapshot")
+        """The alert's evidence snapshot (JPEG), from whichever evidence store is used."""
+        key = snapshot_key_of(event_id)
         try:
-            jpeg = evidence.get(alert.snapshot)
+            jpeg = evidence.get(key)
         except EvidenceNotFoundError as e:
-            logger.warning("snapshot %s of alert %s is missing", alert.snapshot, event_id)
+            logger.warning("snapshot %s of alert %s is missing", key, event_id)
             raise HTTPException(status_code=404, detail="snapshot not found") from e
         except InvalidEvidenceKeyError as e:
             logger.warning("alert %s has an invalid snapshot key: %s", event_id, e.reason)
             raise HTTPException(status_code=404, detail="snapshot not found") from e
+        except OSError as e:
+            logger.warning("evidence store failed reading %s: %s", key, type(e).__name__)
+            raise HTTPException(status_code=503, detail="evidence store unavailable") from e
         return Response(
             content=jpeg,
             media_type="image/jpeg",
             headers={"Cache-Control": "private, max-age=3600"},
         )
+
+    @api.get(
+        "/alerts/{event_id}/snapshot-url",
+        response_model=SnapshotUrl,
+        responses={
+            **unauthorized,
+            404: {
+                "description": "No such alert, no snapshot, or no URL for it (the store "
+                "serves bytes only, or the snapshot is not uploaded yet: use /snapshot)"
+            },
+            503: {"description": "Evidence store unreachable"},
+        },
+    )
+    def snapshot_url(event_id: EventIdPath) -> JSONResponse:
+        """A short-lived direct URL (presigned S3 GET) to the alert's snapshot JPEG."""
+        key = snapshot_key_of(event_id)
+        no_url = (
+            "no URL for this snapshot (store serves bytes only or upload pending); use /snapshot"
+        )
+        if not isinstance(evidence, UrlEvidenceStore):
+            raise HTTPException(status_code=404, detail=no_url)
+        try:
+            url = evidence.url_for(key, snapshot_url_expiry_s)
+        except EvidenceNotFoundError as e:
+            logger.warning("snapshot %s of alert %s is missing", key, event_id)
+            raise HTTPException(status_code=404, detail="snapshot not found") from e
+        except InvalidEvidenceKeyError as e:
+            logger.warning("alert %s has an invalid snapshot key: %s", event_id, e.reason)
+            raise HTTPException(status_code=404, detail="snapshot not found") from e
+        except OSError as e:
+            logger.warning("evidence store failed presigning %s: %s", key, type(e).__name__)
+            raise HTTPException(status_code=503, detail="evidence store unavailable") from e
+        if url is None:
+            raise HTTPException(status_code=404, detail=no_url)
+        body = SnapshotUrl(url=url, expires_in_s=snapshot_url_expiry_s)
+        return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
 
     app.include_router(api)
 
@@ -364,6 +434,12 @@ def create_app(
             store_ok, error = False, "alert store unavailable"
             logger.warning("not ready: %s", e)
         cameras: dict[str, Any] = {}
+        parts: dict[str, Any] = {}
+        if components is not None:
+            try:
+                parts = redact(dict(components()))
+            except Exception as e:  # a component's callback; report, don't crash
+                logger.warning("components callback failed: %s", type(e).__name__)
         if health is not None:
             try:
                 cameras = redact(dict(health()))
@@ -376,6 +452,7 @@ def create_app(
             version=version,
             store=store_ok,
             cameras=cameras,
+            components=parts,
             error=error,
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

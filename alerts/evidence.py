@@ -3,8 +3,15 @@
 Keys look like ``"<camera_id>/<YYYY-MM-DD>/<event_id>.jpg"`` (see ``snapshot_key``):
 ``/``-separated segments of ``[A-Za-z0-9._-]`` that do not start with ``.``, so a key
 can never name anything outside the store's root.  ``LocalEvidenceStore`` keeps them
-as files; an S3/MinIO store slots in behind the same ``EvidenceStore`` protocol
-(the key becomes the object name).
+as files; ``alerts.s3_evidence.S3EvidenceStore`` keeps them in an S3/MinIO bucket behind
+the same ``EvidenceStore`` protocol (the key becomes the object name).
+
+Optional capability: a store that can hand out a direct, short-lived URL to a snapshot
+(a presigned S3 GET) also implements ``url_for`` and so satisfies ``UrlEvidenceStore``;
+callers test for it with ``isinstance(store, UrlEvidenceStore)``.  ``url_for`` returns
+``None`` when there is no URL to give *right now* (``LocalEvidenceStore``: never; the S3
+store: while the snapshot is still only in its local spool); clients then fetch the
+bytes through ``get`` instead.
 """
 
 from __future__ import annotations
@@ -82,6 +89,40 @@ class EvidenceStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether something is stored under ``key``."""
+        ...
+
+
+MAX_URL_EXPIRY_S = 7 * 86400
+"""Longest lifetime of a snapshot URL, seconds (the S3 presigning limit)."""
+
+
+@runtime_checkable
+class UrlEvidenceStore(EvidenceStore, Protocol):
+    """An ``EvidenceStore`` that can also give a direct, short-lived URL to a snapshot.
+
+    Optional: the API offers ``/snapshot-url`` only for stores that satisfy this
+    protocol (``isinstance(store, UrlEvidenceStore)``); every store still serves the
+    bytes through ``get``.
+    """
+
+    def url_for(self, key: str, expires_s: int | None = None) -> str | None:
+        """A URL that GETs the JPEG under ``key`` without further credentials.
+
+        Args:
+            key: A validated evidence key.
+            expires_s: Lifetime of the URL in seconds (1..``MAX_URL_EXPIRY_S``);
+                ``None`` uses the store's default.
+
+        Returns:
+            The URL, or ``None`` when the store cannot give one for this key right
+            now (it serves bytes only, or the snapshot is not yet uploaded).
+
+        Raises:
+            InvalidEvidenceKeyError: Bad key.
+            EvidenceNotFoundError: Nothing stored under ``key``.
+            ValueError: ``expires_s`` out of range.
+            OSError: The backing service cannot be reached.
+        """
         ...
 
 
@@ -199,6 +240,15 @@ class LocalEvidenceStore:
     def exists(self, key: str) -> bool:
         """Whether a file is stored under ``key`` (raises on a bad key)."""
         return self._path(key).is_file()
+
+    def url_for(self, key: str, expires_s: int | None = None) -> str | None:
+        """Always ``None``: local files are served as bytes by the API (``get``).
+
+        Raises:
+            InvalidEvidenceKeyError: Bad key.
+        """
+        self._path(key)
+        return None
 
 
 BOX_COLOR = (0, 0, 255)

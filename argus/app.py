@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -17,11 +18,14 @@ from fastapi import FastAPI
 
 import argus
 from alerts.api import create_app
-from alerts.bus import InProcessBus
-from alerts.evidence import LocalEvidenceStore
+from alerts.bus import EventBus, InProcessBus
+from alerts.evidence import EvidenceStore, LocalEvidenceStore
+from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
+from alerts.s3_evidence import S3EvidenceStore
+from alerts.service import AlertService
 from alerts.sinks import JsonlSink
 from alerts.store import SqliteAlertStore
-from argus.config import ArgusConfig, ConfigError, DetectorConfig
+from argus.config import ArgusConfig, ConfigError, DetectorConfig, KafkaBusConfig
 from argus.runner import CameraRuntime, Runner, source_state_logger
 from argus.slots import FrameSlot
 from detectors.onnx_detector import OnnxDetector
@@ -83,30 +87,110 @@ def build_detector(
 
 @dataclass
 class Pipeline:
-    """A wired run: the runner plus the alert side it feeds."""
+    """A wired run: the runner plus the alert side it feeds.
+
+    ``store`` is the alert store this process writes: with the in-process bus the store
+    subscribes to it; with Kafka the alert service writes it (``argus alerts serve``, or
+    in this process with ``--serve``), and a worker without ``--serve`` has none.
+    """
 
     runner: Runner
-    bus: InProcessBus
-    store: SqliteAlertStore
-    evidence: LocalEvidenceStore
+    bus: EventBus
+    evidence: EvidenceStore
     sinks: list[JsonlSink]
+    store: SqliteAlertStore | None = None
 
     def close(self) -> None:
-        """Flush and close every sink and the store."""
-        self.bus.flush()
+        """Deliver what can be delivered, then close sinks, bus, evidence and store.
+
+        Records the broker did not take in time stay in the on-disk spool and are sent
+        by the next run; snapshots not yet uploaded stay in theirs.
+        """
+        try:
+            self.bus.flush()
+        except BusFlushTimeoutError as e:
+            log.warning("%s; they stay spooled for the next run", e)
         for sink in self.sinks:
             sink.close()
         self.bus.close()
+        close_evidence(self.evidence)
 
 
-def open_store(cfg: ArgusConfig, home: Path) -> tuple[SqliteAlertStore, LocalEvidenceStore]:
+def close_evidence(evidence: EvidenceStore) -> None:
+    """Close an evidence store that has something to close (the S3 store's uploader)."""
+    close = getattr(evidence, "close", None)
+    if callable(close):
+        close()
+
+
+def open_evidence(cfg: ArgusConfig, home: Path, role: str = "worker") -> EvidenceStore:
+    """The evidence store of the config: S3 (with a local spool) or local disk.
+
+    ``role`` keeps the S3 spools of processes sharing one ``$ARGUS_HOME`` apart (a worker
+    and an alert service on one machine): each spool belongs to one live process.
+    """
+    s3 = cfg.evidence.s3
+    if s3 is None:
+        return LocalEvidenceStore(cfg.storage.evidence_dir or home / "evidence")
+    access = (
+        s3.access_key.get_secret_value() if s3.access_key else os.environ.get("ARGUS_S3_ACCESS_KEY")
+    )
+    secret = (
+        s3.secret_key.get_secret_value() if s3.secret_key else os.environ.get("ARGUS_S3_SECRET_KEY")
+    )
+    if not access or not secret:
+        raise ValueError(
+            "evidence.s3 needs credentials: set ARGUS_S3_ACCESS_KEY and ARGUS_S3_SECRET_KEY "
+            "(or evidence.s3.access_key / secret_key)"
+        )
+    spool = s3.spool_dir or home / "spool" / "evidence"
+    return S3EvidenceStore(
+        s3.endpoint,
+        s3.bucket,
+        access_key=access,
+        secret_key=secret,
+        secure=s3.secure,
+        region=s3.region,
+        spool_dir=spool if role == "worker" else spool.with_name(f"{spool.name}-{role}"),
+        url_expiry_s=s3.url_expiry_s,
+    )
+
+
+def open_store(
+    cfg: ArgusConfig, home: Path, role: str = "alerts"
+) -> tuple[SqliteAlertStore, EvidenceStore]:
     """The alert store and evidence store named in the config (defaults under ``home``)."""
     store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
-    evidence = LocalEvidenceStore(cfg.storage.evidence_dir or home / "evidence")
-    return store, evidence
+    return store, open_evidence(cfg, home, role)
 
 
-def build_pipeline(cfg: ArgusConfig, *, home: Path, source: str) -> Pipeline:
+def kafka_bus(k: KafkaBusConfig, home: Path) -> KafkaEventBus:
+    """The worker's Kafka bus, spooling to ``home/spool/events`` while the broker is away."""
+    return KafkaEventBus(
+        k.bootstrap,
+        k.topic,
+        spool_dir=home / "spool" / "events",
+        spool_max_records=k.spool_max_records,
+        idempotent=k.idempotent,
+        partitions=k.partitions,
+    )
+
+
+def alert_service(k: KafkaBusConfig, store: SqliteAlertStore) -> AlertService:
+    """The consumer that writes event records from Kafka into ``store``."""
+    return AlertService(
+        k.bootstrap,
+        k.topic,
+        k.group_id,
+        store,
+        dlq_topic=k.dlq_topic or f"{k.topic}.dlq",
+        partitions=k.partitions,
+    )
+
+
+def build_pipeline(
+    cfg: ArgusConfig, *, home: Path, source: str, with_store: bool = True
+) -> Pipeline:
     """Wire ingest -> detectors -> selector -> alerts for every camera of ``cfg``.
 
     Raises:
@@ -116,12 +200,20 @@ def build_pipeline(cfg: ArgusConfig, *, home: Path, source: str) -> Pipeline:
     detector, spec = build_detector(cfg.detector, home / "models", source, home)
     names = list(spec.class_names)
 
-    store, evidence = open_store(cfg, home)
-    bus = InProcessBus()
+    evidence = open_evidence(cfg, home)
+    store: SqliteAlertStore | None = None
+    bus: EventBus
+    if cfg.bus.kafka is not None:
+        bus = kafka_bus(cfg.bus.kafka, home)
+        if with_store:
+            store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
+    else:
+        bus = InProcessBus()
+        store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
+        bus.subscribe(store.upsert)
     sinks = [JsonlSink(s.jsonl) for s in cfg.sinks]
     for sink in sinks:
         bus.subscribe(sink.write)
-    bus.subscribe(store.upsert)
 
     ready = threading.Condition()
     cameras: list[CameraRuntime] = []
@@ -216,12 +308,39 @@ def api_key(home: Path) -> tuple[str, str]:
 
 def make_api(
     store: SqliteAlertStore,
-    evidence: LocalEvidenceStore,
+    evidence: EvidenceStore,
     key: str,
     health: Any = None,
+    *,
+    url_expiry_s: int = 300,
+    components: Any = None,
 ) -> FastAPI:
     """The alerting API over a store."""
-    return create_app(store, evidence, api_key=key, health=health, version=argus.__version__)
+    return create_app(
+        store,
+        evidence,
+        api_key=key,
+        health=health,
+        version=argus.__version__,
+        snapshot_url_expiry_s=url_expiry_s,
+        components=components,
+    )
+
+
+def components_health(
+    bus: EventBus | None = None, service: AlertService | None = None, evidence: Any = None
+) -> dict[str, Any]:
+    """State of the parts beside the cameras, for ``/readyz``."""
+    out: dict[str, Any] = {}
+    bus_health = getattr(bus, "health", None)
+    if callable(bus_health):
+        out["kafka_bus"] = dataclasses.asdict(bus_health())
+    if service is not None:
+        out["alert_service"] = dataclasses.asdict(service.health())
+    state = getattr(evidence, "state", None)
+    if callable(state):
+        out["evidence"] = state()
+    return out
 
 
 class ApiServer:

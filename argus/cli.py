@@ -51,16 +51,34 @@ def run_config(
     announce_key: bool = False,
 ) -> int:
     """Run a validated config; with ``serve`` also serve the API until stopped."""
+    from alerts.s3_evidence import SpoolLockedError
+    from alerts.spool import SpoolError
     from alerts.store import AlertStoreError
-    from argus.app import ApiServer, api_key, build_pipeline, make_api
+    from argus.app import (
+        ApiServer,
+        alert_service,
+        api_key,
+        build_pipeline,
+        components_health,
+        make_api,
+    )
     from detectors.onnx_detector import InferenceError, ModelLoadError
     from models.registry import ModelError
 
     home = argus_home()
+    start_errors = (
+        ConfigError,
+        ModelError,
+        ModelLoadError,
+        InferenceError,
+        AlertStoreError,
+        SpoolError,
+        SpoolLockedError,
+    )
     try:
         key, key_from = api_key(home) if serve else ("", "")
-        pipeline = build_pipeline(cfg, home=home, source=source)
-    except (ConfigError, ModelError, ModelLoadError, InferenceError, AlertStoreError) as e:
+        pipeline = build_pipeline(cfg, home=home, source=source, with_store=serve)
+    except start_errors as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
     except ValueError as e:  # e.g. ARGUS_API_KEY too short, a setting a stage refuses
@@ -73,14 +91,27 @@ def run_config(
 
     stop = threading.Event()
     server = None
+    service = None
     if serve:
-        app = make_api(pipeline.store, pipeline.evidence, key, health=pipeline.runner.health)
+        assert pipeline.store is not None  # build_pipeline(with_store=True)
+        if cfg.bus.kafka is not None:  # this process also consumes what it publishes
+            service = alert_service(cfg.bus.kafka, pipeline.store)
+        app = make_api(
+            pipeline.store,
+            pipeline.evidence,
+            key,
+            health=pipeline.runner.health,
+            url_expiry_s=cfg.evidence.s3.url_expiry_s if cfg.evidence.s3 else 300,
+            components=lambda: components_health(pipeline.bus, service, pipeline.evidence),
+        )
         try:
             server = ApiServer(app, host or cfg.api.host, port or cfg.api.port)
         except OSError as e:
             print(f"argus: {e}", file=sys.stderr)
             pipeline.close()
             return EXIT_START_FAILED
+        if service is not None:
+            service.start()
         server.start()
         print(f"Alerting API:  {server.url}/        (operator page)", flush=True)
         print(f"API docs:      {server.url}/docs", flush=True)
@@ -106,6 +137,8 @@ def run_config(
             log.info("sources ended; still serving the API until stopped (Ctrl-C)")
             stop.wait()
         server.stop()
+    if service is not None:
+        service.stop()
     if result.fatal:
         return EXIT_PIPELINE_FAILED
     if result.interrupted and not serve:
@@ -224,6 +257,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alerts_serve(args: argparse.Namespace) -> int:
+    """``argus alerts serve --config CFG``: consume the Kafka topic into the store, serve the API.
+
+    The alert service of a split deployment: workers (``argus run`` with ``bus.kafka``)
+    publish; one or more of these consume as a group, write the store and serve operators.
+    """
+    from alerts.store import AlertStoreError
+    from argus.app import (
+        ApiServer,
+        alert_service,
+        api_key,
+        close_evidence,
+        components_health,
+        make_api,
+        open_store,
+    )
+
+    setup_logging(args.log_level or "INFO", args.log_format or "text")
+    try:
+        cfg = load_config(Path(args.config))
+    except ConfigError as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    if cfg.bus.kafka is None:
+        print(
+            f"argus: {args.config}: bus.kafka is not configured; nothing to consume",
+            file=sys.stderr,
+        )
+        return EXIT_START_FAILED
+    home = argus_home()
+    try:
+        store, evidence = open_store(cfg, home)
+        key, key_from = api_key(home)
+        service = alert_service(cfg.bus.kafka, store)
+        app = make_api(
+            store,
+            evidence,
+            key,
+            url_expiry_s=cfg.evidence.s3.url_expiry_s if cfg.evidence.s3 else 300,
+            components=lambda: components_health(None, service, evidence),
+        )
+        server = ApiServer(app, args.host or cfg.api.host, args.port or cfg.api.port)
+    except (AlertStoreError, OSError, ValueError, RuntimeError) as e:
+        print(f"argus: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    service.start()
+    server.start()
+    print(f"Alert service: consuming {cfg.bus.kafka.topic} as group {cfg.bus.kafka.group_id}")
+    print(f"Alerting API:  {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
+    stop = threading.Event()
+    _install_stop(stop, [])
+    stop.wait()
+    server.stop()
+    service.stop()
+    close_evidence(evidence)
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """``argus models pull|list``."""
     from models.pull import pull_default
@@ -311,6 +402,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.set_defaults(fn=cmd_serve)
+
+    a = sub.add_parser("alerts", help="the alert service (with bus.kafka)")
+    asub = a.add_subparsers(dest="alerts_cmd", required=True)
+    aserve = asub.add_parser(
+        "serve", help="consume events from Kafka into the store; serve the API"
+    )
+    aserve.add_argument("--config", required=True, help="config with bus.kafka (and storage)")
+    aserve.add_argument("--host")
+    aserve.add_argument("--port", type=int)
+    aserve.set_defaults(fn=cmd_alerts_serve)
 
     m = sub.add_parser("models", help="obtain and list models")
     msub = m.add_subparsers(dest="models_cmd", required=True)

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -220,6 +221,68 @@ class StorageConfig(_Strict):
     )
 
 
+class KafkaBusConfig(_Strict):
+    """Events over Kafka (any Kafka-protocol broker: Apache Kafka, Redpanda, Tansu)."""
+
+    bootstrap: str = Field(
+        min_length=1, description="Comma-separated host:port list of bootstrap brokers."
+    )
+    topic: str = Field(
+        "argus.events", pattern=r"^[A-Za-z0-9._-]{1,249}$", description="Event topic."
+    )
+    partitions: int = Field(3, ge=1, le=1000, description="Partitions if the topic is created.")
+    idempotent: bool = Field(
+        True,
+        description=(
+            "Idempotent producer (Apache Kafka). The local Tansu broker on durable storage "
+            "refuses it: set false there; de-duplication by event_id keeps redelivery safe."
+        ),
+    )
+    spool_max_records: int = Field(
+        100_000, ge=10, le=10_000_000, description="On-disk spool bound while the broker is away."
+    )
+    group_id: str = Field(
+        "argus-alerts", min_length=1, description="Consumer group of the alert services."
+    )
+    dlq_topic: str | None = Field(
+        None, description="Dead-letter topic for invalid records (default: '<topic>.dlq')."
+    )
+
+
+class BusConfig(_Strict):
+    """Where event records go: in-process (single machine, default) or Kafka."""
+
+    kafka: KafkaBusConfig | None = None
+
+
+class S3EvidenceConfig(_Strict):
+    """Evidence snapshots in an S3-compatible bucket (MinIO, SeaweedFS, AWS S3)."""
+
+    endpoint: str = Field(min_length=1, description="host:port of the S3 endpoint.")
+    bucket: str = Field(
+        "argus-evidence", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="Bucket."
+    )
+    secure: bool = Field(False, description="HTTPS to the endpoint.")
+    region: str | None = None
+    access_key: SecretStr | None = Field(
+        None, description="Prefer the environment: ARGUS_S3_ACCESS_KEY (never logged)."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Prefer the environment: ARGUS_S3_SECRET_KEY (never logged)."
+    )
+    url_expiry_s: int = Field(300, ge=10, le=7 * 86400, description="Presigned URL lifetime.")
+    spool_dir: Path | None = Field(
+        None,
+        description="Snapshots wait here while S3 is away (default $ARGUS_HOME/spool/evidence).",
+    )
+
+
+class EvidenceConfig(_Strict):
+    """Where snapshots go: local disk (default, `storage.evidence_dir`) or S3."""
+
+    s3: S3EvidenceConfig | None = None
+
+
 class ApiConfig(_Strict):
     """The alerting API served with --serve."""
 
@@ -248,6 +311,8 @@ class ArgusConfig(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
 
     @model_validator(mode="after")
     def _cross_references(self) -> ArgusConfig:

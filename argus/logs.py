@@ -56,5 +56,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter that is not ours to report at INFO.
-    for noisy in ("uvicorn.access", "httpx", "kafka"):
+    for noisy in ("uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # kafka-python logs an ERROR on every reconnect attempt while a broker is away; the bus
+    # and the alert service report that state themselves, once, with what they are doing.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)

@@ -15,6 +15,9 @@ import pytest
 
 NO_SKIP = os.environ.get("ARGUS_NO_SKIP") == "1"
 
+# One local Kafka-protocol broker + S3 server for the whole session (fixture `localstack`).
+pytest_plugins = ["tests.infra"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(

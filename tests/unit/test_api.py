@@ -14,7 +14,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from alerts.api import create_app, redact
-from alerts.evidence import LocalEvidenceStore, render_snapshot, snapshot_key
+from alerts.evidence import (
+    EvidenceNotFoundError,
+    LocalEvidenceStore,
+    render_snapshot,
+    snapshot_key,
+)
 from alerts.store import SqliteAlertStore
 from selector.event import Event
 from tests.factories import BBOX, T0, make_event
@@ -347,3 +352,118 @@ def test_operator_page(env: Env) -> None:
     assert "innerHTML" not in r.text
     assert KEY not in r.text
     assert env.client.get("/").headers["Content-Security-Policy"] != csp  # fresh nonce
+
+
+# ------------------------------------------------------------- snapshot URLs (S3 evidence)
+
+
+class UrlStore:
+    """An evidence store that can presign (like the S3 store), scripted."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.url: str | None = "http://s3.test/argus-evidence/k.jpg?X-Amz-Signature=abc"
+        self.error: Exception | None = None
+        self.calls: list[tuple[str, int | None]] = []
+
+    def put(self, key: str, jpeg: bytes) -> None:
+        self.blobs[key] = jpeg
+
+    def get(self, key: str) -> bytes:
+        if self.error is not None:
+            raise self.error
+        if key not in self.blobs:
+            raise EvidenceNotFoundError(key)
+        return self.blobs[key]
+
+    def exists(self, key: str) -> bool:
+        return key in self.blobs
+
+    def url_for(self, key: str, expires_s: int | None = None) -> str | None:
+        self.calls.append((key, expires_s))
+        if self.error is not None:
+            raise self.error
+        if key not in self.blobs:
+            raise EvidenceNotFoundError(key)
+        return self.url
+
+
+class UrlEnv(Env):
+    def __init__(self, tmp_path: Path, expiry: int = 120) -> None:
+        self.store = SqliteAlertStore(tmp_path / "alerts.sqlite")
+        self.evidence = UrlStore()  # type: ignore[assignment]
+        self.app = create_app(self.store, self.evidence, api_key=KEY, snapshot_url_expiry_s=expiry)
+        self.client = TestClient(self.app)
+
+
+@pytest.fixture
+def url_env(tmp_path: Path) -> Iterator[UrlEnv]:
+    e = UrlEnv(tmp_path)
+    yield e
+    e.client.close()
+    e.store.close()
+
+
+def test_snapshot_url_from_a_presigning_store(url_env: UrlEnv) -> None:
+    ev = url_env.add(make_event(1), jpeg=b"\xff\xd8jpeg")
+    r = url_env.client.get(f"/api/v1/alerts/{ev.event_id}/snapshot-url", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"url": url_env.evidence.url, "expires_in_s": 120}  # type: ignore[attr-defined]
+    assert r.headers["Cache-Control"] == "no-store"
+    assert url_env.evidence.calls == [(ev.snapshot, 120)]  # type: ignore[attr-defined]
+    # the bytes route serves the same store's get()
+    r = url_env.client.get(f"/api/v1/alerts/{ev.event_id}/snapshot", headers=AUTH)
+    assert r.status_code == 200 and r.content == b"\xff\xd8jpeg"
+
+
+def test_snapshot_url_needs_the_key(url_env: UrlEnv) -> None:
+    ev = url_env.add(make_event(1), jpeg=b"\xff\xd8jpeg")
+    for headers in WRONG:
+        r = url_env.client.get(f"/api/v1/alerts/{ev.event_id}/snapshot-url", headers=headers)
+        assert r.status_code == 401
+        assert "s3.test" not in r.text
+    assert url_env.evidence.calls == []  # type: ignore[attr-defined]
+
+
+def test_snapshot_url_not_available_cases(url_env: UrlEnv, tmp_path: Path) -> None:
+    url = "/api/v1/alerts/{}/snapshot-url"
+    ev = url_env.add(make_event(1), jpeg=b"\xff\xd8jpeg")
+    url_env.evidence.url = None  # type: ignore[attr-defined]  # still only in the spool
+    r = url_env.client.get(url.format(ev.event_id), headers=AUTH)
+    assert r.status_code == 404 and "/snapshot" in r.json()["detail"]
+    no_shot = url_env.add(make_event(2))
+    r = url_env.client.get(url.format(no_shot.event_id), headers=AUTH)
+    assert r.status_code == 404 and r.json()["detail"] == "alert has no snapshot"
+    assert url_env.client.get(url.format(uuid.uuid4()), headers=AUTH).status_code == 404
+    lost = make_event(3).with_snapshot("cam-1/2024-05-01/lost.jpg")
+    url_env.store.upsert(lost.to_record())
+    r = url_env.client.get(url.format(lost.event_id), headers=AUTH)
+    assert r.status_code == 404 and r.json()["detail"] == "snapshot not found"
+    # a store that serves bytes only (the local one): clear 404
+    local = Env(tmp_path / "local")
+    ev = local.add(make_event(1), jpeg=b"\xff\xd8jpeg")
+    r = local.client.get(url.format(ev.event_id), headers=AUTH)
+    assert r.status_code == 404 and "use /snapshot" in r.json()["detail"]
+    local.store.close()
+
+
+def test_unreachable_evidence_store_is_503(url_env: UrlEnv) -> None:
+    ev = url_env.add(make_event(1), jpeg=b"\xff\xd8jpeg")
+    url_env.evidence.error = ConnectionRefusedError("s3 down")  # type: ignore[attr-defined]
+    for route in ("snapshot", "snapshot-url"):
+        r = url_env.client.get(f"/api/v1/alerts/{ev.event_id}/{route}", headers=AUTH)
+        assert r.status_code == 503 and r.json() == {"detail": "evidence store unavailable"}
+
+
+def test_snapshot_url_expiry_is_validated(tmp_path: Path) -> None:
+    store = SqliteAlertStore(tmp_path / "a.sqlite")
+    for bad in (0, 8 * 86400):
+        with pytest.raises(ValueError, match="snapshot_url_expiry_s"):
+            create_app(store, UrlStore(), api_key=KEY, snapshot_url_expiry_s=bad)
+    store.close()
+
+
+def test_openapi_lists_snapshot_url(env: Env) -> None:
+    spec = env.client.get("/openapi.json").json()
+    op = spec["paths"]["/api/v1/alerts/{event_id}/snapshot-url"]["get"]
+    assert op["security"]

@@ -133,3 +133,16 @@ def test_settings_a_stage_would_refuse_are_refused_at_load(tmp_path: Path) -> No
         "realtime: false", "realtime: false\n    reconnect: {initial_s: 40, max_s: 30}"
     )
     assert "cameras.0.reconnect" in problems(tmp_path, bad_reconnect)
+
+
+def test_kafka_bus_and_s3_evidence_sections(tmp_path: Path) -> None:
+    text = ISSUE_CONFIG + (
+        "bus: {kafka: {bootstrap: '127.0.0.1:9092', topic: argus.events, idempotent: false}}\n"
+        "evidence: {s3: {endpoint: '127.0.0.1:9000', bucket: argus-evidence,"
+        " secret_key: hunter2hunter2}}\n"
+    )
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.bus.kafka is not None and cfg.bus.kafka.idempotent is False
+    assert cfg.evidence.s3 is not None and cfg.evidence.s3.bucket == "argus-evidence"
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.model_dump())
+    assert "bus.kafka.bootstrap" in problems(tmp_path, ISSUE_CONFIG + "bus: {kafka: {}}\n")

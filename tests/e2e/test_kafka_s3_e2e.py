@@ -1,0 +1,157 @@
+"""The split deployment end to end on real servers: worker → Kafka → alert service → API, with
+evidence in S3 — and the broker killed while the worker is producing.
+
+Servers: the project's own local stack (Tansu, durable on SeaweedFS S3; see deploy/localstack.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.localstack import LocalStack
+from tests.e2e.conftest import (
+    ARGUS,
+    env_for,
+    issue_config,
+    make_home,
+    read_jsonl,
+    require_prerequisites,
+    write_config,
+)
+from tests.e2e.test_failures_e2e import clip
+from tests.infra import kill_broker, restart_broker
+
+pytestmark = pytest.mark.e2e
+
+
+def split_config(tmp: Path, stack: LocalStack, topic: str, source: Path) -> Path:
+    data = issue_config(tmp, source=str(source))
+    data["bus"] = {
+        "kafka": {
+            "bootstrap": stack.bootstrap,
+            "topic": topic,
+            "idempotent": False,  # Tansu on durable storage refuses the idempotent producer
+            "group_id": f"{topic}-alerts",
+        }
+    }
+    data["evidence"] = {"s3": {"endpoint": stack.s3_endpoint, "bucket": "argus-evidence-e2e"}}
+    return write_config(tmp, data)
+
+
+def env_with_s3(home: Path, stack: LocalStack) -> dict[str, str]:
+    env = env_for(home)
+    env["ARGUS_S3_ACCESS_KEY"] = stack.access_key
+    env["ARGUS_S3_SECRET_KEY"] = stack.secret_key
+    return env
+
+
+def start_service(cfg: Path, home: Path, stack: LocalStack, log: Path) -> tuple[Any, str]:
+    from tests.e2e.conftest import free_port
+
+    port = free_port()
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            [*ARGUS, "alerts", "serve", "--config", str(cfg), "--port", str(port)],
+            env=env_with_s3(home, stack),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def alerts(url: str) -> list[dict[str, Any]]:
+    import httpx
+
+    from tests.e2e.conftest import API_KEY
+
+    try:
+        r = httpx.get(
+            url + "/api/v1/alerts", params={"limit": 500}, headers={"X-API-Key": API_KEY}, timeout=5
+        )
+    except httpx.HTTPError:
+        return []
+    return list(r.json()["items"]) if r.status_code == 200 else []
+
+
+def wait_alerts(url: str, n: int, closed: int, timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    got: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        got = alerts(url)
+        if len(got) >= n and sum(a["end_s"] is not None for a in got) >= closed:
+            return got
+        time.sleep(0.5)
+    return got
+
+
+@pytest.mark.parametrize("kill_broker_midway", [False, True], ids=["steady", "broker-killed"])
+def test_worker_to_alert_service_over_kafka_with_s3_evidence(
+    localstack: LocalStack, tmp_path: Path, kill_broker_midway: bool
+) -> None:
+    require_prerequisites()
+    home = make_home(tmp_path)
+    topic = f"argus.e2e.{'kill' if kill_broker_midway else 'steady'}.{os.getpid()}"
+    cfg = split_config(tmp_path, localstack, topic, clip(tmp_path, 300))
+    service, url = start_service(cfg, home, localstack, tmp_path / "service.log")
+    try:
+        worker = subprocess.Popen(
+            [*ARGUS, "run", str(cfg)],
+            env=env_with_s3(home, localstack),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if kill_broker_midway:
+            time.sleep(4.0)  # the worker is producing (model loaded, frames flowing)
+            kill_broker(localstack)
+            time.sleep(3.0)  # events raised now go to the worker's on-disk spool
+            restart_broker(localstack)
+        out, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, out[-3000:]
+
+        records = read_jsonl(tmp_path / "events.jsonl")  # the worker's own record of what it raised
+        raised = {r["event_id"] for r in records}
+        closed = {r["event_id"] for r in records if r["end_s"] is not None}
+        assert raised and raised == closed
+        got = wait_alerts(url, len(raised), len(closed), timeout_s=90)
+        ids = [a["event_id"] for a in got]
+        lost = raised - set(ids)
+        duplicated = len(ids) - len(set(ids))
+        assert not lost, f"lost {len(lost)} of {len(raised)}:\n{out[-2000:]}"
+        assert duplicated == 0
+        assert set(ids) == raised, "nothing the worker did not raise"
+        assert all(a["end_s"] is not None for a in got), "end records arrived too"
+
+        # Evidence went to the bucket; the API serves it and a presigned URL.
+        import httpx
+
+        from tests.e2e.conftest import API_KEY
+
+        first = got[0]
+        snap = httpx.get(
+            f"{url}/api/v1/alerts/{first['event_id']}/snapshot",
+            headers={"X-API-Key": API_KEY},
+            timeout=10,
+        )
+        assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+        client = localstack.minio_client()
+        assert client.stat_object("argus-evidence-e2e", first["snapshot"]).size == len(snap.content)
+        presigned = httpx.get(
+            f"{url}/api/v1/alerts/{first['event_id']}/snapshot-url",
+            headers={"X-API-Key": API_KEY},
+            timeout=10,
+        )
+        assert presigned.status_code == 200
+        assert httpx.get(presigned.json()["url"], timeout=10).content == snap.content
+        if kill_broker_midway:
+            assert "spool" in out.lower(), "the worker said it was spooling"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
