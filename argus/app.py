@@ -85,6 +85,10 @@ def build_detector(
     return detector, spec
 
 
+CLOSE_FLUSH_S = 10.0
+"""How long closing a run waits for the bus to deliver what is spooled, seconds."""
+
+
 @dataclass
 class Pipeline:
     """A wired run: the runner plus the alert side it feeds.
@@ -107,9 +111,9 @@ class Pipeline:
         by the next run; snapshots not yet uploaded stay in theirs.
         """
         try:
-            self.bus.flush()
+            self.bus.flush(CLOSE_FLUSH_S)
         except BusFlushTimeoutError as e:
-            log.warning("%s; they stay spooled for the next run", e)
+            log.warning("%s", e)
         for sink in self.sinks:
             sink.close()
         self.bus.close()
@@ -173,6 +177,7 @@ def kafka_bus(k: KafkaBusConfig, home: Path) -> KafkaEventBus:
         spool_max_records=k.spool_max_records,
         idempotent=k.idempotent,
         partitions=k.partitions,
+        close_timeout_s=2.0,  # Pipeline.close has already waited CLOSE_FLUSH_S
     )
 
 

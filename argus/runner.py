@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 Detect = Callable[[Sequence[np.ndarray]], list[Detections]]
 
+COMPLETE_FLUSH_S = 2.0
+"""How long completing a camera waits for the bus to deliver, seconds (a remote bus keeps
+what it could not deliver in its on-disk spool)."""
+
 MAX_BATCH_FAILURES = 10
 """Consecutive failed detector batches after which the run gives up (a transient error,
 e.g. one GPU out-of-memory, is logged and the next batch is tried)."""
@@ -318,10 +322,16 @@ class Runner:
             self._complete(done)
 
     def _complete(self, cameras: Sequence[CameraRuntime]) -> None:
-        """Close the open events of ``cameras`` at their last frame's time; flush; mark done."""
+        """Close the open events of ``cameras`` at their last frame's time; flush; mark done.
+
+        The flush is bounded (``COMPLETE_FLUSH_S``): local sinks are written at once, and a
+        remote bus that cannot deliver now keeps the records in its spool, so a camera's
+        completion never waits on a broker.
+        """
+        cameras = [c for c in cameras if not c.finished]
+        if not cameras:
+            return
         for cam in cameras:
-            if cam.finished:
-                continue
             if cam.last_pts_s is not None:
                 try:
                     closing = cam.selector.close_all(cam.last_pts_s)
@@ -331,7 +341,9 @@ class Runner:
                 for event in closing:
                     self._publish(cam, event, None)
         try:
-            self._bus.flush()
+            self._bus.flush(COMPLETE_FLUSH_S)
+        except TimeoutError as e:  # e.g. the broker is away: the records stay spooled
+            log.warning("%s", e)
         except Exception:
             log.exception("flushing the bus failed")
         for cam in cameras:

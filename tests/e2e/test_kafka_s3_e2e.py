@@ -155,3 +155,38 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
     finally:
         service.terminate()
         service.wait(timeout=30)
+
+
+def test_worker_starts_and_spools_within_its_bound_when_the_broker_never_comes_up(
+    tmp_path: Path,
+) -> None:
+    require_prerequisites()
+    from alerts.spool import DiskSpool
+
+    home = make_home(tmp_path)
+    data = issue_config(tmp_path, source=str(clip(tmp_path, 120)))
+    from tests.e2e.conftest import free_port
+
+    port = free_port()  # bound and released: nothing listens there
+    data["bus"] = {"kafka": {"bootstrap": f"127.0.0.1:{port}", "spool_max_records": 10}}
+    proc = subprocess.run(
+        [*ARGUS, "run", str(write_config(tmp_path, data))],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "not reachable" in proc.stderr and "spooling" in proc.stderr
+    assert "plaza: 120 frames" in proc.stderr, "analysis went on without the broker"
+    raised = len(read_jsonl(tmp_path / "events.jsonl"))
+    assert raised > 10, "enough events to overflow the bound"
+    spool = DiskSpool(home / "spool" / "events", max_records=10, max_bytes=1 << 30)
+    try:
+        assert spool.depth == 10, "the newest 10 wait for the broker; the oldest were dropped"
+        newest = [r["event_id"] for r in read_jsonl(tmp_path / "events.jsonl")][-10:]
+        assert [r["event_id"] for r in spool.peek(10)] == newest
+    finally:
+        spool.close()
+    assert "dropping the oldest" in proc.stderr
+
