@@ -92,6 +92,19 @@ def run_config(
     stop = threading.Event()
     server = None
     service = None
+    if cfg.metrics.port is not None:  # workers have no API: let Prometheus scrape them here
+        import prometheus_client
+
+        try:
+            prometheus_client.start_http_server(cfg.metrics.port, addr=cfg.metrics.host)
+        except OSError as e:
+            print(
+                f"argus: cannot serve metrics on {cfg.metrics.host}:{cfg.metrics.port}: {e}",
+                file=sys.stderr,
+            )
+            pipeline.close()
+            return EXIT_START_FAILED
+        print(f"Metrics:       http://{cfg.metrics.host}:{cfg.metrics.port}/metrics", flush=True)
     if serve:
         assert pipeline.store is not None  # build_pipeline(with_store=True)
         if cfg.bus.kafka is not None:  # this process also consumes what it publishes

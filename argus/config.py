@@ -290,6 +290,15 @@ class ApiConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535)
 
 
+class MetricsConfig(_Strict):
+    """A Prometheus endpoint for processes without the API (workers)."""
+
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Serve /metrics on this port (None: only via the API)."
+    )
+    host: str = Field("127.0.0.1", description="Listen address of the metrics endpoint.")
+
+
 class LogConfig(_Strict):
     """Logging."""
 
@@ -312,6 +321,7 @@ class ArgusConfig(_Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
     write_config,
 )
 from tests.e2e.test_failures_e2e import clip
-from tests.infra import kill_broker, restart_broker
+from tests.infra import kill_broker, kill_s3, restart_broker, restart_s3
 
 pytestmark = pytest.mark.e2e
 
@@ -91,13 +91,18 @@ def wait_alerts(url: str, n: int, closed: int, timeout_s: float) -> list[dict[st
     return got
 
 
-@pytest.mark.parametrize("kill_broker_midway", [False, True], ids=["steady", "broker-killed"])
+@pytest.mark.parametrize("fault", ["none", "broker-killed", "s3-killed"])
 def test_worker_to_alert_service_over_kafka_with_s3_evidence(
-    localstack: LocalStack, tmp_path: Path, kill_broker_midway: bool
+    localstack: LocalStack, tmp_path: Path, fault: str
 ) -> None:
+    """Every event the worker raised reaches the store exactly once, with its snapshot in S3.
+
+    Faults (SIGKILL mid-run, restart on the same data): the broker; or the S3 server, which
+    also holds the broker's log, so the broker loses its storage for that time too.
+    """
     require_prerequisites()
     home = make_home(tmp_path)
-    topic = f"argus.e2e.{'kill' if kill_broker_midway else 'steady'}.{os.getpid()}"
+    topic = f"argus.e2e.{fault}.{os.getpid()}"
     cfg = split_config(tmp_path, localstack, topic, clip(tmp_path, 300))
     service, url = start_service(cfg, home, localstack, tmp_path / "service.log")
     try:
@@ -108,11 +113,11 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
             stderr=subprocess.STDOUT,
             text=True,
         )
-        if kill_broker_midway:
+        if fault != "none":
             time.sleep(4.0)  # the worker is producing (model loaded, frames flowing)
-            kill_broker(localstack)
-            time.sleep(3.0)  # events raised now go to the worker's on-disk spool
-            restart_broker(localstack)
+            (kill_broker if fault == "broker-killed" else kill_s3)(localstack)
+            time.sleep(3.0)  # events and snapshots raised now wait in the worker's spools
+            (restart_broker if fault == "broker-killed" else restart_s3)(localstack)
         out, _ = worker.communicate(timeout=600)
         assert worker.returncode == 0, out[-3000:]
 
@@ -150,8 +155,10 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
         )
         assert presigned.status_code == 200
         assert httpx.get(presigned.json()["url"], timeout=10).content == snap.content
-        if kill_broker_midway:
+        if fault != "none":
             assert "spool" in out.lower(), "the worker said it was spooling"
+        for a in got:  # every snapshot ended up in the bucket
+            assert client.stat_object("argus-evidence-e2e", a["snapshot"]).size > 0
     finally:
         service.terminate()
         service.wait(timeout=30)
@@ -165,20 +172,37 @@ def test_worker_starts_and_spools_within_its_bound_when_the_broker_never_comes_u
 
     home = make_home(tmp_path)
     data = issue_config(tmp_path, source=str(clip(tmp_path, 120)))
+    import httpx
+
     from tests.e2e.conftest import free_port
 
     port = free_port()  # bound and released: nothing listens there
+    metrics_port = free_port()
     data["bus"] = {"kafka": {"bootstrap": f"127.0.0.1:{port}", "spool_max_records": 10}}
-    proc = subprocess.run(
+    data["metrics"] = {"port": metrics_port}
+    proc = subprocess.Popen(
         [*ARGUS, "run", str(write_config(tmp_path, data))],
         env=env_for(home),
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "not reachable" in proc.stderr and "spooling" in proc.stderr
-    assert "plaza: 120 frames" in proc.stderr, "analysis went on without the broker"
+    depth_seen = 0.0
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:  # scrape the worker while it runs
+        try:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+            for line in text.splitlines():
+                if line.startswith("argus_spool_depth{"):
+                    depth_seen = max(depth_seen, float(line.split()[-1]))
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "not reachable" in stderr and "spooling" in stderr
+    assert "plaza: 120 frames" in stderr, "analysis went on without the broker"
+    assert 1 <= depth_seen <= 10, f"spool depth exported and within its bound: {depth_seen}"
     raised = len(read_jsonl(tmp_path / "events.jsonl"))
     assert raised > 10, "enough events to overflow the bound"
     spool = DiskSpool(home / "spool" / "events", max_records=10, max_bytes=1 << 30)
@@ -188,5 +212,4 @@ def test_worker_starts_and_spools_within_its_bound_when_the_broker_never_comes_u
         assert [r["event_id"] for r in spool.peek(10)] == newest
     finally:
         spool.close()
-    assert "dropping the oldest" in proc.stderr
-
+    assert "dropping the oldest" in stderr
