@@ -129,6 +129,10 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
         ids = [a["event_id"] for a in got]
         lost = raised - set(ids)
         duplicated = len(ids) - len(set(ids))
+        print(
+            f"\nfault={fault}: raised {len(raised)} events, stored {len(set(ids))}, "
+            f"lost {len(lost)}, duplicated {duplicated}"
+        )
         assert not lost, f"lost {len(lost)} of {len(raised)}:\n{out[-2000:]}"
         assert duplicated == 0
         assert set(ids) == raised, "nothing the worker did not raise"
