@@ -17,12 +17,13 @@ alert data and no secrets).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Security
@@ -192,6 +193,22 @@ class _MetricsMiddleware:
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential|authori[sz]ation", re.I)
 
 
+@contextlib.contextmanager
+def evidence_errors(key: str, event_id: uuid.UUID | str, action: str) -> Iterator[None]:
+    """Map evidence-store failures to HTTP answers: missing or bad key 404, store down 503."""
+    try:
+        yield
+    except EvidenceNotFoundError as e:
+        logger.warning("snapshot %s of alert %s is missing", key, event_id)
+        raise HTTPException(status_code=404, detail="snapshot not found") from e
+    except InvalidEvidenceKeyError as e:
+        logger.warning("alert %s has an invalid snapshot key: %s", event_id, e.reason)
+        raise HTTPException(status_code=404, detail="snapshot not found") from e
+    except OSError as e:
+        logger.warning("evidence store failed %s %s: %s", action, key, type(e).__name__)
+        raise HTTPException(status_code=503, detail="evidence store unavailable") from e
+
+
 def redact(value: Any, _depth: int = 0) -> Any:
     """Copy of a health structure with secrets removed.
 
@@ -358,17 +375,8 @@ def create_app(
     def snapshot(event_id: EventIdPath) -> Response:
         """The alert's evidence snapshot (JPEG), from whichever evidence store is used."""
         key = snapshot_key_of(event_id)
-        try:
+        with evidence_errors(key, event_id, "reading"):
             jpeg = evidence.get(key)
-        except EvidenceNotFoundError as e:
-            logger.warning("snapshot %s of alert %s is missing", key, event_id)
-            raise HTTPException(status_code=404, detail="snapshot not found") from e
-        except InvalidEvidenceKeyError as e:
-            logger.warning("alert %s has an invalid snapshot key: %s", event_id, e.reason)
-            raise HTTPException(status_code=404, detail="snapshot not found") from e
-        except OSError as e:
-            logger.warning("evidence store failed reading %s: %s", key, type(e).__name__)
-            raise HTTPException(status_code=503, detail="evidence store unavailable") from e
         return Response(
             content=jpeg,
             media_type="image/jpeg",
@@ -395,17 +403,8 @@ def create_app(
         )
         if not isinstance(evidence, UrlEvidenceStore):
             raise HTTPException(status_code=404, detail=no_url)
-        try:
+        with evidence_errors(key, event_id, "presigning"):
             url = evidence.url_for(key, snapshot_url_expiry_s)
-        except EvidenceNotFoundError as e:
-            logger.warning("snapshot %s of alert %s is missing", key, event_id)
-            raise HTTPException(status_code=404, detail="snapshot not found") from e
-        except InvalidEvidenceKeyError as e:
-            logger.warning("alert %s has an invalid snapshot key: %s", event_id, e.reason)
-            raise HTTPException(status_code=404, detail="snapshot not found") from e
-        except OSError as e:
-            logger.warning("evidence store failed presigning %s: %s", key, type(e).__name__)
-            raise HTTPException(status_code=503, detail="evidence store unavailable") from e
         if url is None:
             raise HTTPException(status_code=404, detail=no_url)
         body = SnapshotUrl(url=url, expires_in_s=snapshot_url_expiry_s)
