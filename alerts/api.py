@@ -439,6 +439,13 @@ def create_app(
                 parts = redact(dict(components()))
             except Exception as e:  # a component's callback; report, don't crash
                 logger.warning("components callback failed: %s", type(e).__name__)
+            stopped = sorted(
+                name
+                for name, part in parts.items()
+                if isinstance(part, dict) and part.get("running") is False
+            )
+            if stopped:  # e.g. the alert service's consumer is not running: not ready
+                error = error or f"not running: {', '.join(stopped)}"
         if health is not None:
             try:
                 cameras = redact(dict(health()))

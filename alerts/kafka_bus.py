@@ -43,7 +43,7 @@ from prometheus_client import Counter, Gauge
 
 from alerts.bus import BusClosedError, RecordHandler
 from alerts.metrics import EVENT_HANDLER_ERRORS, EVENTS_PUBLISHED
-from alerts.schema import validate_record
+from alerts.schema import InvalidEventError, validate_record
 from alerts.spool import DiskSpool, SpoolEntry
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ SECURITY_KEYS = frozenset(
     }
 )
 """kafka-python options accepted in ``security=`` (passed to every client, never logged)."""
+
+
+MAX_RECORD_BYTES = 512 * 1024
+"""Largest event record the bus accepts, bytes (real records are well under 2 KiB)."""
 
 
 class BusFlushTimeoutError(TimeoutError):
@@ -352,6 +356,13 @@ class KafkaEventBus:
         eid = raw_id if isinstance(raw_id, str) else None
         if self._validate:
             validate_record(record)
+        size = len(json.dumps(record, separators=(",", ":")).encode("utf-8"))
+        if size > MAX_RECORD_BYTES:
+            # Kafka's default message limit is ~1 MiB: a larger record would fail to send
+            # on every round and block the spool behind it; refuse it here, loudly.
+            raise InvalidEventError(
+                f"record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit", event_id=eid
+            )
         with self._lock:
             if self._closed:
                 raise BusClosedError(eid)

@@ -48,6 +48,7 @@ from alerts.evidence import (
     InvalidEvidenceKeyError,
     validate_key,
 )
+from alerts.spool import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +284,7 @@ class S3EvidenceStore:
                 os.fsync(f.fileno())
             with self._cond:
                 os.replace(tmp, path)
+                fsync_dir(path.parent)  # the rename itself must survive a power cut
                 new = key not in self._gen
                 self._gen[key] = self._gen.get(key, 0) + 1
                 if key not in self._queued:

@@ -256,7 +256,10 @@ class AlertService:
             raise RuntimeError("alert service already started")
         self._stop_event = threading.Event()
         self._thread = threading.Thread(
-            target=self.run, args=(self._stop_event,), name=f"alert-service-{self.topic}"
+            target=self.run,
+            args=(self._stop_event,),
+            name=f"alert-service-{self.topic}",
+            daemon=True,  # never keeps a failed CLI alive; stop() is the orderly way out
         )
         self._thread.start()
 
@@ -296,9 +299,17 @@ class AlertService:
                     self._disconnect()
                     stop.wait(backoff)
                     backoff = min(backoff * 2, self._max_backoff_s)
+                except ServiceStoppedError:
+                    raise
+                except Exception as e:  # a bug must not end consumption silently
+                    logger.exception("alert service loop failed; reconnecting")
+                    self._last_error = f"{type(e).__name__}: {e}"
+                    self._disconnect()
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, self._max_backoff_s)
         finally:
-            self._disconnect()
             self._running = False
+            self._disconnect()
             logger.info("alert service for %s (group %s) stopped", self.topic, self.group_id)
 
     # -- health ---------------------------------------------------------------------
@@ -438,8 +449,9 @@ class AlertService:
             if raw is None:
                 raise ValueError("empty value (tombstone)")
             record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            self._dead_letter(message, "malformed_json", str(e), stop)
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            # RecursionError: absurdly nested JSON ("[[[[..."); hostile input, not a crash.
+            self._dead_letter(message, "malformed_json", f"{type(e).__name__}: {e}"[:500], stop)
             return
         if not isinstance(record, dict):
             self._dead_letter(
@@ -450,6 +462,9 @@ class AlertService:
             validate_record(record)
         except InvalidEventError as e:
             self._dead_letter(message, "invalid_schema", f"{e.path}: {e.reason}", stop)
+            return
+        except RecursionError as e:  # deep nesting inside an otherwise plausible object
+            self._dead_letter(message, "invalid_schema", f"RecursionError: {e}"[:500], stop)
             return
         self._store(message, record, stop)
 

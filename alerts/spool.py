@@ -106,7 +106,8 @@ def _segment_name(base_seq: int) -> str:
     return f"{_SEGMENT_PREFIX}{base_seq:020d}{_SEGMENT_SUFFIX}"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so a rename or a new file in it survives power loss."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -492,7 +493,7 @@ class DiskSpool:
                 os.fsync(f.fileno())
         os.replace(tmp, self.dir / _COMMITTED)
         if self._fsync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         self._persisted_head = head
 
     def _gc_segments(self) -> None:
@@ -516,5 +517,5 @@ class DiskSpool:
         if not self._segments or self._segments[-1] != base:
             self._segments.append(base)
         if self._fsync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         self._gc_segments()

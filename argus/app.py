@@ -123,17 +123,11 @@ class Pipeline:
 def close_evidence(evidence: EvidenceStore) -> None:
     """Close an evidence store that has something to close (the S3 store's uploader).
 
-    Waits up to ``CLOSE_FLUSH_S`` for spooled snapshots to upload; what is left stays in
-    the spool and is uploaded by the next start.
+    The S3 store uploads what it can for up to ``CLOSE_FLUSH_S`` (not at all while S3 is
+    known to be down); what is left stays in its spool for the next start.
     """
-    flush = getattr(evidence, "flush", None)
-    if callable(flush) and not flush(CLOSE_FLUSH_S):
-        log.warning(
-            "snapshots still spooled after %.0f s; uploaded at the next start", CLOSE_FLUSH_S
-        )
-    close = getattr(evidence, "close", None)
-    if callable(close):
-        close()
+    if isinstance(evidence, S3EvidenceStore):
+        evidence.close(CLOSE_FLUSH_S)
 
 
 def open_evidence(cfg: ArgusConfig, home: Path, role: str = "worker") -> EvidenceStore:

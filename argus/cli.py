@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import argus
 from argus.config import ArgusConfig, ConfigError, load_config, parse_config
@@ -135,28 +136,40 @@ def run_config(
     _install_stop(stop, [pipeline.runner.stop])
 
     try:
-        result = pipeline.runner.run()
-    finally:
-        pipeline.close()
-    print(
-        f"argus: {result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps), "
-        f"{result.events} events"
-        + (f"; failed cameras: {result.failed}" if result.failed else "")
-        + (f"; pipeline gave up: {result.fatal}" if result.fatal else ""),
-        file=sys.stderr,
-    )
-    if server is not None:
-        if not stop.is_set():
+        try:
+            result = pipeline.runner.run()
+        finally:
+            pipeline.close()
+        print(
+            f"argus: {result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps), "
+            f"{result.events} events"
+            + (f"; failed cameras: {result.failed}" if result.failed else "")
+            + (f"; pipeline gave up: {result.fatal}" if result.fatal else ""),
+            file=sys.stderr,
+        )
+        if server is not None and not stop.is_set():
             log.info("sources ended; still serving the API until stopped (Ctrl-C)")
             stop.wait()
-        server.stop()
-    if service is not None:
-        service.stop()
+    finally:  # whatever happened above: stop serving, stop consuming, close the store
+        shut_down(server, service, pipeline.store)
     if result.fatal:
         return EXIT_PIPELINE_FAILED
     if result.interrupted and not serve:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_CAMERA_FAILED
+
+
+def shut_down(server: Any, service: Any, store: Any) -> None:
+    """Stop the API server and the alert service, then close the store; never raises."""
+    if server is not None:
+        server.stop()
+    if service is not None:
+        try:
+            service.stop()
+        except TimeoutError as e:  # its thread is a daemon: it cannot keep the process alive
+            log.warning("alert service did not stop in time: %s", e)
+    if store is not None:
+        store.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -315,16 +328,18 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     except (AlertStoreError, OSError, ValueError, RuntimeError) as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
-    service.start()
-    server.start()
-    print(f"Alert service: consuming {cfg.bus.kafka.topic} as group {cfg.bus.kafka.group_id}")
-    print(f"Alerting API:  {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
-    stop = threading.Event()
-    _install_stop(stop, [])
-    stop.wait()
-    server.stop()
-    service.stop()
-    close_evidence(evidence)
+    try:
+        service.start()
+        server.start()
+        print(f"Alert service: consuming {cfg.bus.kafka.topic} as group {cfg.bus.kafka.group_id}")
+        print(f"Alerting API:  {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
+        stop = threading.Event()
+        _install_stop(stop, [])
+        stop.wait()
+    finally:
+        shut_down(server, service, None)
+        close_evidence(evidence)
+        store.close()
     return EXIT_OK
 
 
