@@ -66,6 +66,19 @@ UPLOADS = Counter(
     "argus_evidence_uploads_total",
     "Snapshots uploaded from the spool to the S3 bucket.",
 )
+SPOOL_DROPPED = Counter(
+    "argus_evidence_spool_dropped_total",
+    "Spooled snapshots dropped, oldest first, because the spool reached its bound.",
+)
+QUARANTINED = Counter(
+    "argus_evidence_quarantined_total",
+    "Snapshots S3 refused for good (e.g. AccessDenied, EntityTooLarge), moved aside.",
+)
+# S3 error codes retrying cannot fix: the object is moved to the quarantine folder so the
+# snapshots behind it keep uploading (an operator can move it back once the cause is fixed).
+PERMANENT_CODES = frozenset(
+    {"AccessDenied", "EntityTooLarge", "InvalidObjectName", "KeyTooLongError", "InvalidArgument"}
+)
 UPLOAD_FAILURES = Counter(
     "argus_evidence_upload_failures_total",
     "Failed attempts to upload a snapshot (or to create the bucket); each is retried.",
@@ -166,6 +179,7 @@ class S3EvidenceStore:
         retry_max_s: float = 30.0,
         http_client: urllib3.PoolManager | None = None,
         client: Any = None,
+        max_spool_files: int = 20_000,
     ) -> None:
         """
         Args:
@@ -180,6 +194,8 @@ class S3EvidenceStore:
             url_expiry_s: Default lifetime of presigned URLs, seconds (1..7 days).
             retry_initial_s: First wait after a failed upload, seconds (doubles per
                 failure up to ``retry_max_s``).
+            max_spool_files: Bound of the spool; beyond it the oldest queued snapshots are
+                dropped (counted in ``argus_evidence_spool_dropped_total``).
             retry_max_s: Longest wait between upload attempts, seconds.
             http_client: urllib3 pool for the ``minio`` client (default
                 ``default_http_client``).
@@ -217,7 +233,15 @@ class S3EvidenceStore:
                 http_client=http_client or default_http_client(secure=secure),
             )
 
+        if max_spool_files < 1:
+            raise ValueError(f"max_spool_files must be >= 1, got {max_spool_files}")
+        self._max_spool_files = max_spool_files
+        self._dropping = False
+        self.dropped = 0
+        """Snapshots dropped because the spool reached ``max_spool_files``."""
         self.spool_dir = Path(spool_dir).resolve()
+        self.quarantine_dir = self.spool_dir.with_name(f"{self.spool_dir.name}-quarantine")
+        """Beside the spool (never scanned as pending): objects S3 refused for good."""
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.spool_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -292,6 +316,7 @@ class S3EvidenceStore:
                     self._queued.add(key)
                 if self._down_since is not None:
                     self._spooled_while_down += 1
+                dropped = self._enforce_bound_locked()
                 closed = self._closed
                 self._cond.notify_all()
         except BaseException:
@@ -299,6 +324,9 @@ class S3EvidenceStore:
             raise
         if new and not closed:
             SPOOL_DEPTH.inc()
+        if dropped:
+            SPOOL_DROPPED.inc(dropped)
+            SPOOL_DEPTH.dec(dropped)
         if closed:
             logger.warning("evidence store closed: %s kept in the spool for the next start", key)
         logger.debug("spooled evidence %s (%d bytes)", key, len(jpeg))
@@ -538,6 +566,47 @@ class S3EvidenceStore:
                 self._poke.wait(backoff)
                 backoff = min(backoff * 2, self._retry_max_s)
 
+    def _enforce_bound_locked(self) -> int:
+        """Drop the oldest queued snapshots beyond ``max_spool_files`` (``_cond`` held).
+
+        Never the one being uploaded (``_queue[0]``).  Returns how many were dropped.
+        """
+        dropped = 0
+        while len(self._gen) > self._max_spool_files and len(self._queue) > 1:
+            victim = self._queue[1]
+            del self._queue[1]
+            self._queued.discard(victim)
+            self._gen.pop(victim, None)
+            (self.spool_dir / victim).unlink(missing_ok=True)
+            dropped += 1
+        if dropped:
+            self.dropped += dropped
+            if not self._dropping:
+                self._dropping = True
+                logger.warning(
+                    "evidence spool %s full (%d snapshots): dropping the oldest "
+                    "(see argus_evidence_spool_dropped_total)",
+                    self.spool_dir,
+                    self._max_spool_files,
+                )
+        else:
+            self._dropping = False
+        return dropped
+
+    def _quarantine(self, key: str, path: Path, code: str) -> None:
+        """Move a snapshot S3 refuses for good beside the spool, so the queue moves on."""
+        target = self.quarantine_dir / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+        QUARANTINED.inc()
+        logger.error(
+            "S3 refused evidence %s for good (%s); moved to %s, uploads go on",
+            key,
+            code,
+            target,
+        )
+
     def _upload(self, key: str) -> bool:
         """Upload the oldest spooled key; True if an object was written."""
         with self._cond:
@@ -557,6 +626,10 @@ class S3EvidenceStore:
         except S3Error as e:
             if e.code == "NoSuchBucket":
                 self._bucket_ready = False
+            if e.code in PERMANENT_CODES:
+                self._quarantine(key, path, str(e.code))
+                self._done(key, gen, path, uploaded=False)
+                return False
             raise
         UPLOADS.inc()
         UPLOADED_BYTES.inc(len(data))

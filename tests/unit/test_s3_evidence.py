@@ -364,3 +364,35 @@ def test_bucket_deleted_behind_our_back_is_recreated(env: Env) -> None:
     store.put(key(2), jpeg(2))
     assert store.flush(WAIT_S)
     assert env.fake.bucket and key(2) in env.fake.objects
+
+
+def test_spool_bound_drops_the_oldest_queued_never_the_one_in_flight(env: Env) -> None:
+    env.fake.down = True  # nothing can upload: everything piles up
+    s = env.store(max_spool_files=3)
+    for n in range(6):
+        s.put(key(n), jpeg(n))
+    wait_until(lambda: s.spool_depth == 3)
+    assert s.dropped == 3
+    assert env.spooled() == sorted([key(0), key(4), key(5)]), "key 0 was in flight"
+    env.fake.down = False
+    assert s.flush(WAIT_S)
+    assert set(env.fake.objects) == {key(0), key(4), key(5)}
+
+
+def test_a_snapshot_s3_refuses_for_good_is_quarantined_and_the_rest_upload(env: Env) -> None:
+    refused = key(1)
+    real_put = env.fake.put_object
+
+    def put(bucket: str, k: str, data: Any, length: int, content_type: str = "") -> None:
+        if k == refused:
+            raise s3_error("AccessDenied")
+        real_put(bucket, k, data, length, content_type)
+
+    env.fake.put_object = put  # type: ignore[method-assign]
+    s = env.store()
+    for n in range(4):
+        s.put(key(n), jpeg(n))
+    assert s.flush(WAIT_S), "the refused snapshot does not block the queue"
+    assert set(env.fake.objects) == {key(0), key(2), key(3)}
+    assert (s.quarantine_dir / refused).read_bytes() == jpeg(1)
+    assert s.spool_depth == 0
