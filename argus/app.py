@@ -171,6 +171,34 @@ def open_store(
     return store, open_evidence(cfg, home, role)
 
 
+def kafka_security(k: KafkaBusConfig) -> dict[str, Any]:
+    """kafka-python client options for ``k.security``; the password from the environment."""
+    sec = k.security
+    opts: dict[str, Any] = {"security_protocol": sec.protocol}
+    if sec.protocol.startswith("SASL"):
+        password = os.environ.get(sec.password_env)
+        if not password:
+            raise ValueError(
+                f"bus.kafka.security: {sec.protocol} needs the password in ${sec.password_env}"
+            )
+        opts |= {
+            "sasl_mechanism": sec.sasl_mechanism,
+            "sasl_plain_username": sec.username,
+            "sasl_plain_password": password,
+        }
+    if sec.protocol.endswith("SSL"):
+        opts |= {
+            name: str(path)
+            for name, path in (
+                ("ssl_cafile", sec.ca_file),
+                ("ssl_certfile", sec.cert_file),
+                ("ssl_keyfile", sec.key_file),
+            )
+            if path is not None
+        }
+    return opts
+
+
 def kafka_bus(k: KafkaBusConfig, home: Path) -> KafkaEventBus:
     """The worker's Kafka bus, spooling to ``home/spool/events`` while the broker is away."""
     return KafkaEventBus(
@@ -181,6 +209,7 @@ def kafka_bus(k: KafkaBusConfig, home: Path) -> KafkaEventBus:
         idempotent=k.idempotent,
         partitions=k.partitions,
         close_timeout_s=2.0,  # Pipeline.close has already waited CLOSE_FLUSH_S
+        security=kafka_security(k),
     )
 
 
@@ -193,6 +222,7 @@ def alert_service(k: KafkaBusConfig, store: SqliteAlertStore) -> AlertService:
         store,
         dlq_topic=k.dlq_topic or f"{k.topic}.dlq",
         partitions=k.partitions,
+        security=kafka_security(k),
     )
 
 

@@ -221,6 +221,32 @@ class StorageConfig(_Strict):
     )
 
 
+class KafkaSecurityConfig(_Strict):
+    """TLS and SASL towards a secured Kafka cluster (kafka-python's client options).
+
+    The SASL password is never written in the config: it comes from ``password_env``.
+    """
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    username: str | None = Field(None, description="SASL user name.")
+    password_env: str = Field(
+        "ARGUS_KAFKA_PASSWORD", description="Environment variable holding the SASL password."
+    )
+    ca_file: Path | None = Field(None, description="CA bundle to verify the brokers (PEM).")
+    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS (PEM).")
+    key_file: Path | None = Field(None, description="Client key for mutual TLS (PEM).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurityConfig:
+        sasl = self.protocol.startswith("SASL")
+        if sasl and (self.sasl_mechanism is None or not self.username):
+            raise ValueError(f"{self.protocol} needs sasl_mechanism and username")
+        if not sasl and (self.sasl_mechanism or self.username):
+            raise ValueError(f"sasl_mechanism/username need a SASL protocol, not {self.protocol}")
+        return self
+
+
 class KafkaBusConfig(_Strict):
     """Events over Kafka (any Kafka-protocol broker: Apache Kafka, Redpanda, Tansu)."""
 
@@ -247,6 +273,7 @@ class KafkaBusConfig(_Strict):
     dlq_topic: str | None = Field(
         None, description="Dead-letter topic for invalid records (default: '<topic>.dlq')."
     )
+    security: KafkaSecurityConfig = Field(default_factory=KafkaSecurityConfig)
 
 
 class BusConfig(_Strict):
