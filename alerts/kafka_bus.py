@@ -41,8 +41,7 @@ from kafka.errors import (
 )
 from prometheus_client import Counter, Gauge
 
-from alerts.bus import BusClosedError, RecordHandler
-from alerts.metrics import EVENT_HANDLER_ERRORS, EVENTS_PUBLISHED
+from alerts.bus import BusClosedError, InProcessBus, RecordHandler
 from alerts.schema import InvalidEventError, validate_record
 from alerts.spool import DiskSpool, SpoolEntry
 
@@ -302,7 +301,9 @@ class KafkaEventBus:
             name=f"kafka:{topic}",
             fsync=spool_fsync,
         )
-        self._handlers: list[RecordHandler] = []
+        # Local subscribers (e.g. the JSON-lines sink) get each record at publish, through
+        # the same fan-out as the single-machine bus (validated once, here).
+        self._local = InProcessBus(validate=False)
         self._lock = threading.RLock()
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -313,8 +314,6 @@ class KafkaEventBus:
         self._outage_started: float | None = None
         self._replaying: int = 0
         self._replay_started = 0.0
-        self.published = 0
-        """Records accepted by ``publish`` since start."""
         self.delivered = 0
         """Records acknowledged by the broker since start."""
         self._last_delivery: float | None = None
@@ -333,6 +332,11 @@ class KafkaEventBus:
 
     # -- EventBus ---------------------------------------------------------------
 
+    @property
+    def published(self) -> int:
+        """Records accepted by ``publish`` since start."""
+        return self._local.published
+
     def subscribe(self, handler: RecordHandler) -> None:
         """Register a local subscriber: it gets every record at ``publish``, in order.
 
@@ -342,7 +346,7 @@ class KafkaEventBus:
         with self._lock:
             if self._closed:
                 raise BusClosedError()
-            self._handlers.append(handler)
+            self._local.subscribe(handler)
 
     def publish(self, record: Mapping[str, Any]) -> None:
         """Validate ``record``, spool it for Kafka, hand it to local subscribers; no I/O wait.
@@ -368,14 +372,7 @@ class KafkaEventBus:
                 raise BusClosedError(eid)
             self.spool.append(record)
             self._wake.set()
-            for handler in tuple(self._handlers):
-                try:
-                    handler(dict(record))
-                except Exception:  # a subscriber must not take down the pipeline
-                    EVENT_HANDLER_ERRORS.inc()
-                    logger.exception("event handler %r failed for event_id=%s", handler, eid)
-            self.published += 1
-        EVENTS_PUBLISHED.labels(type=str(record.get("type"))).inc()
+            self._local.publish(record)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every spooled record was acknowledged by the broker.
@@ -411,7 +408,7 @@ class KafkaEventBus:
             if self._closed:
                 return
             self._closed = True
-            self._handlers.clear()
+            self._local.close()
         try:
             self.flush(self._close_timeout_s)
         except BusFlushTimeoutError as e:

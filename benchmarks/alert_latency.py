@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,18 +30,12 @@ import numpy as np
 import yaml
 
 from argus.paths import models_dir
-from deploy.localstack import LocalStack, free_ports_base
+from deploy.localstack import LocalStack, free_port, free_ports_base
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 ZONE = [[330, 180], [560, 180], [640, 330], [380, 330]]
 KEY = "latency-bench-key-0123456789"
 ARGUS = [sys.executable, "-m", "argus"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clip(video: Path, frames: int, out: Path) -> Path:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from argus.paths import models_dir
+from deploy.localstack import free_port
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 ZONE = [[330, 180], [560, 180], [640, 330], [380, 330]]
@@ -33,12 +33,6 @@ def require_prerequisites() -> None:
         pytest.skip(f"footage {VTEST} missing (Debian opencv-doc; `make footage`)")
     if not (models_dir() / "nanodet-g" / "manifest.json").is_file():
         pytest.skip("default model not pulled (`make model`)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_home(tmp: Path) -> Path:

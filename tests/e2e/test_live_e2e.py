@@ -14,11 +14,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ZONE, make_home, read_jsonl, require_prerequisites, write_config
+from tests.e2e.conftest import (
+    ZONE,
+    free_port,
+    make_home,
+    read_jsonl,
+    require_prerequisites,
+    write_config,
+)
 from tests.integration.test_ingest_live import (
     GST_PACKAGES,
     RtspServer,
-    _free_port,
     _gst_missing,
 )
 
@@ -33,7 +39,7 @@ def camera() -> Iterator[RtspServer]:
     reason = _gst_missing()
     if reason is not None:
         pytest.skip(f"{reason}; apt-get install {GST_PACKAGES} (make rtsp-deps)")
-    server = RtspServer(_free_port(), "/plaza")
+    server = RtspServer(free_port(), "/plaza")
     server.start()
     try:
         yield server

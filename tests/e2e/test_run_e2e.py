@@ -234,9 +234,7 @@ def test_acknowledge_through_the_api(served_run: Any) -> None:
     assert [a["event_id"] for a in acked["items"]] == [first["event_id"]]
 
 
-def test_same_footage_and_config_give_the_same_event_ids(
-    served_run: Any, tmp_path: Path
-) -> None:
+def test_same_footage_and_config_give_the_same_event_ids(served_run: Any, tmp_path: Path) -> None:
     """A second, plain `argus run` (no API) reproduces the first run's events exactly."""
     _, first_tmp = served_run
     home = make_home(tmp_path)

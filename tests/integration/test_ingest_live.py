@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+from deploy.localstack import free_port
 from ingest import Frame, LiveSource, ReconnectPolicy, SourceState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,12 +33,6 @@ GST_PACKAGES = (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -78,8 +73,9 @@ class Consumer:
         return time.monotonic() - t0
 
 
-def _check_kill_and_resume(c: Consumer, kill: Callable[[], None], restart: Callable[[], None],
-                           n_before: int, n_after: int) -> None:
+def _check_kill_and_resume(
+    c: Consumer, kill: Callable[[], None], restart: Callable[[], None], n_before: int, n_after: int
+) -> None:
     _wait_for(lambda: c.count() >= n_before, 30, f"{n_before} frames")
     assert c.source.state is SourceState.STREAMING
     kill()
@@ -113,8 +109,9 @@ def _gst_missing() -> str | None:
         "if Gst.ElementFactory.find(e) is None]; print(','.join(missing))"
     )
     try:
-        out = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True,
-                             timeout=30, check=True)
+        out = subprocess.run(
+            [SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30, check=True
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         return f"GStreamer RTSP server not importable ({e})"
     if out.stdout.strip():
@@ -130,9 +127,20 @@ class RtspServer:
     def start(self) -> None:
         for _ in range(20):  # the port may linger briefly after a kill
             proc = subprocess.Popen(
-                [SYSTEM_PYTHON, str(RTSP_SERVER), "--file", str(VTEST), "--port", str(self.port),
-                 "--path", self.path, "--loop"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                [
+                    SYSTEM_PYTHON,
+                    str(RTSP_SERVER),
+                    "--file",
+                    str(VTEST),
+                    "--port",
+                    str(self.port),
+                    "--path",
+                    self.path,
+                    "--loop",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
             )
             assert proc.stdout is not None
             line = proc.stdout.readline()
@@ -154,11 +162,12 @@ class RtspServer:
 def rtsp_server() -> Iterator[RtspServer]:
     reason = _gst_missing()
     if reason is not None:
-        pytest.skip(f"{reason}; install with: apt-get install -y --no-install-recommends "
-                    f"{GST_PACKAGES}")
+        pytest.skip(
+            f"{reason}; install with: apt-get install -y --no-install-recommends {GST_PACKAGES}"
+        )
     if not VTEST.exists():
         pytest.skip(f"footage {VTEST} not found (Debian package opencv-doc)")
-    server = RtspServer(_free_port())
+    server = RtspServer(free_port())
     server.start()
     try:
         yield server
@@ -168,10 +177,18 @@ def rtsp_server() -> Iterator[RtspServer]:
 
 def test_rtsp_stream_kill_and_reconnect(rtsp_server: RtspServer) -> None:
     url = f"rtsp://viewer:s3cret@127.0.0.1:{rtsp_server.port}{rtsp_server.path}"
-    c = Consumer(lambda on_state: LiveSource(
-        "gate", url, kind="rtsp", on_state=on_state, open_timeout_s=10, read_timeout_s=2,
-        reconnect=ReconnectPolicy(initial_s=0.2, max_s=1.0), seed=0,
-    ))
+    c = Consumer(
+        lambda on_state: LiveSource(
+            "gate",
+            url,
+            kind="rtsp",
+            on_state=on_state,
+            open_timeout_s=10,
+            read_timeout_s=2,
+            reconnect=ReconnectPolicy(initial_s=0.2, max_s=1.0),
+            seed=0,
+        )
+    )
     _check_kill_and_resume(c, rtsp_server.kill, rtsp_server.start, n_before=15, n_after=15)
     first = c.frames[0]
     assert first.image.shape == (576, 768, 3)
@@ -190,11 +207,18 @@ def test_rtsp_silent_server_keeps_retrying_and_closes_promptly() -> None:
         black_hole.bind(("127.0.0.1", 0))
         black_hole.listen(64)
         port = black_hole.getsockname()[1]
-        c = Consumer(lambda on_state: LiveSource(
-            "void", f"rtsp://admin:pw@127.0.0.1:{port}/s", kind="rtsp", on_state=on_state,
-            open_timeout_s=0.5, read_timeout_s=0.5,
-            reconnect=ReconnectPolicy(initial_s=0.1, max_s=0.3), seed=0,
-        ))
+        c = Consumer(
+            lambda on_state: LiveSource(
+                "void",
+                f"rtsp://admin:pw@127.0.0.1:{port}/s",
+                kind="rtsp",
+                on_state=on_state,
+                open_timeout_s=0.5,
+                read_timeout_s=0.5,
+                reconnect=ReconnectPolicy(initial_s=0.1, max_s=0.3),
+                seed=0,
+            )
+        )
         _wait_for(lambda: c.source.stats().reconnects >= 3, 10, "3 reconnect attempts")
         st = c.source.stats()
         assert st.state is SourceState.RECONNECTING and st.frames_decoded == 0 and c.frames == []
@@ -227,8 +251,10 @@ class MjpegServer:
                     while not stop.is_set():
                         jpg = jpegs[i % len(jpegs)]
                         i += 1
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n%s\r\n" % (len(jpg), jpg))
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\n"
+                            b"Content-Length: %d\r\n\r\n%s\r\n" % (len(jpg), jpg)
+                        )
                         stop.wait(0.1)
                 except OSError:
                     pass
@@ -260,7 +286,7 @@ def mjpeg_server() -> Iterator[MjpegServer]:
         assert ok
         jpegs.append(cv2.imencode(".jpg", img)[1].tobytes())
     cap.release()
-    server = MjpegServer(_free_port(), jpegs)
+    server = MjpegServer(free_port(), jpegs)
     server.start()
     try:
         yield server
@@ -270,10 +296,18 @@ def mjpeg_server() -> Iterator[MjpegServer]:
 
 def test_http_mjpeg_kill_and_reconnect(mjpeg_server: MjpegServer) -> None:
     url = f"http://127.0.0.1:{mjpeg_server.port}/video.mjpg?user=cam&password=topsecret"
-    c = Consumer(lambda on_state: LiveSource(
-        "lobby", url, kind="http", on_state=on_state, open_timeout_s=5, read_timeout_s=1,
-        reconnect=ReconnectPolicy(initial_s=0.2, max_s=0.5), seed=0,
-    ))
+    c = Consumer(
+        lambda on_state: LiveSource(
+            "lobby",
+            url,
+            kind="http",
+            on_state=on_state,
+            open_timeout_s=5,
+            read_timeout_s=1,
+            reconnect=ReconnectPolicy(initial_s=0.2, max_s=0.5),
+            seed=0,
+        )
+    )
     _check_kill_and_resume(c, mjpeg_server.kill, mjpeg_server.start, n_before=10, n_after=10)
     assert c.frames[0].image.shape == (576, 768, 3)
     # MJPEG has no clock: pts_s follows arrival time, ~0.1 s apart
