@@ -212,8 +212,7 @@ def log_loaded_providers(requested: Sequence[str], session: Any) -> list[str]:
     dropped = [p for p in requested if p not in loaded]
     if dropped:
         logger.warning(
-            "onnxruntime could not load %s (missing CUDA/cuDNN/TensorRT libraries?); "
-            "running on %s",
+            "onnxruntime could not load %s (missing CUDA/cuDNN/TensorRT libraries?); running on %s",
             ", ".join(_short(p) for p in dropped),
             " > ".join(_short(p) for p in loaded),
         )

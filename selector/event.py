@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,11 @@ class Event:
         start_seq: ``Frame.seq`` of the start frame.
         wall_time: Wall-clock time of the start frame, UNIX seconds (UTC).
         snapshot: Key of the evidence snapshot the API resolves, or ``None``.
+        line: Name of the line crossed (``line_crossing`` events), else ``None``.
+        direction: ``"+"`` or ``"-"`` (see ``selector.lines.Line``) for crossings, else
+            ``None``.
+        details: Small rule-specific facts, e.g. ``{"count": 7}`` for crowding or the
+            measure behind a camera-health event; string keys, JSON scalar values.
     """
 
     event_id: str
@@ -72,6 +78,9 @@ class Event:
     start_seq: int
     wall_time: float
     snapshot: str | None = None
+    line: str | None = None
+    direction: str | None = None
+    details: Mapping[str, float | int | str | bool] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -104,6 +113,11 @@ class Event:
             "bbox": None if self.bbox is None else [round(float(v), 1) for v in self.bbox],
             "start_seq": int(self.start_seq),
             "snapshot": self.snapshot,
+            "line": self.line,
+            "direction": self.direction,
+            "details": {
+                k: round(v, 4) if isinstance(v, float) else v for k, v in self.details.items()
+            },
             "wall_time": datetime.fromtimestamp(self.wall_time, UTC).isoformat(
                 timespec="milliseconds"
             ),

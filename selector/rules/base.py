@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from detectors.detections import Detections
+from detectors.scene import SceneStats
 from ingest.frame import Frame
 from selector.event import Event
 
@@ -28,6 +29,12 @@ class FrameInfo:
         height: Frame height in pixels.
         stream_id: Identifies this run of a live stream, part of event ids (see
             :func:`selector.event.make_event_id`); empty for deterministic file replays.
+        scene: Picture measures of the frame (motion, camera health, foreground
+            blobs; see :class:`detectors.scene.SceneStats`), or ``None`` when not
+            computed.  Numbers only: rules still never see pixels.
+        detected: Whether the detector ran on this frame.  ``False`` when motion gating
+            skipped it: the tracks are then empty because nobody looked, not because
+            the scene is empty.
     """
 
     camera_id: str
@@ -37,6 +44,8 @@ class FrameInfo:
     width: int
     height: int
     stream_id: str = ""
+    scene: SceneStats | None = None
+    detected: bool = True
 
     @classmethod
     def from_frame(cls, frame: Frame) -> FrameInfo:

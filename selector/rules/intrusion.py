@@ -230,9 +230,7 @@ class IntrusionRule:
         score = float(tracks.score[i])
         x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
         event = Event(
-            event_id=make_event_id(
-                self.camera_id, self._rule_id, tid, frame.seq, frame.stream_id
-            ),
+            event_id=make_event_id(self.camera_id, self._rule_id, tid, frame.seq, frame.stream_id),
             camera_id=self.camera_id,
             type=EVENT_TYPE,
             rule_id=self._rule_id,
