@@ -5,16 +5,22 @@ fields plus what operators do with it (``status``, acknowledgement).  The store 
 fed by subscribing ``store.upsert`` to the event bus; the API reads it.  A
 PostgreSQL store slots in behind the same protocol later (the SQL is plain and
 parameterised; ``ON CONFLICT`` upserts exist there too).
+
+The same database holds the control plane's source of truth (``ControlStore``):
+operator *suppressions* (``selector.suppression.Suppression``) and the *rules*
+document (a list of rule dicts with a revision number for optimistic concurrency).
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.metrics import ALERTS_ACKNOWLEDGED, ALERTS_CLOSED, ALERTS_STORED
 from alerts.schema import validate_record
+from selector.suppression import Suppression
 
 logger = logging.getLogger(__name__)
 
-AlertStatus = Literal["new", "acknowledged"]
-ALERT_STATUSES: tuple[AlertStatus, ...] = ("new", "acknowledged")
+AlertStatus = Literal["new", "acknowledged", "false_positive"]
+ALERT_STATUSES: tuple[AlertStatus, ...] = ("new", "acknowledged", "false_positive")
+"""``new`` until an operator acts; ``acknowledged`` (seen, handled); ``false_positive``
+(an operator marked it a false alarm, which also created a suppression)."""
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -58,6 +67,20 @@ class AlertStoreError(RuntimeError):
         super().__init__(f"{message} (database {path})")
 
 
+class RulesRevisionConflictError(RuntimeError):
+    """``put_rules`` was given an ``expected_revision`` that is not the stored one.
+
+    Attributes:
+        expected: The revision the caller based its change on.
+        current: The revision actually stored (0: no rules stored yet).
+    """
+
+    def __init__(self, expected: int, current: int) -> None:
+        self.expected = expected
+        self.current = current
+        super().__init__(f"rules revision is {current}, not {expected}: reload the rules and retry")
+
+
 class Alert(BaseModel):
     """One alert: the event record fields (schema version 1) plus operator state.
 
@@ -84,9 +107,13 @@ class Alert(BaseModel):
     snapshot: str | None = Field(description="Evidence key of the snapshot JPEG.")
     wall_time: datetime = Field(description="Wall-clock time of the start frame (UTC).")
     status: AlertStatus = Field(description="Operator state.")
-    acknowledged_at: datetime | None
+    acknowledged_at: datetime | None = Field(
+        description="When an operator first acknowledged it or marked it a false positive."
+    )
     acknowledged_by: str | None
-    note: str | None = Field(description="Operator note given with the acknowledgement.")
+    note: str | None = Field(
+        description="Operator note given with the acknowledgement or false-positive mark."
+    )
     received_at: datetime = Field(description="When the store first saw the event (UTC).")
 
     @property
@@ -144,6 +171,44 @@ class AlertStore(Protocol):
         ...
 
 
+@runtime_checkable
+class ControlStore(Protocol):
+    """The control plane's source of truth: suppressions, the rules document, false positives.
+
+    Implemented by ``SqliteAlertStore``; the API needs it when the control plane is on.
+    """
+
+    def add_suppression(self, suppression: Suppression) -> None:
+        """Store ``suppression`` (replacing one with the same id)."""
+        ...
+
+    def get_suppression(self, suppression_id: str) -> Suppression | None:
+        """The suppression, or ``None``."""
+        ...
+
+    def list_suppressions(
+        self, *, active_only: bool = True, now: float | None = None
+    ) -> builtins.list[Suppression]:
+        """Suppressions, newest first; only those not expired at ``now`` if ``active_only``."""
+        ...
+
+    def delete_suppression(self, suppression_id: str) -> bool:
+        """Delete it; ``False`` if there was none."""
+        ...
+
+    def get_rules(self) -> tuple[int, builtins.list[dict[str, Any]]] | None:
+        """``(revision, rules)``, or ``None`` when no rules were stored yet."""
+        ...
+
+    def put_rules(self, rules: Sequence[Mapping[str, Any]], expected_revision: int | None) -> int:
+        """Replace the rules; returns the new revision (``RulesRevisionConflictError``)."""
+        ...
+
+    def mark_false_positive(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
+        """Set the alert's status to ``false_positive``; raises ``AlertNotFoundError``."""
+        ...
+
+
 # Migrations, applied in order; PRAGMA user_version = number applied.  Append only.
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -177,6 +242,76 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alerts_by_camera ON alerts (camera_id, priority DESC, wall_time DESC);
     CREATE INDEX alerts_by_status ON alerts (status, priority DESC, wall_time DESC);
     """,
+    # 2: the control plane (suppressions, rules document) and the "false_positive" status.
+    # SQLite cannot change a CHECK constraint in place: the alerts table is rebuilt (same
+    # columns, rows copied) inside the migration's transaction.  IF NOT EXISTS keeps the
+    # new tables harmless should they already be there.
+    """
+    DROP TABLE IF EXISTS alerts_v2;
+    CREATE TABLE alerts_v2 (
+        event_id        TEXT PRIMARY KEY,
+        schema_version  INTEGER NOT NULL,
+        camera_id       TEXT NOT NULL,
+        type            TEXT NOT NULL,
+        rule_id         TEXT NOT NULL,
+        zone            TEXT,
+        track_id        INTEGER,
+        label           TEXT,
+        score           REAL,
+        priority        INTEGER NOT NULL,
+        start_s         REAL NOT NULL,
+        end_s           REAL,
+        bbox_x1         REAL,
+        bbox_y1         REAL,
+        bbox_x2         REAL,
+        bbox_y2         REAL,
+        start_seq       INTEGER NOT NULL,
+        snapshot        TEXT,
+        wall_time       REAL NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'new'
+                        CHECK (status IN ('new', 'acknowledged', 'false_positive')),
+        acknowledged_at REAL,
+        acknowledged_by TEXT,
+        note            TEXT,
+        received_at     REAL NOT NULL
+    ) STRICT;
+    INSERT INTO alerts_v2 (
+        event_id, schema_version, camera_id, type, rule_id, zone, track_id, label,
+        score, priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq,
+        snapshot, wall_time, status, acknowledged_at, acknowledged_by, note, received_at
+    ) SELECT
+        event_id, schema_version, camera_id, type, rule_id, zone, track_id, label,
+        score, priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq,
+        snapshot, wall_time, status, acknowledged_at, acknowledged_by, note, received_at
+    FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_v2 RENAME TO alerts;
+    CREATE INDEX alerts_by_urgency ON alerts (priority DESC, wall_time DESC);
+    CREATE INDEX alerts_by_camera ON alerts (camera_id, priority DESC, wall_time DESC);
+    CREATE INDEX alerts_by_status ON alerts (status, priority DESC, wall_time DESC);
+    CREATE TABLE IF NOT EXISTS suppressions (
+        suppression_id  TEXT PRIMARY KEY,
+        camera_id       TEXT NOT NULL,
+        rule_id         TEXT,
+        zone            TEXT,
+        label           TEXT,
+        region_x1       REAL,
+        region_y1       REAL,
+        region_x2       REAL,
+        region_y2       REAL,
+        expires_at      REAL NOT NULL,
+        created_at      REAL NOT NULL,
+        source_event_id TEXT,
+        note            TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS suppressions_by_expiry ON suppressions (expires_at);
+    CREATE TABLE IF NOT EXISTS control_documents (
+        name       TEXT PRIMARY KEY,
+        revision   INTEGER NOT NULL CHECK (revision >= 1),
+        body       TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) STRICT;
+    """,
 )
 
 _COLUMNS = (
@@ -185,6 +320,11 @@ _COLUMNS = (
     "wall_time, status, acknowledged_at, acknowledged_by, note, received_at"
 )
 _ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
+_SUPPRESSION_COLUMNS = (
+    "suppression_id, camera_id, rule_id, zone, label, region_x1, region_y1, region_x2, "
+    "region_y2, expires_at, created_at, source_event_id, note"
+)
+_RULES_DOC = "rules"
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -216,6 +356,22 @@ def _row_to_alert(row: sqlite3.Row) -> Alert:
         acknowledged_by=row["acknowledged_by"],
         note=row["note"],
         received_at=datetime.fromtimestamp(row["received_at"], UTC),
+    )
+
+
+def _row_to_suppression(row: sqlite3.Row) -> Suppression:
+    x1, y1, x2, y2 = row["region_x1"], row["region_y1"], row["region_x2"], row["region_y2"]
+    return Suppression(
+        suppression_id=row["suppression_id"],
+        camera_id=row["camera_id"],
+        rule_id=row["rule_id"],
+        zone=row["zone"],
+        label=row["label"],
+        region=None if x1 is None else (x1, y1, x2, y2),
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        source_event_id=row["source_event_id"],
+        note=row["note"],
     )
 
 
@@ -410,7 +566,7 @@ class SqliteAlertStore:
         Args:
             camera_id: Only this camera.
             type: Only this event type.
-            status: ``"new"`` or ``"acknowledged"``.
+            status: ``"new"``, ``"acknowledged"`` or ``"false_positive"``.
             open: ``True`` only open alerts (no end yet), ``False`` only ended ones.
             limit: Page size, 1..``MAX_LIMIT``.
             offset: Rows to skip, >= 0.
@@ -469,6 +625,168 @@ class SqliteAlertStore:
             ALERTS_ACKNOWLEDGED.inc()
             logger.info("alert %s acknowledged by %s", event_id, by)
         return _row_to_alert(row)
+
+    def mark_false_positive(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
+        """Set the alert's status to ``false_positive`` (an operator's "false alarm").
+
+        Allowed from any status, and again (idempotent).  The first operator action's
+        time and author are kept (``acknowledged_at``/``acknowledged_by``); ``note``
+        replaces the stored note when given.
+
+        Raises:
+            AlertNotFoundError: No such alert.
+        """
+        now = datetime.now(UTC).timestamp()
+        with self._lock, _db_errors(f"cannot mark {event_id} false positive", self.path):
+            self._conn.execute(
+                "UPDATE alerts SET status = 'false_positive', "
+                "acknowledged_at = COALESCE(acknowledged_at, ?), "
+                "acknowledged_by = COALESCE(acknowledged_by, ?), note = COALESCE(?, note) "
+                "WHERE event_id = ?",
+                (now, by, note, event_id),
+            )
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        if row is None:
+            raise AlertNotFoundError(event_id)
+        logger.info("alert %s marked false positive by %s", event_id, by)
+        return _row_to_alert(row)
+
+    # -- control plane: suppressions and the rules document ---------------------
+
+    def add_suppression(self, suppression: Suppression) -> None:
+        """Store ``suppression``; one with the same ``suppression_id`` is replaced.
+
+        Raises:
+            AlertStoreError: The database failed.
+        """
+        s = suppression
+        region = s.region or (None, None, None, None)
+        with self._lock, _db_errors(f"cannot store suppression {s.suppression_id}", self.path):
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO suppressions ({_SUPPRESSION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s.suppression_id,
+                    s.camera_id,
+                    s.rule_id,
+                    s.zone,
+                    s.label,
+                    *region,
+                    s.expires_at,
+                    s.created_at,
+                    s.source_event_id,
+                    s.note,
+                ),
+            )
+        logger.info(
+            "suppression %s stored (camera %s, expires %.0f)",
+            s.suppression_id,
+            s.camera_id,
+            s.expires_at,
+        )
+
+    def get_suppression(self, suppression_id: str) -> Suppression | None:
+        """The suppression with that id (expired or not), or ``None``."""
+        with self._lock, _db_errors(f"cannot read suppression {suppression_id}", self.path):
+            row = self._conn.execute(
+                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions WHERE suppression_id = ?",
+                (suppression_id,),
+            ).fetchone()
+        return None if row is None else _row_to_suppression(row)
+
+    def list_suppressions(
+        self, *, active_only: bool = True, now: float | None = None
+    ) -> builtins.list[Suppression]:
+        """Suppressions, newest first (then by id).
+
+        Args:
+            active_only: Only those still in force at ``now`` (``now < expires_at``).
+            now: UNIX seconds; default the current time.
+        """
+        where, params = "", []
+        if active_only:
+            where, params = " WHERE expires_at > ?", [time.time() if now is None else now]
+        with self._lock, _db_errors("cannot list suppressions", self.path):
+            rows = self._conn.execute(
+                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions{where} "
+                "ORDER BY created_at DESC, suppression_id ASC",
+                params,
+            ).fetchall()
+        return [_row_to_suppression(r) for r in rows]
+
+    def delete_suppression(self, suppression_id: str) -> bool:
+        """Delete the suppression; ``False`` if there was none with that id."""
+        with self._lock, _db_errors(f"cannot delete suppression {suppression_id}", self.path):
+            deleted = self._conn.execute(
+                "DELETE FROM suppressions WHERE suppression_id = ?", (suppression_id,)
+            ).rowcount
+        if deleted:
+            logger.info("suppression %s deleted", suppression_id)
+        return bool(deleted)
+
+    def get_rules(self) -> tuple[int, builtins.list[dict[str, Any]]] | None:
+        """``(revision, rules)`` of the stored rules document, or ``None`` if never set.
+
+        Raises:
+            AlertStoreError: The database failed or the stored document is not JSON.
+        """
+        with self._lock, _db_errors("cannot read rules", self.path):
+            row = self._conn.execute(
+                "SELECT revision, body FROM control_documents WHERE name = ?", (_RULES_DOC,)
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            rules = json.loads(row["body"])
+        except ValueError as e:
+            raise AlertStoreError(f"stored rules are not JSON: {e}", path=self.path) from e
+        return int(row["revision"]), rules
+
+    def put_rules(self, rules: Sequence[Mapping[str, Any]], expected_revision: int | None) -> int:
+        """Replace the rules document (optimistic concurrency).
+
+        Args:
+            rules: The new rules (JSON-serialisable mappings); stored as given.
+            expected_revision: The revision the change is based on (0: none stored
+                yet), or ``None`` to replace whatever is stored.
+
+        Returns:
+            The new revision: the previous one plus 1 (the first is 1).
+
+        Raises:
+            RulesRevisionConflictError: ``expected_revision`` is not the stored revision.
+            TypeError / ValueError: ``rules`` is not JSON-serialisable.
+            AlertStoreError: The database failed.
+        """
+        body = json.dumps([dict(r) for r in rules], separators=(",", ":"), allow_nan=False)
+        now = datetime.now(UTC).timestamp()
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                row = self._conn.execute(
+                    "SELECT revision FROM control_documents WHERE name = ?", (_RULES_DOC,)
+                ).fetchone()
+                current = 0 if row is None else int(row["revision"])
+                if expected_revision is not None and expected_revision != current:
+                    self._conn.execute("ROLLBACK")
+                    raise RulesRevisionConflictError(expected_revision, current)
+                self._conn.execute(
+                    "INSERT INTO control_documents (name, revision, body, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                    "revision = excluded.revision, body = excluded.body, "
+                    "updated_at = excluded.updated_at",
+                    (_RULES_DOC, current + 1, body, now),
+                )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                with suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                raise AlertStoreError(f"cannot store rules: {e}", path=self.path) from e
+        logger.info("rules stored as revision %d (%d rules)", current + 1, len(rules))
+        return current + 1
 
     def ping(self) -> None:
         """Run a trivial query; raise ``AlertStoreError`` if the database is unusable."""

@@ -19,21 +19,32 @@ from fastapi import FastAPI
 import argus
 from alerts.api import create_app
 from alerts.bus import EventBus, InProcessBus
+from alerts.control import (
+    DEFAULT_CONTROL_TOPIC,
+    ControlPublisher,
+    ControlPublishError,
+    KafkaControlPublisher,
+    KafkaControlSubscriber,
+    republish_state,
+)
 from alerts.evidence import EvidenceStore, LocalEvidenceStore
 from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
 from alerts.s3_evidence import S3EvidenceStore
 from alerts.service import AlertService
 from alerts.sinks import JsonlSink
 from alerts.store import SqliteAlertStore
-from argus.config import ArgusConfig, ConfigError, DetectorConfig, KafkaBusConfig
-from argus.runner import CameraRuntime, Runner, source_state_logger
+from argus.config import ArgusConfig, DetectorConfig, KafkaBusConfig
+from argus.reload import LiveConfig
+from argus.rulebook import RuleBook, class_ids, validate_rules
+from argus.runner import CameraRuntime, Item, Runner, source_state_logger
 from argus.slots import FrameSlot
+from detectors.gating import MotionGate
 from detectors.onnx_detector import OnnxDetector
+from detectors.scene import SceneAnalyzer
 from detectors.spec import ModelSpec
 from ingest import ReconnectPolicy, open_source, source_fingerprint
 from models.registry import load_manifest
 from selector.camera import CameraSelector
-from selector.rules.intrusion import IntrusionRule
 from selector.tracker import ByteTracker
 from selector.zones import PolygonZone
 
@@ -45,18 +56,6 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
-
-
-def class_ids(names: list[str], class_names: list[str], where: str, source: str) -> set[int]:
-    """Map class names to the model's class ids; unknown names are a config error."""
-    index = {n: i for i, n in enumerate(class_names)}
-    unknown = [n for n in names if n not in index]
-    if unknown:
-        raise ConfigError(
-            source,
-            [f"{where}: unknown class {unknown} for this model (e.g. {class_names[:5]}...)"],
-        )
-    return {index[n] for n in names}
 
 
 def build_detector(
@@ -103,6 +102,10 @@ class Pipeline:
     evidence: EvidenceStore
     sinks: list[JsonlSink]
     store: SqliteAlertStore | None = None
+    rulebooks: dict[str, RuleBook] = dataclasses.field(default_factory=dict)
+    """Each camera's rule builder (run-time rule changes go through it)."""
+    class_names: tuple[str, ...] = ()
+    """The model's class names (to validate rule sets sent at run time)."""
 
     def close(self) -> None:
         """Deliver what can be delivered, then close sinks, bus, evidence and store.
@@ -255,25 +258,12 @@ def build_pipeline(
 
     ready = threading.Condition()
     cameras: list[CameraRuntime] = []
+    rulebooks: dict[str, RuleBook] = {}
     for cam_cfg in cfg.cameras:
         zones = {z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam_cfg.zones}
-        rules = []
-        for i, rule_cfg in enumerate(cfg.rules):
-            if rule_cfg.camera != cam_cfg.id:
-                continue
-            rules.append(
-                IntrusionRule(
-                    rule_id=rule_cfg.rule_id,
-                    camera_id=cam_cfg.id,
-                    zone=zones[rule_cfg.zone],
-                    classes=class_ids(rule_cfg.classes, names, f"rules.{i}.classes", source),
-                    class_names=names,
-                    min_dwell_s=rule_cfg.min_dwell_s,
-                    severity=rule_cfg.severity,
-                    min_score=rule_cfg.min_score,
-                    exit_grace_s=rule_cfg.exit_grace_s,
-                )
-            )
+        book = RuleBook(cam_cfg, names, source)
+        rules, policies = book.build(cfg.rules)
+        rulebooks[cam_cfg.id] = book
         tracker = ByteTracker(
             high_thresh=cfg.tracker.high_thresh,
             low_thresh=cfg.tracker.low_thresh,
@@ -294,7 +284,7 @@ def build_pipeline(
         )
         # Live: one slot, newest wins (latency never builds up). Files at full speed:
         # a few frames of look-ahead so the detector can batch, never dropping one.
-        slot = (
+        slot: FrameSlot[Item] = (
             FrameSlot(1, "drop_oldest", ready)
             if src.live
             else FrameSlot(max(2 * cfg.detector.batch_size, 4), "block", ready)
@@ -303,9 +293,19 @@ def build_pipeline(
             CameraRuntime(
                 camera_id=cam_cfg.id,
                 source=src,
-                selector=CameraSelector(cam_cfg.id, tracker, rules),
+                selector=CameraSelector(cam_cfg.id, tracker, rules, policies),
                 slot=slot,
                 zones=zones,
+                scene=SceneAnalyzer(),
+                gate=(
+                    MotionGate(
+                        min_motion=cfg.gating.min_motion,
+                        heartbeat_s=cfg.gating.heartbeat_s,
+                        hold_s=cfg.gating.hold_s,
+                    )
+                    if cfg.gating.enabled
+                    else None
+                ),
                 stream_id="" if src.live else source_fingerprint(cam_cfg.source),
             )
         )
@@ -319,7 +319,15 @@ def build_pipeline(
         max_wait_s=cfg.detector.max_wait_ms / 1000.0,
         progress_interval_s=cfg.log.progress_interval_s,
     )
-    return Pipeline(runner=runner, bus=bus, store=store, evidence=evidence, sinks=sinks)
+    return Pipeline(
+        runner=runner,
+        bus=bus,
+        store=store,
+        evidence=evidence,
+        sinks=sinks,
+        rulebooks=rulebooks,
+        class_names=tuple(names),
+    )
 
 
 def api_key(home: Path) -> tuple[str, str]:
@@ -352,8 +360,11 @@ def make_api(
     *,
     url_expiry_s: int = 300,
     components: Any = None,
+    control: ControlPublisher | None = None,
+    validate: Any = None,
+    initial_rules: list[dict[str, Any]] | None = None,
 ) -> FastAPI:
-    """The alerting API over a store."""
+    """The alerting API over a store (with ``control``: rule sets and suppressions)."""
     return create_app(
         store,
         evidence,
@@ -362,6 +373,9 @@ def make_api(
         version=argus.__version__,
         snapshot_url_expiry_s=url_expiry_s,
         components=components,
+        control=control,
+        validate_rules=validate,
+        initial_rules=initial_rules,
     )
 
 
@@ -411,3 +425,49 @@ class ApiServer:
         self._server.should_exit = True
         self._thread.join(timeout=5.0)
         self._sock.close()
+
+
+def model_class_names(cfg: ArgusConfig, home: Path) -> tuple[str, ...] | None:
+    """The configured model's class names from its manifest (no session), or ``None``
+    when the model is not installed here (then rule sets are checked without them)."""
+    try:
+        return tuple(load_manifest(home / "models", cfg.detector.model).classes)
+    except Exception:  # any manifest problem: validate without class names
+        return None
+
+
+def rules_validator(cfg: ArgusConfig, names: tuple[str, ...] | None) -> Any:
+    """The API's check of a rule set sent at run time (problems, empty when fine)."""
+
+    def check(raw: list[dict[str, Any]]) -> list[str]:
+        return validate_rules(raw, cfg, names)
+
+    return check
+
+
+def configured_rules(cfg: ArgusConfig) -> list[dict[str, Any]]:
+    """The config file's rules as JSON documents (what ``GET /api/v1/rules`` shows first)."""
+    return [r.model_dump(mode="json", exclude_none=True) for r in cfg.rules]
+
+
+def kafka_control_publisher(k: KafkaBusConfig) -> KafkaControlPublisher:
+    """The API's end of the control topic."""
+    return KafkaControlPublisher(k.bootstrap, DEFAULT_CONTROL_TOPIC, security=kafka_security(k))
+
+
+def kafka_control_subscriber(k: KafkaBusConfig, live: LiveConfig) -> KafkaControlSubscriber:
+    """A worker's end of the control topic, feeding ``live``."""
+    return KafkaControlSubscriber(
+        k.bootstrap, live.on_change, topic=DEFAULT_CONTROL_TOPIC, security=kafka_security(k)
+    )
+
+
+def publish_stored_state(store: SqliteAlertStore, control: ControlPublisher) -> None:
+    """Send the stored rule set and active suppressions again (start of an API process),
+    so workers and the compacted topic agree with the store; a broker that is away only
+    delays this (logged)."""
+    try:
+        n = republish_state(store, control)
+        log.info("control state published (%d messages)", n)
+    except ControlPublishError as e:
+        log.warning("control state not published now: %s", e)

@@ -8,6 +8,7 @@ detector kept failing); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -52,6 +53,7 @@ def run_config(
     announce_key: bool = False,
 ) -> int:
     """Run a validated config; with ``serve`` also serve the API until stopped."""
+    from alerts.control import InProcessControl
     from alerts.s3_evidence import SpoolLockedError
     from alerts.spool import SpoolError
     from alerts.store import AlertStoreError
@@ -61,8 +63,14 @@ def run_config(
         api_key,
         build_pipeline,
         components_health,
+        configured_rules,
+        kafka_control_publisher,
+        kafka_control_subscriber,
         make_api,
+        publish_stored_state,
+        rules_validator,
     )
+    from argus.reload import LiveConfig
     from detectors.onnx_detector import InferenceError, ModelLoadError
     from models.registry import ModelError
 
@@ -93,6 +101,16 @@ def run_config(
     stop = threading.Event()
     server = None
     service = None
+    control: Any = None
+    # Rule sets and suppressions changed by operators reach this worker over the
+    # control channel: the compacted Kafka topic, or in-process when it serves the API.
+    live = LiveConfig(cfg, pipeline.runner, pipeline.rulebooks, pipeline.class_names)
+    subscriber = None
+    if cfg.bus.kafka is not None:
+        subscriber = kafka_control_subscriber(cfg.bus.kafka, live)
+        subscriber.start()
+        if not subscriber.wait_synced(5.0):
+            log.warning("control topic not read yet; starting with the configured rules")
     if cfg.metrics.port is not None:  # workers have no API: let Prometheus scrape them here
         import prometheus_client
 
@@ -110,14 +128,26 @@ def run_config(
         assert pipeline.store is not None  # build_pipeline(with_store=True)
         if cfg.bus.kafka is not None:  # this process also consumes what it publishes
             service = alert_service(cfg.bus.kafka, pipeline.store)
+            control = kafka_control_publisher(cfg.bus.kafka)
+        else:
+            control = InProcessControl()
+            control.subscribe(live.on_change)
         app = make_api(
             pipeline.store,
             pipeline.evidence,
             key,
             health=pipeline.runner.health,
             url_expiry_s=cfg.evidence.s3.url_expiry_s if cfg.evidence.s3 else 300,
-            components=lambda: components_health(pipeline.bus, service, pipeline.evidence),
+            components=lambda: (
+                components_health(pipeline.bus, service, pipeline.evidence)
+                | {"live_config": live.health()}
+                | ({"control": dataclasses.asdict(subscriber.state())} if subscriber else {})
+            ),
+            control=control,
+            validate=rules_validator(cfg, pipeline.class_names),
+            initial_rules=configured_rules(cfg),
         )
+        publish_stored_state(pipeline.store, control)
         try:
             server = ApiServer(app, host or cfg.api.host, port or cfg.api.port)
         except OSError as e:
@@ -151,6 +181,10 @@ def run_config(
             log.info("sources ended; still serving the API until stopped (Ctrl-C)")
             stop.wait()
     finally:  # whatever happened above: stop serving, stop consuming, close the store
+        if subscriber is not None:
+            subscriber.stop()
+        if control is not None and hasattr(control, "close"):
+            control.close()
         shut_down(server, service, pipeline.store)
     if result.fatal:
         return EXIT_PIPELINE_FAILED
@@ -296,8 +330,13 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         api_key,
         close_evidence,
         components_health,
+        configured_rules,
+        kafka_control_publisher,
         make_api,
+        model_class_names,
         open_store,
+        publish_stored_state,
+        rules_validator,
     )
 
     setup_logging(args.log_level or "INFO", args.log_format or "text")
@@ -317,13 +356,18 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         store, evidence = open_store(cfg, home)
         key, key_from = api_key(home)
         service = alert_service(cfg.bus.kafka, store)
+        control = kafka_control_publisher(cfg.bus.kafka)
         app = make_api(
             store,
             evidence,
             key,
             url_expiry_s=cfg.evidence.s3.url_expiry_s if cfg.evidence.s3 else 300,
             components=lambda: components_health(None, service, evidence),
+            control=control,
+            validate=rules_validator(cfg, model_class_names(cfg, home)),
+            initial_rules=configured_rules(cfg),
         )
+        publish_stored_state(store, control)
         server = ApiServer(app, args.host or cfg.api.host, args.port or cfg.api.port)
     except (AlertStoreError, OSError, ValueError, RuntimeError) as e:
         print(f"argus: {e}", file=sys.stderr)
@@ -338,6 +382,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         shut_down(server, service, None)
+        control.close()
         close_evidence(evidence)
         store.close()
     return EXIT_OK

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from selector.lines import Line, LineError
+from selector.schedule import Schedule, ScheduleError, Window
 from selector.zones import PolygonZone, ZoneError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -111,34 +113,139 @@ class CameraConfig(_Strict):
     )
     loop: bool = Field(False, description="Files only: start again at end of file.")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+    timezone: str = Field(
+        "UTC", description="IANA time zone of the camera's local time (rule schedules)."
+    )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            Schedule((), v)
+        except ScheduleError as e:
+            raise ValueError(str(e)) from e
+        return v
 
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:
-        names = [z.name for z in self.zones]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"zone names must be unique within a camera; repeated: {dup}")
+        for kind, names in (
+            ("zone", [z.name for z in self.zones]),
+            ("line", [ln.name for ln in self.lines]),
+        ):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{kind} names must be unique within a camera; repeated: {dup}")
         return self
 
 
-class IntrusionRuleConfig(_Strict):
-    """Raise an event when an object of given classes stays in a zone ``min_dwell_s`` seconds."""
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Direction = Literal["+", "-"]
+HealthCheck = Literal["signal_lost", "frozen", "covered", "blur", "moved"]
 
-    type: Literal["intrusion"]
+
+def _all_days() -> list[Day]:
+    return ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _both_directions() -> list[Direction]:
+    return ["+", "-"]
+
+
+def _all_checks() -> list[HealthCheck]:
+    return ["signal_lost", "frozen", "covered", "blur", "moved"]
+
+
+class WindowConfig(_Strict):
+    """One weekly arming window, in the camera's ``timezone``."""
+
+    start: str = Field(pattern=r"^\d{2}:\d{2}$", description="Local start time 'HH:MM'.")
+    end: str = Field(
+        pattern=r"^\d{2}:\d{2}$",
+        description="Local end time 'HH:MM' (not after start: runs over midnight).",
+    )
+    days: list[Day] = Field(
+        default_factory=_all_days,
+        min_length=1,
+        description="Days the window starts on.",
+    )
+    weight: float = Field(
+        1.0, ge=0.0, le=2.0, description="Priority weight of events raised in the window."
+    )
+
+    @model_validator(mode="after")
+    def _times(self) -> WindowConfig:
+        try:
+            Window.parse(self.start, self.end, self.days, self.weight)
+        except ScheduleError as e:
+            raise ValueError(str(e)) from e
+        return self
+
+
+class _RuleBase(_Strict):
+    """Keys every rule has."""
+
     id: str | None = Field(
-        None, pattern=ID_PATTERN, description="Rule id (default: 'intrusion:<zone>')."
+        None, pattern=ID_PATTERN, description="Rule id (default: '<type>:<zone or line>')."
     )
     camera: str = Field(description="Camera id the rule watches.")
-    zone: str = Field(description="Zone name of that camera.")
+    enabled: bool = Field(True, description="false: the rule runs but forwards nothing.")
+    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
+    cooldown_s: float = Field(
+        5.0,
+        ge=0.0,
+        le=3600.0,
+        description=(
+            "An event of the same rule and zone starting within this many seconds after "
+            "the previous incident ended joins it instead of raising a new alert."
+        ),
+    )
+    schedule: list[WindowConfig] = Field(
+        default_factory=list,
+        description="Arming windows (empty: always armed).",
+    )
+    alert_per: Literal["incident", "object"] = Field(
+        "incident",
+        description=(
+            "incident: events of the rule in one zone/line that overlap or follow within "
+            "cooldown_s are one alert; object: one alert per tracked object."
+        ),
+    )
+
+    @property
+    def scope(self) -> str:
+        """What the rule watches (zone, line or camera), for the default id."""
+        for key in ("zone", "line"):
+            value = getattr(self, key, None)
+            if value:
+                return str(value)
+        return ""
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of this rule instance (part of event ids)."""
+        kind = str(getattr(self, "type", "rule"))
+        return self.id or (f"{kind}:{self.scope}" if self.scope else kind)
+
+
+class _TrackRule(_RuleBase):
+    """Keys of rules about tracked objects."""
+
     classes: list[str] = Field(
         default_factory=lambda: ["person"], min_length=1, description="Class names that count."
     )
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore tracks scoring below this.")
+
+
+class IntrusionRuleConfig(_TrackRule):
+    """Raise an event when an object of given classes stays in a zone ``min_dwell_s`` seconds."""
+
+    type: Literal["intrusion"]
+    zone: str = Field(description="Zone name of that camera.")
     min_dwell_s: float = Field(
         0.0, ge=0.0, le=86400.0, description="Dwell before raising, seconds."
     )
-    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore tracks scoring below this.")
-    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
     exit_grace_s: float = Field(
         1.0,
         ge=0.0,
@@ -146,13 +253,145 @@ class IntrusionRuleConfig(_Strict):
         description="Absence shorter than this does not end the event, seconds.",
     )
 
-    @property
-    def rule_id(self) -> str:
-        """Stable id of this rule instance (part of event ids)."""
-        return self.id or f"intrusion:{self.zone}"
+
+class LoiteringRuleConfig(_TrackRule):
+    """Someone stays in a zone at least ``min_dwell_s`` (KISA: 10 s), moving or not."""
+
+    type: Literal["loitering"]
+    zone: str = Field(description="Zone name of that camera.")
+    min_dwell_s: float = Field(10.0, ge=0.0, le=86400.0, description="Seconds in the zone.")
+    exit_grace_s: float = Field(
+        2.0, ge=0.0, le=60.0, description="Absence shorter than this continues the stay."
+    )
+    severity: int = Field(50, ge=0, le=100, description="Base priority of the rule's events.")
 
 
-RuleConfig = Annotated[IntrusionRuleConfig, Field(discriminator="type")]
+class LineConfig(_Strict):
+    """A counting line in the camera's pixel coordinates."""
+
+    name: str = Field(pattern=ID_PATTERN, description="Line name, unique within the camera.")
+    points: list[tuple[float, float]] = Field(
+        min_length=2, max_length=2, description="[[x1, y1], [x2, y2]] pixels of the full frame."
+    )
+
+    @model_validator(mode="after")
+    def _geometry(self) -> LineConfig:
+        try:
+            Line(self.name, self.points)
+        except LineError as e:
+            raise ValueError(e.problem) from e
+        return self
+
+
+class LineCrossingRuleConfig(_TrackRule):
+    """An object crosses a line; direction "+" from the cross<0 side to the cross>0 side."""
+
+    type: Literal["line_crossing"]
+    line: str = Field(description="Line name of that camera.")
+    directions: list[Direction] = Field(
+        default_factory=_both_directions,
+        min_length=1,
+        description="Directions that raise events (both are counted).",
+    )
+    cooldown_s: float = Field(
+        0.0, ge=0.0, le=3600.0, description="0: every crossing is its own alert."
+    )
+    alert_per: Literal["incident", "object"] = Field(
+        "object", description="object: one alert per crossing object (counting)."
+    )
+    severity: int = Field(40, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+class AbandonedObjectRuleConfig(_RuleBase):
+    """An object left unattended ``min_unattended_s`` after its owner walked away."""
+
+    type: Literal["abandoned_object"]
+    zone: str | None = Field(None, description="Zone name (default: the whole picture).")
+    classes: list[str] = Field(
+        default_factory=lambda: ["backpack", "handbag", "suitcase"],
+        min_length=1,
+        description="Object classes the detector knows.",
+    )
+    unclassified: bool = Field(
+        True, description="Also new stationary objects the detector does not classify."
+    )
+    min_unattended_s: float = Field(
+        30.0, ge=0.0, le=86400.0, description="Seconds unattended before raising."
+    )
+    severity: int = Field(70, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+class FallRuleConfig(_RuleBase):
+    """A person goes from upright to lying and stays down ``min_down_s``."""
+
+    type: Literal["fall"]
+    zone: str | None = Field(None, description="Zone name (default: the whole picture).")
+    min_down_s: float = Field(3.0, ge=0.0, le=3600.0, description="Seconds down before raising.")
+    severity: int = Field(85, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+class CrowdingRuleConfig(_TrackRule):
+    """At least ``min_count`` objects in a zone for ``min_duration_s``."""
+
+    type: Literal["crowding"]
+    zone: str = Field(description="Zone name of that camera.")
+    min_count: int = Field(ge=2, le=10000, description="Objects in the zone at once.")
+    min_duration_s: float = Field(
+        5.0, ge=0.0, le=86400.0, description="Seconds the count must hold."
+    )
+    severity: int = Field(55, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+class WrongWayRuleConfig(_TrackRule):
+    """Movement in a zone against its allowed ``direction`` for ``min_duration_s``."""
+
+    type: Literal["wrong_way"]
+    zone: str = Field(description="Zone name of that camera.")
+    direction: tuple[float, float] = Field(
+        description="Allowed direction of travel [dx, dy] in image coordinates (x right, y down)."
+    )
+    min_duration_s: float = Field(
+        2.0, ge=0.0, le=3600.0, description="Seconds of wrong-way movement before raising."
+    )
+    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(math.isfinite(c) for c in v) or math.hypot(*v) == 0.0:
+            raise ValueError(f"direction must be a finite non-zero vector, got {list(v)}")
+        return v
+
+
+class CameraHealthRuleConfig(_RuleBase):
+    """Signal lost, frozen picture, lens covered, camera moved, picture out of focus."""
+
+    type: Literal["camera_health"]
+    checks: list[HealthCheck] = Field(
+        default_factory=_all_checks,
+        min_length=1,
+        description="Which conditions raise events.",
+    )
+    severity: int | None = Field(  # type: ignore[assignment]
+        None,
+        ge=0,
+        le=100,
+        description="Base priority of all its events (default: per condition, 40-70).",
+    )
+    cooldown_s: float = Field(30.0, ge=0.0, le=3600.0, description="See other rules.")
+
+
+RuleConfig = Annotated[
+    IntrusionRuleConfig
+    | LoiteringRuleConfig
+    | LineCrossingRuleConfig
+    | AbandonedObjectRuleConfig
+    | FallRuleConfig
+    | CrowdingRuleConfig
+    | WrongWayRuleConfig
+    | CameraHealthRuleConfig,
+    Field(discriminator="type"),
+]
 
 
 class JsonlSinkConfig(_Strict):
@@ -208,6 +447,27 @@ class TrackerConfig(_Strict):
                 f"{self.low_thresh}, {self.high_thresh}, {self.new_track_thresh}"
             )
         return self
+
+
+class GatingConfig(_Strict):
+    """Motion gating: a cheap motion measure decides which frames need the detector."""
+
+    enabled: bool = Field(True, description="false: every frame goes through the detector.")
+    min_motion: float = Field(
+        0.001,
+        ge=0.0,
+        le=1.0,
+        description="Share of the picture that must change for a frame to need the detector.",
+    )
+    heartbeat_s: float = Field(
+        1.0,
+        gt=0.0,
+        le=60.0,
+        description="A quiet camera is still looked at this often, seconds.",
+    )
+    hold_s: float = Field(
+        2.0, ge=0.0, le=60.0, description="Keep detecting this long after the last motion."
+    )
 
 
 class StorageConfig(_Strict):
@@ -344,6 +604,7 @@ class ArgusConfig(_Strict):
     sinks: list[SinkConfig] = Field(default_factory=list)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    gating: GatingConfig = Field(default_factory=GatingConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -375,21 +636,32 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
         c.get("id"): {z.get("name") for z in c.get("zones") or [] if isinstance(z, dict)}
         for c in cameras
     }
+    lines = {
+        c.get("id"): {ln.get("name") for ln in c.get("lines") or [] if isinstance(ln, dict)}
+        for c in cameras
+    }
     seen: set[tuple[str, str]] = set()
     rules = data.get("rules") or []
     for i, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, dict):
             continue
-        cam, zone = rule.get("camera"), rule.get("zone")
+        cam, zone, line = rule.get("camera"), rule.get("zone"), rule.get("line")
         if cam not in zones:
             problems.append(f"rules.{i}.camera: camera {cam!r} is not defined (cameras: {ids})")
             continue
-        if zone not in zones[cam]:
+        if zone is not None and zone not in zones[cam]:
             problems.append(
                 f"rules.{i}.zone: camera {cam!r} has no zone {zone!r} "
                 f"(zones: {sorted(str(z) for z in zones[cam])})"
             )
-        key = (str(cam), str(rule.get("id") or f"{rule.get('type')}:{zone}"))
+        if line is not None and line not in lines[cam]:
+            problems.append(
+                f"rules.{i}.line: camera {cam!r} has no line {line!r} "
+                f"(lines: {sorted(str(x) for x in lines[cam])})"
+            )
+        scope = zone or line
+        kind = rule.get("type")
+        key = (str(cam), str(rule.get("id") or (f"{kind}:{scope}" if scope else kind)))
         if key in seen:
             problems.append(
                 f"rules.{i}: rule id {key[1]!r} repeats on camera {cam!r}; "
@@ -399,7 +671,18 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-RULE_TYPES = frozenset({"intrusion"})
+RULE_TYPES = frozenset(
+    {
+        "intrusion",
+        "loitering",
+        "line_crossing",
+        "abandoned_object",
+        "fall",
+        "crowding",
+        "wrong_way",
+        "camera_health",
+    }
+)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -33,3 +33,16 @@ FRAME_LATENCY = Histogram(
     "From a frame's wall time to its events being published, seconds.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+FRAMES_DETECTED = Counter(
+    "argus_frames_detected_total",
+    "Frames the detector ran on (the rest were skipped by motion gating).",
+    ["camera"],
+)
+EVENTS_HELD = Counter(
+    "argus_events_held_total",
+    "Event starts not forwarded, by reason (disabled, disarmed, suppressed, merged).",
+    ["camera", "reason"],
+)
+RULE_RELOADS = Counter(
+    "argus_rule_reloads_total", "Rule sets and suppressions applied at run time.", ["kind"]
+)

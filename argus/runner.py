@@ -13,32 +13,48 @@
 * The detector loop takes ready frames round-robin across cameras (one per camera per
   pass, keeping each camera's order), up to ``batch_size``, waiting at most
   ``max_wait_ms`` for a partial batch to fill, and runs the detector once per batch.
-* Selector state is per camera and touched only by the detector loop's thread.
+* Each decode thread also measures every frame (``detectors.scene.SceneAnalyzer``:
+  motion, camera health, foreground blobs) before handing it over, off the detector's
+  critical path.  The detector loop then asks the camera's ``MotionGate`` whether the
+  frame needs the detector: a quiet camera with no track is looked at only every
+  ``heartbeat_s``; its other frames go through the selector with ``detected=False``.
+* Selector state is per camera and touched only by the detector loop's thread; rule
+  sets and suppressions changed at run time (``reconfigure``, ``set_suppressions``)
+  are queued and applied by that thread between batches.
+* A live camera that delivers nothing for ``NO_SIGNAL_TICK_S`` is told so
+  (``CameraSelector.no_signal``) every tick, so camera-health rules can raise
+  ``signal_lost`` while the source reconnects.
 
 This module is the only place where threads, queues and their policies live.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from detectors.gating import MotionGate
 
 from alerts.bus import EventBus
 from alerts.evidence import EvidenceStore, render_snapshot, snapshot_key
 from argus import metrics
 from argus.slots import FrameSlot
 from detectors.detections import Detections
+from detectors.scene import SceneAnalyzer, SceneStats
 from ingest import Source, SourceError, SourceState
 from ingest.frame import Frame
 from selector.camera import CameraSelector
 from selector.event import Event
-from selector.rules.base import FrameInfo
+from selector.incidents import RulePolicy
+from selector.rules.base import FrameInfo, Rule
+from selector.suppression import Suppression
 from selector.zones import PolygonZone
 
 log = logging.getLogger(__name__)
@@ -48,6 +64,12 @@ Detect = Callable[[Sequence[np.ndarray]], list[Detections]]
 COMPLETE_FLUSH_S = 2.0
 """How long completing a camera waits for the bus to deliver, seconds (a remote bus keeps
 what it could not deliver in its on-disk spool)."""
+
+NO_SIGNAL_TICK_S = 1.0
+"""A live camera silent this long (wall seconds) is told so once per this interval."""
+
+Item = tuple[Frame, SceneStats | None]
+"""What a camera's slot holds: a decoded frame and what the decode thread measured on it."""
 
 MAX_BATCH_FAILURES = 10
 """Consecutive failed detector batches after which the run gives up (a transient error,
@@ -61,8 +83,12 @@ class CameraRuntime:
     camera_id: str
     source: Source
     selector: CameraSelector
-    slot: FrameSlot
+    slot: FrameSlot[Item]
     zones: Mapping[str, PolygonZone] = field(default_factory=dict)
+    scene: SceneAnalyzer | None = None
+    """Measures every frame on the decode thread (None: no measures, no gating)."""
+    gate: MotionGate | None = None
+    """Decides which frames need the detector (None: every frame)."""
     """Zones by name: drawn on snapshots, checked against the frame size at the first frame."""
     thread: threading.Thread | None = None
     failed: str | None = None
@@ -70,8 +96,17 @@ class CameraRuntime:
     frame_size: tuple[int, int] | None = None
     zone_problems: list[str] = field(default_factory=list)
     processed: int = 0
+    detected: int = 0
+    """Frames the detector ran on (``processed - detected`` were gated out)."""
     events: int = 0
     last_pts_s: float | None = None
+    last_seq: int = -1
+    last_frame_mono: float | None = None
+    """Monotonic time the last frame was processed (for signal-lost ticks)."""
+    last_wall: float | None = None
+    next_no_signal: float = 0.0
+    held: dict[str, int] = field(default_factory=dict)
+    """Event starts the selector's gate held back so far, by reason (for the metric)."""
     first_wall: float | None = None
     open_snapshots: dict[str, str | None] = field(default_factory=dict)
     """event_id -> snapshot key of events started and not yet ended."""
@@ -100,6 +135,7 @@ class CameraRuntime:
             "state": self.state,
             "error": self.failed,
             "frames_processed": self.processed,
+            "frames_detected": self.detected,
             "frames_dropped": self.slot.dropped,
             "events": self.events,
             "last_pts_s": self.last_pts_s,
@@ -115,6 +151,8 @@ class RunResult:
     frames: int
     events: int
     seconds: float
+    detected: int
+    """Frames that went through the detector (the others were gated out as quiet)."""
     failed: dict[str, str]
     """camera id -> reason, for the cameras whose source failed."""
     interrupted: bool
@@ -125,6 +163,11 @@ class RunResult:
     def fps(self) -> float:
         """Frames processed per second of wall time, all cameras together."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def detector_fraction(self) -> float:
+        """Share of processed frames that reached the detector (1.0 without gating)."""
+        return self.detected / self.frames if self.frames else 0.0
 
     @property
     def ok(self) -> bool:
@@ -167,6 +210,8 @@ class Runner:
         self._progress_interval_s = progress_interval_s
         self._stop = threading.Event()
         self._rr = 0  # round-robin start, so no camera is always served first
+        self._by_id = {c.camera_id: c for c in self.cameras}
+        self._actions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 
     # ----------------------------------------------------------------- threads
     def _decode(self, cam: CameraRuntime) -> None:
@@ -177,7 +222,7 @@ class Runner:
         try:
             for frame in cam.source.frames():
                 before = cam.slot.dropped
-                if not cam.slot.put(frame):
+                if not cam.slot.put((frame, self._measure(cam, frame))):
                     break
                 decoded.inc()
                 if cam.slot.dropped > before:
@@ -193,6 +238,75 @@ class Runner:
             metrics.CAMERA_UP.labels(cam.camera_id).set(0)
             log.info("camera thread ended", extra=extra)
 
+    @staticmethod
+    def _measure(cam: CameraRuntime, frame: Frame) -> SceneStats | None:
+        """The frame's scene measures (decode thread); ``None`` if there is no analyser
+        or it failed (then the frame goes to the detector and health checks skip it)."""
+        if cam.scene is None:
+            return None
+        try:
+            return cam.scene.analyze(frame.image, frame.pts_s)
+        except Exception:  # measures are an aid: a failure must not lose the frame
+            log.exception("scene analysis failed", extra={"camera_id": cam.camera_id})
+            return None
+
+    # ----------------------------------------------------------------- run-time changes
+    def reconfigure(
+        self, camera_id: str, rules: Sequence[Rule], policies: Mapping[str, RulePolicy]
+    ) -> None:
+        """Swap a camera's rule set at run time (thread-safe; applied between batches).
+
+        Rule objects present in the current set keep their state; removed ones close
+        their open events at the camera's last frame time.
+
+        Raises:
+            KeyError: Unknown camera.
+        """
+        cam = self._by_id[camera_id]
+
+        def apply() -> None:
+            closing = cam.selector.set_rules(rules, policies, cam.last_pts_s)
+            for event in closing:
+                self._publish(cam, event, None)
+            metrics.RULE_RELOADS.labels("rules").inc()
+            log.info(
+                "rules reloaded: %s",
+                ", ".join(r.rule_id for r in rules) or "(none)",
+                extra={"camera_id": camera_id},
+            )
+
+        self._actions.put(apply)
+        self._wake()
+
+    def set_suppressions(self, suppressions: Iterable[Suppression]) -> None:
+        """Replace every camera's operator suppressions (thread-safe; applied between
+        batches)."""
+        items = list(suppressions)
+
+        def apply() -> None:
+            for cam in self.cameras:
+                cam.selector.set_suppressions(items)
+            metrics.RULE_RELOADS.labels("suppressions").inc()
+            log.info("suppressions applied: %d", len(items))
+
+        self._actions.put(apply)
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._ready:
+            self._ready.notify_all()
+
+    def _apply_actions(self) -> None:
+        while True:
+            try:
+                action = self._actions.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                action()
+            except Exception:  # a bad change must not stop the cameras
+                log.exception("applying a run-time change failed")
+
     def stop(self) -> None:
         """Ask the run to end soon: thread-safe, idempotent, and safe in a signal handler.
 
@@ -207,9 +321,9 @@ class Runner:
                 cam.source.close()
 
     # ----------------------------------------------------------------- detector loop
-    def _gather(self) -> list[tuple[CameraRuntime, Frame]]:
+    def _gather(self) -> list[tuple[CameraRuntime, Item]]:
         """Up to ``batch_size`` ready frames, round-robin, each camera's frames in order."""
-        batch: list[tuple[CameraRuntime, Frame]] = []
+        batch: list[tuple[CameraRuntime, Item]] = []
         n = len(self.cameras)
         progressed = True
         while len(batch) < self._batch_size and progressed:
@@ -228,7 +342,7 @@ class Runner:
     def _all_exhausted(self) -> bool:
         return all(cam.slot.exhausted for cam in self.cameras)
 
-    def _next_batch(self) -> list[tuple[CameraRuntime, Frame]]:
+    def _next_batch(self) -> list[tuple[CameraRuntime, Item]]:
         batch = self._gather()
         if batch and len(batch) < self._batch_size and self._max_wait_s > 0:
             deadline = time.monotonic() + self._max_wait_s
@@ -242,7 +356,7 @@ class Runner:
                 batch.extend(more)
         return batch
 
-    def _gather_limited(self, limit: int) -> list[tuple[CameraRuntime, Frame]]:
+    def _gather_limited(self, limit: int) -> list[tuple[CameraRuntime, Item]]:
         saved = self._batch_size
         self._batch_size = limit
         try:
@@ -267,7 +381,9 @@ class Runner:
         fatal: str | None = None
         failures_in_a_row = 0
         while not self._stop.is_set():
+            self._apply_actions()
             self._complete_exhausted()
+            self._no_signal_ticks()
             batch = self._next_batch()
             if not batch:
                 if self._all_exhausted():
@@ -308,6 +424,7 @@ class Runner:
             frames=frames,
             events=sum(c.events for c in self.cameras),
             seconds=seconds,
+            detected=sum(c.detected for c in self.cameras),
             failed={c.camera_id: c.failed for c in self.cameras if c.failed},
             interrupted=interrupted,
             fatal=fatal,
@@ -349,17 +466,41 @@ class Runner:
         for cam in cameras:
             cam.finished = True
 
-    def _process_batch(self, batch: list[tuple[CameraRuntime, Frame]]) -> int:
-        images = [frame.image for _, frame in batch]
-        t = time.perf_counter()
-        results = self._detect(images)
-        metrics.DETECT_SECONDS.observe(time.perf_counter() - t)
-        metrics.BATCH_SIZE.observe(len(batch))
-        for (cam, frame), dets in zip(batch, results, strict=True):
-            self._process_frame(cam, frame, dets)
+    def _process_batch(self, batch: list[tuple[CameraRuntime, Item]]) -> int:
+        """Detect on the frames that need it, then run every frame through its selector.
+
+        Frames the camera's motion gate lets pass without the detector go through the
+        selector with empty detections and ``detected=False``, in camera order.
+        """
+        need = [self._needs_detector(cam, frame, scene) for cam, (frame, scene) in batch]
+        images = [frame.image for (_, (frame, _)), n in zip(batch, need, strict=True) if n]
+        results: list[Detections] = []
+        if images:
+            t = time.perf_counter()
+            results = self._detect(images)
+            metrics.DETECT_SECONDS.observe(time.perf_counter() - t)
+            metrics.BATCH_SIZE.observe(len(images))
+        found = iter(results)
+        for (cam, (frame, scene)), n in zip(batch, need, strict=True):
+            dets = next(found) if n else Detections.empty()
+            self._process_frame(cam, frame, dets, scene, detected=n)
         return len(batch)
 
-    def _process_frame(self, cam: CameraRuntime, frame: Frame, dets: Detections) -> None:
+    @staticmethod
+    def _needs_detector(cam: CameraRuntime, frame: Frame, scene: SceneStats | None) -> bool:
+        if cam.gate is None or scene is None:
+            return True
+        return cam.gate.decide(scene.motion, frame.pts_s, cam.selector.has_tracks)
+
+    def _process_frame(
+        self,
+        cam: CameraRuntime,
+        frame: Frame,
+        dets: Detections,
+        scene: SceneStats | None = None,
+        *,
+        detected: bool = True,
+    ) -> None:
         if cam.frame_size is None:
             self._first_frame(cam, frame)
         info = FrameInfo(
@@ -370,15 +511,70 @@ class Runner:
             width=frame.width,
             height=frame.height,
             stream_id=cam.stream_id,
+            scene=scene,
+            detected=detected,
         )
         _, events = cam.selector.update(dets, info)
         cam.processed += 1
         cam.last_pts_s = frame.pts_s
+        cam.last_seq = frame.seq
+        cam.last_wall = frame.wall_time
+        cam.last_frame_mono = time.monotonic()
         metrics.FRAMES_PROCESSED.labels(cam.camera_id).inc()
+        if detected:
+            cam.detected += 1
+            metrics.FRAMES_DETECTED.labels(cam.camera_id).inc()
         for event in events:
             self._publish(cam, event, frame)
         if events:
             metrics.FRAME_LATENCY.observe(max(0.0, time.time() - frame.wall_time))
+        self._count_held(cam)
+
+    @staticmethod
+    def _count_held(cam: CameraRuntime) -> None:
+        counts = dataclasses.asdict(cam.selector.gate.counts)
+        for reason, value in counts.items():
+            before = cam.held.get(reason, 0)
+            if value > before:
+                metrics.EVENTS_HELD.labels(cam.camera_id, reason).inc(value - before)
+                cam.held[reason] = value
+
+    def _no_signal_ticks(self) -> None:
+        """Tell live cameras that have been silent for a while that no frame is coming."""
+        now = time.monotonic()
+        for cam in self.cameras:
+            if (
+                cam.finished
+                or not cam.source.live
+                or cam.last_frame_mono is None
+                or cam.last_pts_s is None
+                or cam.last_wall is None
+                or now - cam.last_frame_mono < NO_SIGNAL_TICK_S
+                or now < cam.next_no_signal
+                or len(cam.slot)
+            ):
+                continue
+            cam.next_no_signal = now + NO_SIGNAL_TICK_S
+            silent = now - cam.last_frame_mono
+            width, height = cam.frame_size or (0, 0)
+            info = FrameInfo(
+                camera_id=cam.camera_id,
+                seq=cam.last_seq,
+                pts_s=cam.last_pts_s + silent,
+                wall_time=cam.last_wall + silent,
+                width=width,
+                height=height,
+                stream_id=cam.stream_id,
+                scene=None,
+                detected=False,
+            )
+            try:
+                events = cam.selector.no_signal(info)
+            except Exception:
+                log.exception("no-signal tick failed", extra={"camera_id": cam.camera_id})
+                continue
+            for event in events:
+                self._publish(cam, event, None)
 
     def _first_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         cam.frame_size = (frame.width, frame.height)
@@ -392,7 +588,9 @@ class Runner:
                 log.warning(msg, extra={"camera_id": cam.camera_id})
 
     def _publish(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> None:
-        if event.is_open:
+        if event.is_open and event.event_id in cam.open_snapshots:
+            key = cam.open_snapshots[event.event_id]  # a priority update of an open incident
+        elif event.is_open:
             key = self._snapshot(cam, event, frame)
             cam.open_snapshots[event.event_id] = key
             cam.events += 1
@@ -441,8 +639,8 @@ class Runner:
 
     def _log_progress(self, frames: int, seconds: float, *, final: bool = False) -> None:
         per_cam = ", ".join(
-            f"{c.camera_id}: {c.processed} frames, {c.slot.dropped} dropped, {c.events} events"
-            + (" (FAILED)" if c.failed else "")
+            f"{c.camera_id}: {c.processed} frames ({c.detected} detected), "
+            f"{c.slot.dropped} dropped, {c.events} events" + (" (FAILED)" if c.failed else "")
             for c in self.cameras
         )
         log.info(

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Literal
-
-from ingest.frame import Frame
+from typing import Generic, Literal, TypeVar
 
 Policy = Literal["drop_oldest", "block"]
 
+T = TypeVar("T")
 
-class FrameSlot:
-    """A bounded FIFO of frames for one camera.
+
+class FrameSlot(Generic[T]):
+    """A bounded FIFO of frames (or frames with what was measured on them) for one camera.
 
     Args:
         capacity: Most frames held (>= 1).
@@ -38,13 +38,13 @@ class FrameSlot:
         self.capacity = capacity
         self.policy: Policy = policy
         self._ready = ready
-        self._frames: deque[Frame] = deque()
+        self._frames: deque[T] = deque()
         self._closed = False
         self.dropped = 0
         """Frames discarded by the drop-oldest policy (0 for ``block``)."""
         self.put_count = 0
 
-    def put(self, frame: Frame) -> bool:
+    def put(self, frame: T) -> bool:
         """Hand a frame over; returns False if the slot was closed (the frame is discarded)."""
         with self._ready:
             if self.policy == "block":
@@ -60,7 +60,7 @@ class FrameSlot:
             self._ready.notify_all()
             return True
 
-    def take(self) -> Frame | None:
+    def take(self) -> T | None:
         """The oldest frame held, or None when empty (never blocks)."""
         with self._ready:
             if not self._frames:

@@ -303,6 +303,11 @@ class ByteTracker:
         return [t.track_id for t in self._tracks if t.state is _State.TRACKED]
 
     @property
+    def idle(self) -> bool:
+        """True when the tracker holds nothing: no confirmed, lost or tentative track."""
+        return not (self._tracks or self._tentative)
+
+    @property
     def lost_ids(self) -> list[int]:
         """Ids of confirmed tracks currently lost (unseen, still in the buffer), ascending."""
         return [t.track_id for t in self._tracks if t.state is _State.LOST]

@@ -1,31 +1,48 @@
-"""Intrusion: an object of a watched class stays in a zone for at least ``min_dwell_s``."""
+"""Stays of tracks in a zone: the shared machinery, and the intrusion rule built on it.
+
+:class:`ZoneStayRule` follows each track's *stay* in a zone (entry, flicker at the
+edge, occlusion, leaving) and raises one event per stay once it lasted long enough;
+:class:`IntrusionRule` (here) and :class:`selector.rules.loitering.LoiteringRule` are
+its two flavours.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 
 from detectors.detections import Detections
-from selector.event import Event, make_event_id
-from selector.priority import priority
+from selector.event import Event
 from selector.rules.base import FrameInfo, RuleError
+from selector.rules.common import (
+    TIME_EPS_S,
+    box_of,
+    check_camera,
+    check_classes,
+    check_fraction,
+    check_priority_inputs,
+    check_rule_id,
+    check_seconds,
+    eligible,
+    label_of,
+    make_event,
+)
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "intrusion"
 
-# Tolerance (s) on time comparisons, so that e.g. 20 frames at 10 fps meet a 2.0 s dwell
-# despite float rounding of the timestamps.
-TIME_EPS_S = 1e-6
+__all__ = ["EVENT_TYPE", "TIME_EPS_S", "IntrusionRule", "Stay", "ZoneStayRule"]
 
 
 @dataclass(slots=True)
-class _Stay:
+class Stay:
     """One track's current stay in the zone (video seconds)."""
 
     entry_s: float  # first time seen inside in this stay: dwell counts from here
@@ -34,8 +51,11 @@ class _Stay:
     event: Event | None = None  # the open event, once the dwell was met
 
 
-class IntrusionRule:
-    """Raises one ``"intrusion"`` event per stay of a track in a zone.
+class ZoneStayRule:
+    """Raises one event of type :attr:`event_type` per long enough stay of a track in a zone.
+
+    Subclasses set :attr:`event_type` and may override :meth:`_start_time` (when the
+    event is said to start) and :meth:`_end_details` (facts added when it ends).
 
     Semantics, all times in video seconds (``FrameInfo.pts_s``):
 
@@ -43,10 +63,11 @@ class IntrusionRule:
       the box) is in ``zone`` (boundary included), its class is in ``classes`` (any
       class if ``None``) and its score is ``>= min_score``.  Rows with
       ``tracker_id < 1`` (untracked) are ignored.
-    * Dwell accumulates from the entry time of the stay.  At the first frame where
-      ``t - entry >= min_dwell_s`` ONE event starts: ``start_s`` is that frame's time
-      (``entry + min_dwell_s`` up to frame granularity), with that frame's box, score,
-      label, ``seq`` and wall time, and ``priority(severity, score, zone_weight)``.
+    * Dwell accumulates from the entry time of the stay.  At the first frame where the
+      track is seen inside and ``t - entry >= min_dwell_s``, ONE event starts, with
+      that frame's box, score, label, ``seq`` and wall time, and
+      ``priority(severity, score, zone_weight)``; its ``start_s`` is given by
+      :meth:`_start_time`.
     * A track *seen* outside the zone (or filtered out) for less than ``exit_grace_s``
       that comes back continues the same stay: same dwell, same event (no flicker at
       the zone's edge).  At the first frame at which it is seen away and was last
@@ -57,13 +78,17 @@ class IntrusionRule:
       pole, a passer-by, a missed detection) keeps its stay: occlusion is not
       leaving.  How long that can last is bounded by the tracker's buffer: a track
       the tracker removed (``ended_ids``) ends its stay at once, with ``end_s`` = the
-      last time it was seen inside.
+      last time it was seen inside.  ``ended_ids`` are honoured on every frame.
+    * A frame with ``frame.detected == False`` (the detector did not run, e.g. motion
+      gating) carries no information through the *absence* of tracks: as every
+      missing track counts as occluded, such a frame never ends a stay (rows it does
+      carry are used like any others).
 
     Args:
         rule_id: Stable id of this rule instance, e.g. ``"intrusion:crossing"``.
         camera_id: Camera the rule belongs to; frames of other cameras are refused.
         zone: The zone watched.
-        classes: Class ids that may intrude, or ``None`` for all.
+        classes: Class ids that count, or ``None`` for all.
         class_names: Class names of the model (index = class id).  When given, class
             ids are checked against it and labels are taken from it; otherwise labels
             come from ``Detections.labels``.
@@ -78,6 +103,8 @@ class IntrusionRule:
         RuleError: For an invalid argument; the message names the rule and the value.
     """
 
+    event_type: ClassVar[str] = EVENT_TYPE
+
     def __init__(
         self,
         rule_id: str,
@@ -91,48 +118,20 @@ class IntrusionRule:
         exit_grace_s: float = 1.0,
         zone_weight: float | None = None,
     ) -> None:
-        if not rule_id:
-            raise RuleError(f"rule_id must be non-empty, got {rule_id!r}")
-        if not camera_id:
-            raise RuleError(f"rule {rule_id!r}: camera_id must be non-empty, got {camera_id!r}")
-        if not (math.isfinite(min_dwell_s) and min_dwell_s >= 0.0):
-            raise RuleError(f"rule {rule_id!r}: min_dwell_s must be >= 0, got {min_dwell_s!r}")
-        if not (math.isfinite(exit_grace_s) and exit_grace_s >= 0.0):
-            raise RuleError(f"rule {rule_id!r}: exit_grace_s must be >= 0, got {exit_grace_s!r}")
-        if not (math.isfinite(min_score) and 0.0 <= min_score <= 1.0):
-            raise RuleError(f"rule {rule_id!r}: min_score must be in [0, 1], got {min_score!r}")
+        check_rule_id(rule_id, camera_id)
+        self.min_dwell_s = check_seconds(rule_id, "min_dwell_s", min_dwell_s)
+        self.exit_grace_s = check_seconds(rule_id, "exit_grace_s", exit_grace_s)
+        self.min_score = check_fraction(rule_id, "min_score", min_score)
         weight = zone.weight if zone_weight is None else zone_weight
-        try:
-            priority(severity, None, weight)
-        except ValueError as e:
-            raise RuleError(f"rule {rule_id!r}: {e}") from e
-        if classes is not None:
-            if not classes:
-                raise RuleError(f"rule {rule_id!r}: classes is empty; use None for all classes")
-            bad = sorted(
-                c
-                for c in classes
-                if isinstance(c, bool)
-                or not isinstance(c, int | np.integer)
-                or c < 0
-                or (class_names and c >= len(class_names))
-            )
-            if bad:
-                raise RuleError(
-                    f"rule {rule_id!r}: unknown class ids {bad} "
-                    f"(model has {len(class_names) or 'unknown'} classes)"
-                )
+        check_priority_inputs(rule_id, severity, weight)
+        self.classes = check_classes(rule_id, classes, class_names)
         self._rule_id = rule_id
         self.camera_id = camera_id
         self.zone = zone
-        self.classes = None if classes is None else frozenset(int(c) for c in classes)
         self.class_names = tuple(class_names)
-        self.min_dwell_s = float(min_dwell_s)
         self.severity = severity
-        self.min_score = float(min_score)
-        self.exit_grace_s = float(exit_grace_s)
         self.zone_weight = float(weight)
-        self._stays: dict[int, _Stay] = {}
+        self._stays: dict[int, Stay] = {}
 
     @property
     def rule_id(self) -> str:
@@ -162,15 +161,9 @@ class IntrusionRule:
         Raises:
             RuleError: For a frame of another camera.
         """
-        if frame.camera_id != self.camera_id:
-            raise RuleError(
-                f"rule {self._rule_id!r} of camera {self.camera_id!r} got a frame of camera "
-                f"{frame.camera_id!r}"
-            )
+        check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
-        ok = (tracks.tracker_id >= 1) & (tracks.score >= self.min_score)
-        if self.classes is not None:
-            ok &= np.isin(tracks.class_id, list(self.classes))
+        ok = eligible(tracks, self.classes, self.min_score)
         rows = np.flatnonzero(ok & self.zone.trigger(tracks))
         inside = {int(tracks.tracker_id[i]): int(i) for i in rows}
         seen = {int(v) for v in tracks.tracker_id.tolist()}
@@ -190,14 +183,14 @@ class IntrusionRule:
                 events.extend(self._end(tid))  # was seen away too long before coming back
                 stay = None
             if stay is None:
-                stay = self._stays[tid] = _Stay(entry_s=t, last_inside_s=t)
+                stay = self._stays[tid] = Stay(entry_s=t, last_inside_s=t)
             stay.last_inside_s, stay.missed = t, False
             if stay.event is None and t - stay.entry_s >= self.min_dwell_s - TIME_EPS_S:
-                stay.event = self._start(tracks, inside[tid], frame)
+                stay.event = self._start(tracks, inside[tid], frame, stay)
                 events.append(stay.event)
         return events
 
-    def _grace_over(self, stay: _Stay, t: float) -> bool:
+    def _grace_over(self, stay: Stay, t: float) -> bool:
         """Whether a track last seen inside at ``stay.last_inside_s`` has been away too long."""
         return t - stay.last_inside_s >= self.exit_grace_s - TIME_EPS_S
 
@@ -216,42 +209,46 @@ class IntrusionRule:
         for _, stay in sorted(self._stays.items()):
             if stay.event is not None:
                 end = max(stay.event.start_s, min(end_s, stay.last_inside_s))
-                events.append(self._log_end(stay.event.closed(end)))
+                events.append(self._closed(stay, end))
         self._stays.clear()
         return events
 
-    def _start(self, tracks: Detections, i: int, frame: FrameInfo) -> Event:
+    def _start_time(self, stay: Stay, t: float) -> float:
+        """``start_s`` of the event of ``stay``, which met its dwell at frame time ``t``.
+
+        Here the frame time: ``entry + min_dwell_s`` up to frame granularity (and later
+        when the track was occluded as the dwell was met).
+        """
+        return t
+
+    def _end_details(self, stay: Stay, end_s: float) -> Mapping[str, float | int | str | bool]:
+        """``details`` of the ended event (``end_s``: its end time); here unchanged."""
+        assert stay.event is not None
+        return stay.event.details
+
+    def _start(self, tracks: Detections, i: int, frame: FrameInfo, stay: Stay) -> Event:
         tid = int(tracks.tracker_id[i])
-        cid = int(tracks.class_id[i])
-        if self.class_names:
-            label = self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
-        else:
-            label = tracks.labels[i]
-        score = float(tracks.score[i])
-        x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
-        event = Event(
-            event_id=make_event_id(self.camera_id, self._rule_id, tid, frame.seq, frame.stream_id),
-            camera_id=self.camera_id,
-            type=EVENT_TYPE,
+        event = make_event(
             rule_id=self._rule_id,
+            event_type=self.event_type,
+            frame=frame,
+            severity=self.severity,
             zone=self.zone.name,
+            zone_weight=self.zone_weight,
             track_id=tid,
-            label=label,
-            score=score,
-            priority=priority(self.severity, min(max(score, 0.0), 1.0), self.zone_weight),
-            start_s=frame.pts_s,
-            end_s=None,
-            bbox=(x1, y1, x2, y2),
-            start_seq=frame.seq,
-            wall_time=frame.wall_time,
+            label=label_of(tracks, i, self.class_names),
+            score=float(tracks.score[i]),
+            bbox=box_of(tracks, i),
+            start_s=self._start_time(stay, frame.pts_s),
         )
         logger.debug(
-            "intrusion started: camera=%s rule=%s track=%d label=%s t=%.3f",
+            "%s started: camera=%s rule=%s track=%d label=%s t=%.3f",
+            self.event_type,
             self.camera_id,
             self._rule_id,
             tid,
-            label,
-            frame.pts_s,
+            event.label,
+            event.start_s,
         )
         return event
 
@@ -259,11 +256,14 @@ class IntrusionRule:
         stay = self._stays.pop(tid)
         if stay.event is None:
             return []
-        return [self._log_end(stay.event.closed(stay.last_inside_s))]
+        return [self._closed(stay, stay.last_inside_s)]
 
-    def _log_end(self, event: Event) -> Event:
+    def _closed(self, stay: Stay, end_s: float) -> Event:
+        assert stay.event is not None
+        event = replace(stay.event, end_s=end_s, details=dict(self._end_details(stay, end_s)))
         logger.debug(
-            "intrusion ended: camera=%s rule=%s track=%s t=%.3f..%.3f",
+            "%s ended: camera=%s rule=%s track=%s t=%.3f..%.3f",
+            self.event_type,
             self.camera_id,
             self._rule_id,
             event.track_id,
@@ -271,3 +271,16 @@ class IntrusionRule:
             event.end_s,
         )
         return event
+
+
+class IntrusionRule(ZoneStayRule):
+    """Raises one ``"intrusion"`` event per stay of a track in a zone.
+
+    See :class:`ZoneStayRule` for the semantics (ground point, dwell, exit grace,
+    occlusion is not leaving, ``ended_ids``, frames with ``detected == False``) and
+    the arguments; the defaults here are ``min_dwell_s=0.0`` and ``exit_grace_s=1.0``.
+    ``start_s`` is the time of the frame at which the dwell was met (``entry +
+    min_dwell_s`` up to frame granularity).  Events carry no ``details``.
+    """
+
+    event_type: ClassVar[str] = EVENT_TYPE

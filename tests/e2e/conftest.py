@@ -73,6 +73,10 @@ def issue_config(tmp: Path, **camera: Any) -> dict[str, Any]:
                 "zone": "crossing",
                 "classes": ["person"],
                 "min_dwell_s": 0.5,
+                # the ground truth counts people's visits: one alert per person, and a
+                # person stepping out and back within 3 s stays one alert
+                "alert_per": "object",
+                "cooldown_s": 3.0,
             }
         ],
         "sinks": [{"jsonl": str(tmp / "events.jsonl")}],

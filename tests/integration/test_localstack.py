@@ -159,8 +159,9 @@ def test_s3_put_get_presigned_and_restart(fresh_localstack: LocalStack) -> None:
     client = stack.minio_client()
     client.make_bucket("argus-evidence")
     body = os.urandom(256 * 1024)
-    client.put_object("argus-evidence", "plaza/e1.jpg", io.BytesIO(body), len(body),
-                      content_type="image/jpeg")
+    client.put_object(
+        "argus-evidence", "plaza/e1.jpg", io.BytesIO(body), len(body), content_type="image/jpeg"
+    )
     resp = client.get_object("argus-evidence", "plaza/e1.jpg")
     try:
         assert resp.read() == body
@@ -168,8 +169,9 @@ def test_s3_put_get_presigned_and_restart(fresh_localstack: LocalStack) -> None:
         resp.close()
         resp.release_conn()
 
-    url = client.presigned_get_object("argus-evidence", "plaza/e1.jpg",
-                                      expires=timedelta(minutes=5))
+    url = client.presigned_get_object(
+        "argus-evidence", "plaza/e1.jpg", expires=timedelta(minutes=5)
+    )
     assert stack.secret_key not in url
     with urllib.request.urlopen(url, timeout=10) as r:
         assert r.status == 200
@@ -204,8 +206,13 @@ def test_server_that_exits_names_port_and_log(tmp_path: Path) -> None:
     with socket.socket() as busy:  # SeaweedFS's master port taken: it refuses to start
         busy.bind(("127.0.0.1", base))
         busy.listen()
-        stack = LocalStack(tmp_path, kafka_port=free_port(), s3_port=free_port(),
-                           ports_base=base, start_timeout_s=20)
+        stack = LocalStack(
+            tmp_path,
+            kafka_port=free_port(),
+            s3_port=free_port(),
+            ports_base=base,
+            start_timeout_s=20,
+        )
         with pytest.raises(ServerStartError) as err:
             stack.start_s3()
     e = err.value
@@ -217,7 +224,11 @@ def test_server_that_exits_names_port_and_log(tmp_path: Path) -> None:
 def _cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deploy.localstack", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout_s, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
 
 
@@ -232,8 +243,14 @@ def _alive(pid: int) -> bool:
 def test_cli_up_status_down(tmp_path: Path) -> None:
     require_binaries()
     home = tmp_path / "infra"
-    ports = ["--kafka-port", str(free_port()), "--s3-port", str(free_port()),
-             "--ports-base", str(free_ports_base())]
+    ports = [
+        "--kafka-port",
+        str(free_port()),
+        "--s3-port",
+        str(free_port()),
+        "--ports-base",
+        str(free_ports_base()),
+    ]
     try:
         up = _cli("up", "--home", str(home), *ports)
         assert up.returncode == 0, up.stderr

@@ -14,7 +14,16 @@ from prometheus_client import REGISTRY
 
 from alerts.bus import InProcessBus
 from alerts.schema import InvalidEventError
-from alerts.store import AlertNotFoundError, AlertStore, AlertStoreError, SqliteAlertStore
+from alerts.store import (
+    _MIGRATIONS,
+    AlertNotFoundError,
+    AlertStore,
+    AlertStoreError,
+    ControlStore,
+    RulesRevisionConflictError,
+    SqliteAlertStore,
+)
+from selector.suppression import Suppression
 from tests.factories import BBOX, SCORE, T0, make_event
 
 pytestmark = pytest.mark.unit
@@ -29,7 +38,7 @@ def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
 
 def test_satisfies_protocol_and_uses_wal_and_migrations(store: SqliteAlertStore) -> None:
     assert isinstance(store, AlertStore)
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -188,7 +197,7 @@ def test_survives_reopen(tmp_path: Path) -> None:
         s.acknowledge(make_event(1).event_id, by="alice", note="n")
         s.upsert(make_event(2).to_record())
     with SqliteAlertStore(path) as s:
-        assert s.schema_version == 1
+        assert s.schema_version == 2
         assert s.count() == 2
         a = s.get(make_event(1).event_id)
         assert a is not None and a.status == "acknowledged" and a.note == "n"
@@ -278,3 +287,164 @@ def test_closed_store_raises_store_error_with_cause(tmp_path: Path) -> None:
         with pytest.raises(AlertStoreError) as info:
             call()
         assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+# --------------------------------------------------------------- control plane (schema 2)
+
+
+def _suppression(n: int, *, expires_at: float = T0 + 3600, **kw: Any) -> Suppression:
+    fields: dict[str, Any] = {
+        "suppression_id": f"00000000-0000-4000-8000-{n:012d}",
+        "camera_id": "cam-1",
+        "rule_id": "intrusion:z",
+        "zone": "z",
+        "label": "person",
+        "region": (0.0, 1.0, 2.5, 3.0),
+        "expires_at": expires_at,
+        "created_at": T0 + n,
+        "source_event_id": make_event(n).event_id,
+        "note": f"note {n}",
+    }
+    return Suppression(**(fields | kw))
+
+
+def test_version_1_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
+    """A database written by the schema-1 code gains the control tables and the new status."""
+    path = tmp_path / "alerts.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.close()
+    with SqliteAlertStore(path) as old_shape:  # v1 -> v2 here
+        assert old_shape.schema_version == 2
+    # and with rows: build v1 again, store through a v1-shaped table, then migrate
+    path2 = tmp_path / "alerts2.sqlite"
+    conn = sqlite3.connect(path2)
+    conn.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, zone, "
+        "track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, "
+        "bbox_y2, start_seq, snapshot, wall_time, status, acknowledged_at, acknowledged_by, "
+        "note, received_at) VALUES (?, 1, 'cam-1', 'intrusion', 'intrusion:z', 'z', 1, "
+        "'person', 0.5, 70, 1.0, NULL, 1.0, 2.0, 30.0, 40.0, 1, NULL, ?, 'acknowledged', ?, "
+        "'bob', 'seen', ?)",
+        (make_event(1).event_id, T0, T0 + 5, T0 + 1),
+    )
+    conn.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # v1 refuses the new status
+        conn.execute("UPDATE alerts SET status = 'false_positive'")
+    conn.close()
+    with SqliteAlertStore(path2) as s:
+        assert s.schema_version == 2
+        a = s.get(make_event(1).event_id)
+        assert a is not None and a.status == "acknowledged" and a.acknowledged_by == "bob"
+        assert a.bbox == [1.0, 2.0, 30.0, 40.0] and a.priority == 70
+        fp = s.mark_false_positive(make_event(1).event_id, by="carol", note="shadow")
+        assert fp.status == "false_positive"
+        assert fp.acknowledged_by == "bob" and fp.note == "shadow"  # first actor kept
+        s.add_suppression(_suppression(1))
+        assert s.put_rules([{"type": "intrusion"}], 0) == 1
+    conn = sqlite3.connect(path2)
+    try:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"alerts_by_urgency", "alerts_by_camera", "alerts_by_status"} <= indexes
+        assert "alerts_v2" not in {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    finally:
+        conn.close()
+
+
+def test_false_positive_status_and_filter(store: SqliteAlertStore) -> None:
+    for n in (1, 2, 3):
+        store.upsert(make_event(n).to_record())
+    a = store.mark_false_positive(make_event(1).event_id, by="alice", note=None)
+    assert a.status == "false_positive" and a.acknowledged_by == "alice"
+    assert a.acknowledged_at is not None and a.note is None
+    again = store.mark_false_positive(make_event(1).event_id, by="bob", note="n")
+    assert again.acknowledged_by == "alice" and again.acknowledged_at == a.acknowledged_at
+    assert again.note == "n"
+    # acknowledging a false positive changes nothing
+    assert store.acknowledge(make_event(1).event_id, by="x").status == "false_positive"
+    store.acknowledge(make_event(2).event_id, by="x")
+    fps = store.list(status="false_positive")
+    assert [x.event_id for x in fps] == [make_event(1).event_id]
+    assert store.count(status="new") == 1 and store.count(status="false_positive") == 1
+    with pytest.raises(AlertNotFoundError):
+        store.mark_false_positive("00000000-0000-0000-0000-000000000000", by="x")
+
+
+def test_suppressions_round_trip_list_and_delete(store: SqliteAlertStore) -> None:
+    s1 = _suppression(1)
+    s2 = _suppression(2, region=None, rule_id=None, zone=None, label=None, source_event_id=None)
+    expired = _suppression(3, expires_at=T0 + 10)
+    for s in (s1, s2, expired):
+        store.add_suppression(s)
+    assert store.get_suppression(s1.suppression_id) == s1
+    assert store.get_suppression(s2.suppression_id) == s2
+    assert store.get_suppression("nope") is None
+    now = T0 + 100
+    assert store.list_suppressions(active_only=True, now=now) == [s2, s1]  # newest first
+    assert store.list_suppressions(active_only=False, now=now) == [expired, s2, s1]
+    assert store.list_suppressions(active_only=True, now=T0 + 5) == [expired, s2, s1]
+    assert store.list_suppressions(active_only=True, now=T0 + 3600) == []  # expiry exclusive
+    replaced = _suppression(1, note="changed")
+    store.add_suppression(replaced)  # same id: replaced, not duplicated
+    assert store.get_suppression(s1.suppression_id) == replaced
+    assert store.delete_suppression(s1.suppression_id) is True
+    assert store.delete_suppression(s1.suppression_id) is False
+    assert store.get_suppression(s1.suppression_id) is None
+
+
+def test_rules_document_optimistic_concurrency(store: SqliteAlertStore) -> None:
+    assert store.get_rules() is None
+    with pytest.raises(RulesRevisionConflictError) as info:
+        store.put_rules([{"a": 1}], 1)  # nothing stored: current is 0
+    assert info.value.current == 0 and info.value.expected == 1
+    assert store.put_rules([{"a": 1}], 0) == 1
+    assert store.get_rules() == (1, [{"a": 1}])
+    with pytest.raises(RulesRevisionConflictError, match="revision is 1, not 0"):
+        store.put_rules([{"a": 2}], 0)
+    assert store.put_rules([{"a": 2}, {"b": [1, None]}], 1) == 2
+    assert store.put_rules([], None) == 3  # unconditional
+    assert store.get_rules() == (3, [])
+    with pytest.raises(ValueError):
+        store.put_rules([{"x": float("nan")}], None)
+    assert store.get_rules() == (3, [])
+
+
+def test_concurrent_rule_writers_one_wins_per_revision(store: SqliteAlertStore) -> None:
+    results: list[int | str] = []
+    lock = threading.Lock()
+
+    def writer(i: int) -> None:
+        try:
+            rev = store.put_rules([{"writer": i}], 0)
+            out: int | str = rev
+        except RulesRevisionConflictError:
+            out = "conflict"
+        with lock:
+            results.append(out)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=str) == [1] + ["conflict"] * 7
+
+
+def test_control_store_protocol_and_closed_errors(tmp_path: Path) -> None:
+    s = SqliteAlertStore(tmp_path / "a.sqlite")
+    assert isinstance(s, ControlStore)
+    s.close()
+    for call in (
+        lambda: s.add_suppression(_suppression(1)),
+        lambda: s.get_suppression("x"),
+        lambda: s.list_suppressions(),
+        lambda: s.delete_suppression("x"),
+        s.get_rules,
+        lambda: s.put_rules([], None),
+        lambda: s.mark_false_positive(make_event(1).event_id, by="x"),
+    ):
+        with pytest.raises(AlertStoreError):
+            call()

@@ -97,9 +97,7 @@ def test_polygon_needs_three_points(tmp_path: Path) -> None:
 
 
 def test_duplicate_camera_ids(tmp_path: Path) -> None:
-    text = ISSUE_CONFIG.replace(
-        "rules:", "  - id: plaza\n    source: other.avi\nrules:"
-    )
+    text = ISSUE_CONFIG.replace("rules:", "  - id: plaza\n    source: other.avi\nrules:")
     assert "repeated" in problems(tmp_path, text)
 
 

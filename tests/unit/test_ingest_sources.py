@@ -228,12 +228,17 @@ def test_close_before_start_yields_nothing(video: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("rtsp://admin:hunter2@10.0.0.5:554/Streaming/101",
-         "rtsp://admin:***@10.0.0.5:554/Streaming/101"),
+        (
+            "rtsp://admin:hunter2@10.0.0.5:554/Streaming/101",
+            "rtsp://admin:***@10.0.0.5:554/Streaming/101",
+        ),
         ("rtsps://u:p%40ss@cam.local/s", "rtsps://u:***@cam.local/s"),
         ("rtsp://admin:p@ss@10.0.0.5/x", "rtsp://admin:***@10.0.0.5/x"),
         ("http://user:secret@cam/video.mjpg", "http://user:***@cam/video.mjpg"),
-        ("https://cam/live.m3u8?user=a&password=b&x=1", "https://cam/live.m3u8?user=a&password=***&x=1"),
+        (
+            "https://cam/live.m3u8?user=a&password=b&x=1",
+            "https://cam/live.m3u8?user=a&password=***&x=1",
+        ),
         ("http://cam/snap?token=abc123", "http://cam/snap?token=***"),
         ("rtsp://10.0.0.5:554/stream", "rtsp://10.0.0.5:554/stream"),
         ("/data/videos/a@b.mp4", "/data/videos/a@b.mp4"),
@@ -305,8 +310,11 @@ def test_live_refused_gives_up_after_max_attempts() -> None:
 def test_live_close_during_backoff_is_prompt() -> None:
     port = _refused_port()
     src = LiveSource(
-        "door", f"http://127.0.0.1:{port}/x", kind="http",
-        reconnect=ReconnectPolicy(initial_s=10, max_s=10), seed=0,
+        "door",
+        f"http://127.0.0.1:{port}/x",
+        kind="http",
+        reconnect=ReconnectPolicy(initial_s=10, max_s=10),
+        seed=0,
     )
     got: list[Frame] = []
     th = threading.Thread(target=lambda: got.extend(src.frames()))

@@ -76,7 +76,11 @@ def build_graph(path: Path, batch: int | str = "batch") -> Path:
 
 def make_spec(path: Path, **kw: object) -> ModelSpec:
     base: dict[str, object] = dict(
-        name="colour", path=path, layout="yolov8", class_names=NAMES, input_size=(NET, NET),
+        name="colour",
+        path=path,
+        layout="yolov8",
+        class_names=NAMES,
+        input_size=(NET, NET),
         pad_value=PAD,
     )
     base.update(kw)

@@ -1,0 +1,240 @@
+"""Rules from configuration: one place that turns rule configs into rule objects.
+
+Used at start (``argus.app.build_pipeline``) and for every rule set changed at run time
+(API → control channel → worker), so both paths build and validate the same way.  A
+camera's ``RuleBook`` remembers what it built: a rule whose config did not change keeps
+its object, and with it its state (open events, dwell timers), across a reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from argus.config import (
+    AbandonedObjectRuleConfig,
+    ArgusConfig,
+    CameraConfig,
+    CameraHealthRuleConfig,
+    ConfigError,
+    CrowdingRuleConfig,
+    FallRuleConfig,
+    IntrusionRuleConfig,
+    LineCrossingRuleConfig,
+    LoiteringRuleConfig,
+    RuleConfig,
+    WrongWayRuleConfig,
+    parse_config,
+)
+from selector.incidents import RulePolicy
+from selector.lines import Line
+from selector.rules.abandoned import AbandonedObjectRule
+from selector.rules.base import Rule, RuleError
+from selector.rules.camera_health import CameraHealthRule
+from selector.rules.crowding import CrowdingRule
+from selector.rules.fall import FallRule
+from selector.rules.intrusion import IntrusionRule
+from selector.rules.line_crossing import LineCrossingRule
+from selector.rules.loitering import LoiteringRule
+from selector.rules.wrong_way import WrongWayRule
+from selector.schedule import Schedule, Window
+from selector.zones import PolygonZone
+
+
+def class_ids(
+    names: Sequence[str], class_names: Sequence[str], where: str, source: str
+) -> set[int]:
+    """Map class names to the model's class ids; unknown names are a config error."""
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise ConfigError(
+            source,
+            [f"{where}: unknown class {unknown} for this model (e.g. {list(class_names[:5])}...)"],
+        )
+    return {index[n] for n in names}
+
+
+def policy_of(cfg: RuleConfig, cam: CameraConfig) -> RulePolicy:
+    """Arming, schedule and cooldown of a rule config."""
+    windows = [Window.parse(w.start, w.end, w.days, w.weight) for w in cfg.schedule]
+    return RulePolicy(
+        enabled=cfg.enabled,
+        schedule=Schedule(windows, cam.timezone),
+        cooldown_s=cfg.cooldown_s,
+        per_object=cfg.alert_per == "object",
+    )
+
+
+def build_rule(
+    cfg: RuleConfig, cam: CameraConfig, names: Sequence[str], where: str, source: str
+) -> Rule:
+    """The rule object of one rule config on camera ``cam``.
+
+    Raises:
+        ConfigError: Unknown class name, or the rule refuses a value (names ``where``).
+    """
+    zones = {z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam.zones}
+    lines = {ln.name: Line(ln.name, ln.points) for ln in cam.lines}
+
+    def classes(values: Sequence[str]) -> set[int]:
+        return class_ids(values, names, f"{where}.classes", source)
+
+    common: dict[str, Any] = {
+        "rule_id": cfg.rule_id,
+        "camera_id": cam.id,
+        "class_names": names,
+        "severity": cfg.severity,
+    }
+    try:
+        match cfg:
+            case IntrusionRuleConfig():
+                return IntrusionRule(
+                    zone=zones[cfg.zone],
+                    classes=classes(cfg.classes),
+                    min_dwell_s=cfg.min_dwell_s,
+                    min_score=cfg.min_score,
+                    exit_grace_s=cfg.exit_grace_s,
+                    **common,
+                )
+            case LoiteringRuleConfig():
+                return LoiteringRule(
+                    zone=zones[cfg.zone],
+                    classes=classes(cfg.classes),
+                    min_dwell_s=cfg.min_dwell_s,
+                    min_score=cfg.min_score,
+                    exit_grace_s=cfg.exit_grace_s,
+                    **common,
+                )
+            case LineCrossingRuleConfig():
+                return LineCrossingRule(
+                    line=lines[cfg.line],
+                    classes=classes(cfg.classes),
+                    directions=cfg.directions,
+                    min_score=cfg.min_score,
+                    **common,
+                )
+            case CrowdingRuleConfig():
+                return CrowdingRule(
+                    zone=zones[cfg.zone],
+                    min_count=cfg.min_count,
+                    classes=classes(cfg.classes),
+                    min_duration_s=cfg.min_duration_s,
+                    min_score=cfg.min_score,
+                    **common,
+                )
+            case WrongWayRuleConfig():
+                return WrongWayRule(
+                    zone=zones[cfg.zone],
+                    direction=cfg.direction,
+                    classes=classes(cfg.classes),
+                    min_duration_s=cfg.min_duration_s,
+                    min_score=cfg.min_score,
+                    **common,
+                )
+            case AbandonedObjectRuleConfig():
+                return AbandonedObjectRule(
+                    zone=None if cfg.zone is None else zones[cfg.zone],
+                    object_classes=classes(cfg.classes),
+                    person_classes=class_ids(["person"], names, where, source),
+                    use_static_objects=cfg.unclassified,
+                    min_unattended_s=cfg.min_unattended_s,
+                    **common,
+                )
+            case FallRuleConfig():
+                return FallRule(
+                    zone=None if cfg.zone is None else zones[cfg.zone],
+                    person_classes=class_ids(["person"], names, where, source),
+                    min_down_s=cfg.min_down_s,
+                    **common,
+                )
+            case CameraHealthRuleConfig():
+                return CameraHealthRule(
+                    rule_id=cfg.rule_id,
+                    camera_id=cam.id,
+                    checks=frozenset(cfg.checks),
+                    severities=(
+                        None if cfg.severity is None else dict.fromkeys(cfg.checks, cfg.severity)
+                    ),
+                )
+    except RuleError as e:
+        raise ConfigError(source, [f"{where}: {e}"]) from e
+    raise ConfigError(source, [f"{where}: unsupported rule type {cfg.type!r}"])
+
+
+class RuleBook:
+    """Builds one camera's rules and keeps them for reuse across reloads.
+
+    Args:
+        cam: The camera's config (zones, lines, time zone).
+        names: The model's class names.
+        source: Where the config came from (for messages).
+    """
+
+    def __init__(self, cam: CameraConfig, names: Sequence[str], source: str) -> None:
+        self.cam = cam
+        self.names = tuple(names)
+        self.source = source
+        self._built: dict[str, tuple[RuleConfig, Rule]] = {}
+
+    def build(
+        self, rules: Sequence[RuleConfig], offsets: Sequence[int] | None = None
+    ) -> tuple[list[Rule], dict[str, RulePolicy]]:
+        """Rule objects and policies for this camera's rules among ``rules``.
+
+        A rule whose config equals the one built before under the same id is reused.
+        ``offsets`` are the rules' indexes in the file (for messages).
+
+        Raises:
+            ConfigError: A rule cannot be built; nothing is changed then.
+        """
+        built: dict[str, tuple[RuleConfig, Rule]] = {}
+        policies: dict[str, RulePolicy] = {}
+        for n, cfg in enumerate(rules):
+            if cfg.camera != self.cam.id:
+                continue
+            where = f"rules.{offsets[n] if offsets else n}"
+            old = self._built.get(cfg.rule_id)
+            rule = old[1] if old is not None and old[0] == cfg else None
+            if rule is None:
+                rule = build_rule(cfg, self.cam, self.names, where, self.source)
+            built[cfg.rule_id] = (cfg, rule)
+            policies[cfg.rule_id] = policy_of(cfg, self.cam)
+        self._built = built
+        return [r for _, r in built.values()], policies
+
+
+def validate_rules(
+    raw_rules: list[dict[str, Any]], cfg: ArgusConfig, names: Sequence[str] | None
+) -> list[str]:
+    """Problems of a rule set sent at run time, checked against ``cfg``'s cameras.
+
+    Every rule is also built (with the model's class ``names`` when known), so a set
+    this accepts is one every worker with the same cameras can apply.
+    """
+    data: dict[str, Any] = cfg.model_dump(mode="json")
+    data["rules"] = raw_rules
+    try:
+        checked = parse_config(data, "rules")
+    except ConfigError as e:
+        return [p for p in e.problems if p.startswith("rules") or p.startswith("<top>")] or list(
+            e.problems
+        )
+    if names is None:
+        return []
+    problems: list[str] = []
+    cams = {c.id: c for c in checked.cameras}
+    for i, rule in enumerate(checked.rules):
+        try:
+            build_rule(rule, cams[rule.camera], names, f"rules.{i}", "rules")
+        except ConfigError as e:
+            problems.extend(e.problems)
+    return problems
+
+
+def rules_by_camera(rules: Sequence[RuleConfig]) -> Mapping[str, list[RuleConfig]]:
+    """Rule configs grouped by camera id, in file order."""
+    out: dict[str, list[RuleConfig]] = {}
+    for r in rules:
+        out.setdefault(r.camera, []).append(r)
+    return out

@@ -1,0 +1,257 @@
+"""Crowding: at least ``min_count`` objects in a zone for at least ``min_duration_s``."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from detectors.detections import Detections
+from selector.event import Event
+from selector.rules.base import FrameInfo, RuleError
+from selector.rules.common import (
+    TIME_EPS_S,
+    box_of,
+    check_camera,
+    check_classes,
+    check_fraction,
+    check_priority_inputs,
+    check_rule_id,
+    check_seconds,
+    eligible,
+    label_of,
+    make_event,
+)
+from selector.zones import PolygonZone
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "crowding"
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """A track counted in the zone: its last box (px) and label."""
+
+    box: tuple[float, float, float, float]
+    label: str
+
+
+class CrowdingRule:
+    """Raises one ``"crowding"`` event per occurrence of a crowd in a zone.
+
+    Semantics, all times in video seconds (``FrameInfo.pts_s``):
+
+    * A track is *in* the zone while its latest observation put it there: a row
+      (``tracker_id >= 1``) of a class in ``classes`` (any if ``None``), scoring
+      ``>= min_score``, whose ground point (bottom centre of the box) is in ``zone``.
+      It stops being in when it is seen outside the zone or filtered out (class,
+      score), or when the tracker removes it (``ended_ids``).  A track *missing* from
+      a frame (occluded, held by the tracker) still counts: occlusion is not leaving,
+      for as long as the tracker holds it (its ``track_buffer_s``).  The *count* is
+      the number of tracks in.
+    * The occurrence begins (*onset*) at the first frame with ``count >= min_count``.
+      A dip below ``min_count`` that lasts less than ``grace_s`` (measured from the
+      last frame with ``count >= min_count``) neither ends an occurrence nor resets
+      its onset (detections flicker, people step over the edge).
+    * ONE event starts at the first frame with ``count >= min_count`` and
+      ``t - onset >= min_duration_s``; ``start_s = onset + min_duration_s`` (the
+      moment "``min_count`` for ``min_duration_s``" became true).  ``track_id`` and
+      ``score`` are ``None``; ``bbox`` is the union of the boxes of the tracks in at
+      that frame (their last known boxes); ``label`` is their class name when they
+      all share one, else ``None``; ``details={"count": count at the start}``.
+    * It ends at the first frame (with ``detected``) at which the count is below
+      ``min_count`` and the last frame with ``count >= min_count`` is ``>= grace_s``
+      ago; ``end_s`` = that last time.  The ended record adds ``"max_count"``, the
+      highest count of the occurrence, to ``details``.
+    * A frame with ``frame.detected == False`` (the detector did not run: motion
+      gating) says nothing through absent tracks: absent tracks keep counting as
+      occluded anyway, so the count holds (nothing moved) and a crowd held through
+      such frames is still crowded at their times (``end_s`` may fall on them).  Such
+      a frame never ends an occurrence: the end waits for the next detected frame.
+      It may still start one: time alone can complete ``min_duration_s`` with the
+      tracks last seen in the zone.
+
+    Args:
+        rule_id: Stable id of this rule instance, e.g. ``"crowding:platform"``.
+        camera_id: Camera the rule belongs to; frames of other cameras are refused.
+        zone: The zone watched.
+        min_count: Number of tracks that make a crowd (int >= 1).
+        classes: Class ids that count, or ``None`` for all.
+        class_names: Class names of the model (index = class id); labels come from it
+            when given, else from ``Detections.labels``.
+        min_duration_s: Seconds the crowd must last before the event starts (>= 0).
+        grace_s: Seconds below ``min_count`` tolerated within one occurrence (>= 0).
+        severity: Base severity, 0..100 (see :func:`selector.priority.priority`).
+        min_score: Detections below this score do not count, [0, 1].
+        zone_weight: Priority multiplier of the zone (finite, >= 0); ``None`` uses
+            ``zone.weight``.
+
+    Raises:
+        RuleError: For an invalid argument; the message names the rule and the value.
+    """
+
+    def __init__(
+        self,
+        rule_id: str,
+        camera_id: str,
+        zone: PolygonZone,
+        min_count: int,
+        classes: Collection[int] | None,
+        class_names: Sequence[str] = (),
+        min_duration_s: float = 5.0,
+        grace_s: float = 2.0,
+        severity: int = 50,
+        min_score: float = 0.0,
+        zone_weight: float | None = None,
+    ) -> None:
+        check_rule_id(rule_id, camera_id)
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise RuleError(f"rule {rule_id!r}: min_count must be an int >= 1, got {min_count!r}")
+        self.min_duration_s = check_seconds(rule_id, "min_duration_s", min_duration_s)
+        self.grace_s = check_seconds(rule_id, "grace_s", grace_s)
+        self.min_score = check_fraction(rule_id, "min_score", min_score)
+        weight = zone.weight if zone_weight is None else zone_weight
+        check_priority_inputs(rule_id, severity, weight)
+        self.classes = check_classes(rule_id, classes, class_names)
+        self._rule_id = rule_id
+        self.camera_id = camera_id
+        self.zone = zone
+        self.min_count = min_count
+        self.class_names = tuple(class_names)
+        self.severity = severity
+        self.zone_weight = float(weight)
+        self._in: dict[int, _Member] = {}
+        self._onset_s: float | None = None  # None: no occurrence under way
+        self._last_ge_s = 0.0  # last time count >= min_count (valid with an onset)
+        self._dipped = False  # count < min_count seen since _last_ge_s
+        self._max_count = 0
+        self._event: Event | None = None
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of the rule instance."""
+        return self._rule_id
+
+    def count(self) -> int:
+        """Number of tracks in the zone after the last frame."""
+        return len(self._in)
+
+    def open_events(self) -> list[Event]:
+        """The open event, if any."""
+        return [] if self._event is None else [self._event]
+
+    def update(
+        self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
+    ) -> list[Event]:
+        """Consume one frame's tracks; return events started or ended in it.
+
+        Args:
+            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
+            frame: The frame; ``frame.camera_id`` must be this rule's camera and
+                ``frame.pts_s`` must not go backwards.
+            ended_ids: Track ids the tracker removed since the previous call.
+
+        Returns:
+            At most one ended event then at most one started event.
+
+        Raises:
+            RuleError: For a frame of another camera.
+        """
+        check_camera(self._rule_id, self.camera_id, frame)
+        t = frame.pts_s
+        for tid in ended_ids:
+            self._in.pop(int(tid), None)
+        inside = eligible(tracks, self.classes, self.min_score) & self.zone.trigger(tracks)
+        for i in np.flatnonzero(tracks.tracker_id >= 1).tolist():
+            tid = int(tracks.tracker_id[i])
+            if inside[i]:
+                self._in[tid] = _Member(box_of(tracks, i), label_of(tracks, i, self.class_names))
+            else:
+                self._in.pop(tid, None)
+        n = len(self._in)
+        events: list[Event] = []
+        if n >= self.min_count:
+            if self._onset_s is not None and self._dipped and self._grace_over(t):
+                events.extend(self._finish())  # a long dip no detected frame concluded
+            if self._onset_s is None:
+                self._onset_s, self._max_count = t, 0
+            self._last_ge_s, self._dipped = t, False
+            self._max_count = max(self._max_count, n)
+            if self._event is None and t - self._onset_s >= self.min_duration_s - TIME_EPS_S:
+                self._event = self._start(frame, self._onset_s + self.min_duration_s, n)
+                events.append(self._event)
+        elif self._onset_s is not None:
+            self._dipped = True
+            if frame.detected and self._grace_over(t):
+                events.extend(self._finish())
+        return events
+
+    def close_all(self, end_s: float) -> list[Event]:
+        """Close the open event at end of stream and forget all state.
+
+        The event ends at ``min(end_s, last time count >= min_count)``.
+
+        Raises:
+            RuleError: If ``end_s`` is not finite.
+        """
+        if not math.isfinite(end_s):
+            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        self._last_ge_s = min(self._last_ge_s, end_s)
+        events = self._finish()
+        self._in.clear()
+        return events
+
+    def _grace_over(self, t: float) -> bool:
+        return t - self._last_ge_s >= self.grace_s - TIME_EPS_S
+
+    def _start(self, frame: FrameInfo, start_s: float, n: int) -> Event:
+        members = [m for _, m in sorted(self._in.items())]
+        boxes = np.array([m.box for m in members], np.float64)
+        bbox = (
+            float(boxes[:, 0].min()),
+            float(boxes[:, 1].min()),
+            float(boxes[:, 2].max()),
+            float(boxes[:, 3].max()),
+        )
+        labels = {m.label for m in members}
+        event = make_event(
+            rule_id=self._rule_id,
+            event_type=EVENT_TYPE,
+            frame=frame,
+            severity=self.severity,
+            zone=self.zone.name,
+            zone_weight=self.zone_weight,
+            label=labels.pop() if len(labels) == 1 else None,
+            bbox=bbox,
+            start_s=start_s,
+            details={"count": n},
+        )
+        logger.debug(
+            "crowding started: camera=%s rule=%s count=%d t=%.3f",
+            self.camera_id,
+            self._rule_id,
+            n,
+            event.start_s,
+        )
+        return event
+
+    def _finish(self) -> list[Event]:
+        """End the current occurrence; its event (if started) ends at ``_last_ge_s``."""
+        event, self._event, self._onset_s, self._dipped = self._event, None, None, False
+        if event is None:
+            return []
+        details = {**event.details, "max_count": self._max_count}
+        closed = replace(event, end_s=max(event.start_s, self._last_ge_s), details=details)
+        logger.debug(
+            "crowding ended: camera=%s rule=%s max_count=%d t=%.3f..%.3f",
+            self.camera_id,
+            self._rule_id,
+            self._max_count,
+            closed.start_s,
+            closed.end_s,
+        )
+        return [closed]

@@ -1,0 +1,255 @@
+"""Line crossing: a tracked object's ground point passes through a counting line."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.detections import Detections
+from selector.event import Event
+from selector.lines import Line
+from selector.rules.base import FrameInfo, RuleError
+from selector.rules.common import (
+    box_of,
+    check_camera,
+    check_classes,
+    check_fraction,
+    check_priority_inputs,
+    check_rule_id,
+    check_seconds,
+    eligible,
+    label_of,
+    make_event,
+)
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "line_crossing"
+DIRECTIONS = ("+", "-")
+
+
+@dataclass(slots=True)
+class _Side:
+    """What the rule remembers of one track (pixels, video seconds)."""
+
+    side: int  # last confirmed side: +1 / -1, 0 while none was confirmed yet
+    last_t: float  # last observation: time,
+    last_d: float  # signed distance of the ground point to the line,
+    last_x: float  # and the ground point
+    last_y: float
+    # Latest place (t, x, y) where the path between two observations met the (infinite)
+    # line since ``side`` was last confirmed; the crossing, when a side change comes.
+    zero: tuple[float, float, float] | None = None
+
+
+class LineCrossingRule:
+    """Counts crossings of a line by tracks and raises an event for each one.
+
+    Semantics, times in video seconds (``FrameInfo.pts_s``), distances in pixels:
+
+    * A track is observed in a frame when it has a row (``tracker_id >= 1``) whose
+      class is in ``classes`` (any if ``None``) and score is ``>= min_score``; its
+      position is its ground point (bottom centre of the box).
+    * Hysteresis: a side of the line (see :class:`selector.lines.Line`: positive when
+      ``cross(p2 - p1, q - p1) > 0``) is *confirmed* only when the ground point is at
+      least ``hysteresis * box height`` from the line (scale-free: 0.1 = a tenth of
+      the person's height, ~17 cm, whatever their distance to the camera).  Inside
+      that band nothing changes, so a track wobbling on the line is not counted.
+    * A crossing is a change of confirmed side: ``-1 -> +1`` is direction ``"+"``,
+      ``+1 -> -1`` is ``"-"``.  A track's first confirmed side is no crossing.
+      Crossing, then really crossing back, counts twice.
+    * It counts only when it went through the *segment*: the point where the track's
+      path (straight between consecutive observations) last met the line before the
+      new side was confirmed must have a projection in
+      ``[-segment_margin, 1 + segment_margin]`` (0 at ``p1``, 1 at ``p2``).  A track
+      passing beyond an end still takes the new side, uncounted.
+    * ``start_s`` is the interpolated time at which the path met the line (between
+      the two observations around it), ``end_s`` the same instant; both records come
+      from the ``update`` call of the frame that confirmed the new side (the start
+      then the end, same ``event_id``), with that frame's box, score, ``seq`` and wall
+      time.  ``details`` holds ``count_plus`` / ``count_minus``: the running totals of
+      this rule including this crossing.  ``zone`` is ``None``, ``line`` the line's
+      name, ``direction`` ``"+"`` or ``"-"``.
+    * Both directions are always counted (:meth:`counts`); only those in
+      ``directions`` raise events.
+    * A track missing from a frame (occluded, held by the tracker) keeps its confirmed
+      side and last position: reappearing on the other side counts as a crossing.  A
+      track in ``ended_ids`` is forgotten.  A frame with ``frame.detected == False``
+      (detector skipped by motion gating) carries no information through absent
+      tracks; it changes nothing by itself (rows it does carry are used as usual).
+
+    Args:
+        rule_id: Stable id of this rule instance, e.g. ``"line_crossing:gate"``.
+        camera_id: Camera the rule belongs to; frames of other cameras are refused.
+        line: The counting line.
+        classes: Class ids that count, or ``None`` for all.
+        class_names: Class names of the model (index = class id); labels come from it
+            when given, else from ``Detections.labels``.
+        directions: Directions that raise events, a non-empty subset of
+            ``{"+", "-"}``.
+        hysteresis: Band half-width around the line, in box heights of the track
+            (finite, >= 0; 0 = no band).
+        segment_margin: Extension of the segment at each end, as a fraction of the
+            line's length (finite, >= 0).
+        severity: Base severity, 0..100 (see :func:`selector.priority.priority`).
+        min_score: Detections below this score are ignored, [0, 1].
+        zone_weight: Priority multiplier (finite, >= 0).
+
+    Raises:
+        RuleError: For an invalid argument; the message names the rule and the value.
+    """
+
+    def __init__(
+        self,
+        rule_id: str,
+        camera_id: str,
+        line: Line,
+        classes: Collection[int] | None,
+        class_names: Sequence[str] = (),
+        directions: Collection[str] = DIRECTIONS,
+        hysteresis: float = 0.1,
+        segment_margin: float = 0.0,
+        severity: int = 40,
+        min_score: float = 0.0,
+        zone_weight: float = 1.0,
+    ) -> None:
+        check_rule_id(rule_id, camera_id)
+        dirs = list(directions)
+        if not dirs or any(d not in DIRECTIONS for d in dirs):
+            raise RuleError(
+                f"rule {rule_id!r}: directions must be a non-empty subset of "
+                f"{{'+', '-'}}, got {directions!r}"
+            )
+        self.hysteresis = check_seconds(rule_id, "hysteresis", hysteresis)
+        self.segment_margin = check_seconds(rule_id, "segment_margin", segment_margin)
+        self.min_score = check_fraction(rule_id, "min_score", min_score)
+        check_priority_inputs(rule_id, severity, zone_weight)
+        self.classes = check_classes(rule_id, classes, class_names)
+        self._rule_id = rule_id
+        self.camera_id = camera_id
+        self.line = line
+        self.class_names = tuple(class_names)
+        self.directions = frozenset(dirs)
+        self.severity = severity
+        self.zone_weight = float(zone_weight)
+        self._tracks: dict[int, _Side] = {}
+        self._counts = {"+": 0, "-": 0}
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of the rule instance."""
+        return self._rule_id
+
+    def counts(self) -> dict[str, int]:
+        """Crossings counted so far, ``{"+": n, "-": m}`` (both directions, always)."""
+        return dict(self._counts)
+
+    def update(
+        self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
+    ) -> list[Event]:
+        """Consume one frame's tracks; return the crossings confirmed in it.
+
+        Args:
+            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
+            frame: The frame; ``frame.camera_id`` must be this rule's camera and
+                ``frame.pts_s`` must not go backwards.
+            ended_ids: Track ids the tracker removed since the previous call.
+
+        Returns:
+            For each crossing, by track id: its start record then its end record.
+
+        Raises:
+            RuleError: For a frame of another camera.
+        """
+        check_camera(self._rule_id, self.camera_id, frame)
+        for tid in ended_ids:
+            self._tracks.pop(int(tid), None)
+        rows = np.flatnonzero(eligible(tracks, self.classes, self.min_score))
+        if rows.size == 0:
+            return []
+        ground = tracks.ground_points[rows].astype(np.float64)
+        dist = self.line.signed_distance(ground)
+        height = (tracks.xyxy[rows, 3] - tracks.xyxy[rows, 1]).astype(np.float64)
+        t = frame.pts_s
+        events: list[Event] = []
+        for j in sorted(range(rows.size), key=lambda j: int(tracks.tracker_id[rows[j]])):
+            i = int(rows[j])
+            tid = int(tracks.tracker_id[i])
+            d, band = float(dist[j]), self.hysteresis * max(float(height[j]), 0.0)
+            x, y = float(ground[j, 0]), float(ground[j, 1])
+            side = 1 if d > 0 and d >= band else -1 if d < 0 and -d >= band else 0
+            st = self._tracks.get(tid)
+            if st is None:
+                self._tracks[tid] = _Side(side, t, d, x, y)
+                continue
+            if (st.last_d < 0.0 < d) or (st.last_d > 0.0 > d):
+                f = st.last_d / (st.last_d - d)
+                st.zero = (
+                    st.last_t + f * (t - st.last_t),
+                    st.last_x + f * (x - st.last_x),
+                    st.last_y + f * (y - st.last_y),
+                )
+            elif d == 0.0:
+                st.zero = (t, x, y)
+            st.last_t, st.last_d, st.last_x, st.last_y = t, d, x, y
+            if side == 0:
+                continue
+            if st.side in (0, side):
+                st.side, st.zero = side, None
+                continue
+            t_cross, cx, cy = st.zero if st.zero is not None else (t, x, y)
+            st.side, st.zero = side, None
+            pos = float(self.line.projection([cx, cy])[0])
+            if not -self.segment_margin <= pos <= 1.0 + self.segment_margin:
+                continue  # went round an end of the line
+            direction = "+" if side > 0 else "-"
+            self._counts[direction] += 1
+            logger.debug(
+                "line crossed: camera=%s rule=%s line=%s track=%d direction=%s t=%.3f",
+                self.camera_id,
+                self._rule_id,
+                self.line.name,
+                tid,
+                direction,
+                t_cross,
+            )
+            if direction not in self.directions:
+                continue
+            start = make_event(
+                rule_id=self._rule_id,
+                event_type=EVENT_TYPE,
+                frame=frame,
+                severity=self.severity,
+                zone=None,
+                zone_weight=self.zone_weight,
+                track_id=tid,
+                label=label_of(tracks, i, self.class_names),
+                score=float(tracks.score[i]),
+                bbox=box_of(tracks, i),
+                start_s=t_cross,
+                line=self.line.name,
+                direction=direction,
+                details={"count_plus": self._counts["+"], "count_minus": self._counts["-"]},
+            )
+            events += [start, start.closed(start.start_s)]
+        return events
+
+    def close_all(self, end_s: float) -> list[Event]:
+        """End of stream: forget every track's side (crossings have no open events).
+
+        The counts are kept (totals over the rule's life).
+
+        Returns:
+            Always ``[]``.
+
+        Raises:
+            RuleError: If ``end_s`` is not finite.
+        """
+        if not math.isfinite(end_s):
+            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        self._tracks.clear()
+        return []

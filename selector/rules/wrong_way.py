@@ -1,0 +1,315 @@
+"""Wrong way: a tracked object moves against a zone's allowed direction of travel."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.detections import Detections
+from selector.event import Event
+from selector.rules.base import FrameInfo, RuleError
+from selector.rules.common import (
+    TIME_EPS_S,
+    box_of,
+    check_camera,
+    check_classes,
+    check_fraction,
+    check_priority_inputs,
+    check_rule_id,
+    check_seconds,
+    eligible,
+    label_of,
+    make_event,
+)
+from selector.zones import PolygonZone
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "wrong_way"
+
+MIN_SPAN = 0.5
+"""Share of ``window_s`` the samples must span before a velocity is estimated."""
+
+
+@dataclass(slots=True)
+class _Mover:
+    """One track: recent ground points and its current wrong-way run (video seconds)."""
+
+    samples: deque[tuple[float, float, float, float]] = field(default_factory=deque)  # t,x,y,h
+    onset_s: float | None = None  # first wrong-way frame of the run; None: no run
+    last_wrong_s: float = 0.0  # last wrong-way frame of the run
+    broken: bool = False  # seen not going the wrong way since last_wrong_s
+    event: Event | None = None
+
+
+class WrongWayRule:
+    """Raises one ``"wrong_way"`` event per run of a track against the allowed direction.
+
+    Semantics, times in video seconds (``FrameInfo.pts_s``), positions in pixels:
+
+    * Velocity: each tracked row (``tracker_id >= 1``) adds its ground point (bottom
+      centre of the box) to the track's samples; the velocity is the least-squares
+      slope of the samples of the last ``window_s`` seconds (smoothing detector
+      jitter), estimated once they span at least ``MIN_SPAN * window_s``.  Speed is
+      expressed in *box heights per second* (pixel speed / median box height of the
+      window), so one threshold fits near and far people: a walker does about 0.8
+      heights/s, the default ``min_speed`` 0.2 is a slow shuffle.
+    * A row is *going the wrong way* when its class is in ``classes`` (any if
+      ``None``), its score ``>= min_score``, its ground point in ``zone``, its speed
+      ``>= min_speed`` and its velocity within ``max_angle_deg`` of the opposite of
+      ``direction`` (the allowed direction of travel, image axes x right y down).  A
+      row seen standing still, moving another way, outside the zone or filtered out is
+      *not* going the wrong way.  A row whose velocity cannot be estimated yet (new
+      track, back from a long occlusion) tells nothing.
+    * A run begins (*onset*) at the first frame going the wrong way.  Frames not going
+      the wrong way for less than ``grace_s`` (from the last wrong-way frame) do not
+      break it.  ONE event starts at the first wrong-way frame with ``t - onset >=
+      min_duration_s``; ``start_s = onset + min_duration_s``, with that frame's box,
+      score, label, ``seq`` and wall time; ``details={"speed": box heights/s,
+      "angle_deg": angle from the opposite of the allowed direction}``.
+    * The run ends at the first frame not going the wrong way ``>= grace_s`` after the
+      last wrong-way frame (stopped, turned round, left the zone), or when the
+      tracker removes the track (``ended_ids``); the event ends with ``end_s`` = the
+      last wrong-way frame's time.
+    * A track missing from a frame (occluded, held by the tracker) keeps its run.  A
+      frame with ``frame.detected == False`` (detector skipped by motion gating)
+      carries no information through absent tracks and so never ends a run (rows it
+      does carry are used as usual).
+
+    Args:
+        rule_id: Stable id of this rule instance, e.g. ``"wrong_way:exit"``.
+        camera_id: Camera the rule belongs to; frames of other cameras are refused.
+        zone: The zone watched.
+        direction: ``(dx, dy)`` allowed direction of travel in image axes (any finite
+            non-zero vector; normalised).
+        classes: Class ids that count, or ``None`` for all.
+        class_names: Class names of the model (index = class id); labels come from it
+            when given, else from ``Detections.labels``.
+        min_duration_s: Seconds of wrong-way travel before the event starts (>= 0).
+        max_angle_deg: Largest angle between the velocity and the opposite of
+            ``direction`` that counts as wrong way, degrees in (0, 90).
+        min_speed: Slowest wrong-way speed, box heights per second (> 0).
+        window_s: Length of the velocity window, seconds (> 0).
+        grace_s: Seconds not going the wrong way tolerated within one run (>= 0).
+        severity: Base severity, 0..100 (see :func:`selector.priority.priority`).
+        min_score: Detections below this score do not count, [0, 1].
+        zone_weight: Priority multiplier of the zone (finite, >= 0); ``None`` uses
+            ``zone.weight``.
+
+    Raises:
+        RuleError: For an invalid argument; the message names the rule and the value.
+    """
+
+    def __init__(
+        self,
+        rule_id: str,
+        camera_id: str,
+        zone: PolygonZone,
+        direction: tuple[float, float],
+        classes: Collection[int] | None,
+        class_names: Sequence[str] = (),
+        min_duration_s: float = 2.0,
+        max_angle_deg: float = 60.0,
+        min_speed: float = 0.2,
+        window_s: float = 1.0,
+        grace_s: float = 1.0,
+        severity: int = 60,
+        min_score: float = 0.0,
+        zone_weight: float | None = None,
+    ) -> None:
+        check_rule_id(rule_id, camera_id)
+        try:
+            dx, dy = (float(v) for v in direction)
+        except (TypeError, ValueError) as e:
+            raise RuleError(
+                f"rule {rule_id!r}: direction must be two numbers (dx, dy), got {direction!r}"
+            ) from e
+        norm = math.hypot(dx, dy)
+        if not (math.isfinite(norm) and norm > 0.0):
+            raise RuleError(
+                f"rule {rule_id!r}: direction must be finite and non-zero, got {direction!r}"
+            )
+        if not (math.isfinite(max_angle_deg) and 0.0 < max_angle_deg < 90.0):
+            raise RuleError(
+                f"rule {rule_id!r}: max_angle_deg must be in (0, 90), got {max_angle_deg!r}"
+            )
+        self.min_duration_s = check_seconds(rule_id, "min_duration_s", min_duration_s)
+        self.min_speed = check_seconds(rule_id, "min_speed", min_speed, positive=True)
+        self.window_s = check_seconds(rule_id, "window_s", window_s, positive=True)
+        self.grace_s = check_seconds(rule_id, "grace_s", grace_s)
+        self.min_score = check_fraction(rule_id, "min_score", min_score)
+        weight = zone.weight if zone_weight is None else zone_weight
+        check_priority_inputs(rule_id, severity, weight)
+        self.classes = check_classes(rule_id, classes, class_names)
+        self._rule_id = rule_id
+        self.camera_id = camera_id
+        self.zone = zone
+        self.direction = (dx / norm, dy / norm)
+        self.max_angle_deg = float(max_angle_deg)
+        self._cos_max = math.cos(math.radians(max_angle_deg))
+        self.class_names = tuple(class_names)
+        self.severity = severity
+        self.zone_weight = float(weight)
+        self._movers: dict[int, _Mover] = {}
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of the rule instance."""
+        return self._rule_id
+
+    def open_events(self) -> list[Event]:
+        """Events started and not yet ended, by track id."""
+        return [m.event for _, m in sorted(self._movers.items()) if m.event is not None]
+
+    def update(
+        self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
+    ) -> list[Event]:
+        """Consume one frame's tracks; return events started or ended in it.
+
+        Args:
+            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
+            frame: The frame; ``frame.camera_id`` must be this rule's camera and
+                ``frame.pts_s`` must not go backwards.
+            ended_ids: Track ids the tracker removed since the previous call.
+
+        Returns:
+            Ended and started events ordered by track id, a track's end before its start.
+
+        Raises:
+            RuleError: For a frame of another camera.
+        """
+        check_camera(self._rule_id, self.camera_id, frame)
+        t = frame.pts_s
+        events: list[Event] = []
+        for tid in sorted({int(v) for v in ended_ids}):
+            mover = self._movers.pop(tid, None)
+            if mover is not None:
+                events.extend(self._finish(mover))
+        ok = eligible(tracks, self.classes, self.min_score) & self.zone.trigger(tracks)
+        ground = tracks.ground_points.astype(np.float64)
+        tracked = np.flatnonzero(tracks.tracker_id >= 1).tolist()
+        for i in sorted(tracked, key=lambda i: int(tracks.tracker_id[i])):
+            tid = int(tracks.tracker_id[i])
+            mover = self._movers.setdefault(tid, _Mover())
+            height = float(tracks.xyxy[i, 3] - tracks.xyxy[i, 1])
+            mover.samples.append((t, float(ground[i, 0]), float(ground[i, 1]), height))
+            while mover.samples and mover.samples[0][0] < t - self.window_s - TIME_EPS_S:
+                mover.samples.popleft()
+            motion = self._motion(mover) if ok[i] else (0.0, 180.0)
+            if motion is None:
+                continue  # velocity unknown yet: no information
+            speed, angle = motion
+            wrong = speed >= self.min_speed and angle <= self.max_angle_deg + 1e-9
+            if wrong:
+                if mover.onset_s is not None and mover.broken and self._grace_over(mover, t):
+                    events.extend(self._finish(mover))  # a long break nobody concluded
+                if mover.onset_s is None:
+                    mover.onset_s = t
+                mover.last_wrong_s, mover.broken = t, False
+                if mover.event is None and t - mover.onset_s >= self.min_duration_s - TIME_EPS_S:
+                    mover.event = self._start(
+                        tracks, i, frame, mover.onset_s + self.min_duration_s, speed, angle
+                    )
+                    events.append(mover.event)
+            elif mover.onset_s is not None:
+                mover.broken = True
+                if self._grace_over(mover, t):
+                    events.extend(self._finish(mover))
+        events.sort(key=lambda e: e.track_id or 0)  # stable: a track's end stays first
+        return events
+
+    def close_all(self, end_s: float) -> list[Event]:
+        """Close every open event at end of stream and forget all tracks.
+
+        Each event ends at ``min(end_s, its track's last wrong-way frame)``.
+
+        Raises:
+            RuleError: If ``end_s`` is not finite.
+        """
+        if not math.isfinite(end_s):
+            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        events: list[Event] = []
+        for _, mover in sorted(self._movers.items()):
+            mover.last_wrong_s = min(mover.last_wrong_s, end_s)
+            events.extend(self._finish(mover))
+        self._movers.clear()
+        return events
+
+    def _motion(self, mover: _Mover) -> tuple[float, float] | None:
+        """``(speed in box heights/s, angle in degrees from the wrong way)``, or ``None``.
+
+        ``None`` while the samples span less than ``MIN_SPAN * window_s``; a still
+        track gives ``(0.0, 180.0)``.
+        """
+        s = np.array(mover.samples, np.float64)  # (n, 4): t, x, y, h
+        ts = s[:, 0] - s[:, 0].mean()
+        if ts[-1] - ts[0] < MIN_SPAN * self.window_s - TIME_EPS_S:
+            return None
+        var = float(ts @ ts)
+        vx = float(ts @ (s[:, 1] - s[:, 1].mean())) / var
+        vy = float(ts @ (s[:, 2] - s[:, 2].mean())) / var
+        h = float(np.median(s[:, 3]))
+        v = math.hypot(vx, vy)
+        if h <= 0.0 or v == 0.0:
+            return (0.0, 180.0)
+        cos = -(vx * self.direction[0] + vy * self.direction[1]) / v
+        return (v / h, math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
+
+    def _grace_over(self, mover: _Mover, t: float) -> bool:
+        return t - mover.last_wrong_s >= self.grace_s - TIME_EPS_S
+
+    def _start(
+        self,
+        tracks: Detections,
+        i: int,
+        frame: FrameInfo,
+        start_s: float,
+        speed: float,
+        angle: float,
+    ) -> Event:
+        tid = int(tracks.tracker_id[i])
+        event = make_event(
+            rule_id=self._rule_id,
+            event_type=EVENT_TYPE,
+            frame=frame,
+            severity=self.severity,
+            zone=self.zone.name,
+            zone_weight=self.zone_weight,
+            track_id=tid,
+            label=label_of(tracks, i, self.class_names),
+            score=float(tracks.score[i]),
+            bbox=box_of(tracks, i),
+            start_s=start_s,
+            details={"speed": speed, "angle_deg": angle},
+        )
+        logger.debug(
+            "wrong way started: camera=%s rule=%s track=%d speed=%.2f angle=%.0f t=%.3f",
+            self.camera_id,
+            self._rule_id,
+            tid,
+            speed,
+            angle,
+            event.start_s,
+        )
+        return event
+
+    def _finish(self, mover: _Mover) -> list[Event]:
+        """End ``mover``'s run; its event (if started) ends at its last wrong-way frame."""
+        event, mover.event, mover.onset_s, mover.broken = mover.event, None, None, False
+        if event is None:
+            return []
+        closed = event.closed(max(event.start_s, mover.last_wrong_s))
+        logger.debug(
+            "wrong way ended: camera=%s rule=%s track=%s t=%.3f..%.3f",
+            self.camera_id,
+            self._rule_id,
+            closed.track_id,
+            closed.start_s,
+            closed.end_s,
+        )
+        return [closed]

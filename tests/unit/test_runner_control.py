@@ -1,0 +1,144 @@
+"""The runner's issue-4 duties: motion gating, run-time rule and suppression changes,
+signal-lost ticks.  Scripted sources, a scripted detector and scripted scene measures."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detectors.detections import Detections
+from detectors.gating import MotionGate
+from detectors.scene import SceneStats
+from ingest.frame import Frame
+from selector.event import Event
+from selector.rules.base import FrameInfo
+from selector.suppression import Suppression
+from tests.unit.test_runner import NAMES, ScriptedSource, make_runner, walker
+
+pytestmark = pytest.mark.unit
+
+
+class ScriptedScene:
+    """Motion 0.05 on frames whose seq is in ``moving``, else 0 (seq = pixel value)."""
+
+    def __init__(self, moving: Collection[int]) -> None:
+        self.moving = set(moving)
+
+    def analyze(self, image: np.ndarray, t_s: float) -> SceneStats:
+        seq = int(image[0, 0, 0])
+        return SceneStats(
+            motion=0.05 if seq in self.moving else 0.0,
+            brightness=100.0,
+            contrast=30.0,
+            sharpness=50.0,
+            frame_diff=2.0,
+        )
+
+
+def walker_between(first: int, last: int, calls: list[int]) -> Any:
+    """The walker, seen only on frames first..last; records which frames it was asked about."""
+
+    def detect(images: Sequence[np.ndarray]) -> list[Detections]:
+        out = []
+        for img, dets in zip(images, walker(images), strict=True):
+            seq = int(img[0, 0, 0])
+            calls.append(seq)
+            out.append(dets if first <= seq <= last else Detections.empty(NAMES))
+        return out
+
+    return detect
+
+
+def test_quiet_frames_skip_the_detector_and_events_are_unchanged(tmp_path: Path) -> None:
+    calls: list[int] = []
+    runner, records = make_runner(tmp_path, [ScriptedSource("a", 80)], walker_between(8, 22, calls))
+    cam = runner.cameras[0]
+    cam.scene = ScriptedScene(moving=range(8, 23))  # type: ignore[assignment]
+    cam.gate = MotionGate(min_motion=0.01, heartbeat_s=1.0, hold_s=0.5)
+    result = runner.run()
+    assert result.ok and result.frames == 80
+    # quiet start: only the first frame (heartbeat) before the motion at 8
+    assert [s for s in calls if s < 8] == [0]
+    # the track is followed until the tracker drops it (3 s buffer), then quiet again:
+    # heartbeats once a second only
+    tail = [s for s in calls if s > 60]
+    assert tail and all(b - a >= 10 for a, b in itertools.pairwise(tail)), tail
+    assert result.detected == len(calls) < 80
+    assert result.detector_fraction == pytest.approx(len(calls) / 80)
+    starts = [r for r in records if r["end_s"] is None]
+    assert len(starts) == 1 and starts[0]["start_s"] == pytest.approx(1.3, abs=0.11)
+
+
+def test_rules_swapped_at_run_time_apply_between_batches(tmp_path: Path) -> None:
+    runner, records = make_runner(tmp_path, [ScriptedSource("a", 30)])
+    runner.reconfigure("a", [], {})  # queued before the run: applied at its first pass
+    result = runner.run()
+    assert result.ok and records == []
+    with pytest.raises(KeyError):
+        runner.reconfigure("nope", [], {})
+
+
+def test_suppressions_applied_at_run_time_silence_matching_events(tmp_path: Path) -> None:
+    runner, records = make_runner(tmp_path, [ScriptedSource("a", 30), ScriptedSource("b", 30)])
+    now = time.time()
+    runner.set_suppressions(
+        [Suppression("s", "a", "intrusion:middle", "middle", "person", None, now + 60, now)]
+    )
+    runner.run()
+    assert {r["camera_id"] for r in records} == {"b"}
+    assert runner.cameras[0].selector.gate.counts.suppressed == 1
+
+
+class StallingSource(ScriptedSource):
+    """A live source that delivers ``n`` frames, then nothing for ``stall_s``, then ends."""
+
+    def __init__(self, camera_id: str, n: int, stall_s: float) -> None:
+        super().__init__(camera_id, n, live=True)
+        self.stall_s = stall_s
+
+    def frames(self) -> Iterator[Frame]:
+        yield from super().frames()
+        self._closed.wait(self.stall_s)
+
+
+class SignalWatcher:
+    """A rule that records no-signal calls."""
+
+    rule_id = "health"
+
+    def __init__(self) -> None:
+        self.calls: list[FrameInfo] = []
+
+    def update(
+        self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
+    ) -> list[Event]:
+        return []
+
+    def no_signal(self, frame: FrameInfo) -> list[Event]:
+        self.calls.append(frame)
+        return []
+
+    def close_all(self, end_s: float) -> list[Event]:
+        return []
+
+
+def test_a_silent_live_camera_is_told_so_about_once_a_second(tmp_path: Path) -> None:
+    runner, _ = make_runner(tmp_path, [StallingSource("a", 5, stall_s=3.5)])
+    watcher = SignalWatcher()
+    cam = runner.cameras[0]
+    cam.selector.rules = (*cam.selector.rules, watcher)
+    t = threading.Thread(target=runner.run)
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive()
+    assert 2 <= len(watcher.calls) <= 4, watcher.calls
+    assert all(c.seq == 4 and not c.detected for c in watcher.calls)
+    pts = [c.pts_s for c in watcher.calls]
+    assert pts == sorted(pts) and pts[0] >= 0.4 + 1.0 - 0.05  # last frame at 0.4 s + 1 s silence
