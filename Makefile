@@ -10,9 +10,11 @@ FOOTAGE := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 APT_FOOTAGE := opencv-doc
 APT_RTSP := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-good \
             gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
+# Debian's headless browser, for the operator page's end-to-end checks.
+APT_BROWSER := chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-unit test-fast lint bench infra-up infra-down infra-status setup venv footage rtsp-deps model clean help
+.PHONY: demo test test-unit test-fast lint bench bench-accuracy infra-up infra-down infra-status setup venv footage rtsp-deps browser-deps model clean help
 
 help:
 	@echo "make demo   - set everything up and run the live demo (API on http://127.0.0.1:8000)"
@@ -23,7 +25,7 @@ help:
 demo: setup model
 	$(BIN)/argus demo
 
-test: setup model rtsp-deps
+test: setup model rtsp-deps browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	ARGUS_NO_SKIP=1 $(BIN)/pytest -q
@@ -77,7 +79,12 @@ rtsp-deps:
 	  echo "rtsp-deps: installing GStreamer RTSP server for the live-camera tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_RTSP) >/dev/null; fi
 
-# Obtain, convert and verify the default detector (NanoDet-m) into $ARGUS_HOME/models.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v node >/dev/null; then echo "browser-deps: present"; else \
+	  echo "browser-deps: installing Debian's chromium (and nodejs) for the operator page tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_BROWSER) $$(command -v node >/dev/null || echo nodejs) >/dev/null; fi
+
+# Obtain, convert and verify the default detector (NanoDet-g) into $ARGUS_HOME/models.
 model: venv footage
 	$(BIN)/argus models pull
 

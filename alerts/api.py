@@ -2,7 +2,8 @@
 
 Routes (``create_app``):
 
-* ``GET  /api/v1/alerts`` - filtered, paginated list, most urgent then most recent first
+* ``GET  /api/v1/alerts`` - filtered (camera, type, status, open), paginated list, most
+  urgent then most recent first
 * ``GET  /api/v1/alerts/{event_id}`` - one alert
 * ``POST /api/v1/alerts/{event_id}/ack`` - acknowledge (idempotent)
 * ``GET  /api/v1/alerts/{event_id}/snapshot`` - the evidence JPEG
@@ -98,6 +99,10 @@ DEFAULT_SUPPRESSION_S = 86400
 MAX_PROBLEMS = 100
 """Most rule problems returned in a 422 answer (each cut to 500 characters)."""
 MAX_OFFSET = 1_000_000_000
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+"""What the ``type`` filter accepts: an identifier-like event type (``fall``, ``line_crossing``)."""
+MAX_EVENT_TYPE_LENGTH = 64
+"""Longest event type (as in the event schema)."""
 
 HealthFn = Callable[[], dict[str, Any]]
 RulesValidator = Callable[[list[dict[str, Any]]], list[str]]
@@ -474,7 +479,15 @@ def create_app(
     @api.get("/alerts", response_model=AlertPage, responses=unauthorized)
     def list_alerts(
         camera_id: Annotated[str | None, Query(max_length=128)] = None,
-        type: Annotated[str | None, Query(max_length=64)] = None,
+        type: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_EVENT_TYPE_LENGTH,
+                pattern=EVENT_TYPE_PATTERN,
+                description='Only this event type, e.g. "fall", "line_crossing", "covered".',
+            ),
+        ] = None,
         status: Annotated[AlertStatus | None, Query()] = None,
         open: Annotated[bool | None, Query(description="Only open (true) / ended (false).")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,

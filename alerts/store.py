@@ -17,6 +17,7 @@ import builtins
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -30,11 +31,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.metrics import ALERTS_ACKNOWLEDGED, ALERTS_CLOSED, ALERTS_STORED
-from alerts.schema import validate_record
+from alerts.schema import InvalidEventError, validate_record
 from selector.suppression import Suppression
 
 logger = logging.getLogger(__name__)
 
+DetailValue = str | int | float | bool | None
+"""A value of an alert's ``details`` (JSON scalar)."""
 AlertStatus = Literal["new", "acknowledged", "false_positive"]
 ALERT_STATUSES: tuple[AlertStatus, ...] = ("new", "acknowledged", "false_positive")
 """``new`` until an operator acts; ``acknowledged`` (seen, handled); ``false_positive``
@@ -86,6 +89,12 @@ class Alert(BaseModel):
 
     Times: ``start_s``/``end_s`` are video seconds; ``wall_time``, ``received_at`` and
     ``acknowledged_at`` are timezone-aware UTC datetimes (ISO 8601 in JSON).
+
+    ``priority`` is the highest priority any record of the event carried (the selector
+    re-sends an open incident's start with a higher priority as it persists).  ``line``,
+    ``direction`` and ``details`` are the optional record fields (absent: null / ``{}``);
+    ``details`` are the start record's until the end record arrives, then the end's
+    (which, for a merged incident, include ``members``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -99,12 +108,28 @@ class Alert(BaseModel):
     track_id: int | None
     label: str | None
     score: float | None = Field(description="Detector confidence in [0, 1].")
-    priority: int = Field(ge=0, le=100, description="0-100, higher is more urgent.")
+    priority: int = Field(
+        ge=0,
+        le=100,
+        description="0-100, higher is more urgent; the highest of the event's records "
+        "(an open incident's priority escalates while it persists).",
+    )
     start_s: float = Field(description="Start, video seconds since stream start.")
     end_s: float | None = Field(description="End, video seconds; null while open.")
     bbox: list[float] | None = Field(description="[x1, y1, x2, y2] pixels at the start frame.")
     start_seq: int
     snapshot: str | None = Field(description="Evidence key of the snapshot JPEG.")
+    line: str | None = Field(
+        default=None, description="Name of the line crossed (line_crossing), else null."
+    )
+    direction: str | None = Field(
+        default=None, description='Crossing direction "+" or "-" (line_crossing), else null.'
+    )
+    details: dict[str, DetailValue] = Field(
+        default_factory=dict,
+        description='Rule-specific facts, e.g. {"count": 7} (crowding); the end record\'s '
+        'once the event ended, with "members" (events merged into the incident) when > 1.',
+    )
     wall_time: datetime = Field(description="Wall-clock time of the start frame (UTC).")
     status: AlertStatus = Field(description="Operator state.")
     acknowledged_at: datetime | None = Field(
@@ -210,6 +235,10 @@ class ControlStore(Protocol):
 
 
 # Migrations, applied in order; PRAGMA user_version = number applied.  Append only.
+# Statements are split on ";" (no ";" inside a statement).  ``ALTER TABLE t ADD COLUMN c``
+# is guarded by the runner: skipped when ``t`` already has ``c`` (SQLite has no
+# ``ADD COLUMN IF NOT EXISTS``), so a column added by hand or by a newer build of this
+# code does not wedge the migration.
 _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE alerts (
@@ -312,12 +341,23 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     ) STRICT;
     """,
+    # 3: the optional record fields (schema 1): line, direction and details (a JSON
+    # object as text, '{}' when the record had none; NULL read as {}).  Existing rows
+    # keep everything and get NULL, NULL, '{}'.  Plus an index for the type filter.
+    """
+    ALTER TABLE alerts ADD COLUMN line TEXT;
+    ALTER TABLE alerts ADD COLUMN direction TEXT CHECK (direction IN ('+', '-'));
+    ALTER TABLE alerts ADD COLUMN details TEXT DEFAULT '{}';
+    CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (type, priority DESC, wall_time DESC);
+    """,
 )
+_ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 
 _COLUMNS = (
     "event_id, schema_version, camera_id, type, rule_id, zone, track_id, label, score, "
     "priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq, snapshot, "
-    "wall_time, status, acknowledged_at, acknowledged_by, note, received_at"
+    "wall_time, status, acknowledged_at, acknowledged_by, note, received_at, line, direction, "
+    "details"
 )
 _ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
 _SUPPRESSION_COLUMNS = (
@@ -329,6 +369,37 @@ _RULES_DOC = "rules"
 
 def _ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _details_json(record: Mapping[str, Any]) -> str:
+    """The record's ``details`` as compact JSON text (keys sorted: replays store equal text).
+
+    Raises:
+        InvalidEventError: A value is a non-finite number (not JSON).
+    """
+    details = record.get("details") or {}
+    try:
+        return json.dumps(details, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except ValueError as e:
+        raise InvalidEventError(
+            "details values must be finite numbers, strings, booleans or null",
+            path="$.details",
+            event_id=str(record.get("event_id")),
+        ) from e
+
+
+def _parse_details(text: str | None, event_id: str) -> dict[str, DetailValue]:
+    """Stored ``details`` text as a dict; NULL (rows from before migration 3) is ``{}``."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        logger.warning("alert %s: stored details are not a JSON object; shown as {}", event_id)
+        return {}
+    return value
 
 
 def _row_to_alert(row: sqlite3.Row) -> Alert:
@@ -356,6 +427,9 @@ def _row_to_alert(row: sqlite3.Row) -> Alert:
         acknowledged_by=row["acknowledged_by"],
         note=row["note"],
         received_at=datetime.fromtimestamp(row["received_at"], UTC),
+        line=row["line"],
+        direction=row["direction"],
+        details=_parse_details(row["details"], row["event_id"]),
     )
 
 
@@ -410,9 +484,12 @@ class SqliteAlertStore:
 
     One connection guarded by a lock: the pipeline thread writes, API threads read.
     Upserts are idempotent by ``event_id``: the first record of an event creates the
-    alert (start or end, whichever arrives first); a later record only fills in
-    ``end_s`` (and ``snapshot``) when they are still empty; a replayed record
-    changes nothing.  Operator fields are never touched by upserts.
+    alert (start or end, whichever arrives first).  A later record raises ``priority``
+    to its own when higher (escalation of a persisting incident; never lowered), fills
+    in ``end_s``, ``snapshot``, ``line`` and ``direction`` when they are still empty,
+    and, when it is an end record carrying ``details``, replaces ``details`` with them
+    (an incident's end holds the merged facts, e.g. ``members``).  Replaying records
+    gives the same row.  Operator fields are never touched by upserts.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
@@ -441,25 +518,51 @@ class SqliteAlertStore:
             raise AlertStoreError(f"cannot open alert store: {e}", path=self.path) from e
 
     def _migrate(self) -> None:
-        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-        if version > len(_MIGRATIONS):
-            raise AlertStoreError(
-                f"database schema version {version} is newer than this code ({len(_MIGRATIONS)})",
-                path=self.path,
-            )
-        for number in range(version, len(_MIGRATIONS)):
+        """Apply the migrations the database lacks, each in its own write transaction.
+
+        The version is read again under the write lock, so two processes opening an old
+        database at once apply each migration once.  An up-to-date database is only read.
+        """
+        (current,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if current == len(_MIGRATIONS):
+            return
+        while True:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _MIGRATIONS[number].split(";"):
+                (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+                if version > len(_MIGRATIONS):
+                    raise AlertStoreError(
+                        f"database schema version {version} is newer than this code "
+                        f"({len(_MIGRATIONS)})",
+                        path=self.path,
+                    )
+                if version == len(_MIGRATIONS):
+                    self._conn.execute("COMMIT")
+                    return
+                for statement in _MIGRATIONS[version].split(";"):
                     if statement.strip():
-                        self._conn.execute(statement)
-                # PRAGMA takes no parameters; the value is an int from range().
-                self._conn.execute(f"PRAGMA user_version = {number + 1:d}")
+                        self._apply_statement(statement)
+                # PRAGMA takes no parameters; the value is an int read from the database.
+                self._conn.execute(f"PRAGMA user_version = {int(version) + 1:d}")
                 self._conn.execute("COMMIT")
-            except sqlite3.Error:
-                self._conn.execute("ROLLBACK")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
                 raise
-            logger.info("alert store %s migrated to schema version %d", self.path, number + 1)
+            logger.info("alert store %s migrated to schema version %d", self.path, version + 1)
+
+    def _apply_statement(self, statement: str) -> None:
+        """Run one migration statement; ``ADD COLUMN`` of an existing column is skipped."""
+        added = _ADD_COLUMN.match(statement)
+        if added is not None:
+            table, column = added.groups()
+            # table is a \w+ name from this module's migration text, not user input
+            have = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column in have:
+                logger.info("alert store %s: %s.%s already exists", self.path, table, column)
+                return
+        self._conn.execute(statement)
 
     @property
     def schema_version(self) -> int:
@@ -471,6 +574,13 @@ class SqliteAlertStore:
     def upsert(self, record: Mapping[str, Any]) -> None:
         """Store one event record (start or end); idempotent by ``event_id``.
 
+        The first record creates the alert.  A later one of the same ``event_id``:
+
+        * raises ``priority`` to the record's when higher (never lowers it);
+        * sets ``end_s``, ``snapshot``, ``line``, ``direction`` where still null;
+        * if it is an end record (``end_s`` set) with a ``details`` field, replaces
+          ``details`` (a record without the optional field leaves them as they are).
+
         Raises:
             InvalidEventError: The record does not match the event schema.
             AlertStoreError: The database failed.
@@ -479,6 +589,9 @@ class SqliteAlertStore:
         wall_time = datetime.fromisoformat(record["wall_time"]).timestamp()
         bbox = record["bbox"] or (None, None, None, None)
         event_id = record["event_id"]
+        details = _details_json(record)
+        line, direction = record.get("line"), record.get("direction")
+        is_end = record["end_s"] is not None
         params = (
             event_id,
             record["schema_version"],
@@ -497,6 +610,9 @@ class SqliteAlertStore:
             record["snapshot"],
             wall_time,
             datetime.now(UTC).timestamp(),
+            line,
+            direction,
+            details,
         )
         with self._lock:
             try:
@@ -504,22 +620,34 @@ class SqliteAlertStore:
                 inserted = self._conn.execute(
                     "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
                     "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
-                    "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
+                    "direction, details) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (event_id) DO NOTHING",
                     params,
                 ).rowcount
-                closed = 0
+                closed = escalated = 0
                 if not inserted:
                     closed = self._conn.execute(
                         "UPDATE alerts SET end_s = ? WHERE event_id = ? AND end_s IS NULL "
                         "AND ? IS NOT NULL",
                         (record["end_s"], event_id, record["end_s"]),
                     ).rowcount
+                    escalated = self._conn.execute(
+                        "UPDATE alerts SET priority = ? WHERE event_id = ? AND priority < ?",
+                        (record["priority"], event_id, record["priority"]),
+                    ).rowcount
                     self._conn.execute(
-                        "UPDATE alerts SET snapshot = ? WHERE event_id = ? AND snapshot IS NULL",
-                        (record["snapshot"], event_id),
+                        "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
+                        "line = COALESCE(line, ?), direction = COALESCE(direction, ?) "
+                        "WHERE event_id = ?",
+                        (record["snapshot"], line, direction, event_id),
                     )
+                    if is_end and "details" in record:
+                        self._conn.execute(
+                            "UPDATE alerts SET details = ? WHERE event_id = ?",
+                            (details, event_id),
+                        )
                 self._conn.execute("COMMIT")
             except sqlite3.Error as e:
                 with suppress(sqlite3.Error):
@@ -533,7 +661,9 @@ class SqliteAlertStore:
             logger.debug(
                 "alert %s created (%s, priority %d)", event_id, record["type"], record["priority"]
             )
-        if (inserted and record["end_s"] is not None) or closed:
+        if escalated:
+            logger.debug("alert %s escalated to priority %d", event_id, record["priority"])
+        if (inserted and is_end) or closed:
             ALERTS_CLOSED.labels(type=record["type"]).inc()
 
     def __call__(self, record: dict[str, Any]) -> None:

@@ -229,7 +229,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def demo_config(footage: Path, home: Path) -> ArgusConfig:
-    """The demo: the bundled footage looped at real speed as a live camera, one zone, one rule."""
+    """The demo: the bundled footage looped at real speed as a live camera; a zone, a line and
+    four rules (intrusion per person, crowding, line crossing, camera health)."""
     data = {
         "cameras": [
             {
@@ -243,6 +244,7 @@ def demo_config(footage: Path, home: Path) -> ArgusConfig:
                         "polygon": [[330, 180], [560, 180], [640, 330], [380, 330]],
                     }
                 ],
+                "lines": [{"name": "gate", "points": [[300, 250], [700, 250]]}],
             }
         ],
         "rules": [
@@ -253,7 +255,17 @@ def demo_config(footage: Path, home: Path) -> ArgusConfig:
                 "classes": ["person"],
                 "min_dwell_s": 0.5,
                 "severity": 60,
-            }
+                "alert_per": "object",
+            },
+            {
+                "type": "crowding",
+                "camera": "plaza",
+                "zone": "crossing",
+                "min_count": 4,
+                "min_duration_s": 3,
+            },
+            {"type": "line_crossing", "camera": "plaza", "line": "gate"},
+            {"type": "camera_health", "camera": "plaza"},
         ],
         "sinks": [{"jsonl": str(home / "demo-events.jsonl")}],
     }

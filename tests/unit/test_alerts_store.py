@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from alerts.store import (
     RulesRevisionConflictError,
     SqliteAlertStore,
 )
+from selector.event import Event
 from selector.suppression import Suppression
 from tests.factories import BBOX, SCORE, T0, make_event
 
@@ -38,12 +40,17 @@ def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
 
 def test_satisfies_protocol_and_uses_wal_and_migrations(store: SqliteAlertStore) -> None:
     assert isinstance(store, AlertStore)
-    assert store.schema_version == 2
+    assert store.schema_version == 3 == len(_MIGRATIONS)
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"alerts_by_urgency", "alerts_by_camera", "alerts_by_status"} <= indexes
+        assert {
+            "alerts_by_urgency",
+            "alerts_by_camera",
+            "alerts_by_status",
+            "alerts_by_type",
+        } <= indexes
         plan = " ".join(
             str(r[-1])
             for r in conn.execute(
@@ -197,7 +204,7 @@ def test_survives_reopen(tmp_path: Path) -> None:
         s.acknowledge(make_event(1).event_id, by="alice", note="n")
         s.upsert(make_event(2).to_record())
     with SqliteAlertStore(path) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == 3
         assert s.count() == 2
         a = s.get(make_event(1).event_id)
         assert a is not None and a.status == "acknowledged" and a.note == "n"
@@ -314,8 +321,8 @@ def test_version_1_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
     conn.close()
-    with SqliteAlertStore(path) as old_shape:  # v1 -> v2 here
-        assert old_shape.schema_version == 2
+    with SqliteAlertStore(path) as old_shape:  # v1 -> v2 -> v3 here
+        assert old_shape.schema_version == 3
     # and with rows: build v1 again, store through a v1-shaped table, then migrate
     path2 = tmp_path / "alerts2.sqlite"
     conn = sqlite3.connect(path2)
@@ -334,10 +341,11 @@ def test_version_1_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
         conn.execute("UPDATE alerts SET status = 'false_positive'")
     conn.close()
     with SqliteAlertStore(path2) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == 3
         a = s.get(make_event(1).event_id)
         assert a is not None and a.status == "acknowledged" and a.acknowledged_by == "bob"
         assert a.bbox == [1.0, 2.0, 30.0, 40.0] and a.priority == 70
+        assert a.line is None and a.direction is None and a.details == {}
         fp = s.mark_false_positive(make_event(1).event_id, by="carol", note="shadow")
         assert fp.status == "false_positive"
         assert fp.acknowledged_by == "bob" and fp.note == "shadow"  # first actor kept
@@ -448,3 +456,253 @@ def test_control_store_protocol_and_closed_errors(tmp_path: Path) -> None:
     ):
         with pytest.raises(AlertStoreError):
             call()
+
+
+# ------------------------------------- schema 3: line, direction, details; escalation
+
+
+def _crossing(n: int, **kw: Any) -> Event:
+    """A line-crossing start event with the optional fields set."""
+    fields: dict[str, Any] = {
+        "line": "gate",
+        "direction": "+",
+        "details": {"count_plus": 2, "count_minus": 5},
+    }
+    return replace(make_event(n, type_="line_crossing"), **(fields | kw))
+
+
+def _v2_database(path: Path) -> None:
+    """A database as the schema-2 code left it: one acknowledged alert, a suppression, rules."""
+    conn = sqlite3.connect(path)
+    conn.executescript(_MIGRATIONS[0] + _MIGRATIONS[1] + "PRAGMA user_version = 2;")
+    conn.execute(
+        "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, zone, "
+        "track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, "
+        "bbox_y2, start_seq, snapshot, wall_time, status, acknowledged_at, acknowledged_by, "
+        "note, received_at) VALUES (?, 1, 'cam-1', 'intrusion', 'intrusion:z', 'z', 1, "
+        "'person', 0.5, 70, 1.0, NULL, 1.0, 2.0, 30.0, 40.0, 1, NULL, ?, 'false_positive', ?, "
+        "'bob', 'shadow', ?)",
+        (make_event(1).event_id, T0, T0 + 5, T0 + 1),
+    )
+    conn.execute(
+        "INSERT INTO suppressions (suppression_id, camera_id, expires_at, created_at) "
+        "VALUES ('s-1', 'cam-1', ?, ?)",
+        (T0 + 3600, T0),
+    )
+    conn.execute(
+        "INSERT INTO control_documents (name, revision, body, updated_at) "
+        "VALUES ('rules', 4, '[{\"type\": \"fall\"}]', ?)",
+        (T0,),
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_version_2_database_is_migrated_keeping_alerts_and_control_data(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.sqlite"
+    _v2_database(path)
+    with SqliteAlertStore(path) as s:
+        assert s.schema_version == 3
+        a = s.get(make_event(1).event_id)
+        assert a is not None
+        assert (a.status, a.acknowledged_by, a.note, a.priority) == (
+            "false_positive",
+            "bob",
+            "shadow",
+            70,
+        )
+        assert a.line is None and a.direction is None and a.details == {}
+        assert s.get_suppression("s-1") is not None
+        assert s.get_rules() == (4, [{"type": "fall"}])
+        # the migrated row takes part in the new behaviour: escalation, end details
+        end = replace(make_event(1, priority=90), details={"members": 2}).closed(6.0)
+        s.upsert(end.to_record())
+        b = s.get(make_event(1).event_id)
+        assert b is not None and b.priority == 90 and b.details == {"members": 2}
+        assert b.end_s == 6.0 and b.status == "false_positive"
+        s.upsert(_crossing(2).to_record())
+        c = s.get(_crossing(2).event_id)
+        assert c is not None and (c.line, c.direction) == ("gate", "+")
+    conn = sqlite3.connect(path)
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(alerts)")}
+        assert {"line", "direction", "details"} <= cols
+        with pytest.raises(sqlite3.IntegrityError):  # the column keeps its own check
+            conn.execute("UPDATE alerts SET direction = 'up'")
+    finally:
+        conn.close()
+    with SqliteAlertStore(path) as again:  # reopening an up-to-date database changes nothing
+        assert again.schema_version == 3 and again.count() == 2
+
+
+def test_migration_3_skips_columns_that_already_exist(tmp_path: Path) -> None:
+    """The guarded ADD COLUMN: a v2 database that already has ``line`` still migrates."""
+    path = tmp_path / "alerts.sqlite"
+    _v2_database(path)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE alerts ADD COLUMN line TEXT")
+    conn.execute("UPDATE alerts SET line = 'kept'")
+    conn.commit()
+    conn.close()
+    with SqliteAlertStore(path) as s:
+        assert s.schema_version == 3
+        a = s.get(make_event(1).event_id)
+        assert a is not None and a.line == "kept" and a.details == {}
+
+
+def test_concurrent_opens_of_an_old_database_migrate_once(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.sqlite"
+    _v2_database(path)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+    versions: list[int] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            with SqliteAlertStore(path) as s:
+                versions.append(s.schema_version)
+        except BaseException as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and versions == [3] * 4
+
+
+def test_null_or_broken_stored_details_read_as_empty(store: SqliteAlertStore) -> None:
+    store.upsert(make_event(1).to_record())
+    store.upsert(make_event(2).to_record())
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE alerts SET details = NULL WHERE track_id = 1")
+    conn.execute("UPDATE alerts SET details = '[1, 2]' WHERE track_id = 2")
+    conn.commit()
+    conn.close()
+    assert [a.details for a in store.list()] == [{}, {}]
+
+
+def test_new_fields_are_stored_with_their_json_types(store: SqliteAlertStore) -> None:
+    ev = replace(
+        make_event(1, type_="abandoned_object"),
+        details={"source": "track", "owner_track_id": 4, "still_s": 12.5, "moved": False},
+    )
+    store.upsert(ev.to_record())
+    a = store.get(ev.event_id)
+    assert a is not None and a.line is None and a.direction is None
+    assert a.details == {"source": "track", "owner_track_id": 4, "still_s": 12.5, "moved": False}
+    assert type(a.details["moved"]) is bool and type(a.details["owner_track_id"]) is int
+    x = _crossing(2)
+    store.upsert(x.to_record())
+    b = store.get(x.event_id)
+    assert b is not None
+    assert (b.line, b.direction, b.details) == ("gate", "+", {"count_plus": 2, "count_minus": 5})
+    old = make_event(3).to_record()  # a producer from before the optional fields
+    for k in ("line", "direction", "details"):
+        del old[k]
+    store.upsert(old)
+    c = store.get(make_event(3).event_id)
+    assert c is not None and (c.line, c.direction, c.details) == (None, None, {})
+
+
+def test_non_finite_details_are_refused(store: SqliteAlertStore) -> None:
+    rec = make_event(1).to_record()
+    rec["details"] = {"count": float("inf")}
+    with pytest.raises(InvalidEventError, match="details"):
+        store.upsert(rec)
+    assert store.count() == 0
+
+
+def test_priority_escalates_but_never_drops(store: SqliteAlertStore) -> None:
+    ev = make_event(1, priority=50)
+    other = make_event(2, priority=70)
+    store.upsert(ev.to_record())
+    store.upsert(other.to_record())
+    assert [a.track_id for a in store.list()] == [2, 1]
+    store.upsert(replace(ev, priority=80).to_record())  # re-sent start: escalated
+    a = store.get(ev.event_id)
+    assert a is not None and a.priority == 80 and a.is_open
+    assert [a.track_id for a in store.list()] == [1, 2]  # now first (priority DESC)
+    store.upsert(replace(ev, priority=60).to_record())  # lower: ignored
+    store.upsert(replace(ev, priority=20).closed(9.0).to_record())  # lower end: ignored
+    b = store.get(ev.event_id)
+    assert b is not None and b.priority == 80 and b.end_s == 9.0
+    store.upsert(replace(ev, priority=95).closed(9.0).to_record())  # higher end: raises
+    c = store.get(ev.event_id)
+    assert c is not None and c.priority == 95 and c.received_at == a.received_at
+    assert store.count() == 2
+
+
+def test_end_details_replace_start_details_and_replays_are_stable(
+    store: SqliteAlertStore,
+) -> None:
+    start = replace(make_event(1, type_="crowding"), details={"count": 7})
+    escalated = replace(start, priority=75)
+    end = replace(start, priority=60, details={"count": 7, "members": 3}).closed(20.0)
+    store.upsert(start.to_record())
+    a = store.get(start.event_id)
+    assert a is not None and a.details == {"count": 7}
+    store.upsert(replace(start, details={"count": 9}).to_record())  # a start never replaces
+    b = store.get(start.event_id)
+    assert b is not None and b.details == {"count": 7}
+    store.upsert(escalated.to_record())
+    store.upsert(end.to_record())
+    final = store.get(start.event_id)
+    assert final is not None
+    assert final.details == {"count": 7, "members": 3}
+    assert final.priority == 75 and final.end_s == 20.0
+    for rec in (start, escalated, end, start, end, escalated):
+        store.upsert(rec.to_record())
+    assert store.get(start.event_id) == final and store.count() == 1
+    late_start = replace(start, details={"count": 1})  # start arriving after the end
+    store.upsert(late_start.to_record())
+    assert store.get(start.event_id) == final
+
+
+def test_end_without_details_field_keeps_stored_details(store: SqliteAlertStore) -> None:
+    start = replace(make_event(1, type_="crowding"), details={"count": 7})
+    store.upsert(start.to_record())
+    end = start.closed(5.0).to_record()
+    del end["details"]  # an older producer: absent means "no news", not "erase"
+    store.upsert(end)
+    a = store.get(start.event_id)
+    assert a is not None and a.end_s == 5.0 and a.details == {"count": 7}
+    store.upsert(replace(start, details={}).closed(5.0).to_record())  # present and empty
+    b = store.get(start.event_id)
+    assert b is not None and b.details == {}
+
+
+def test_line_and_direction_are_filled_in_when_empty_never_replaced(
+    store: SqliteAlertStore,
+) -> None:
+    bare = _crossing(1, line=None, direction=None, details={})
+    store.upsert(bare.to_record())
+    store.upsert(_crossing(1, direction="-").closed(1.5).to_record())
+    a = store.get(bare.event_id)
+    assert a is not None and (a.line, a.direction) == ("gate", "-")
+    store.upsert(_crossing(1, line="other", direction="+").closed(1.5).to_record())
+    b = store.get(bare.event_id)
+    assert b is not None and (b.line, b.direction) == ("gate", "-")
+
+
+def test_type_filter_uses_its_index(store: SqliteAlertStore) -> None:
+    store.upsert(make_event(1, type_="fall", priority=10).to_record())
+    store.upsert(make_event(2, type_="fall", priority=90).to_record())
+    store.upsert(make_event(3, type_="crowding").to_record())
+    assert [a.track_id for a in store.list(type="fall")] == [2, 1]
+    assert store.count(type="fall") == 2 and store.count(type="covered") == 0
+    conn = sqlite3.connect(store.path)
+    try:
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM alerts WHERE type = ? "
+                "ORDER BY priority DESC, wall_time DESC LIMIT 10",
+                ("fall",),
+            )
+        )
+        assert "alerts_by_type" in plan
+    finally:
+        conn.close()

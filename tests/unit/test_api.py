@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -162,11 +163,53 @@ def test_filters(env: Env) -> None:
         "open=maybe",
         "limit=abc",
         "camera_id=" + "x" * 200,
+        "type=",
+        "type=" + "x" * 65,
+        "type=line%20crossing",
+        "type=%3Cscript%3E",
+        "type=fall'%20OR%20'1'='1",
+        "type=_fall",
     ],
 )
 def test_bad_query_params_are_422(env: Env, query: str) -> None:
     r = env.client.get(f"/api/v1/alerts?{query}", headers=AUTH)
     assert r.status_code == 422, r.text
+
+
+def test_new_record_fields_and_type_filter(env: Env) -> None:
+    crossing = replace(
+        make_event(1, type_="line_crossing", priority=40),
+        line="gate",
+        direction="+",
+        details={"count_plus": 2, "count_minus": 5},
+    )
+    crowd = replace(make_event(2, type_="crowding", priority=60), details={"count": 7})
+    fall = make_event(3, type_="fall", priority=80)
+    for ev in (crossing, crowd, fall):
+        env.add(ev)
+    # the crowding incident persists (escalated start) and ends with 3 members merged
+    env.add(replace(crowd, priority=90))
+    env.add(replace(crowd, details={"count": 7, "members": 3}).closed(30.0))
+    body = env.client.get("/api/v1/alerts", headers=AUTH).json()
+    assert [a["type"] for a in body["items"]] == ["crowding", "fall", "line_crossing"]
+    by_type = {a["type"]: a for a in body["items"]}
+    assert by_type["line_crossing"]["line"] == "gate"
+    assert by_type["line_crossing"]["direction"] == "+"
+    assert by_type["line_crossing"]["details"] == {"count_plus": 2, "count_minus": 5}
+    assert by_type["crowding"]["priority"] == 90
+    assert by_type["crowding"]["details"] == {"count": 7, "members": 3}
+    assert by_type["fall"]["line"] is None and by_type["fall"]["direction"] is None
+    assert by_type["fall"]["details"] == {}
+    one = env.client.get(f"/api/v1/alerts/{crossing.event_id}", headers=AUTH).json()
+    assert one["line"] == "gate" and one["details"]["count_minus"] == 5
+    falls = env.client.get("/api/v1/alerts?type=fall", headers=AUTH).json()
+    assert falls["total"] == 1 and [a["event_id"] for a in falls["items"]] == [fall.event_id]
+    lc = env.client.get("/api/v1/alerts?type=line_crossing&open=true", headers=AUTH).json()
+    assert [a["event_id"] for a in lc["items"]] == [crossing.event_id]
+    none = env.client.get("/api/v1/alerts?type=covered", headers=AUTH).json()
+    assert none == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    props = env.client.get("/openapi.json").json()["components"]["schemas"]["Alert"]["properties"]
+    assert {"line", "direction", "details"} <= set(props)
 
 
 def test_limit_bounds_inclusive(env: Env) -> None:

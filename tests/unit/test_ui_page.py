@@ -1,0 +1,297 @@
+"""The operator page (``alerts.ui``): its markup, its JS run in Node, and in headless Chromium.
+
+Three levels, each skipped only where its tool is missing:
+
+* string checks on the page (self-contained, no HTML sinks, the false-alarm control);
+* the page's script run in Node with a stub DOM, to check the type labels;
+* the real page in headless Chromium against a live API (uvicorn): labels rendered,
+  hostile record text shown as text, the "False alarm" button creating a suppression,
+  and a failure shown in the page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from alerts.api import create_app
+from alerts.control import InProcessControl
+from alerts.evidence import LocalEvidenceStore
+from alerts.store import SqliteAlertStore
+from alerts.ui import FALSE_ALARM_EXPIRY_S, operator_page
+from tests.factories import make_event
+
+pytestmark = pytest.mark.unit
+
+KEY = "test-key-0123456789abcdef"
+NODE = shutil.which("node")
+CHROMIUM = next(
+    (
+        p
+        for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
+        if p and Path(p).exists()
+    ),
+    None,
+)
+HOSTILE_ZONE = "<img src=x onerror=\"document.title='pwned'\">"
+HOSTILE_LABEL = "<b id=bold>bold</b>"
+
+
+def _script(html: str) -> str:
+    """The page's one inline script."""
+    found = re.findall(r"<script nonce=\"[^\"]+\">(.*?)</script>", html, re.S)
+    assert len(found) == 1
+    return str(found[0])
+
+
+# ------------------------------------------------------------------ markup checks
+
+
+def test_page_is_self_contained_and_uses_no_html_sinks() -> None:
+    html, csp = operator_page()
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in html and f'<style nonce="{nonce}">' in html
+    assert "http://" not in html and "https://" not in html and "src=" not in html
+    script = _script(html)
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script, sink
+    assert "textContent" in script
+    assert "{" in script and "{{" not in script  # the format braces were all resolved
+
+
+def test_page_has_the_false_alarm_control() -> None:
+    script = _script(operator_page()[0])
+    assert '"False alarm"' in script and '"Acknowledge"' in script
+    assert "/false-positive`" in script
+    assert '"region"' in script
+    assert f"const FALSE_ALARM_EXPIRY_S = {FALSE_ALARM_EXPIRY_S};" in script
+    assert FALSE_ALARM_EXPIRY_S == 86400
+    assert 'showError("False alarm failed: "' in script
+    assert 'role="alert"' in operator_page()[0]
+
+
+# ------------------------------------------------------------- the script in Node
+
+_NODE_STUBS = """
+const el = () => ({ textContent: "", hidden: true, value: "", addEventListener() {},
+  replaceChildren() {} });
+const elements = new Map();
+globalThis.document = { getElementById: (id) => elements.get(id) ??
+  (elements.set(id, el()), elements.get(id)) };
+globalThis.sessionStorage = { getItem: () => null, setItem() {} };
+globalThis.setInterval = () => 0;
+globalThis.window = globalThis;
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="node not installed")
+def test_type_labels_in_node(tmp_path: Path) -> None:
+    cases: list[dict[str, Any]] = [
+        {"type": "line_crossing", "line": "gate", "direction": "+", "details": {}},
+        {"type": "line_crossing", "line": None, "direction": None},
+        {"type": "crowding", "label": "person", "details": {"count": 7}},
+        {"type": "crowding", "label": None, "details": {"count": 1}},
+        {"type": "crowding", "label": "car", "details": {"count": 4}},
+        {"type": "crowding", "details": {"count": "7"}},  # not a number: no count shown
+        {"type": "fall", "details": {"members": 3}},
+        {"type": "covered", "details": {"members": 1}},
+        {"type": "signal_lost"},
+        {"type": "wrong_way", "details": {"members": 2.0}},
+        {"type": "abandoned_object"},
+        {"type": "new_kind_of_thing"},
+        {"type": "constructor"},  # no prototype lookups
+        {"type": "intrusion", "details": {"members": "9"}},
+    ]
+    js = (
+        _NODE_STUBS
+        + _script(operator_page()[0])
+        + f"\nconst cases = {json.dumps(cases)};\n"
+        + "console.log(JSON.stringify(cases.map((a) => [typeLabel(a), mergedText(a)])));\n"
+    )
+    path = tmp_path / "page.js"
+    path.write_text(js)
+    assert NODE is not None
+    out = subprocess.run([NODE, str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [
+        ["Line crossing gate (+)", ""],
+        ["Line crossing", ""],
+        ["Crowding: 7 people", ""],
+        ["Crowding: 1 person", ""],
+        ["Crowding: 4 objects", ""],
+        ["Crowding", ""],
+        ["Fall", "3 events merged"],
+        ["Camera covered", ""],
+        ["Camera signal lost", ""],
+        ["Wrong way", "2 events merged"],
+        ["Abandoned object", ""],
+        ["New kind of thing", ""],
+        ["Constructor", ""],
+        ["Intrusion", ""],
+    ]
+
+
+# ------------------------------------------------------- the page in headless Chromium
+
+
+class _Server:
+    """The API (plus a test-only ``/harness`` page) served by uvicorn on a free port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> _Server:
+        self._thread.start()
+        for _ in range(500):
+            if self._server.started:
+                return self
+            self._thread.join(0.01)
+        raise RuntimeError("uvicorn did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+def _add_harness(app: FastAPI) -> None:
+    """``/harness``: the operator page with the key preset and the first "False alarm" clicked.
+
+    A script with the page's own nonce runs before the page's: it stores the key as the
+    key field would, accepts the confirmation and clicks the first row's button once.
+    """
+
+    @app.get("/harness", response_class=HTMLResponse)
+    def harness() -> HTMLResponse:
+        html, csp = operator_page()
+        nonce = csp.split("'nonce-")[1].split("'")[0]
+        pre = (
+            f'<script nonce="{nonce}">sessionStorage.setItem("argus.apiKey", "{KEY}");'
+            "window.confirm = () => true;"
+            "const poll = setInterval(() => {"
+            ' const b = document.querySelector("#rows tr button.false-alarm");'
+            " if (b) { clearInterval(poll); b.click(); } }, 50);</script>"
+        )
+        page = html.replace(f'<script nonce="{nonce}">', pre + f'<script nonce="{nonce}">', 1)
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp})
+
+
+def _dump_dom(url: str, profile: Path) -> str:
+    assert CHROMIUM is not None
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=6000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+    s = SqliteAlertStore(tmp_path / "alerts.sqlite")
+    yield s
+    s.close()
+
+
+def _fill(store: SqliteAlertStore) -> str:
+    """Alerts of several types; returns the event id of the top (hostile) one."""
+    hostile = replace(make_event(1, priority=95), zone=HOSTILE_ZONE, label=HOSTILE_LABEL)
+    crossing = replace(
+        make_event(2, type_="line_crossing", priority=80),
+        zone=None,
+        line="gate",
+        direction="+",
+        details={"count_plus": 2, "count_minus": 5},
+    )
+    crowd = replace(make_event(3, type_="crowding", priority=70), details={"count": 7})
+    covered = replace(
+        make_event(4, type_="covered", priority=60), track_id=None, bbox=None, label=None
+    )
+    fall = make_event(5, type_="fall", priority=50)
+    for ev in (hostile, crossing, crowd, covered, fall):
+        store.upsert(ev.to_record())
+    store.upsert(replace(crowd, details={"count": 7, "members": 3}).closed(9.0).to_record())
+    return hostile.event_id
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_page_in_chromium_labels_escapes_and_marks_a_false_alarm(
+    store: SqliteAlertStore, tmp_path: Path
+) -> None:
+    top = _fill(store)
+    app = create_app(
+        store,
+        LocalEvidenceStore(tmp_path / "evidence"),
+        api_key=KEY,
+        control=InProcessControl(),
+        validate_rules=lambda rules: [],
+    )
+    _add_harness(app)
+    with _Server(app) as server:
+        dom = _dump_dom(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile")
+    assert "<title>Argus alerts</title>" in dom  # the hostile onerror never ran
+    assert 'id="bold"' not in dom and "<img src=" not in dom  # record text stayed text
+    cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", dom, re.S)]
+    assert HOSTILE_ZONE in cells and HOSTILE_LABEL in cells
+    for label in ("Line crossing gate (+)", "Camera covered", "Fall"):
+        assert label in cells, label
+    assert any(c.startswith("Crowding: 7 people") and "3 events merged" in c for c in cells)
+    # the first row's "False alarm" was clicked: suppression stored, status shown
+    alert = store.get(top)
+    assert alert is not None and alert.status == "false_positive"
+    (suppression,) = store.list_suppressions()
+    assert suppression.source_event_id == top and suppression.region is not None
+    assert suppression.zone == HOSTILE_ZONE
+    assert suppression.expires_at - suppression.created_at == pytest.approx(FALSE_ALARM_EXPIRY_S)
+    assert '<tr class="false_positive">' in dom
+    assert re.search(r'<p id="error" role="alert" hidden="">', dom)  # no error shown
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_page_in_chromium_shows_a_failed_false_alarm(
+    store: SqliteAlertStore, tmp_path: Path
+) -> None:
+    top = _fill(store)
+    app = create_app(store, LocalEvidenceStore(tmp_path / "evidence"), api_key=KEY)  # no control
+    _add_harness(app)
+    with _Server(app) as server:
+        dom = _dump_dom(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile")
+    error = re.search(r'<p id="error" role="alert">\s*<span id="error-text">(.*?)</span>', dom)
+    assert error is not None, dom[:3000]
+    assert unescape(error.group(1)).startswith(
+        "False alarm failed: HTTP 503: control plane not configured"
+    )
+    alert = store.get(top)
+    assert alert is not None and alert.status == "new"
