@@ -172,6 +172,7 @@ def run_config(
             pipeline.close()
         print(
             f"argus: {result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps), "
+            f"detector on {result.detected} ({result.detector_fraction:.1%}), "
             f"{result.events} events"
             + (f"; failed cameras: {result.failed}" if result.failed else "")
             + (f"; pipeline gave up: {result.fatal}" if result.fatal else ""),

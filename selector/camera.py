@@ -46,9 +46,11 @@ class CameraSelector:
 
     @property
     def has_tracks(self) -> bool:
-        """Whether the tracker holds any track (confirmed, lost or tentative): the
-        detector must keep looking at this camera."""
-        return not self.tracker.idle
+        """Whether the detector must keep looking at every frame of this camera: the
+        tracker holds a tentative, lost or moving track (see
+        :meth:`ByteTracker.needs_every_frame`).  Tracks standing still are looked at
+        by the motion gate's heartbeat."""
+        return self.tracker.needs_every_frame()
 
     def update(self, dets: Detections, frame: FrameInfo) -> tuple[Detections, list[Event]]:
         """Track one frame's detections, run every rule, and gate their events.

@@ -307,6 +307,25 @@ class ByteTracker:
         """True when the tracker holds nothing: no confirmed, lost or tentative track."""
         return not (self._tracks or self._tentative)
 
+    def needs_every_frame(self, min_speed: float = 0.1) -> bool:
+        """Whether the tracker should see every frame rather than an occasional one.
+
+        True while a track is tentative (being confirmed), lost (being looked for) or
+        moving: its centre's filtered speed is at least ``min_speed`` box heights per
+        second.  Confirmed tracks standing still (a parked car, a bench the detector
+        takes for something, a person waiting) do not need every frame: matched again a
+        second later they are still there, well within the track buffer.
+        """
+        if self._tentative:
+            return True
+        for t in self._tracks:
+            if t.state is not _State.TRACKED:
+                return True
+            speed = math.hypot(t.mean[4], t.mean[5]) * self.frame_rate  # px/s
+            if speed >= min_speed * max(t.mean[3], 1.0):
+                return True
+        return False
+
     @property
     def lost_ids(self) -> list[int]:
         """Ids of confirmed tracks currently lost (unseen, still in the buffer), ascending."""

@@ -52,6 +52,10 @@ LYING_BOTTOM_TOL = 0.5
 """How far (in upright box heights) the bottom of a lying blob may lie from where the
 person stood (a body falling towards the camera ends lower in the picture)."""
 
+LYING_GAP = 0.4
+"""How far (in upright box heights) beside the upright box a lying blob may begin: a
+person falling sideways ends up next to where they stood, not under it."""
+
 SUPPORT_IOU = 0.3
 """IoU with the down box that makes a box or blob in a later frame "still there"."""
 
@@ -293,7 +297,7 @@ class FallRule:
                     )
         else:
             for d in self._downs.values():
-                best = self._matching_blob(d.anchor, blobs)
+                best = self._matching_blob(d.anchor, d.upright_h, blobs)
                 d.supported_now = best is not None
                 if best is not None:
                     d.box, d.last_support_s = best, t
@@ -375,23 +379,29 @@ class FallRule:
         return best
 
     def _lying_blob(self, ref: Box, blobs: list[Box]) -> Box | None:
-        """The blob most overlapping ``ref`` that looks like that person lying there."""
+        """The blob nearest ``ref`` that looks like that person lying there.
+
+        A body falls sideways from where the feet were: the blob may start beside the
+        upright box rather than under it, so it must come within ``LYING_GAP * H`` of the
+        box horizontally (``H`` the upright height); the nearest such blob wins, the most
+        overlapping among those touching it.
+        """
         h = _h(ref)
-        best: tuple[float, Box] | None = None
+        best: tuple[float, float, Box] | None = None
         for b in blobs:
             dy = b[3] - ref[3]
+            gap = max(b[0] - ref[2], ref[0] - b[2], 0.0)
             if (
                 _h(b) <= COLLAPSE_FRAC * h
                 and _ratio(b) <= self.wide_ratio
                 and _w(b) > _w(ref)
-                and b[0] < ref[2]
-                and b[2] > ref[0]
+                and gap <= LYING_GAP * h
                 and -BOTTOM_TOL * h <= dy <= LYING_BOTTOM_TOL * h
             ):
-                overlap = _iou(b, ref)
-                if best is None or overlap > best[0]:
-                    best = (overlap, b)
-        return None if best is None else best[1]
+                key = (gap, -_iou(b, ref))
+                if best is None or key < best[:2]:
+                    best = (key[0], key[1], b)
+        return None if best is None else best[2]
 
     def _went_down(self, tid: int, b: Box, blobs: list[Box], frame: FrameInfo) -> _Down | None:
         """A fall of a seen track whose box is ``b`` in this frame, or ``None``."""
@@ -457,11 +467,25 @@ class FallRule:
             last_support_s=frame.pts_s,
         )
 
-    def _matching_blob(self, anchor: Box, blobs: list[Box]) -> Box | None:
+    def _matching_blob(self, anchor: Box, upright_h: float, blobs: list[Box]) -> Box | None:
+        """The blob showing the person still down at ``anchor``, or ``None``.
+
+        Either it overlaps the anchor (IoU >= ``SUPPORT_IOU``), or it is a low blob on
+        the same stretch of floor: at most ``COLLAPSE_FRAC`` of the upright height
+        high, sharing at least half the narrower width with the anchor, its bottom
+        within ``LYING_BOTTOM_TOL`` upright heights of the anchor's.  The second form
+        follows a body that was caught mid-fall and settled a little lower.
+        """
         best: tuple[float, Box] | None = None
         for b in blobs:
             overlap = _iou(b, anchor)
-            if overlap >= SUPPORT_IOU and (best is None or overlap > best[0]):
+            shared = min(b[2], anchor[2]) - max(b[0], anchor[0])
+            settled = (
+                _h(b) <= COLLAPSE_FRAC * upright_h
+                and shared >= 0.5 * min(_w(b), _w(anchor))
+                and abs(b[3] - anchor[3]) <= LYING_BOTTOM_TOL * upright_h
+            )
+            if (overlap >= SUPPORT_IOU or settled) and (best is None or overlap > best[0]):
                 best = (overlap, b)
         return None if best is None else best[1]
 
@@ -511,7 +535,7 @@ class FallRule:
                     support = (overlap, b)
         if support is not None:
             return _SUPPORT, support[1]
-        blob = self._matching_blob(d.anchor, blobs)
+        blob = self._matching_blob(d.anchor, d.upright_h, blobs)
         return (_SUPPORT, blob) if blob is not None else (None, None)
 
     # ------------------------------------------------------------------ events

@@ -383,3 +383,26 @@ def test_invalid_arguments_are_refused_naming_rule_and_value(
 def test_empty_ids_are_refused(rule_id: str, camera: str) -> None:
     with pytest.raises(RuleError):
         FallRule(rule_id, camera)
+
+
+def test_a_body_falling_sideways_lies_beside_where_it_stood() -> None:
+    """Seen on generated footage: the person falls to the right, the lying blob begins
+    ~20 px right of the upright box (no horizontal overlap), and the first blob, caught
+    mid-fall, is higher than where the body settles."""
+
+    def person(k: int) -> Box | None:
+        return upright() if k < 20 else None
+
+    mid_fall: Box = (380.0, 300.0, 520.0, 380.0)  # 140 x 80, not yet on the floor
+    settled: Box = (380.0, 360.0, 560.0, 410.0)  # 180 x 50, beside the box (x2 = 360)
+
+    def fg(k: int) -> list[Box]:
+        return [] if k < 21 else [mid_fall] if k < 23 else [settled]
+
+    got = run(rule(), build(120, {P: person}, foreground=fg))
+    assert frames_of(got) == [51], got
+    assert r6(got[0][1].start_s) == 2.1
+    # a blob more than 0.4 upright heights (80 px) away is someone else's business
+    far: Box = (460.0, 360.0, 640.0, 410.0)
+    got = run(rule(), build(120, {P: person}, foreground=lambda k: [far] if k >= 21 else []))
+    assert got == []

@@ -280,3 +280,32 @@ def test_real_footage_ids_are_stable_and_deterministic(hog_detections: list[Dete
     # Stable ids: on average a pedestrian keeps its id for many frames (a tracker
     # that re-identified nobody would have about one id per detection).
     assert len(observations) / len(ids) >= 8, (len(observations), sorted(ids))
+
+
+def test_only_tentative_lost_or_moving_tracks_need_every_frame() -> None:
+    import numpy as np
+
+    from detectors.detections import Detections
+
+    def dets(*boxes: tuple[float, float, float, float]) -> Detections:
+        return Detections(
+            xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+            score=np.full((len(boxes),), 0.9, np.float32),
+            class_id=np.zeros((len(boxes),), np.int64),
+        )
+
+    parked = ByteTracker(frame_rate=10.0)
+    assert not parked.needs_every_frame()
+    parked.update(dets((100, 100, 200, 160)), 0.0)
+    assert parked.needs_every_frame()  # tentative
+    for k in range(1, 30):
+        parked.update(dets((100, 100, 200, 160)), k / 10)
+    assert parked.active_ids and not parked.needs_every_frame()  # confirmed, standing still
+    parked.update(dets(), 3.0)
+    assert parked.needs_every_frame()  # lost: being looked for
+
+    walker = ByteTracker(frame_rate=10.0)
+    for k in range(30):
+        x = 100 + 8.0 * k  # 80 px/s for a 100 px tall person: 0.8 heights per second
+        walker.update(dets((x, 100, x + 40, 200)), k / 10)
+    assert walker.active_ids and walker.needs_every_frame()
