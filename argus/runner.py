@@ -40,13 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from detectors.gating import MotionGate
 
 from alerts.bus import EventBus
 from alerts.evidence import EvidenceStore, render_snapshot, snapshot_key
 from argus import metrics
 from argus.slots import FrameSlot
 from detectors.detections import Detections
+from detectors.gating import MotionGate
 from detectors.scene import SceneAnalyzer, SceneStats
 from ingest import Source, SourceError, SourceState
 from ingest.frame import Frame

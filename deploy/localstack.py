@@ -393,9 +393,7 @@ class LocalStack:
             "identities": [
                 {
                     "name": "argus",
-                    "credentials": [
-                        {"accessKey": self._access_key, "secretKey": self._secret_key}
-                    ],
+                    "credentials": [{"accessKey": self._access_key, "secretKey": self._secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                 }
             ]
@@ -545,9 +543,7 @@ class LocalStack:
         log.info("started %s (pid %d), log %s", server, proc.pid, log_path)
         return t0
 
-    def _wait_ready(
-        self, server: str, port: int, t0: float, ready: Callable[[], bool]
-    ) -> None:
+    def _wait_ready(self, server: str, port: int, t0: float, ready: Callable[[], bool]) -> None:
         proc = self._procs[server]
         deadline = t0 + self.start_timeout_s
         last_error = ""
@@ -556,7 +552,10 @@ class LocalStack:
             if code is not None:
                 self._forget(server)
                 raise ServerStartError(
-                    server, port, self.log_path(server), f"exited with status {code}",
+                    server,
+                    port,
+                    self.log_path(server),
+                    f"exited with status {code}",
                     _tail(self.log_path(server)),
                 )
             try:
@@ -849,7 +848,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--kafka-port", type=int, default=None, help="Kafka port (default 9092)")
     ap.add_argument("--s3-port", type=int, default=None, help="S3 port (default 9000)")
     ap.add_argument(
-        "--ports-base", type=int, default=None,
+        "--ports-base",
+        type=int,
+        default=None,
         help="move SeaweedFS's other ports to BASE..BASE+7 (default: SeaweedFS's own)",
     )
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -261,8 +261,10 @@ class SourceBase:
             if state == self._state:
                 return
             self._state = state
-        level = logging.WARNING if state in (SourceState.RECONNECTING, SourceState.FAILED) else (
-            logging.INFO
+        level = (
+            logging.WARNING
+            if state in (SourceState.RECONNECTING, SourceState.FAILED)
+            else (logging.INFO)
         )
         log.log(level, "camera %s: %s (%s)", self._camera_id, state.value, detail)
         if self._on_state is not None:

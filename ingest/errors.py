@@ -63,9 +63,7 @@ class SourceUnavailableError(SourceError):
         self.url = url
         self.attempts = attempts
         self.last_error = last_error
-        super().__init__(
-            f"live source {url} unavailable after {attempts} attempts: {last_error}"
-        )
+        super().__init__(f"live source {url} unavailable after {attempts} attempts: {last_error}")
 
 
 class SourceUsageError(SourceError):

@@ -142,7 +142,9 @@ class FileSource(SourceBase):
             if fps is None:
                 log.warning(
                     "camera %s: %s declares no frame rate; assuming %.0f fps",
-                    self._camera_id, self._path, _DEFAULT_FPS,
+                    self._camera_id,
+                    self._path,
+                    _DEFAULT_FPS,
                 )
             interval = 1.0 / (fps or _DEFAULT_FPS)
             first_raw: float | None = None
@@ -180,7 +182,8 @@ class FileSource(SourceBase):
                         elif now - due > self._max_lag_s:
                             log.warning(
                                 "camera %s: %.2f s behind real time; re-anchoring the schedule",
-                                self._camera_id, now - due,
+                                self._camera_id,
+                                now - due,
                             )
                             mono0, wall0, pts0 = now, time.time(), out
                             due = now

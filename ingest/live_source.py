@@ -398,7 +398,11 @@ class LiveSource(SourceBase):
                 self._set_state(SourceState.RECONNECTING, last_error)
                 log.warning(
                     "camera %s: reconnecting to %s in %.2f s (attempt %d): %s",
-                    self._camera_id, self._redacted, delay, failures, last_error,
+                    self._camera_id,
+                    self._redacted,
+                    delay,
+                    failures,
+                    last_error,
                 )
                 if self._stop.wait(delay):
                     return
@@ -421,7 +425,9 @@ class LiveSource(SourceBase):
             ever_connected = True
             log.info(
                 "camera %s: connected to %s in %.2f s",
-                self._camera_id, self._redacted, time.monotonic() - t_open,
+                self._camera_id,
+                self._redacted,
+                time.monotonic() - t_open,
             )
             timeline.new_connection(conn.nominal_fps)
             first = True
@@ -440,7 +446,11 @@ class LiveSource(SourceBase):
                         self._set_first_frame_latency(latency)
                         log.info(
                             "camera %s: first frame %dx%d from %s after %.2f s",
-                            self._camera_id, frame.width, frame.height, self._redacted, latency,
+                            self._camera_id,
+                            frame.width,
+                            frame.height,
+                            self._redacted,
+                            latency,
                         )
                         self._set_state(
                             SourceState.STREAMING,

@@ -7,9 +7,7 @@ import re
 # scheme://user:password@host  ->  scheme://user:***@host.  People type passwords raw,
 # with '/' and '@' in them (rtsp://admin:p/ss@w0rd@10.0.0.5/s), so the password runs to the
 # LAST '@' before whitespace or a quote; over-redacting a path that holds '@' beats leaking.
-_USERINFO_RE = re.compile(
-    r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*):[^\s'\"]*@"
-)
+_USERINFO_RE = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*):[^\s'\"]*@")
 # ?password=...&token=...  ->  ?password=***&token=***  (any key containing "pass" too)
 _QUERY_SECRET_RE = re.compile(
     r"(?P<pre>[?&;](?:[\w.-]*pass[\w.-]*|pw|pwd|token|access_token|auth|authorization|key|"

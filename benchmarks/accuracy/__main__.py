@@ -53,26 +53,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Accuracy benchmark: real people composited on real backgrounds with "
         "exact ground truth, run through `argus run`, scored per rule.",
     )
-    p.add_argument("--quick", action="store_true",
-                   help="one scenario per kind and two 30 s quiet scenes (CI, ~3 min)")
-    p.add_argument("--kinds", default=",".join(ALL_KINDS),
-                   help=f"comma-separated subset of {','.join(ALL_KINDS)}")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                   help="suite seed; another seed gives different scenarios")
-    p.add_argument("--tolerance-s", type=float, default=DEFAULT_TOLERANCE_S,
-                   help="start-time tolerance for a match, seconds")
-    p.add_argument("--out", type=Path, default=None,
-                   help="results JSON (default benchmarks/last-accuracy.json; quick: in the "
-                   "cache directory)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="one scenario per kind and two 30 s quiet scenes (CI, ~3 min)",
+    )
+    p.add_argument(
+        "--kinds",
+        default=",".join(ALL_KINDS),
+        help=f"comma-separated subset of {','.join(ALL_KINDS)}",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help="suite seed; another seed gives different scenarios",
+    )
+    p.add_argument(
+        "--tolerance-s",
+        type=float,
+        default=DEFAULT_TOLERANCE_S,
+        help="start-time tolerance for a match, seconds",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results JSON (default benchmarks/last-accuracy.json; quick: in the cache directory)",
+    )
     p.add_argument("--no-run", action="store_true", help="generate videos and truth only")
-    p.add_argument("--keep", action="store_true",
-                   help="keep videos and run folders (default: deleted after scoring)")
-    p.add_argument("--cache", type=Path, default=None,
-                   help="cache directory (default $ARGUS_HOME/bench/accuracy)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep videos and run folders (default: deleted after scoring)",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="cache directory (default $ARGUS_HOME/bench/accuracy)",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--readme", type=Path, default=None,
-                   help="write the Markdown section here (default: benchmarks/README.md for "
-                   "a full run of every kind, nowhere otherwise)")
+    g.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="write the Markdown section here (default: benchmarks/README.md for "
+        "a full run of every kind, nowhere otherwise)",
+    )
     g.add_argument("--no-readme", action="store_true", help="do not write any README")
     args = p.parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -97,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         _, model_sha = model_paths(home)
         t = time.monotonic()
         bank = sprite_bank(home, cache)
-        print(f"sprites: {len(bank.sequences)} walk cycles of real people "
-              f"({sum(len(s) for s in bank.sequences)} cut-outs), perspective "
-              f"h = {bank.persp[0]:.1f} + {bank.persp[1]:.3f}·y px "
-              f"[{time.monotonic() - t:.1f} s]", flush=True)
+        print(
+            f"sprites: {len(bank.sequences)} walk cycles of real people "
+            f"({sum(len(s) for s in bank.sequences)} cut-outs), perspective "
+            f"h = {bank.persp[0]:.1f} + {bank.persp[1]:.3f}·y px "
+            f"[{time.monotonic() - t:.1f} s]",
+            flush=True,
+        )
     except (ModelMissingError, FileNotFoundError) as e:
         print(f"accuracy benchmark: {e}", file=sys.stderr)
         return 2
@@ -128,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         write_truth(scn, work / "truth.json")
         gen_s = time.monotonic() - t
         gen_total += gen_s
-        print(f"[{n}/{len(plan)}] {scn.name}: {scn.variant} on {scn.background}, "
-              f"{scn.duration_s:.0f} s, {scn.n_people} people, {len(scn.gt)} GT "
-              f"({frames} frames in {gen_s:.1f} s)", flush=True)
+        print(
+            f"[{n}/{len(plan)}] {scn.name}: {scn.variant} on {scn.background}, "
+            f"{scn.duration_s:.0f} s, {scn.n_people} people, {len(scn.gt)} GT "
+            f"({frames} frames in {gen_s:.1f} s)",
+            flush=True,
+        )
         armed = sorted({str(r["type"]) for r in scn.rules} | {"camera_health"})
         if args.no_run:
             continue
@@ -139,17 +173,33 @@ def main(argv: list[str] | None = None) -> int:
         preds = read_predictions(work / "events.jsonl")
         m = match(scn.gt, preds, args.tolerance_s)
         r = report.ScenarioResult(
-            scn.name, scn.kind, scn.variant, scn.background, scn.duration_s, scn.n_people,
-            armed, scn.gt, preds, m, res.returncode, gen_s, res.wall_s,
+            scn.name,
+            scn.kind,
+            scn.variant,
+            scn.background,
+            scn.duration_s,
+            scn.n_people,
+            armed,
+            scn.gt,
+            preds,
+            m,
+            res.returncode,
+            gen_s,
+            res.wall_s,
             "" if res.returncode == 0 else res.tail[-2000:],
         )
         results.append(r)
         if res.returncode != 0:
             failed += 1
-            print(f"    argus run failed (exit {res.returncode}); log: {work / 'argus.log'}",
-                  flush=True)
-        print(f"    -> {len(preds)} events: TP {len(m.pairs)}, FP {len(m.false)}, "
-              f"FN {len(m.missed)} [{res.wall_s:.1f} s]", flush=True)
+            print(
+                f"    argus run failed (exit {res.returncode}); log: {work / 'argus.log'}",
+                flush=True,
+            )
+        print(
+            f"    -> {len(preds)} events: TP {len(m.pairs)}, FP {len(m.false)}, "
+            f"FN {len(m.missed)} [{res.wall_s:.1f} s]",
+            flush=True,
+        )
         if not args.keep:
             video.unlink(missing_ok=True)
             shutil.rmtree(work / "evidence", ignore_errors=True)
@@ -160,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
-                       f"{cpu_model()}",
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {cpu_model()}",
             "python": platform.python_version(),
             "seed": args.seed,
             "quick": args.quick,
@@ -183,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         "watch_load": report.watch_load(results),
         "scenarios": [r.to_dict() for r in results],
     }
-    out = args.out or (cache / f"results-seed{args.seed}-quick.json" if args.quick
-                       else REPO / "benchmarks" / "last-accuracy.json")
+    out = args.out or (
+        cache / f"results-seed{args.seed}-quick.json"
+        if args.quick
+        else REPO / "benchmarks" / "last-accuracy.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")
     md = report.markdown(summary)
@@ -192,8 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     print(f"\nresults: {out}")
     readme = args.readme
-    if readme is None and not args.no_readme and not args.quick and set(args.kinds) == set(
-        ALL_KINDS
+    if (
+        readme is None
+        and not args.no_readme
+        and not args.quick
+        and set(args.kinds) == set(ALL_KINDS)
     ):
         readme = REPO / "benchmarks" / "README.md"
     if readme is not None and not args.no_readme:

@@ -116,6 +116,7 @@ def backgrounds(bank: SpriteBank) -> dict[str, Background]:
     )
     # Re-framed: crop x 96..768, y 72..576 of the plaza, scale s, mirror.
     x0, y0, s = 96, 72, FRAME_W / (FRAME_W - 96)
+
     def reframe_img(im: U8, interp: int) -> U8:
         out = cv2.flip(cv2.resize(im[y0:, x0:], (FRAME_W, FRAME_H), interpolation=interp), 1)
         return np.asarray(out, np.uint8)
@@ -137,8 +138,9 @@ def backgrounds(bank: SpriteBank) -> dict[str, Background]:
         ),
         foliage=((600, 20, 768, 70), (0, 0, 120, 30)),
         source="median of vtest.avi cropped x96-768 y72-576, scaled 1.143, mirrored",
-        occluders=tuple(_pixels(reframe_img(m, cv2.INTER_LINEAR), (y - y0) * s)
-                        for m, y in plaza_occ),
+        occluders=tuple(
+            _pixels(reframe_img(m, cv2.INTER_LINEAR), (y - y0) * s) for m, y in plaza_occ
+        ),
     )
     leuven = cv2.imread(str(SAMPLES / "leuvenA.jpg"))
     if leuven is None:
@@ -149,8 +151,17 @@ def backgrounds(bank: SpriteBank) -> dict[str, Background]:
     )
     k, horizon = 1.07, 360.0 * sy  # hand-measured, see the module docstring
     walk_orig = np.array(
-        [[0, 472], [150, 440], [225, 410], [330, 408], [420, 425], [520, 448], [560, 485],
-         [590, 530], [0, 530]],
+        [
+            [0, 472],
+            [150, 440],
+            [225, 410],
+            [330, 408],
+            [420, 425],
+            [520, 448],
+            [560, 485],
+            [590, 530],
+            [0, 530],
+        ],
         np.float64,
     )
     street = Background(
@@ -191,8 +202,9 @@ def _grabcut(image: U8, rect: tuple[int, int, int, int]) -> U8:
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)
-    cv2.grabCut(roi, mask, (x1 - px1, y1 - py1, x2 - x1, y2 - y1), bgd, fgd, 6,
-                cv2.GC_INIT_WITH_RECT)
+    cv2.grabCut(
+        roi, mask, (x1 - px1, y1 - py1, x2 - x1, y2 - y1), bgd, fgd, 6, cv2.GC_INIT_WITH_RECT
+    )
     fg = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg)
     if n > 1:

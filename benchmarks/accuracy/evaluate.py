@@ -68,8 +68,12 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
-            "event_id": self.event_id, "type": self.type, "start_s": self.start_s,
-            "end_s": self.end_s, "zone": self.zone, "line": self.line,
+            "event_id": self.event_id,
+            "type": self.type,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "zone": self.zone,
+            "line": self.line,
             "direction": self.direction,
         }
 
@@ -84,8 +88,12 @@ def predictions_from_records(records: Iterable[Mapping[str, Any]]) -> list[Predi
         end = None if r.get("end_s") is None else float(r["end_s"])
         if cur is None:
             by_id[eid] = {
-                "type": str(r["type"]), "start": start, "end": end, "zone": r.get("zone"),
-                "line": r.get("line"), "direction": r.get("direction"),
+                "type": str(r["type"]),
+                "start": start,
+                "end": end,
+                "zone": r.get("zone"),
+                "line": r.get("line"),
+                "direction": r.get("direction"),
                 "camera_id": str(r.get("camera_id", "")),
             }
             continue
@@ -93,8 +101,16 @@ def predictions_from_records(records: Iterable[Mapping[str, Any]]) -> list[Predi
         if end is not None:
             cur["end"] = end if cur["end"] is None else max(cur["end"], end)
     preds = [
-        Prediction(eid, v["type"], v["start"], v["end"], v["zone"], v["line"], v["direction"],
-                   v["camera_id"])
+        Prediction(
+            eid,
+            v["type"],
+            v["start"],
+            v["end"],
+            v["zone"],
+            v["line"],
+            v["direction"],
+            v["camera_id"],
+        )
         for eid, v in by_id.items()
     ]
     return sorted(preds, key=lambda p: (p.start_s, p.type, p.event_id))
@@ -126,8 +142,9 @@ class Matching:
     false: list[int]
 
 
-def match(gts: Sequence[GTEvent], preds: Sequence[Prediction],
-          tolerance_s: float = DEFAULT_TOLERANCE_S) -> Matching:
+def match(
+    gts: Sequence[GTEvent], preds: Sequence[Prediction], tolerance_s: float = DEFAULT_TOLERANCE_S
+) -> Matching:
     """Greedy one-to-one matching by increasing start-time distance.
 
     Returns:
@@ -192,13 +209,20 @@ class Counts:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with the derived ratios (rounded)."""
+
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 4)
 
         return {
-            "scenarios": self.scenarios, "gt": self.gt, "tp": self.tp, "fp": self.fp,
-            "fn": self.fn, "precision": r(self.precision), "recall": r(self.recall),
-            "f1": r(self.f1), "mean_abs_start_error_s": r(self.mean_abs_error_s),
+            "scenarios": self.scenarios,
+            "gt": self.gt,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": r(self.precision),
+            "recall": r(self.recall),
+            "f1": r(self.f1),
+            "mean_abs_start_error_s": r(self.mean_abs_error_s),
         }
 
 
@@ -235,8 +259,11 @@ def poisson_upper(k: int, confidence: float = 0.95) -> float:
     return 0.5 * (lo + hi)
 
 
-def flagged_seconds(intervals: Iterable[tuple[float, float | None]], duration_s: float,
-                    min_review_s: float = MIN_REVIEW_S) -> float:
+def flagged_seconds(
+    intervals: Iterable[tuple[float, float | None]],
+    duration_s: float,
+    min_review_s: float = MIN_REVIEW_S,
+) -> float:
     """Length of the union of alert intervals on one camera, seconds.
 
     Each alert ``(start_s, end_s)`` covers ``[start_s, max(end_s, start_s +
@@ -286,8 +313,9 @@ class WatchLoad:
         return 1.0 / self.share if self.share > 0 else math.inf
 
 
-def mixed_share(quiet: WatchLoad, incident: WatchLoad,
-                quiet_share: float = CONTROL_ROOM_QUIET_SHARE) -> float:
+def mixed_share(
+    quiet: WatchLoad, incident: WatchLoad, quiet_share: float = CONTROL_ROOM_QUIET_SHARE
+) -> float:
     """Flagged share for a camera-time mix with ``quiet_share`` quiet footage:
     ``q * share_quiet + (1 - q) * share_incident``."""
     return quiet_share * quiet.share + (1.0 - quiet_share) * incident.share

@@ -24,13 +24,19 @@ from benchmarks.accuracy.sprites import SpriteBank
 ARGUS = [sys.executable, "-m", "argus"]
 
 
-def write_video(scn: Scenario, bank: SpriteBank, bgs: dict[str, Background],
-                patches: Sequence[ObjectPatch], path: Path) -> int:
+def write_video(
+    scn: Scenario,
+    bank: SpriteBank,
+    bgs: dict[str, Background],
+    patches: Sequence[ObjectPatch],
+    path: Path,
+) -> int:
     """Render and encode ``scn`` to ``path`` (H.264 ``.mp4``); returns the frame count."""
     if scn.sim is None:
         raise ValueError(f"{scn.name}: not simulated")
-    frames = render_frames(scn.sim, scn.actors, scn.objects, bank, bgs[scn.background],
-                           patches, scn.effects, scn.seed)
+    frames = render_frames(
+        scn.sim, scn.actors, scn.objects, bank, bgs[scn.background], patches, scn.effects, scn.seed
+    )
     return encode(frames, path)
 
 
@@ -38,8 +44,13 @@ def write_truth(scn: Scenario, path: Path) -> None:
     """The scenario's description and ground truth as JSON (next to its video)."""
     data = scn.describe()
     data["actors"] = [
-        {"role": a.role, "t0_s": round(a.t0_s, 2), "sprite": a.seq,
-         "start": [round(v, 1) for v in a.start], "steps": [repr(s) for s in a.steps]}
+        {
+            "role": a.role,
+            "t0_s": round(a.t0_s, 2),
+            "sprite": a.seq,
+            "start": [round(v, 1) for v in a.start],
+            "steps": [repr(s) for s in a.steps],
+        }
         for a in scn.actors
     ]
     data["effects"] = repr(scn.effects)
@@ -67,12 +78,14 @@ def config_for(scn: Scenario, video: Path, work: Path) -> dict[str, Any]:
         cam["lines"] = [{"name": n, "points": p} for n, p in scn.lines.items()]
     rules = [{**r, "camera": scn.name} for r in scn.rules]
     rules.append({"type": "camera_health", "camera": scn.name})
-    cfg: dict[str, Any] = plain({
-        "cameras": [cam],
-        "rules": rules,
-        "sinks": [{"jsonl": str(work / "events.jsonl")}],
-        "storage": {"sqlite": str(work / "alerts.db"), "evidence_dir": str(work / "evidence")},
-    })
+    cfg: dict[str, Any] = plain(
+        {
+            "cameras": [cam],
+            "rules": rules,
+            "sinks": [{"jsonl": str(work / "events.jsonl")}],
+            "storage": {"sqlite": str(work / "alerts.db"), "evidence_dir": str(work / "evidence")},
+        }
+    )
     return cfg
 
 
@@ -91,8 +104,14 @@ class RunResult:
     tail: str
 
 
-def run_argus(config: dict[str, Any], work: Path, home: Path, label: str,
-              timeout_s: float = 3600.0, echo: bool = True) -> RunResult:
+def run_argus(
+    config: dict[str, Any],
+    work: Path,
+    home: Path,
+    label: str,
+    timeout_s: float = 3600.0,
+    echo: bool = True,
+) -> RunResult:
     """Write ``config`` to ``work/argus.yaml`` and run ``argus run`` on it (one process).
 
     Its output goes to ``work/argus.log`` and, prefixed with ``label``, to stdout (so
@@ -107,10 +126,16 @@ def run_argus(config: dict[str, Any], work: Path, home: Path, label: str,
     env["PYTHONUNBUFFERED"] = "1"
     tail: deque[str] = deque(maxlen=40)
     t0 = time.monotonic()
-    with (work / "argus.log").open("w") as log, subprocess.Popen(
-        [*ARGUS, "run", str(cfg_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=env, text=True,
-    ) as proc:
+    with (
+        (work / "argus.log").open("w") as log,
+        subprocess.Popen(
+            [*ARGUS, "run", str(cfg_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+        ) as proc,
+    ):
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)

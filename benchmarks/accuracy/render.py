@@ -403,8 +403,9 @@ def _simulate_actor(a: Actor, bank: SpriteBank, bg: Background, n: int, fps: flo
             down_s = t_down if t_down < n / fps else math.nan
         if isinstance(st, GetUp) and math.isnan(up_s) and not math.isnan(t_st):
             up_s = t_st
-    return ActorTrack(present, xy, height, angle, squash, facing, gait, walking, box,
-                      starts, down_s, up_s)
+    return ActorTrack(
+        present, xy, height, angle, squash, facing, gait, walking, box, starts, down_s, up_s
+    )
 
 
 def _duration(st: Step) -> float:
@@ -429,7 +430,12 @@ def _bend_profile(st: Bend, t: float) -> float:
 
 
 def _affine(
-    seq: SpriteSequence, idx: int, foot_to: F64, h: float, flip: int, angle: float,
+    seq: SpriteSequence,
+    idx: int,
+    foot_to: F64,
+    h: float,
+    flip: int,
+    angle: float,
     squash: float,
 ) -> tuple[F64, tuple[int, int]]:
     """2x3 matrix taking crop pixels of frame ``idx`` to frame pixels, and the crop size."""
@@ -463,8 +469,13 @@ def _still(seq: SpriteSequence) -> tuple[int, F64]:
         idx = seq.still_index
         ys, xs = np.nonzero(seq.rgba[idx, ..., 3] > 127)
         corners = np.array(
-            [[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
-             [xs.max() + 1, ys.max() + 1]], np.float64
+            [
+                [xs.min(), ys.min()],
+                [xs.max() + 1, ys.min()],
+                [xs.min(), ys.max() + 1],
+                [xs.max() + 1, ys.max() + 1],
+            ],
+            np.float64,
         )
         hit = (seq.rgba, idx, corners)
         _STILL[id(seq.rgba)] = hit
@@ -484,7 +495,11 @@ def _pose_box(
 
 
 def _simulate_object(
-    o: ObjectSpec, k: int, actors: Sequence[Actor], tracks: Sequence[ActorTrack], n: int,
+    o: ObjectSpec,
+    k: int,
+    actors: Sequence[Actor],
+    tracks: Sequence[ActorTrack],
+    n: int,
     fps: float,
 ) -> ObjectTrack:
     """Where object ``k`` is in each of ``n`` frames: in its carrier's hand, moving to or
@@ -570,8 +585,14 @@ def _blend(frame: F32, rgba: U8, m: F64, size: tuple[int, int]) -> None:
         k = round(1.0 / max(scale, 1e-3)) | 1
         if k > 1:
             rgba = np.asarray(cv2.GaussianBlur(rgba, (k, k), 0), np.uint8)
-    warped = cv2.warpAffine(rgba, mm.astype(np.float64), (x2 - x1, y2 - y1), flags=interp,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    warped = cv2.warpAffine(
+        rgba,
+        mm.astype(np.float64),
+        (x2 - x1, y2 - y1),
+        flags=interp,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0, 0),
+    )
     alpha = warped[..., 3:4].astype(np.float32) * (1.0 / 255.0)
     roi = frame[y1:y2, x1:x2]
     roi += (warped[..., :3].astype(np.float32) - roi) * alpha
@@ -620,8 +641,13 @@ class _Foliage:
             px1, py1 = max(x1 - pad, 0), max(y1 - pad, 0)
             px2, py2 = min(x2 + pad, FRAME_W), min(y2 + pad, FRAME_H)
             patch = src[py1:py2, px1:px2]
-            warped = cv2.remap(patch, mx + (x1 - px1), my + (y1 - py1), cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT)
+            warped = cv2.remap(
+                patch,
+                mx + (x1 - px1),
+                my + (y1 - py1),
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT,
+            )
             flicker = 1.0 + 0.06 * np.sin(2 * np.pi * 1.3 * t + 3.0 * ph)
             image[y1:y2, x1:x2] = warped.astype(np.float32) * flicker[..., None]
 
@@ -703,8 +729,9 @@ def render_frames(
         foliage = _Foliage(list(bg.foliage), fx.foliage)
         for x1, y1, x2, y2 in foliage.rects:
             small = rng.uniform(0, 2 * np.pi, (max((y2 - y1) // 12, 2), max((x2 - x1) // 12, 2)))
-            phase = cv2.resize(small.astype(np.float32), (x2 - x1, y2 - y1),
-                               interpolation=cv2.INTER_CUBIC)
+            phase = cv2.resize(
+                small.astype(np.float32), (x2 - x1, y2 - y1), interpolation=cv2.INTER_CUBIC
+            )
             foliage.phases.append(np.asarray(phase, np.float32))
     seqs = [bank.sequences[a.seq] for a in actors]
     src_dirs = [1 if s.velocity[0] >= 0 else -1 for s in seqs]
@@ -721,8 +748,11 @@ def render_frames(
         for j, ob in enumerate(sim.objects):
             if not np.isnan(ob.xy[k, 0]):
                 # A carried object is drawn just after its carrier.
-                yk = float(sim.actors[ob.carrier].xy[k, 1]) + 0.01 if ob.carried[k] else float(
-                    ob.xy[k, 1])
+                yk = (
+                    float(sim.actors[ob.carrier].xy[k, 1]) + 0.01
+                    if ob.carried[k]
+                    else float(ob.xy[k, 1])
+                )
                 items.append((yk, 1, j))
         for j, (_, _, base_y) in enumerate(bg.occluders):
             items.append((base_y, 2, j))
@@ -732,9 +762,15 @@ def render_frames(
                 frame[ys, xs] = base[ys, xs]
             elif kind == 0:
                 tr = sim.actors[i]
-                m, size = _affine(seqs[i], int(tr.gait[k]), tr.xy[k], float(tr.height[k]),
-                                  int(tr.facing[k]) * src_dirs[i], float(tr.angle[k]),
-                                  float(tr.squash[k]))
+                m, size = _affine(
+                    seqs[i],
+                    int(tr.gait[k]),
+                    tr.xy[k],
+                    float(tr.height[k]),
+                    int(tr.facing[k]) * src_dirs[i],
+                    float(tr.angle[k]),
+                    float(tr.squash[k]),
+                )
                 _blend(frame, seqs[i].rgba[int(tr.gait[k])], m, size)
             else:
                 ob = sim.objects[i]
@@ -762,8 +798,11 @@ def encode(frames: Iterator[U8], path: Path, fps: float = FPS) -> int:
         stream.width, stream.height = FRAME_W, FRAME_H
         stream.pix_fmt = "yuv420p"
         stream.options = {
-            "crf": str(CRF), "preset": "veryfast", "g": str(GOP_FRAMES),
-            "keyint_min": str(GOP_FRAMES), "sc_threshold": "0",
+            "crf": str(CRF),
+            "preset": "veryfast",
+            "g": str(GOP_FRAMES),
+            "keyint_min": str(GOP_FRAMES),
+            "sc_threshold": "0",
         }
         tb = Fraction(1, round(fps))
         for img in frames:

@@ -78,14 +78,23 @@ class ScenarioResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
-            "name": self.name, "kind": self.kind, "variant": self.variant,
-            "background": self.background, "duration_s": self.duration_s,
-            "people": self.people, "armed": self.armed, "returncode": self.returncode,
-            "error": self.error, "gen_s": round(self.gen_s, 1), "run_s": round(self.run_s, 1),
+            "name": self.name,
+            "kind": self.kind,
+            "variant": self.variant,
+            "background": self.background,
+            "duration_s": self.duration_s,
+            "people": self.people,
+            "armed": self.armed,
+            "returncode": self.returncode,
+            "error": self.error,
+            "gen_s": round(self.gen_s, 1),
+            "run_s": round(self.run_s, 1),
             "gt": [g.to_dict() for g in self.gt],
             "predictions": [p.to_dict() for p in self.preds],
-            "matched": [[i, j, round(self.preds[j].start_s - self.gt[i].start_s, 3)]
-                        for i, j in self.matching.pairs],
+            "matched": [
+                [i, j, round(self.preds[j].start_s - self.gt[i].start_s, 3)]
+                for i, j in self.matching.pairs
+            ],
             "false_positives": self.matching.false,
             "false_negatives": self.matching.missed,
         }
@@ -136,19 +145,26 @@ def quiet_summary(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     }
 
 
-def watch_load(results: Sequence[ScenarioResult], min_review_s: float = MIN_REVIEW_S
-               ) -> dict[str, Any]:
+def watch_load(
+    results: Sequence[ScenarioResult], min_review_s: float = MIN_REVIEW_S
+) -> dict[str, Any]:
     """Flagged share and reduction: the suite as generated, its quiet and incident parts,
     and the control-room mix (``CONTROL_ROOM_QUIET_SHARE`` of camera-time quiet)."""
+
     def load(rs: Sequence[ScenarioResult]) -> WatchLoad:
-        flagged = sum(flagged_seconds([(p.start_s, p.end_s) for p in r.preds], r.duration_s,
-                                      min_review_s) for r in rs)
+        flagged = sum(
+            flagged_seconds([(p.start_s, p.end_s) for p in r.preds], r.duration_s, min_review_s)
+            for r in rs
+        )
         return WatchLoad(flagged, sum(r.duration_s for r in rs))
 
     def js(w: WatchLoad) -> dict[str, Any]:
-        return {"flagged_s": round(w.flagged_s, 1), "total_s": round(w.total_s, 1),
-                "share": round(w.share, 5),
-                "reduction": None if math.isinf(w.reduction) else round(w.reduction, 2)}
+        return {
+            "flagged_s": round(w.flagged_s, 1),
+            "total_s": round(w.total_s, 1),
+            "share": round(w.share, 5),
+            "reduction": None if math.isinf(w.reduction) else round(w.reduction, 2),
+        }
 
     allw = load(results)
     quiet = load([r for r in results if r.kind == "quiet"])
@@ -242,8 +258,9 @@ def update_readme(path: Path, section: str) -> None:
     if path.is_file():
         text = path.read_text()
         if BEGIN in text and END in text:
-            text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text,
-                          flags=re.S)
+            text = re.sub(
+                re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S
+            )
         else:
             text = text.rstrip("\n") + "\n\n## Accuracy\n\n" + block + "\n"
     else:

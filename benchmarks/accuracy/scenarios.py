@@ -92,8 +92,18 @@ CROWD_MIN_DURATION_S = 5.0
 WRONG_WAY_MIN_S = 2.0
 
 QUIET_VARIANTS_FULL = (
-    "empty", "dusk", "switch", "clouds", "foliage", "headlights",
-    "busy", "busy", "busy+clouds", "busy+foliage", "busy+headlights", "busy+dusk",
+    "empty",
+    "dusk",
+    "switch",
+    "clouds",
+    "foliage",
+    "headlights",
+    "busy",
+    "busy",
+    "busy+clouds",
+    "busy+foliage",
+    "busy+headlights",
+    "busy+dusk",
 )
 """The full suite's 12 quiet scenes of 5 min: 6 without people, 6 with people passing."""
 QUIET_VARIANTS_QUICK = ("busy+clouds", "switch+foliage")
@@ -176,8 +186,13 @@ def scenario_rng(seed: int, kind: str, index: int, draw: int = 0) -> np.random.G
 class Builder:
     """Geometry and script helpers on one background, driven by one generator."""
 
-    def __init__(self, rng: np.random.Generator, bank: SpriteBank, bg: Background,
-                 patches: Sequence[ObjectPatch]) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        bank: SpriteBank,
+        bg: Background,
+        patches: Sequence[ObjectPatch],
+    ) -> None:
         self.rng = rng
         self.bank = bank
         self.bg = bg
@@ -195,8 +210,13 @@ class Builder:
         """A float in ``[lo, hi)``."""
         return float(self.rng.uniform(lo, hi))
 
-    def point(self, min_h: float = 55.0, max_h: float = 175.0, margin_h: float = 0.6,
-              poly: Sequence[Sequence[float]] | None = None) -> Point:
+    def point(
+        self,
+        min_h: float = 55.0,
+        max_h: float = 175.0,
+        margin_h: float = 0.6,
+        poly: Sequence[Sequence[float]] | None = None,
+    ) -> Point:
         """A random foot point in the walkable region (or ``poly``), with a person height
         in ``[min_h, max_h]`` px and at least ``margin_h`` heights inside the region."""
         ys = self.bg.walk[:, 1]
@@ -215,8 +235,14 @@ class Builder:
             return (x, y)
         raise GenerationError(f"no point with height in [{min_h}, {max_h}] on {self.bg.name}")
 
-    def zone(self, name: str, width_h: tuple[float, float], depth_h: tuple[float, float],
-             min_h: float = 60.0, max_h: float = 160.0) -> list[list[float]]:
+    def zone(
+        self,
+        name: str,
+        width_h: tuple[float, float],
+        depth_h: tuple[float, float],
+        min_h: float = 60.0,
+        max_h: float = 160.0,
+    ) -> list[list[float]]:
         """A random convex quadrilateral on the ground, sized in person heights at its
         centre (``width_h`` across, ``depth_h`` deep: drawn at half that in y, the
         ground seen obliquely), inside the walkable region and the frame."""
@@ -252,9 +278,12 @@ class Builder:
             side = int(self.rng.integers(0, 3))
             if side < 2:
                 x_edge = 0.0 if side == 0 else float(FRAME_W - 1)
-                ys = [y for y in np.linspace(walk[:, 1].min(), walk[:, 1].max(), 60)
-                      if self.bg.inside_walk(x_edge + (4 if side == 0 else -4), y, 0.0)
-                      and 50 <= self.h(y) <= 180]
+                ys = [
+                    y
+                    for y in np.linspace(walk[:, 1].min(), walk[:, 1].max(), 60)
+                    if self.bg.inside_walk(x_edge + (4 if side == 0 else -4), y, 0.0)
+                    and 50 <= self.h(y) <= 180
+                ]
                 if not ys:
                     continue
                 y = float(self.rng.choice(ys))
@@ -273,8 +302,9 @@ class Builder:
             raise _RedrawError
         return cands[-1]
 
-    def path_avoiding(self, poly: Sequence[Sequence[float]], margin_h: float = 0.8
-                      ) -> tuple[Point, Point]:
+    def path_avoiding(
+        self, poly: Sequence[Sequence[float]], margin_h: float = 0.8
+    ) -> tuple[Point, Point]:
         """Two portals whose straight path keeps ``margin_h`` heights clear of ``poly``."""
         for _ in range(100):
             src = self.portal()
@@ -341,8 +371,9 @@ class Builder:
         self.used.append(pick)
         return pick
 
-    def actor(self, start: Point, t0: float, steps: list[Step], role: str,
-              carries: int | None = None) -> Actor:
+    def actor(
+        self, start: Point, t0: float, steps: list[Step], role: str, carries: int | None = None
+    ) -> Actor:
         """An actor whose sprite suits its first walking direction."""
         first = next((s for s in steps if isinstance(s, Walk)), None)
         direction = None if first is None else (first.to[0] - start[0], first.to[1] - start[1])
@@ -353,8 +384,13 @@ class Builder:
         """A normal walking pace, body heights per second."""
         return self.uniform(0.65, 0.95)
 
-    def wander(self, poly: Sequence[Sequence[float]], start: Point, duration_s: float,
-               pace: tuple[float, float] = (0.25, 0.55)) -> list[Step]:
+    def wander(
+        self,
+        poly: Sequence[Sequence[float]],
+        start: Point,
+        duration_s: float,
+        pace: tuple[float, float] = (0.25, 0.55),
+    ) -> list[Step]:
         """Slow random walk between points of ``poly`` with pauses, about ``duration_s``."""
         steps: list[Step] = []
         t, pos = 0.0, start
@@ -385,8 +421,9 @@ def _dist_to_poly(poly: Sequence[Sequence[float]], p: Point) -> float:
     return float(cv2.pointPolygonTest(contour, (float(p[0]), float(p[1])), True))
 
 
-def _sim(b: Builder, actors: list[Actor], objects: list[ObjectSpec], duration_s: float
-         ) -> Simulation:
+def _sim(
+    b: Builder, actors: list[Actor], objects: list[ObjectSpec], duration_s: float
+) -> Simulation:
     return simulate(actors, objects, b.bank, b.bg, b.patches, duration_s)
 
 
@@ -396,8 +433,7 @@ def _end_time(sim: Simulation, i: int) -> float:
     return float(idx[-1]) / sim.fps if len(idx) else 0.0
 
 
-def _last_inside(sim: Simulation, i: int, poly: Sequence[Sequence[float]], default: float
-                 ) -> float:
+def _last_inside(sim: Simulation, i: int, poly: Sequence[Sequence[float]], default: float) -> float:
     """Last time actor ``i`` is inside ``poly``, seconds (``default`` if never)."""
     idx = np.flatnonzero(truth.inside(poly, sim.actors[i].xy) & sim.actors[i].present)
     return float(idx[-1]) / sim.fps if len(idx) else default
@@ -415,12 +451,17 @@ def _cloud_field(rng: np.random.Generator, n: int, depth: tuple[float, float]) -
     blobs = []
     for _ in range(n):
         vx = float(rng.uniform(4.0, 18.0)) * (1 if rng.random() < 0.5 else -1)
-        blobs.append((
-            float(rng.uniform(-200, FRAME_W + 200)), float(rng.uniform(0, FRAME_H)),
-            vx, float(rng.uniform(-4.0, 4.0)),
-            float(rng.uniform(90, 220)), float(rng.uniform(60, 160)),
-            float(rng.uniform(*depth)),
-        ))
+        blobs.append(
+            (
+                float(rng.uniform(-200, FRAME_W + 200)),
+                float(rng.uniform(0, FRAME_H)),
+                vx,
+                float(rng.uniform(-4.0, 4.0)),
+                float(rng.uniform(90, 220)),
+                float(rng.uniform(60, 160)),
+                float(rng.uniform(*depth)),
+            )
+        )
     return CloudField(tuple(blobs))
 
 
@@ -467,8 +508,22 @@ def gen_intrusion(b: Builder, name: str, quick: bool) -> Scenario:
     if len(raw) != n_pos or len(gt) != n_pos:
         raise _RedrawError
     rules = [{"type": "intrusion", "zone": "area", "classes": ["person"], "min_dwell_s": dwell}]
-    return Scenario(name, "intrusion", f"{n_pos} intruder(s)", b.bg.name, duration, 0,
-                    {"area": poly}, {}, rules, actors, [], _effects_light(b.rng), gt, sim)
+    return Scenario(
+        name,
+        "intrusion",
+        f"{n_pos} intruder(s)",
+        b.bg.name,
+        duration,
+        0,
+        {"area": poly},
+        {},
+        rules,
+        actors,
+        [],
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 def gen_loitering(b: Builder, name: str, quick: bool) -> Scenario:
@@ -484,8 +539,11 @@ def gen_loitering(b: Builder, name: str, quick: bool) -> Scenario:
         if role == "loiter":
             spot = b.point(20, 400, margin_h=0.0, poly=_shrink(poly, 0.6))
             stay = b.uniform(13.0, 18.0 if quick else 25.0)
-            steps: list[Step] = [Walk(spot, b.pace()), *b.wander(poly, spot, stay),
-                                 Walk(dst, b.pace())]
+            steps: list[Step] = [
+                Walk(spot, b.pace()),
+                *b.wander(poly, spot, stay),
+                Walk(dst, b.pace()),
+            ]
         elif role == "cross":
             c = np.asarray(poly).mean(axis=0)
             steps = [Walk((float(c[0]), float(c[1])), b.pace() + 0.1), Walk(dst, b.pace() + 0.1)]
@@ -495,18 +553,40 @@ def gen_loitering(b: Builder, name: str, quick: bool) -> Scenario:
         a = b.actor(src, t, steps, role)
         actors.append(a)
         t = _last_inside(_sim(b, [a], [], 400.0), 0, poly, t + 3.0) + b.uniform(3.0, 6.0)
-    duration = math.ceil(max(_end_time(_sim(b, actors, [], 600.0), i)
-                             for i in range(len(actors))) + 2.0)
+    duration = math.ceil(
+        max(_end_time(_sim(b, actors, [], 600.0), i) for i in range(len(actors))) + 2.0
+    )
     sim = _sim(b, actors, [], duration)
-    raw = truth.zone_stay_gt(sim, "loitering", "square", poly, LOITERING_DWELL_S,
-                             truth.LOITERING_EXIT_GRACE_S)
+    raw = truth.zone_stay_gt(
+        sim, "loitering", "square", poly, LOITERING_DWELL_S, truth.LOITERING_EXIT_GRACE_S
+    )
     gt = truth.merge_incidents(raw)
     if len(gt) != 1:
         raise _RedrawError
-    rules = [{"type": "loitering", "zone": "square", "classes": ["person"],
-              "min_dwell_s": LOITERING_DWELL_S}]
-    return Scenario(name, "loitering", "loiterer + passers-by", b.bg.name, duration, 0,
-                    {"square": poly}, {}, rules, actors, [], _effects_light(b.rng), gt, sim)
+    rules = [
+        {
+            "type": "loitering",
+            "zone": "square",
+            "classes": ["person"],
+            "min_dwell_s": LOITERING_DWELL_S,
+        }
+    ]
+    return Scenario(
+        name,
+        "loitering",
+        "loiterer + passers-by",
+        b.bg.name,
+        duration,
+        0,
+        {"square": poly},
+        {},
+        rules,
+        actors,
+        [],
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 def gen_line_crossing(b: Builder, name: str, quick: bool) -> Scenario:
@@ -552,16 +632,23 @@ def gen_line_crossing(b: Builder, name: str, quick: bool) -> Scenario:
     s1 = a1 + normal * side * off * ha1
     if b.rng.random() < 0.5:
         s0, s1 = s1, s0
-    actors.append(b.actor((float(s0[0]), float(s0[1])), t,
-                          [Walk((float(s1[0]), float(s1[1])), b.pace()),
-                           Walk(b.portal(), b.pace())],
-                          "along the line"))
-    duration = math.ceil(max(_end_time(_sim(b, actors, [], 600.0), i)
-                             for i in range(len(actors))) + 2.0)
+    actors.append(
+        b.actor(
+            (float(s0[0]), float(s0[1])),
+            t,
+            [Walk((float(s1[0]), float(s1[1])), b.pace()), Walk(b.portal(), b.pace())],
+            "along the line",
+        )
+    )
+    duration = math.ceil(
+        max(_end_time(_sim(b, actors, [], 600.0), i) for i in range(len(actors))) + 2.0
+    )
     duration = min(duration, int(t + 25))
     sim = _sim(b, actors, [], duration)
-    line = [[round(float(p1[0]), 1), round(float(p1[1]), 1)],
-            [round(float(p2[0]), 1), round(float(p2[1]), 1)]]
+    line = [
+        [round(float(p1[0]), 1), round(float(p1[1]), 1)],
+        [round(float(p2[0]), 1), round(float(p2[1]), 1)],
+    ]
     gt = truth.merge_incidents(truth.crossing_gt(sim, "gate", line[0], line[1]))
     if len(gt) != n_cross or sorted(g.direction or "" for g in gt) != sorted(dirs):
         raise _RedrawError
@@ -569,9 +656,22 @@ def gen_line_crossing(b: Builder, name: str, quick: bool) -> Scenario:
     if any(b2 - a2 < 2.5 for a2, b2 in itertools.pairwise(starts)):
         raise _RedrawError
     rules = [{"type": "line_crossing", "line": "gate", "classes": ["person"]}]
-    return Scenario(name, "line_crossing", f"{n_cross} crossings + 1 along", b.bg.name,
-                    duration, 0, {}, {"gate": line}, rules, actors, [], _effects_light(b.rng),
-                    gt, sim)
+    return Scenario(
+        name,
+        "line_crossing",
+        f"{n_cross} crossings + 1 along",
+        b.bg.name,
+        duration,
+        0,
+        {},
+        {"gate": line},
+        rules,
+        actors,
+        [],
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 def gen_abandoned(b: Builder, name: str, quick: bool, story: str | None = None) -> Scenario:
@@ -584,22 +684,37 @@ def gen_abandoned(b: Builder, name: str, quick: bool, story: str | None = None) 
     dst = b.portal(exclude_near=spot)
     hh = b.h(spot[1])
     t0 = WARMUP_S + b.uniform(1.0, 4.0)
-    steps: list[Step] = [Walk(spot, b.pace()), Stand(b.uniform(0.5, 1.5)), Drop(0), ]
+    steps: list[Step] = [
+        Walk(spot, b.pace()),
+        Stand(b.uniform(0.5, 1.5)),
+        Drop(0),
+    ]
     steps.append(Stand(b.uniform(3.0, 5.0)))
     if story == "left":
         steps.append(Walk(dst, b.pace()))
     elif story == "stays":
         side = np.array([b.uniform(-0.4, 0.4) * hh, b.uniform(-0.1, 0.1) * hh])
-        steps += [Walk((spot[0] + float(side[0]), spot[1] + float(side[1])), 0.3),
-                  Stand(b.uniform(18.0, 26.0)), Walk(spot, 0.3), PickUp(0),
-                  Stand(0.5), Walk(dst, b.pace())]
+        steps += [
+            Walk((spot[0] + float(side[0]), spot[1] + float(side[1])), 0.3),
+            Stand(b.uniform(18.0, 26.0)),
+            Walk(spot, 0.3),
+            PickUp(0),
+            Stand(0.5),
+            Walk(dst, b.pace()),
+        ]
     else:  # returns before min_unattended_s
         away_dir = np.array(dst) - np.array(spot)
         away_dir /= np.hypot(*away_dir)
         far = np.array(spot) + away_dir * b.uniform(2.4, 3.2) * hh
         pace = b.pace()
-        steps += [Walk((float(far[0]), float(far[1])), pace), Stand(b.uniform(0.5, 2.0)),
-                  Walk(spot, pace), PickUp(0), Stand(0.5), Walk(dst, b.pace())]
+        steps += [
+            Walk((float(far[0]), float(far[1])), pace),
+            Stand(b.uniform(0.5, 2.0)),
+            Walk(spot, pace),
+            PickUp(0),
+            Stand(0.5),
+            Walk(dst, b.pace()),
+        ]
     patch = int(b.rng.integers(0, len(b.patches)))
     owner = b.actor(src, t0, steps, f"owner ({story})", carries=0)
     actors = [owner]
@@ -625,11 +740,23 @@ def gen_abandoned(b: Builder, name: str, quick: bool, story: str | None = None) 
     gt = truth.merge_incidents(truth.abandoned_gt(sim, "hall", poly, ABANDON_UNATTENDED_S))
     if len(gt) != (1 if story == "left" else 0):
         raise _RedrawError
-    rules = [{"type": "abandoned_object", "zone": "hall",
-              "min_unattended_s": ABANDON_UNATTENDED_S}]
-    return Scenario(name, "abandoned_object", f"{story} ({b.patches[patch].name})", b.bg.name,
-                    duration, 0, {"hall": poly}, {}, rules, actors, objects,
-                    _effects_light(b.rng), gt, sim)
+    rules = [{"type": "abandoned_object", "zone": "hall", "min_unattended_s": ABANDON_UNATTENDED_S}]
+    return Scenario(
+        name,
+        "abandoned_object",
+        f"{story} ({b.patches[patch].name})",
+        b.bg.name,
+        duration,
+        0,
+        {"hall": poly},
+        {},
+        rules,
+        actors,
+        objects,
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 def gen_fall(b: Builder, name: str, quick: bool) -> Scenario:
@@ -650,23 +777,33 @@ def gen_fall(b: Builder, name: str, quick: bool) -> Scenario:
                 Walk(spot, b.pace()),
                 Fall(b.uniform(0.5, 1.0), 1 if b.rng.random() < 0.5 else -1),
                 Stand(b.uniform(6.0, 9.0 if quick else 14.0)),
-                GetUp(b.uniform(1.2, 2.0)), Stand(b.uniform(0.5, 1.5)), Walk(dst, b.pace()),
+                GetUp(b.uniform(1.2, 2.0)),
+                Stand(b.uniform(0.5, 1.5)),
+                Walk(dst, b.pace()),
             ]
         elif role == "bend":
             lean = b.uniform(45, 65) * float(b.rng.choice([-1, 1]))
-            steps = [Walk(spot, b.pace()),
-                     Bend(0.5, b.uniform(0.5, 1.5), 0.6, angle_deg=lean, squash=0.92),
-                     Walk(dst, b.pace())]
+            steps = [
+                Walk(spot, b.pace()),
+                Bend(0.5, b.uniform(0.5, 1.5), 0.6, angle_deg=lean, squash=0.92),
+                Walk(dst, b.pace()),
+            ]
         elif role == "sit":
-            steps = [Walk(spot, b.pace()), Bend(0.6, b.uniform(1.0, 2.0), 0.7, squash=0.6),
-                     Walk(dst, b.pace())]
+            steps = [
+                Walk(spot, b.pace()),
+                Bend(0.6, b.uniform(1.0, 2.0), 0.7, squash=0.6),
+                Walk(dst, b.pace()),
+            ]
         else:
             steps = [Walk(spot, b.pace()), Walk(dst, b.pace())]
         a = b.actor(src, t, steps, role)
         sim1 = _sim(b, [a], [], 400.0)
         if role == "fall" and not (sim1.actors[0].down_s >= 12.0):
-            a.t0_s += 12.0 - (0.0 if math.isnan(sim1.actors[0].down_s)
-                              else sim1.actors[0].down_s) + b.uniform(0.0, 2.0)
+            a.t0_s += (
+                12.0
+                - (0.0 if math.isnan(sim1.actors[0].down_s) else sim1.actors[0].down_s)
+                + b.uniform(0.0, 2.0)
+            )
             sim1 = _sim(b, [a], [], 400.0)
         actors.append(a)
         if role == "fall":
@@ -674,15 +811,30 @@ def gen_fall(b: Builder, name: str, quick: bool) -> Scenario:
         else:
             t = a.t0_s + b.uniform(7, 11)
         t = max(t, a.t0_s + 7.0)
-    duration = math.ceil(max(_end_time(_sim(b, actors, [], 600.0), i)
-                             for i in range(len(actors))) + 2.0)
+    duration = math.ceil(
+        max(_end_time(_sim(b, actors, [], 600.0), i) for i in range(len(actors))) + 2.0
+    )
     sim = _sim(b, actors, [], duration)
     gt = truth.merge_incidents(truth.fall_gt(sim, FALL_MIN_DOWN_S))
     if len(gt) != 1:
         raise _RedrawError
     rules = [{"type": "fall", "min_down_s": FALL_MIN_DOWN_S}]
-    return Scenario(name, "fall", "+".join(plan), b.bg.name, duration, 0, {}, {}, rules,
-                    actors, [], _effects_light(b.rng), gt, sim)
+    return Scenario(
+        name,
+        "fall",
+        "+".join(plan),
+        b.bg.name,
+        duration,
+        0,
+        {},
+        {},
+        rules,
+        actors,
+        [],
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 def gen_crowding(b: Builder, name: str, quick: bool, story: str | None = None) -> Scenario:
@@ -723,20 +875,48 @@ def gen_crowding(b: Builder, name: str, quick: bool, story: str | None = None) -
         via = c + 0.12 * (centre - c)
         src, dst = b.portal(), None
         dst = b.portal(exclude_near=src)
-        actors.append(b.actor(src, last - b.uniform(2.0, 6.0),
-                              [Walk((float(via[0]), float(via[1])), 1.0), Walk(dst, 1.0)],
-                              "passer-by"))
-    duration = math.ceil(max(_end_time(_sim(b, actors, [], 600.0), i)
-                             for i in range(len(actors))) + 2.0)
+        actors.append(
+            b.actor(
+                src,
+                last - b.uniform(2.0, 6.0),
+                [Walk((float(via[0]), float(via[1])), 1.0), Walk(dst, 1.0)],
+                "passer-by",
+            )
+        )
+    duration = math.ceil(
+        max(_end_time(_sim(b, actors, [], 600.0), i) for i in range(len(actors))) + 2.0
+    )
     sim = _sim(b, actors, [], duration)
-    gt = truth.merge_incidents(truth.crowding_gt(sim, "plaza", poly, min_count,
-                                                 CROWD_MIN_DURATION_S))
+    gt = truth.merge_incidents(
+        truth.crowding_gt(sim, "plaza", poly, min_count, CROWD_MIN_DURATION_S)
+    )
     if len(gt) != (1 if story == "crowd" else 0):
         raise _RedrawError
-    rules = [{"type": "crowding", "zone": "plaza", "classes": ["person"],
-              "min_count": min_count, "min_duration_s": CROWD_MIN_DURATION_S}]
-    return Scenario(name, "crowding", f"{story} (min_count {min_count})", b.bg.name, duration,
-                    0, {"plaza": poly}, {}, rules, actors, [], _effects_light(b.rng), gt, sim)
+    rules = [
+        {
+            "type": "crowding",
+            "zone": "plaza",
+            "classes": ["person"],
+            "min_count": min_count,
+            "min_duration_s": CROWD_MIN_DURATION_S,
+        }
+    ]
+    return Scenario(
+        name,
+        "crowding",
+        f"{story} (min_count {min_count})",
+        b.bg.name,
+        duration,
+        0,
+        {"plaza": poly},
+        {},
+        rules,
+        actors,
+        [],
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 def gen_wrong_way(b: Builder, name: str, quick: bool) -> Scenario:
@@ -749,8 +929,14 @@ def gen_wrong_way(b: Builder, name: str, quick: bool) -> Scenario:
     d = np.array([math.cos(ang), math.sin(ang)])
     n = np.array([-d[1], d[0]])
     c = np.array([cx, cy])
-    poly_np = np.array([c - d * length / 2 - n * width / 2, c + d * length / 2 - n * width / 2,
-                        c + d * length / 2 + n * width / 2, c - d * length / 2 + n * width / 2])
+    poly_np = np.array(
+        [
+            c - d * length / 2 - n * width / 2,
+            c + d * length / 2 - n * width / 2,
+            c + d * length / 2 + n * width / 2,
+            c - d * length / 2 + n * width / 2,
+        ]
+    )
     if not all(b.bg.inside_walk(float(x), float(y), 2.0) for x, y in poly_np):
         raise _RedrawError
     poly = poly_np.round(1).tolist()
@@ -771,20 +957,42 @@ def gen_wrong_way(b: Builder, name: str, quick: bool) -> Scenario:
         steps: list[Step] = [Walk(end_pt, pace), Walk(b.exit_along(end_pt, go), pace)]
         actors.append(b.actor((float(start[0]), float(start[1])), t, steps, role))
         t += b.uniform(4.0, 7.0) if role == "right" else b.uniform(9.0, 12.0)
-    duration = math.ceil(max(_end_time(_sim(b, actors, [], 600.0), i)
-                             for i in range(len(actors))) + 2.0)
+    duration = math.ceil(
+        max(_end_time(_sim(b, actors, [], 600.0), i) for i in range(len(actors))) + 2.0
+    )
     duration = min(duration, int(t + 20))
     sim = _sim(b, actors, [], duration)
     direction = [round(float(allowed[0]), 3), round(float(allowed[1]), 3)]
-    gt = truth.merge_incidents(truth.wrong_way_gt(sim, "corridor", poly, direction,
-                                                  WRONG_WAY_MIN_S))
+    gt = truth.merge_incidents(
+        truth.wrong_way_gt(sim, "corridor", poly, direction, WRONG_WAY_MIN_S)
+    )
     if len(gt) != n_wrong:
         raise _RedrawError
-    rules = [{"type": "wrong_way", "zone": "corridor", "classes": ["person"],
-              "direction": direction, "min_duration_s": WRONG_WAY_MIN_S}]
-    return Scenario(name, "wrong_way", f"{n_wrong} wrong / {n_right} right", b.bg.name,
-                    duration, 0, {"corridor": poly}, {}, rules, actors, [],
-                    _effects_light(b.rng), gt, sim)
+    rules = [
+        {
+            "type": "wrong_way",
+            "zone": "corridor",
+            "classes": ["person"],
+            "direction": direction,
+            "min_duration_s": WRONG_WAY_MIN_S,
+        }
+    ]
+    return Scenario(
+        name,
+        "wrong_way",
+        f"{n_wrong} wrong / {n_right} right",
+        b.bg.name,
+        duration,
+        0,
+        {"corridor": poly},
+        {},
+        rules,
+        actors,
+        [],
+        _effects_light(b.rng),
+        gt,
+        sim,
+    )
 
 
 # ----------------------------------------------------------------------------- quiet
@@ -799,8 +1007,11 @@ def _quiet_effects(b: Builder, variant: str, duration: float) -> Effects:
     foliage = 0.0
     sweeps: list[Sweep] = []
     if "dusk" in parts:
-        ramp = (float(rng.uniform(0.0, 0.2)) * duration, float(rng.uniform(0.8, 1.0)) * duration,
-                float(rng.uniform(0.3, 0.5)))
+        ramp = (
+            float(rng.uniform(0.0, 0.2)) * duration,
+            float(rng.uniform(0.8, 1.0)) * duration,
+            float(rng.uniform(0.3, 0.5)),
+        )
     if "switch" in parts:
         switch = (float(rng.uniform(0.3, 0.7)) * duration, float(rng.uniform(0.5, 0.7)))
     if "clouds" in parts:
@@ -813,10 +1024,18 @@ def _quiet_effects(b: Builder, variant: str, duration: float) -> Effects:
             y = float(rng.uniform(0.35, 0.95)) * FRAME_H
             left = rng.random() < 0.5
             x0, x1 = (-150.0, FRAME_W + 150.0) if left else (FRAME_W + 150.0, -150.0)
-            sweeps.append(Sweep(t, float(rng.uniform(2.0, 5.0)), (x0, y),
-                                (x1, y + float(rng.uniform(-80, 80))),
-                                float(rng.uniform(45, 90)), float(rng.uniform(18, 40)),
-                                float(rng.uniform(50, 110)), float(rng.uniform(0, 120))))
+            sweeps.append(
+                Sweep(
+                    t,
+                    float(rng.uniform(2.0, 5.0)),
+                    (x0, y),
+                    (x1, y + float(rng.uniform(-80, 80))),
+                    float(rng.uniform(45, 90)),
+                    float(rng.uniform(18, 40)),
+                    float(rng.uniform(50, 110)),
+                    float(rng.uniform(0, 120)),
+                )
+            )
             t += float(rng.uniform(15.0, 45.0))
     return Effects(sigma, ramp, switch, clouds, foliage, tuple(sweeps))
 
@@ -835,8 +1054,14 @@ def gen_quiet(b: Builder, name: str, quick: bool, variant: str = "empty") -> Sce
         while t < duration - 8.0:
             src, dst = paths[int(b.rng.integers(0, len(paths)))]
             jit = b.rng.uniform(-15, 15, 2)
-            actors.append(b.actor((src[0], float(src[1] + jit[0])), t,
-                                  [Walk((dst[0], float(dst[1] + jit[1])), b.pace())], "passer-by"))
+            actors.append(
+                b.actor(
+                    (src[0], float(src[1] + jit[0])),
+                    t,
+                    [Walk((dst[0], float(dst[1] + jit[1])), b.pace())],
+                    "passer-by",
+                )
+            )
             t += b.uniform(6.0, 20.0)
             b.used.clear()
     sim = _sim(b, actors, [], duration)
@@ -851,19 +1076,29 @@ def gen_quiet(b: Builder, name: str, quick: bool, variant: str = "empty") -> Sce
         hl = b.h(ly)
         ang = b.uniform(0, math.pi)
         dl = np.array([math.cos(ang), math.sin(ang)]) * b.uniform(1.5, 2.5) * hl
-        lines = {"gate": [[round(lx - dl[0], 1), round(ly - dl[1], 1)],
-                          [round(lx + dl[0], 1), round(ly + dl[1], 1)]]}
+        lines = {
+            "gate": [
+                [round(lx - dl[0], 1), round(ly - dl[1], 1)],
+                [round(lx + dl[0], 1), round(ly + dl[1], 1)],
+            ]
+        }
         zones["corridor"] = b.zone("corridor", (5.0 * f, 7.0 * f), (1.5, 2.2))
         direction = [1.0, 0.0] if b.rng.random() < 0.5 else [-1.0, 0.0]
         raw: list[GTEvent] = []
-        raw += truth.zone_stay_gt(sim, "intrusion", "area", zones["area"], 2.0,
-                                  truth.INTRUSION_EXIT_GRACE_S)
-        raw += truth.zone_stay_gt(sim, "loitering", "square", zones["square"],
-                                  LOITERING_DWELL_S, truth.LOITERING_EXIT_GRACE_S)
+        raw += truth.zone_stay_gt(
+            sim, "intrusion", "area", zones["area"], 2.0, truth.INTRUSION_EXIT_GRACE_S
+        )
+        raw += truth.zone_stay_gt(
+            sim,
+            "loitering",
+            "square",
+            zones["square"],
+            LOITERING_DWELL_S,
+            truth.LOITERING_EXIT_GRACE_S,
+        )
         raw += truth.crossing_gt(sim, "gate", lines["gate"][0], lines["gate"][1])
         raw += truth.crowding_gt(sim, "square", zones["square"], 3, CROWD_MIN_DURATION_S)
-        raw += truth.wrong_way_gt(sim, "corridor", zones["corridor"], direction,
-                                  WRONG_WAY_MIN_S)
+        raw += truth.wrong_way_gt(sim, "corridor", zones["corridor"], direction, WRONG_WAY_MIN_S)
         raw += truth.fall_gt(sim, FALL_MIN_DOWN_S)
         if not raw:
             break
@@ -871,18 +1106,46 @@ def gen_quiet(b: Builder, name: str, quick: bool, variant: str = "empty") -> Sce
         raise GenerationError(f"{name}: no rule geometry free of the passers-by")
     rules: list[dict[str, Any]] = [
         {"type": "intrusion", "zone": "area", "classes": ["person"], "min_dwell_s": 2.0},
-        {"type": "loitering", "zone": "square", "classes": ["person"],
-         "min_dwell_s": LOITERING_DWELL_S},
+        {
+            "type": "loitering",
+            "zone": "square",
+            "classes": ["person"],
+            "min_dwell_s": LOITERING_DWELL_S,
+        },
         {"type": "line_crossing", "line": "gate", "classes": ["person"]},
         {"type": "abandoned_object", "min_unattended_s": ABANDON_UNATTENDED_S},
         {"type": "fall", "min_down_s": FALL_MIN_DOWN_S},
-        {"type": "crowding", "zone": "square", "classes": ["person"], "min_count": 3,
-         "min_duration_s": CROWD_MIN_DURATION_S},
-        {"type": "wrong_way", "zone": "corridor", "classes": ["person"],
-         "direction": direction, "min_duration_s": WRONG_WAY_MIN_S},
+        {
+            "type": "crowding",
+            "zone": "square",
+            "classes": ["person"],
+            "min_count": 3,
+            "min_duration_s": CROWD_MIN_DURATION_S,
+        },
+        {
+            "type": "wrong_way",
+            "zone": "corridor",
+            "classes": ["person"],
+            "direction": direction,
+            "min_duration_s": WRONG_WAY_MIN_S,
+        },
     ]
-    return Scenario(name, "quiet", variant, b.bg.name, duration, 0, zones, lines, rules,
-                    actors, [], _quiet_effects(b, variant, duration), [], sim)
+    return Scenario(
+        name,
+        "quiet",
+        variant,
+        b.bg.name,
+        duration,
+        0,
+        zones,
+        lines,
+        rules,
+        actors,
+        [],
+        _quiet_effects(b, variant, duration),
+        [],
+        sim,
+    )
 
 
 class _RedrawError(Exception):
@@ -905,9 +1168,16 @@ STREET_KINDS = frozenset({"line_crossing", "fall", "quiet"})
 paths that avoid a zone do not fit; it hosts these kinds only."""
 
 
-def generate(kind: str, index: int, seed: int, bank: SpriteBank,
-             bgs: dict[str, Background], patches: Sequence[ObjectPatch], quick: bool,
-             **kwargs: Any) -> Scenario:
+def generate(
+    kind: str,
+    index: int,
+    seed: int,
+    bank: SpriteBank,
+    bgs: dict[str, Background],
+    patches: Sequence[ObjectPatch],
+    quick: bool,
+    **kwargs: Any,
+) -> Scenario:
     """One scenario of ``kind`` (number ``index`` of the suite ``seed``).
 
     Raises:
@@ -921,8 +1191,11 @@ def generate(kind: str, index: int, seed: int, bank: SpriteBank,
         bg = bgs[str(rng.choice(names, p=weights / weights.sum()))]
         b = Builder(rng, bank, bg, patches)
         try:
-            scn = (gen_quiet(b, name, quick, **kwargs) if kind == "quiet"
-                   else GENERATORS[kind](b, name, quick, **kwargs))
+            scn = (
+                gen_quiet(b, name, quick, **kwargs)
+                if kind == "quiet"
+                else GENERATORS[kind](b, name, quick, **kwargs)
+            )
         except (_RedrawError, GenerationError):
             continue
         scn.seed = int(rng.integers(0, 2**31 - 1))

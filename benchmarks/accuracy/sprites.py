@@ -310,9 +310,7 @@ def extract_sequences(
     return sequences
 
 
-def _pack(
-    tid: int, items: list[tuple[U8, F64, float, F64]], start: int
-) -> SpriteSequence | None:
+def _pack(tid: int, items: list[tuple[U8, F64, float, F64]], start: int) -> SpriteSequence | None:
     """One :class:`SpriteSequence` from per-frame cut-outs, or ``None`` if implausible."""
     heights = np.array([m for _, _, m, _ in items], np.float64)
     if float(np.std(heights) / np.mean(heights)) > 0.12:

@@ -114,14 +114,14 @@ def inside(poly: Sequence[Sequence[float]], xy: F64) -> npt.NDArray[np.bool_]:
         cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
         dot = (x - x1) * (x2 - x1) + (y - y1) * (y2 - y1)
         seg2 = (x2 - x1) ** 2 + (y2 - y1) ** 2
-        on_edge = ((np.abs(cross) <= 1e-9 * np.sqrt(seg2)) & (dot >= 0) & (dot <= seg2)).any(
-            axis=1)
+        on_edge = ((np.abs(cross) <= 1e-9 * np.sqrt(seg2)) & (dot >= 0) & (dot <= seg2)).any(axis=1)
     out: npt.NDArray[np.bool_] = (odd | on_edge) & ~np.isnan(pts).any(axis=1)
     return out
 
 
-def _stays(flags: npt.NDArray[np.bool_], present: npt.NDArray[np.bool_], t: F64,
-           grace_s: float) -> list[tuple[float, float]]:
+def _stays(
+    flags: npt.NDArray[np.bool_], present: npt.NDArray[np.bool_], t: F64, grace_s: float
+) -> list[tuple[float, float]]:
     """``(entry_s, last_inside_s)`` of each stay: inside runs joined across short absences.
 
     A stay ends at the first frame *seen* outside (present, not inside) at least
@@ -143,8 +143,14 @@ def _stays(flags: npt.NDArray[np.bool_], present: npt.NDArray[np.bool_], t: F64,
     return out
 
 
-def zone_stay_gt(sim: Simulation, kind: str, zone: str, poly: Sequence[Sequence[float]],
-                 min_dwell_s: float, grace_s: float) -> list[GTEvent]:
+def zone_stay_gt(
+    sim: Simulation,
+    kind: str,
+    zone: str,
+    poly: Sequence[Sequence[float]],
+    min_dwell_s: float,
+    grace_s: float,
+) -> list[GTEvent]:
     """Intrusion / loitering: one event per stay lasting ``min_dwell_s``."""
     out = []
     t = sim.t
@@ -155,8 +161,13 @@ def zone_stay_gt(sim: Simulation, kind: str, zone: str, poly: Sequence[Sequence[
     return out
 
 
-def crossing_gt(sim: Simulation, line: str, p1: Sequence[float], p2: Sequence[float],
-                hysteresis: float = LINE_HYSTERESIS) -> list[GTEvent]:
+def crossing_gt(
+    sim: Simulation,
+    line: str,
+    p1: Sequence[float],
+    p2: Sequence[float],
+    hysteresis: float = LINE_HYSTERESIS,
+) -> list[GTEvent]:
     """Line crossings (confirmed side changes through the segment), interpolated times."""
     a = np.asarray(p1, np.float64)
     d = np.asarray(p2, np.float64) - a
@@ -179,15 +190,29 @@ def crossing_gt(sim: Simulation, line: str, p1: Sequence[float], p2: Sequence[fl
             new = 1 if sd >= band else -1 if sd <= -band else 0
             if new and new != side:
                 if side and last_meet is not None and 0.0 <= last_meet[1] <= 1.0:
-                    out.append(GTEvent("line_crossing", last_meet[0], last_meet[0], line=line,
-                                       direction="+" if new > 0 else "-", note=f"a{i}"))
+                    out.append(
+                        GTEvent(
+                            "line_crossing",
+                            last_meet[0],
+                            last_meet[0],
+                            line=line,
+                            direction="+" if new > 0 else "-",
+                            note=f"a{i}",
+                        )
+                    )
                 side = new
             prev = (float(t[k]), q, sd)
     return out
 
 
-def crowding_gt(sim: Simulation, zone: str, poly: Sequence[Sequence[float]], min_count: int,
-                min_duration_s: float, grace_s: float = CROWDING_GRACE_S) -> list[GTEvent]:
+def crowding_gt(
+    sim: Simulation,
+    zone: str,
+    poly: Sequence[Sequence[float]],
+    min_count: int,
+    min_duration_s: float,
+    grace_s: float = CROWDING_GRACE_S,
+) -> list[GTEvent]:
     """Crowds: ``count >= min_count`` held ``min_duration_s`` (dips < ``grace_s`` ignored)."""
     count = np.zeros(sim.n_frames, int)
     for tr in sim.actors:
@@ -214,8 +239,9 @@ def crowding_gt(sim: Simulation, zone: str, poly: Sequence[Sequence[float]], min
     return out
 
 
-def _window_velocity(t: F64, xy: F64, present: npt.NDArray[np.bool_], window_s: float,
-                     fps: float) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
+def _window_velocity(
+    t: F64, xy: F64, present: npt.NDArray[np.bool_], window_s: float, fps: float
+) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
     """Least-squares velocity (px/s) over the samples of the last ``window_s`` seconds at
     each frame, and whether it could be estimated (samples spanning half the window)."""
     n = len(t)
@@ -248,8 +274,13 @@ def _window_velocity(t: F64, xy: F64, present: npt.NDArray[np.bool_], window_s: 
     return np.where(ok, vx, 0.0), np.where(ok, vy, 0.0), ok
 
 
-def wrong_way_gt(sim: Simulation, zone: str, poly: Sequence[Sequence[float]],
-                 direction: Sequence[float], min_duration_s: float) -> list[GTEvent]:
+def wrong_way_gt(
+    sim: Simulation,
+    zone: str,
+    poly: Sequence[Sequence[float]],
+    direction: Sequence[float],
+    min_duration_s: float,
+) -> list[GTEvent]:
     """Wrong-way runs: velocity (1 s least squares, in heights/s) against ``direction``."""
     dvec = np.asarray(direction, np.float64)
     dvec = dvec / np.hypot(*dvec)
@@ -278,17 +309,25 @@ def wrong_way_gt(sim: Simulation, zone: str, poly: Sequence[Sequence[float]],
                     started = True
             elif onset is not None and t[k] - last_wrong >= WRONG_WAY_GRACE_S - 1e-9:
                 if started:
-                    out.append(GTEvent("wrong_way", onset + min_duration_s, last_wrong,
-                                       zone=zone, note=f"a{i}"))
+                    out.append(
+                        GTEvent(
+                            "wrong_way", onset + min_duration_s, last_wrong, zone=zone, note=f"a{i}"
+                        )
+                    )
                 onset = None
         if onset is not None and started:
-            out.append(GTEvent("wrong_way", onset + min_duration_s, last_wrong, zone=zone,
-                               note=f"a{i}"))
+            out.append(
+                GTEvent("wrong_way", onset + min_duration_s, last_wrong, zone=zone, note=f"a{i}")
+            )
     return out
 
 
-def fall_gt(sim: Simulation, min_down_s: float, zone: str | None = None,
-            poly: Sequence[Sequence[float]] | None = None) -> list[GTEvent]:
+def fall_gt(
+    sim: Simulation,
+    min_down_s: float,
+    zone: str | None = None,
+    poly: Sequence[Sequence[float]] | None = None,
+) -> list[GTEvent]:
     """Falls: down (box <= ``COLLAPSE_FRAC`` of upright height, wider than tall) and
     still down ``min_down_s`` later; start = the moment down."""
     t = sim.t
@@ -315,8 +354,12 @@ def fall_gt(sim: Simulation, min_down_s: float, zone: str | None = None,
     return out
 
 
-def abandoned_gt(sim: Simulation, zone: str | None, poly: Sequence[Sequence[float]] | None,
-                 min_unattended_s: float) -> list[GTEvent]:
+def abandoned_gt(
+    sim: Simulation,
+    zone: str | None,
+    poly: Sequence[Sequence[float]] | None,
+    min_unattended_s: float,
+) -> list[GTEvent]:
     """Objects left: unattended clock from the owner walking away (beyond
     ``OWNER_DISTANCE`` heights), restarted by anyone near; picked up: no event."""
     t = sim.t
@@ -354,8 +397,11 @@ def abandoned_gt(sim: Simulation, zone: str | None, poly: Sequence[Sequence[floa
                 since = float(t[k])
             if since is not None and t[k] - since >= min_unattended_s - 1e-9:
                 end = ob.pick_s if not math.isnan(ob.pick_s) else float(t[-1])
-                out.append(GTEvent("abandoned_object", since + min_unattended_s, end,
-                                   zone=zone, note=f"o{j}"))
+                out.append(
+                    GTEvent(
+                        "abandoned_object", since + min_unattended_s, end, zone=zone, note=f"o{j}"
+                    )
+                )
                 break
     return out
 
@@ -377,8 +423,9 @@ def merge_incidents(events: Sequence[GTEvent]) -> list[GTEvent]:
             if ev.start_s <= cur.end_s + cool + 1e-9 and not (
                 ev.type == "line_crossing" and ev.start_s > cur.end_s + 1e-9
             ):
-                out[idx] = replace(cur, end_s=max(cur.end_s, ev.end_s),
-                                   note=f"{cur.note}+{ev.note}")
+                out[idx] = replace(
+                    cur, end_s=max(cur.end_s, ev.end_s), note=f"{cur.note}+{ev.note}"
+                )
                 continue
         open_[key] = len(out)
         out.append(ev)

@@ -127,9 +127,22 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     home = make_home(tmp_path)
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.accuracy", "--quick", "--no-readme",
-         "--out", str(out), "--cache", str(CACHE)],
-        cwd=REPO, env=env_for(home), capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.accuracy",
+            "--quick",
+            "--no-readme",
+            "--out",
+            str(out),
+            "--cache",
+            str(CACHE),
+        ],
+        cwd=REPO,
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     res = json.loads(out.read_text())

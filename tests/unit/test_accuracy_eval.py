@@ -25,14 +25,21 @@ from benchmarks.accuracy.truth import GTEvent
 pytestmark = pytest.mark.unit
 
 
-def rec(eid: str, start: float, end: float | None, typ: str = "intrusion", **kw: object
-        ) -> dict[str, object]:
-    return {"event_id": eid, "type": typ, "start_s": start, "end_s": end, "zone": "z",
-            "camera_id": "c", **kw}
+def rec(
+    eid: str, start: float, end: float | None, typ: str = "intrusion", **kw: object
+) -> dict[str, object]:
+    return {
+        "event_id": eid,
+        "type": typ,
+        "start_s": start,
+        "end_s": end,
+        "zone": "z",
+        "camera_id": "c",
+        **kw,
+    }
 
 
-def pred(start: float, typ: str = "intrusion", eid: str | None = None, **kw: object
-         ) -> Prediction:
+def pred(start: float, typ: str = "intrusion", eid: str | None = None, **kw: object) -> Prediction:
     return Prediction(eid or f"e{start}", typ, start, start + 1.0, **kw)  # type: ignore[arg-type]
 
 
@@ -41,11 +48,15 @@ def pred(start: float, typ: str = "intrusion", eid: str | None = None, **kw: obj
 
 def test_records_grouped_by_event_id_once() -> None:
     # A start, a re-sent start (priority bump), an end: one prediction.
-    records = [rec("a", 5.0, None), rec("b", 9.0, None), rec("a", 5.0, None),
-               rec("a", 5.0, 12.5), rec("b", 9.0, 9.0)]
+    records = [
+        rec("a", 5.0, None),
+        rec("b", 9.0, None),
+        rec("a", 5.0, None),
+        rec("a", 5.0, 12.5),
+        rec("b", 9.0, 9.0),
+    ]
     preds = predictions_from_records(records)
-    assert [(p.event_id, p.start_s, p.end_s) for p in preds] == [("a", 5.0, 12.5),
-                                                                 ("b", 9.0, 9.0)]
+    assert [(p.event_id, p.start_s, p.end_s) for p in preds] == [("a", 5.0, 12.5), ("b", 9.0, 9.0)]
 
 
 def test_open_event_has_no_end() -> None:
@@ -92,11 +103,20 @@ def test_type_line_direction_and_zone_must_agree() -> None:
 
 
 def test_counts_per_rule_and_ratios() -> None:
-    gts = [GTEvent("intrusion", 10.0, 20.0, zone="z"), GTEvent("intrusion", 40.0, 50.0,
-                                                                  zone="z")]
+    gts = [GTEvent("intrusion", 10.0, 20.0, zone="z"), GTEvent("intrusion", 40.0, 50.0, zone="z")]
     preds = [pred(10.5, zone="z"), pred(70.0, zone="z"), pred(3.0, "camera_health")]
-    r = report.ScenarioResult("s", "intrusion", "", "plaza", 80.0, 2,
-                              ["camera_health", "intrusion"], gts, preds, match(gts, preds))
+    r = report.ScenarioResult(
+        "s",
+        "intrusion",
+        "",
+        "plaza",
+        80.0,
+        2,
+        ["camera_health", "intrusion"],
+        gts,
+        preds,
+        match(gts, preds),
+    )
     rules = report.per_rule([r])
     c = rules["intrusion"]
     assert (c.tp, c.fp, c.fn, c.gt) == (1, 1, 1, 2)
@@ -139,8 +159,9 @@ def test_poisson_cdf_and_bad_input() -> None:
 
 def test_quiet_rate_and_bound_per_camera_hour() -> None:
     scenes = [
-        report.ScenarioResult(f"q{i}", "quiet", "empty", "plaza", 1800.0, 0, ["fall"], [],
-                              [], match([], []))
+        report.ScenarioResult(
+            f"q{i}", "quiet", "empty", "plaza", 1800.0, 0, ["fall"], [], [], match([], [])
+        )
         for i in range(2)
     ]
     q = report.quiet_summary(scenes)
@@ -174,15 +195,18 @@ def test_watch_load_share_reduction_and_mix() -> None:
 
 
 def test_report_watch_load_over_scenarios() -> None:
-    q = report.ScenarioResult("q", "quiet", "empty", "plaza", 300.0, 0, [], [],
-                              [pred(100.0)], match([], [pred(100.0)]))
-    i = report.ScenarioResult("i", "intrusion", "", "plaza", 100.0, 1, [], [],
-                              [pred(10.0)], match([], [pred(10.0)]))
+    q = report.ScenarioResult(
+        "q", "quiet", "empty", "plaza", 300.0, 0, [], [], [pred(100.0)], match([], [pred(100.0)])
+    )
+    i = report.ScenarioResult(
+        "i", "intrusion", "", "plaza", 100.0, 1, [], [], [pred(10.0)], match([], [pred(10.0)])
+    )
     w = report.watch_load([q, i])
     assert w["suite"]["flagged_s"] == pytest.approx(20.0)
     assert w["suite"]["share"] == pytest.approx(20.0 / 400.0)
-    assert w["control_room_mix"]["share"] == pytest.approx(0.95 * 10 / 300 + 0.05 * 10 / 100,
-                                                           rel=1e-3)
+    assert w["control_room_mix"]["share"] == pytest.approx(
+        0.95 * 10 / 300 + 0.05 * 10 / 100, rel=1e-3
+    )
 
 
 def test_readme_section_replaced_between_markers(tmp_path: Path) -> None:
@@ -204,9 +228,16 @@ def track(xy: list[tuple[float, float]], height: float = 100.0) -> ActorTrack:
     arr = np.array(xy, np.float64)
     box = np.stack([arr[:, 0] - 20, arr[:, 1] - height, arr[:, 0] + 20, arr[:, 1]], axis=1)
     return ActorTrack(
-        present=np.ones(n, bool), xy=arr, height=np.full(n, height), angle=np.zeros(n),
-        squash=np.ones(n), facing=np.ones(n, np.int8), gait=np.zeros(n, np.int32),
-        walking=np.ones(n, bool), box=box, step_start_s=[],
+        present=np.ones(n, bool),
+        xy=arr,
+        height=np.full(n, height),
+        angle=np.zeros(n),
+        squash=np.ones(n),
+        facing=np.ones(n, np.int8),
+        gait=np.zeros(n, np.int32),
+        walking=np.ones(n, bool),
+        box=box,
+        step_start_s=[],
     )
 
 
@@ -237,12 +268,20 @@ def test_crossing_direction_follows_the_schema_convention() -> None:
     assert evs[0].start_s == pytest.approx(1.0)
     # Walking beside the line within the segment but never across it: nothing.
     along = [(100.0 + 10 * k, 170.0) for k in range(21)]
-    assert truth.crossing_gt(Simulation(10.0, 21, [track(along)], []), "gate",
-                             [100.0, 200.0], [300.0, 200.0]) == []
+    assert (
+        truth.crossing_gt(
+            Simulation(10.0, 21, [track(along)], []), "gate", [100.0, 200.0], [300.0, 200.0]
+        )
+        == []
+    )
     # Crossing the infinite line beyond the segment's end: nothing.
     beyond = [(400.0, 100.0 + 10 * k) for k in range(21)]
-    assert truth.crossing_gt(Simulation(10.0, 21, [track(beyond)], []), "gate",
-                             [100.0, 200.0], [300.0, 200.0]) == []
+    assert (
+        truth.crossing_gt(
+            Simulation(10.0, 21, [track(beyond)], []), "gate", [100.0, 200.0], [300.0, 200.0]
+        )
+        == []
+    )
 
 
 def test_crowding_needs_the_count_for_the_duration() -> None:
@@ -272,7 +311,10 @@ def test_incidents_merge_within_cooldown() -> None:
     d = GTEvent("intrusion", 24.0, 30.0, zone="other")
     merged = truth.merge_incidents([c, b, a, d])
     assert [(m.start_s, m.end_s, m.zone) for m in merged] == [
-        (10.0, 30.0, "z"), (24.0, 30.0, "other"), (40.0, 45.0, "z")]
+        (10.0, 30.0, "z"),
+        (24.0, 30.0, "other"),
+        (40.0, 45.0, "z"),
+    ]
     x1 = GTEvent("line_crossing", 5.0, 5.0, line="g", direction="+")
     x2 = GTEvent("line_crossing", 5.5, 5.5, line="g", direction="-")
     assert len(truth.merge_incidents([x1, x2])) == 2  # crossings: cooldown 0
