@@ -1168,6 +1168,76 @@ STREET_KINDS = frozenset({"line_crossing", "fall", "quiet"})
 paths that avoid a zone do not fit; it hosts these kinds only."""
 
 
+MIN_VISIBLE = 0.75
+"""Share of a person's box that must be in the picture and not behind a fixed occluder
+(lamp post, tripod) during the second before each ground-truth event starts; a draw
+that hides its protagonist more is redrawn (no event only an oracle could see)."""
+
+_OCCLUSION: dict[str, list[tuple[npt.NDArray[np.int64], float]]] = {}
+
+
+def _occlusion_tables(bg: Background) -> list[tuple[npt.NDArray[np.int64], float]]:
+    """Per occluder of ``bg``: summed-area table ``(H + 1, W + 1)`` of its pixels and
+    the y (px) of its foot."""
+    tables = _OCCLUSION.get(bg.name)
+    if tables is None:
+        tables = []
+        for ys, xs, base_y in bg.occluders:
+            mask = np.zeros((FRAME_H, FRAME_W), np.int64)
+            mask[ys, xs] = 1
+            table = np.zeros((FRAME_H + 1, FRAME_W + 1), np.int64)
+            table[1:, 1:] = mask.cumsum(0).cumsum(1)
+            tables.append((table, base_y))
+        _OCCLUSION[bg.name] = tables
+    return tables
+
+
+def visible_share(bg: Background, box: Sequence[float], foot_y: float) -> float:
+    """Share of ``box`` ``[x1, y1, x2, y2]`` (px) of someone standing at ``foot_y`` (px)
+    that is in the frame and not behind one of the background's occluders (those whose
+    foot is nearer the camera, below ``foot_y``)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    area = max(x2 - x1, 1e-6) * max(y2 - y1, 1e-6)
+    cx1, cy1 = int(max(x1, 0)), int(max(y1, 0))
+    cx2, cy2 = int(min(x2, FRAME_W)), int(min(y2, FRAME_H))
+    if cx2 <= cx1 or cy2 <= cy1:
+        return 0.0
+    seen = float((cx2 - cx1) * (cy2 - cy1))
+    for t, base_y in _occlusion_tables(bg):
+        if foot_y < base_y:
+            seen -= float(t[cy2, cx2] - t[cy1, cx2] - t[cy2, cx1] + t[cy1, cx1])
+    return max(seen, 0.0) / area
+
+
+def visible_enough(scn: Scenario, bg: Background) -> bool:
+    """Whether each ground-truth event's person(s) are at least :data:`MIN_VISIBLE`
+    visible in every frame of the second before it starts (crowds: everyone in the zone
+    then; events about objects are not checked)."""
+    sim = scn.sim
+    if sim is None:
+        return True
+    for g in scn.gt:
+        k1 = min(round(g.start_s * sim.fps), sim.n_frames - 1)
+        frames = range(max(k1 - round(sim.fps), 0), k1 + 1)
+        if g.note.startswith("a"):
+            who = [int(a) for a in g.note.replace("a", "").split("+")]
+        elif g.type == "crowding" and g.zone is not None:
+            poly = scn.zones[g.zone]
+            who = [
+                i
+                for i, tr in enumerate(sim.actors)
+                if tr.present[k1] and truth.inside(poly, tr.xy[k1 : k1 + 1])[0]
+            ]
+        else:
+            continue
+        for i in who:
+            tr = sim.actors[i]
+            for k in frames:
+                if tr.present[k] and visible_share(bg, tr.box[k], tr.xy[k, 1]) < MIN_VISIBLE:
+                    return False
+    return True
+
+
 def generate(
     kind: str,
     index: int,
@@ -1197,6 +1267,8 @@ def generate(
                 else GENERATORS[kind](b, name, quick, **kwargs)
             )
         except (_RedrawError, GenerationError):
+            continue
+        if not visible_enough(scn, bg):
             continue
         scn.seed = int(rng.integers(0, 2**31 - 1))
         return scn

@@ -318,3 +318,35 @@ def test_incidents_merge_within_cooldown() -> None:
     x1 = GTEvent("line_crossing", 5.0, 5.0, line="g", direction="+")
     x2 = GTEvent("line_crossing", 5.5, 5.5, line="g", direction="-")
     assert len(truth.merge_incidents([x1, x2])) == 2  # crossings: cooldown 0
+
+
+def test_inside_agrees_with_the_pipeline_zone_test() -> None:
+    from selector.zones import PolygonZone
+
+    rng = np.random.default_rng(3)
+    poly = [[100.0, 120.0], [400.0, 90.0], [460.0, 300.0], [250.0, 200.0], [80.0, 330.0]]
+    pts = rng.uniform(50, 500, (4000, 2))
+    pts[:5] = poly  # vertices are on the boundary: inside for both
+    assert np.array_equal(truth.inside(poly, pts), PolygonZone("z", poly).contains(pts))
+    assert not truth.inside(poly, np.array([[np.nan, np.nan]]))[0]
+
+
+def test_visible_share_counts_frame_and_occluders_in_front() -> None:
+    from benchmarks.accuracy.assets import Background
+    from benchmarks.accuracy.scenarios import visible_share
+
+    ys, xs = np.mgrid[100:200, 300:310]  # a 10 px wide post standing at y = 400
+    bg = Background(
+        "t",
+        np.zeros((576, 768, 3), np.uint8),
+        (0.0, 1.0),
+        np.array([[0, 0], [768, 0], [768, 576], [0, 576]], float),
+        (),
+        "test",
+        occluders=((ys.ravel(), xs.ravel(), 400.0),),
+    )
+    box = [300.0, 100.0, 320.0, 200.0]  # half of it behind the post's pixels
+    assert visible_share(bg, box, foot_y=200.0) == pytest.approx(0.5)  # behind the post
+    assert visible_share(bg, box, foot_y=450.0) == pytest.approx(1.0)  # in front of it
+    assert visible_share(bg, [-10.0, 0.0, 10.0, 10.0], foot_y=10.0) == pytest.approx(0.5)
+    assert visible_share(bg, [800.0, 0.0, 900.0, 10.0], foot_y=10.0) == 0.0

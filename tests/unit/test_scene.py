@@ -225,6 +225,57 @@ def test_static_object_appears_after_static_after_s_and_goes_when_removed() -> N
 
 
 @pytest.mark.unit
+def test_an_object_of_the_grounds_brightness_but_another_colour_becomes_static() -> None:
+    bg, noise = textured_scene(), Noise(2.0)
+    coat = (400, 300, 440, 340)
+    # (dB, dG, dR) with no effect on grey (0.114 dB + 0.587 dG + 0.299 dR = 0): the
+    # grey thumbnail, texture included, is unchanged; only the colour differs.
+    tint = np.array([23, -30, 50], np.int16)
+    x1, y1, x2, y2 = coat
+    coated = bg.copy()
+    coated[y1:y2, x1:x2] = u8(np.clip(bg[y1:y2, x1:x2].astype(np.int16) + tint, 0, 255))
+    grey = cv2.cvtColor(coated, cv2.COLOR_BGR2GRAY).astype(int)
+    assert abs(grey - cv2.cvtColor(bg, cv2.COLOR_BGR2GRAY).astype(int)).max() <= 1
+
+    def frames(k: int, t: float) -> Image:
+        return noise(coated if t >= 4.0 else bg)
+
+    stats = run(SceneAnalyzer(warmup_s=2.0, static_after_s=5.0), frames, 150, 10.0)
+    late = stats[-20:]
+    assert all(s.static_objects is not None and boxes_over(s.static_objects, coat) for s in late)
+    # the same frames as grey images carry nothing to see
+    grey_stats = run(
+        SceneAnalyzer(warmup_s=2.0, static_after_s=5.0),
+        lambda k, t: u8(cv2.cvtColor(frames(k, t), cv2.COLOR_BGR2GRAY)),
+        150,
+        10.0,
+    )
+    assert all(s.static_objects is not None and len(s.static_objects) == 0 for s in grey_stats)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("light", [0.6, 1.3])
+def test_a_shadow_or_light_patch_that_stays_is_not_an_object(light: float) -> None:
+    bg, noise = textured_scene(), Noise(2.0)
+    patch = (300, 200, 420, 300)  # a cloud's soft shadow (or a sunlit patch) that stays
+    x1, y1, x2, y2 = patch
+    soft = np.zeros((H, W), np.float32)
+    soft[y1:y2, x1:x2] = 1.0  # edges blurred over ~50 px, as a cloud's shadow's are
+    gain = 1.0 + (light - 1.0) * np.asarray(cv2.GaussianBlur(soft, (0, 0), 25.0))[..., None]
+    lit = u8(np.clip(bg * gain, 0, 255))
+    bag = (600, 400, 630, 430)
+
+    def frames(k: int, t: float) -> Image:
+        img = lit if t >= 4.0 else bg
+        return noise(paste(img, bag, (20, 20, 20)) if t >= 4.0 else img)
+
+    stats = run(SceneAnalyzer(warmup_s=2.0, static_after_s=5.0), frames, 150, 10.0)
+    assert all(not boxes_over(s.static_objects, patch) for s in stats)
+    assert boxes_over(stats[-1].foreground, bag) and not boxes_over(stats[-1].foreground, patch)
+    assert boxes_over(stats[-1].static_objects, bag)  # a real object beside it still counts
+
+
+@pytest.mark.unit
 def test_walking_person_never_becomes_static_and_objects_are_absorbed() -> None:
     bg, noise = textured_scene(), Noise(2.0)
 
