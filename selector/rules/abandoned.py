@@ -15,16 +15,16 @@ from selector.event import Event
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
+    TrackRule,
     box_of,
     check_camera,
     check_classes,
+    check_end_s,
     check_fraction,
-    check_priority_inputs,
-    check_rule_id,
     check_seconds,
     eligible,
     label_of,
-    make_event,
+    zone_weight_of,
 )
 from selector.tracker import iou_matrix
 from selector.zones import PolygonZone
@@ -126,7 +126,7 @@ class _Candidate:
     event: Event | None = None
 
 
-class AbandonedObjectRule:
+class AbandonedObjectRule(TrackRule):
     """Raises one ``"abandoned_object"`` event per object left unattended.
 
     Objects come from two sources: tracks of ``object_classes`` (bags the detector
@@ -238,7 +238,7 @@ class AbandonedObjectRule:
         min_score: float = 0.0,
         zone_weight: float | None = None,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         objects = check_classes(rule_id, object_classes, class_names)
         persons = check_classes(rule_id, person_classes, class_names)
         if objects is None or persons is None:  # pragma: no cover - check_classes(None)
@@ -260,30 +260,18 @@ class AbandonedObjectRule:
         self.match_iou = check_fraction(rule_id, "match_iou", match_iou)
         if self.match_iou <= 0.0:
             raise RuleError(f"rule {rule_id!r}: match_iou must be > 0, got {match_iou!r}")
-        self.min_score = check_fraction(rule_id, "min_score", min_score)
-        weight = (zone.weight if zone is not None else 1.0) if zone_weight is None else zone_weight
-        check_priority_inputs(rule_id, severity, weight)
-        self._rule_id = rule_id
-        self.camera_id = camera_id
+        self._init_scoring(severity, zone_weight_of(zone, zone_weight), min_score, class_names)
         self.zone = zone
         self.object_classes = objects
         self.person_classes = persons
-        self.class_names = tuple(class_names)
         self.use_static_objects = bool(use_static_objects)
         self.require_blob_owner = bool(require_blob_owner)
-        self.severity = severity
-        self.zone_weight = float(weight)
         self._persons: dict[int, _Person] = {}
         # Person sightings within owner_lookback_s: (t, track id, box), oldest first.
         self._history: deque[tuple[float, int, Box]] = deque()
         self._candidates: dict[int, _Candidate] = {}
         self._next_number = 1
         self._last_detected_s = -math.inf
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
 
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, in object order."""
@@ -296,19 +284,12 @@ class AbandonedObjectRule:
     ) -> list[Event]:
         """Consume one frame; return the events started or ended in it.
 
-        Args:
-            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
-            frame: The frame; ``frame.camera_id`` must be this rule's camera and
-                ``frame.pts_s`` must not go backwards.  ``frame.scene.static_objects``
-                (when present) feeds the unclassified objects.
-            ended_ids: Track ids the tracker removed since the previous call.
+        Arguments and errors: see :meth:`selector.rules.base.Rule.update`;
+        ``frame.scene.static_objects`` (when present) feeds the unclassified objects.
 
         Returns:
             Ended events (``end_s`` set) then started ones (``end_s is None``), each in
             the order the rule first saw their objects.
-
-        Raises:
-            RuleError: For a frame of another camera.
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
@@ -600,13 +581,10 @@ class AbandonedObjectRule:
         details: dict[str, float | int | str | bool] = {"source": c.source}
         if c.owner_id is not None:
             details["owner_track_id"] = c.owner_id
-        event = make_event(
-            rule_id=self._rule_id,
-            event_type=EVENT_TYPE,
-            frame=frame,
-            severity=self.severity,
-            zone=None if self.zone is None else self.zone.name,
-            zone_weight=self.zone_weight,
+        event = self._new_event(
+            EVENT_TYPE,
+            frame,
+            None if self.zone is None else self.zone.name,
             track_id=c.track_id,
             label=c.label,
             score=c.score,
@@ -648,8 +626,7 @@ class AbandonedObjectRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         events: list[Event] = []
         for c in self._candidates.values():
             if c.event is not None:

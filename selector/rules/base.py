@@ -71,13 +71,17 @@ class Rule(Protocol):
         Args:
             tracks: Tracked objects of this frame (``tracker_id >= 1``), as returned by
                 :meth:`selector.tracker.ByteTracker.update`.
-            frame: The frame they belong to.
+            frame: The frame they belong to; ``frame.camera_id`` must be the rule's
+                camera and ``frame.pts_s`` must not go backwards.
             ended_ids: Track ids the tracker removed since the previous call; they will
                 never appear again, so the rule may close what it holds for them.
 
         Returns:
             New events (``end_s is None``) and closed ones (same ``event_id``,
             ``end_s`` set), in a deterministic order.
+
+        Raises:
+            RuleError: For a frame of another camera.
         """
         ...
 

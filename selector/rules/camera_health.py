@@ -8,7 +8,6 @@ stats are skipped (they still count as frames for ``signal_lost``).
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from selector.event import Event
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
+    RuleBase,
     check_camera,
+    check_end_s,
     check_fraction,
     check_priority_inputs,
-    check_rule_id,
     check_seconds,
     make_event,
 )
@@ -68,7 +68,7 @@ class _State:
     clear_since: float | None = None  # open event: condition false since then
 
 
-class CameraHealthRule:
+class CameraHealthRule(RuleBase):
     """Raises camera-health events from the per-frame scene measures.
 
     Conditions, evaluated on every frame with ``scene`` (``t`` = ``frame.pts_s``):
@@ -164,10 +164,8 @@ class CameraHealthRule:
         severities: Mapping[str, int] | None = None,
         checks: Collection[str] | None = None,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         r = rule_id
-        self._rule_id = rule_id
-        self.camera_id = camera_id
         self.hold_s: dict[str, float] = {
             COVERED: check_seconds(r, "covered_s", covered_s, positive=True),
             FROZEN: check_seconds(r, "frozen_s", frozen_s, positive=True),
@@ -204,11 +202,6 @@ class CameraHealthRule:
         self._blur_learn_start: float | None = None
         self.blur_baseline: float | None = None
         """Median normalised sharpness of the learning period, once learnt."""
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
 
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, in ``KINDS`` order."""
@@ -289,8 +282,7 @@ class CameraHealthRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         events = [
             self._end(kind, max(state.event.start_s, end_s))
             for kind, state in self._states.items()

@@ -1,9 +1,10 @@
-"""Helpers every rule shares: argument checks, track filtering, event building."""
+"""Helpers every rule shares: base classes, argument checks, track filtering, events."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +13,7 @@ from detectors.detections import Detections
 from selector.event import Event, make_event_id
 from selector.priority import priority
 from selector.rules.base import FrameInfo, RuleError
+from selector.zones import PolygonZone
 
 TIME_EPS_S = 1e-6
 """Tolerance (s) on time comparisons, so that e.g. 20 frames at 10 fps meet a 2.0 s
@@ -85,6 +87,19 @@ def check_camera(rule_id: str, camera_id: str, frame: FrameInfo) -> None:
         raise RuleError(
             f"rule {rule_id!r} of camera {camera_id!r} got a frame of camera {frame.camera_id!r}"
         )
+
+
+def check_end_s(rule_id: str, end_s: float) -> None:
+    """Refuse a non-finite end of stream time (``close_all``'s ``end_s``, seconds)."""
+    if not math.isfinite(end_s):
+        raise RuleError(f"rule {rule_id!r}: end_s must be finite, got {end_s!r}")
+
+
+def zone_weight_of(zone: PolygonZone | None, zone_weight: float | None) -> float:
+    """``zone_weight``; when ``None``, ``zone.weight`` (1.0 without a zone)."""
+    if zone_weight is not None:
+        return zone_weight
+    return 1.0 if zone is None else zone.weight
 
 
 def eligible(
@@ -178,3 +193,132 @@ def box_of(tracks: Detections, i: int) -> tuple[float, float, float, float]:
     """Row ``i``'s box as a tuple of floats."""
     x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
     return (x1, y1, x2, y2)
+
+
+class EventFields(TypedDict, total=False):
+    """Optional arguments of :func:`make_event` (see there for their meaning and units)."""
+
+    track_id: int | None
+    label: str | None
+    score: float | None
+    bbox: tuple[float, float, float, float] | None
+    start_s: float | None
+    line: str | None
+    direction: str | None
+    details: Mapping[str, float | int | str | bool] | None
+    key: int | None
+
+
+class RuleBase:
+    """What every rule has: its id (see :class:`selector.rules.base.Rule`) and camera.
+
+    Args:
+        rule_id: Stable id of the rule instance (non-empty).
+        camera_id: Camera the rule belongs to (non-empty).
+
+    Raises:
+        RuleError: For an empty id.
+    """
+
+    def __init__(self, rule_id: str, camera_id: str) -> None:
+        check_rule_id(rule_id, camera_id)
+        self._rule_id = rule_id
+        self.camera_id = camera_id
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of the rule instance."""
+        return self._rule_id
+
+
+class TrackRule(RuleBase):
+    """A rule on tracks: adds the score floor, class names and priority inputs.
+
+    Subclasses call :meth:`_init_scoring` from their constructor once their own
+    arguments are checked, and build their events with :meth:`_new_event` or
+    :meth:`_new_row_event`.
+    """
+
+    severity: int
+    zone_weight: float
+    min_score: float
+    class_names: tuple[str, ...]
+
+    def _init_scoring(
+        self, severity: int, zone_weight: float, min_score: float, class_names: Sequence[str]
+    ) -> None:
+        """Check and store the settings every track rule has.
+
+        Args:
+            severity: Base severity, 0..100 (see :func:`selector.priority.priority`).
+            zone_weight: Priority multiplier (finite, >= 0).
+            min_score: Detections below this score do not count, [0, 1].
+            class_names: Class names of the model (index = class id), possibly empty.
+
+        Raises:
+            RuleError: ``min_score`` out of [0, 1], or a severity or weight the priority
+                formula refuses.
+        """
+        self.min_score = check_fraction(self._rule_id, "min_score", min_score)
+        check_priority_inputs(self._rule_id, severity, zone_weight)
+        self.class_names = tuple(class_names)
+        self.severity = severity
+        self.zone_weight = float(zone_weight)
+
+    def _new_event(
+        self, event_type: str, frame: FrameInfo, zone: str | None, **fields: Unpack[EventFields]
+    ) -> Event:
+        """:func:`make_event` with this rule's id, severity and zone weight."""
+        return make_event(
+            rule_id=self._rule_id,
+            event_type=event_type,
+            frame=frame,
+            severity=self.severity,
+            zone=zone,
+            zone_weight=self.zone_weight,
+            **fields,
+        )
+
+    def _new_row_event(
+        self,
+        tracks: Detections,
+        i: int,
+        frame: FrameInfo,
+        *,
+        event_type: str,
+        zone: str | None,
+        start_s: float,
+        line: str | None = None,
+        direction: str | None = None,
+        details: Mapping[str, float | int | str | bool] | None = None,
+    ) -> Event:
+        """:meth:`_new_event` about row ``i`` of ``tracks``: its track id, label, score, box.
+
+        The label comes from :func:`label_of`; the other arguments are those of
+        :func:`make_event` (``start_s`` in video seconds).
+        """
+        return self._new_event(
+            event_type,
+            frame,
+            zone,
+            track_id=int(tracks.tracker_id[i]),
+            label=label_of(tracks, i, self.class_names),
+            score=float(tracks.score[i]),
+            bbox=box_of(tracks, i),
+            start_s=start_s,
+            line=line,
+            direction=direction,
+            details=details,
+        )
+
+
+class _HoldsEvent(Protocol):
+    """Per-track state that may hold an open event."""
+
+    @property
+    def event(self) -> Event | None: ...
+
+
+def open_events_of(states: Mapping[int, _HoldsEvent]) -> list[Event]:
+    """The open events held in ``states`` (per-track states), by track id."""
+    return [s.event for _, s in sorted(states.items()) if s.event is not None]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
@@ -14,16 +13,15 @@ from selector.event import Event
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
+    TrackRule,
     box_of,
     check_camera,
     check_classes,
-    check_fraction,
-    check_priority_inputs,
-    check_rule_id,
+    check_end_s,
     check_seconds,
     eligible,
     label_of,
-    make_event,
+    zone_weight_of,
 )
 from selector.zones import PolygonZone
 
@@ -40,7 +38,7 @@ class _Member:
     label: str
 
 
-class CrowdingRule:
+class CrowdingRule(TrackRule):
     """Raises one ``"crowding"`` event per occurrence of a crowd in a zone.
 
     Semantics, all times in video seconds (``FrameInfo.pts_s``):
@@ -108,33 +106,21 @@ class CrowdingRule:
         min_score: float = 0.0,
         zone_weight: float | None = None,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise RuleError(f"rule {rule_id!r}: min_count must be an int >= 1, got {min_count!r}")
         self.min_duration_s = check_seconds(rule_id, "min_duration_s", min_duration_s)
         self.grace_s = check_seconds(rule_id, "grace_s", grace_s)
-        self.min_score = check_fraction(rule_id, "min_score", min_score)
-        weight = zone.weight if zone_weight is None else zone_weight
-        check_priority_inputs(rule_id, severity, weight)
+        self._init_scoring(severity, zone_weight_of(zone, zone_weight), min_score, class_names)
         self.classes = check_classes(rule_id, classes, class_names)
-        self._rule_id = rule_id
-        self.camera_id = camera_id
         self.zone = zone
         self.min_count = min_count
-        self.class_names = tuple(class_names)
-        self.severity = severity
-        self.zone_weight = float(weight)
         self._in: dict[int, _Member] = {}
         self._onset_s: float | None = None  # None: no occurrence under way
         self._last_ge_s = 0.0  # last time count >= min_count (valid with an onset)
         self._dipped = False  # count < min_count seen since _last_ge_s
         self._max_count = 0
         self._event: Event | None = None
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
 
     def count(self) -> int:
         """Number of tracks in the zone after the last frame."""
@@ -149,17 +135,10 @@ class CrowdingRule:
     ) -> list[Event]:
         """Consume one frame's tracks; return events started or ended in it.
 
-        Args:
-            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
-            frame: The frame; ``frame.camera_id`` must be this rule's camera and
-                ``frame.pts_s`` must not go backwards.
-            ended_ids: Track ids the tracker removed since the previous call.
+        Arguments and errors: see :meth:`selector.rules.base.Rule.update`.
 
         Returns:
             At most one ended event then at most one started event.
-
-        Raises:
-            RuleError: For a frame of another camera.
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
@@ -198,8 +177,7 @@ class CrowdingRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         self._last_ge_s = min(self._last_ge_s, end_s)
         events = self._finish()
         self._in.clear()
@@ -218,13 +196,10 @@ class CrowdingRule:
             float(boxes[:, 3].max()),
         )
         labels = {m.label for m in members}
-        event = make_event(
-            rule_id=self._rule_id,
-            event_type=EVENT_TYPE,
-            frame=frame,
-            severity=self.severity,
-            zone=self.zone.name,
-            zone_weight=self.zone_weight,
+        event = self._new_event(
+            EVENT_TYPE,
+            frame,
+            self.zone.name,
             label=labels.pop() if len(labels) == 1 else None,
             bbox=bbox,
             start_s=start_s,

@@ -15,16 +15,16 @@ from selector.event import Event
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
+    TrackRule,
     box_of,
     check_camera,
     check_classes,
-    check_fraction,
-    check_priority_inputs,
-    check_rule_id,
+    check_end_s,
     check_seconds,
     eligible,
     label_of,
-    make_event,
+    open_events_of,
+    zone_weight_of,
 )
 from selector.tracker import iou_matrix
 from selector.zones import PolygonZone
@@ -126,7 +126,7 @@ class _Down:
     event: Event | None = None
 
 
-class FallRule:
+class FallRule(TrackRule):
     """Raises one ``"fall"`` event per person going down and staying down.
 
     The default detector rarely recognises a person lying on the ground, so the rule
@@ -214,7 +214,7 @@ class FallRule:
         min_score: float = 0.0,
         zone_weight: float | None = None,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         persons = check_classes(rule_id, person_classes, class_names)
         if persons is None:  # pragma: no cover - check_classes(None)
             raise RuleError(f"rule {rule_id!r}: person_classes is required")
@@ -228,47 +228,28 @@ class FallRule:
             )
         self.max_fall_s = check_seconds(rule_id, "max_fall_s", max_fall_s, positive=True)
         self.end_grace_s = check_seconds(rule_id, "end_grace_s", end_grace_s)
-        self.min_score = check_fraction(rule_id, "min_score", min_score)
-        weight = (zone.weight if zone is not None else 1.0) if zone_weight is None else zone_weight
-        check_priority_inputs(rule_id, severity, weight)
-        self._rule_id = rule_id
-        self.camera_id = camera_id
+        self._init_scoring(severity, zone_weight_of(zone, zone_weight), min_score, class_names)
         self.zone = zone
         self.person_classes = persons
-        self.class_names = tuple(class_names)
-        self.severity = severity
-        self.zone_weight = float(weight)
         self._history_s = self.max_fall_s + UPRIGHT_MIN_S + HISTORY_MARGIN_S
         self._tracks: dict[int, _Track] = {}
         self._downs: dict[int, _Down] = {}
         self._last_s = -math.inf
 
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
-
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, by track id."""
-        return [d.event for _, d in sorted(self._downs.items()) if d.event is not None]
+        return open_events_of(self._downs)
 
     def update(
         self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
     ) -> list[Event]:
         """Consume one frame; return the events started or ended in it.
 
-        Args:
-            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
-            frame: The frame; ``frame.camera_id`` must be this rule's camera and
-                ``frame.pts_s`` must not go backwards.  ``frame.scene`` (when present)
-                gives the foreground blobs.
-            ended_ids: Track ids the tracker removed since the previous call.
+        Arguments and errors: see :meth:`selector.rules.base.Rule.update`;
+        ``frame.scene`` (when present) gives the foreground blobs.
 
         Returns:
             Ended events (``end_s`` set) then started ones, each ordered by track id.
-
-        Raises:
-            RuleError: For a frame of another camera.
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
@@ -541,13 +522,10 @@ class FallRule:
     # ------------------------------------------------------------------ events
 
     def _start(self, d: _Down, frame: FrameInfo) -> Event:
-        event = make_event(
-            rule_id=self._rule_id,
-            event_type=EVENT_TYPE,
-            frame=frame,
-            severity=self.severity,
-            zone=None if self.zone is None else self.zone.name,
-            zone_weight=self.zone_weight,
+        event = self._new_event(
+            EVENT_TYPE,
+            frame,
+            None if self.zone is None else self.zone.name,
             track_id=d.track_id,
             label=d.label,
             score=d.score,
@@ -588,8 +566,7 @@ class FallRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         events: list[Event] = []
         for _, d in sorted(self._downs.items()):
             if d.event is not None:

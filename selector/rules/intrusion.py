@@ -9,7 +9,6 @@ its two flavours.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -18,19 +17,17 @@ import numpy as np
 
 from detectors.detections import Detections
 from selector.event import Event
-from selector.rules.base import FrameInfo, RuleError
+from selector.rules.base import FrameInfo
 from selector.rules.common import (
     TIME_EPS_S,
-    box_of,
+    TrackRule,
     check_camera,
     check_classes,
-    check_fraction,
-    check_priority_inputs,
-    check_rule_id,
+    check_end_s,
     check_seconds,
     eligible,
-    label_of,
-    make_event,
+    open_events_of,
+    zone_weight_of,
 )
 from selector.zones import PolygonZone
 
@@ -51,7 +48,7 @@ class Stay:
     event: Event | None = None  # the open event, once the dwell was met
 
 
-class ZoneStayRule:
+class ZoneStayRule(TrackRule):
     """Raises one event of type :attr:`event_type` per long enough stay of a track in a zone.
 
     Subclasses set :attr:`event_type` and may override :meth:`_start_time` (when the
@@ -118,48 +115,29 @@ class ZoneStayRule:
         exit_grace_s: float = 1.0,
         zone_weight: float | None = None,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         self.min_dwell_s = check_seconds(rule_id, "min_dwell_s", min_dwell_s)
         self.exit_grace_s = check_seconds(rule_id, "exit_grace_s", exit_grace_s)
-        self.min_score = check_fraction(rule_id, "min_score", min_score)
-        weight = zone.weight if zone_weight is None else zone_weight
-        check_priority_inputs(rule_id, severity, weight)
+        self._init_scoring(severity, zone_weight_of(zone, zone_weight), min_score, class_names)
         self.classes = check_classes(rule_id, classes, class_names)
-        self._rule_id = rule_id
-        self.camera_id = camera_id
         self.zone = zone
-        self.class_names = tuple(class_names)
-        self.severity = severity
-        self.zone_weight = float(weight)
         self._stays: dict[int, Stay] = {}
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
 
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, by track id."""
-        return [s.event for _, s in sorted(self._stays.items()) if s.event is not None]
+        return open_events_of(self._stays)
 
     def update(
         self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
     ) -> list[Event]:
         """Consume one frame's tracks; return events started or ended in it.
 
-        Args:
-            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
-            frame: The frame; ``frame.camera_id`` must be this rule's camera and
-                ``frame.pts_s`` must not go backwards.
-            ended_ids: Track ids the tracker removed since the previous call.
+        Arguments and errors: see :meth:`selector.rules.base.Rule.update`.
 
         Returns:
             Ended events (``end_s`` set) and started events (``end_s is None``), ordered
             by track id; a track ending one stay and starting another in the same frame
             yields the end first.
-
-        Raises:
-            RuleError: For a frame of another camera.
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
@@ -203,8 +181,7 @@ class ZoneStayRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         events: list[Event] = []
         for _, stay in sorted(self._stays.items()):
             if stay.event is not None:
@@ -227,18 +204,12 @@ class ZoneStayRule:
         return stay.event.details
 
     def _start(self, tracks: Detections, i: int, frame: FrameInfo, stay: Stay) -> Event:
-        tid = int(tracks.tracker_id[i])
-        event = make_event(
-            rule_id=self._rule_id,
+        event = self._new_row_event(
+            tracks,
+            i,
+            frame,
             event_type=self.event_type,
-            frame=frame,
-            severity=self.severity,
             zone=self.zone.name,
-            zone_weight=self.zone_weight,
-            track_id=tid,
-            label=label_of(tracks, i, self.class_names),
-            score=float(tracks.score[i]),
-            bbox=box_of(tracks, i),
             start_s=self._start_time(stay, frame.pts_s),
         )
         logger.debug(
@@ -246,7 +217,7 @@ class ZoneStayRule:
             self.event_type,
             self.camera_id,
             self._rule_id,
-            tid,
+            event.track_id,
             event.label,
             event.start_s,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -14,16 +13,12 @@ from selector.event import Event
 from selector.lines import Line
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
-    box_of,
+    TrackRule,
     check_camera,
     check_classes,
-    check_fraction,
-    check_priority_inputs,
-    check_rule_id,
+    check_end_s,
     check_seconds,
     eligible,
-    label_of,
-    make_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,7 +41,7 @@ class _Side:
     zero: tuple[float, float, float] | None = None
 
 
-class LineCrossingRule:
+class LineCrossingRule(TrackRule):
     """Counts crossings of a line by tracks and raises an event for each one.
 
     Semantics, times in video seconds (``FrameInfo.pts_s``), distances in pixels:
@@ -117,7 +112,7 @@ class LineCrossingRule:
         min_score: float = 0.0,
         zone_weight: float = 1.0,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         dirs = list(directions)
         if not dirs or any(d not in DIRECTIONS for d in dirs):
             raise RuleError(
@@ -126,23 +121,12 @@ class LineCrossingRule:
             )
         self.hysteresis = check_seconds(rule_id, "hysteresis", hysteresis)
         self.segment_margin = check_seconds(rule_id, "segment_margin", segment_margin)
-        self.min_score = check_fraction(rule_id, "min_score", min_score)
-        check_priority_inputs(rule_id, severity, zone_weight)
+        self._init_scoring(severity, zone_weight, min_score, class_names)
         self.classes = check_classes(rule_id, classes, class_names)
-        self._rule_id = rule_id
-        self.camera_id = camera_id
         self.line = line
-        self.class_names = tuple(class_names)
         self.directions = frozenset(dirs)
-        self.severity = severity
-        self.zone_weight = float(zone_weight)
         self._tracks: dict[int, _Side] = {}
         self._counts = {"+": 0, "-": 0}
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
 
     def counts(self) -> dict[str, int]:
         """Crossings counted so far, ``{"+": n, "-": m}`` (both directions, always)."""
@@ -153,17 +137,10 @@ class LineCrossingRule:
     ) -> list[Event]:
         """Consume one frame's tracks; return the crossings confirmed in it.
 
-        Args:
-            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
-            frame: The frame; ``frame.camera_id`` must be this rule's camera and
-                ``frame.pts_s`` must not go backwards.
-            ended_ids: Track ids the tracker removed since the previous call.
+        Arguments and errors: see :meth:`selector.rules.base.Rule.update`.
 
         Returns:
             For each crossing, by track id: its start record then its end record.
-
-        Raises:
-            RuleError: For a frame of another camera.
         """
         check_camera(self._rule_id, self.camera_id, frame)
         for tid in ended_ids:
@@ -219,17 +196,12 @@ class LineCrossingRule:
             )
             if direction not in self.directions:
                 continue
-            start = make_event(
-                rule_id=self._rule_id,
+            start = self._new_row_event(
+                tracks,
+                i,
+                frame,
                 event_type=EVENT_TYPE,
-                frame=frame,
-                severity=self.severity,
                 zone=None,
-                zone_weight=self.zone_weight,
-                track_id=tid,
-                label=label_of(tracks, i, self.class_names),
-                score=float(tracks.score[i]),
-                bbox=box_of(tracks, i),
                 start_s=t_cross,
                 line=self.line.name,
                 direction=direction,
@@ -249,7 +221,6 @@ class LineCrossingRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         self._tracks.clear()
         return []

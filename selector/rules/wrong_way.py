@@ -15,16 +15,14 @@ from selector.event import Event
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
-    box_of,
+    TrackRule,
     check_camera,
     check_classes,
-    check_fraction,
-    check_priority_inputs,
-    check_rule_id,
+    check_end_s,
     check_seconds,
     eligible,
-    label_of,
-    make_event,
+    open_events_of,
+    zone_weight_of,
 )
 from selector.zones import PolygonZone
 
@@ -47,7 +45,7 @@ class _Mover:
     event: Event | None = None
 
 
-class WrongWayRule:
+class WrongWayRule(TrackRule):
     """Raises one ``"wrong_way"`` event per run of a track against the allowed direction.
 
     Semantics, times in video seconds (``FrameInfo.pts_s``), positions in pixels:
@@ -122,7 +120,7 @@ class WrongWayRule:
         min_score: float = 0.0,
         zone_weight: float | None = None,
     ) -> None:
-        check_rule_id(rule_id, camera_id)
+        super().__init__(rule_id, camera_id)
         try:
             dx, dy = (float(v) for v in direction)
         except (TypeError, ValueError) as e:
@@ -142,46 +140,27 @@ class WrongWayRule:
         self.min_speed = check_seconds(rule_id, "min_speed", min_speed, positive=True)
         self.window_s = check_seconds(rule_id, "window_s", window_s, positive=True)
         self.grace_s = check_seconds(rule_id, "grace_s", grace_s)
-        self.min_score = check_fraction(rule_id, "min_score", min_score)
-        weight = zone.weight if zone_weight is None else zone_weight
-        check_priority_inputs(rule_id, severity, weight)
+        self._init_scoring(severity, zone_weight_of(zone, zone_weight), min_score, class_names)
         self.classes = check_classes(rule_id, classes, class_names)
-        self._rule_id = rule_id
-        self.camera_id = camera_id
         self.zone = zone
         self.direction = (dx / norm, dy / norm)
         self.max_angle_deg = float(max_angle_deg)
         self._cos_max = math.cos(math.radians(max_angle_deg))
-        self.class_names = tuple(class_names)
-        self.severity = severity
-        self.zone_weight = float(weight)
         self._movers: dict[int, _Mover] = {}
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of the rule instance."""
-        return self._rule_id
 
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, by track id."""
-        return [m.event for _, m in sorted(self._movers.items()) if m.event is not None]
+        return open_events_of(self._movers)
 
     def update(
         self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
     ) -> list[Event]:
         """Consume one frame's tracks; return events started or ended in it.
 
-        Args:
-            tracks: Tracked objects of this frame (see :class:`selector.rules.base.Rule`).
-            frame: The frame; ``frame.camera_id`` must be this rule's camera and
-                ``frame.pts_s`` must not go backwards.
-            ended_ids: Track ids the tracker removed since the previous call.
+        Arguments and errors: see :meth:`selector.rules.base.Rule.update`.
 
         Returns:
             Ended and started events ordered by track id, a track's end before its start.
-
-        Raises:
-            RuleError: For a frame of another camera.
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
@@ -231,8 +210,7 @@ class WrongWayRule:
         Raises:
             RuleError: If ``end_s`` is not finite.
         """
-        if not math.isfinite(end_s):
-            raise RuleError(f"rule {self._rule_id!r}: end_s must be finite, got {end_s!r}")
+        check_end_s(self._rule_id, end_s)
         events: list[Event] = []
         for _, mover in sorted(self._movers.items()):
             mover.last_wrong_s = min(mover.last_wrong_s, end_s)
@@ -272,18 +250,12 @@ class WrongWayRule:
         speed: float,
         angle: float,
     ) -> Event:
-        tid = int(tracks.tracker_id[i])
-        event = make_event(
-            rule_id=self._rule_id,
+        event = self._new_row_event(
+            tracks,
+            i,
+            frame,
             event_type=EVENT_TYPE,
-            frame=frame,
-            severity=self.severity,
             zone=self.zone.name,
-            zone_weight=self.zone_weight,
-            track_id=tid,
-            label=label_of(tracks, i, self.class_names),
-            score=float(tracks.score[i]),
-            bbox=box_of(tracks, i),
             start_s=start_s,
             details={"speed": speed, "angle_deg": angle},
         )
@@ -291,7 +263,7 @@ class WrongWayRule:
             "wrong way started: camera=%s rule=%s track=%d speed=%.2f angle=%.0f t=%.3f",
             self.camera_id,
             self._rule_id,
-            tid,
+            event.track_id,
             speed,
             angle,
             event.start_s,
