@@ -29,6 +29,28 @@ logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "crowding"
 
+CONFIRM_S = 0.5
+"""An onset whose count falls below ``min_count`` (on a detected frame) before it has
+held this long is a blip, forgotten at once (no ``grace_s``): one person counted twice
+for a frame or two must not date a crowd that gathers later."""
+
+REACQUIRED_OVERLAP = 0.6
+"""A held (missing) member whose last box overlaps a member seen in the frame by at
+least this share of the smaller box's area is that same person under a new track id
+(seen: a box of 40x76 px re-acquired as 22x75 px inside it), and stops counting."""
+
+
+def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(n, k)`` intersection area over the smaller box's area, boxes ``(n, 4)`` and
+    ``(k, 4)`` ``[x1, y1, x2, y2]`` px; 0 where a box has no area."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0.0, None).prod(axis=2)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=1)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(smaller > 0.0, inter / np.where(smaller > 0.0, smaller, 1.0), 0.0)
+
 
 @dataclass(frozen=True, slots=True)
 class _Member:
@@ -49,12 +71,17 @@ class CrowdingRule(TrackRule):
       It stops being in when it is seen outside the zone or filtered out (class,
       score), or when the tracker removes it (``ended_ids``).  A track *missing* from
       a frame (occluded, held by the tracker) still counts: occlusion is not leaving,
-      for as long as the tracker holds it (its ``track_buffer_s``).  The *count* is
-      the number of tracks in.
+      for as long as the tracker holds it (its ``track_buffer_s``), unless, on a
+      detected frame, its last box overlaps a track seen in the zone by
+      ``REACQUIRED_OVERLAP`` of the smaller box: the tracker took the same person up
+      again under a new id (or they are hidden behind that one), and the old id stops
+      counting.  The *count* is the number of tracks in.
     * The occurrence begins (*onset*) at the first frame with ``count >= min_count``.
       A dip below ``min_count`` that lasts less than ``grace_s`` (measured from the
       last frame with ``count >= min_count``) neither ends an occurrence nor resets
-      its onset (detections flicker, people step over the edge).
+      its onset (detections flicker, people step over the edge), once the count has
+      held from the onset for ``CONFIRM_S``; a dip (on a detected frame) before
+      that, and before the event started, forgets the onset (a blip).
     * ONE event starts at the first frame with ``count >= min_count`` and
       ``t - onset >= min_duration_s``; ``start_s = onset + min_duration_s`` (the
       moment "``min_count`` for ``min_duration_s``" became true).  ``track_id`` and
@@ -145,12 +172,16 @@ class CrowdingRule(TrackRule):
         for tid in ended_ids:
             self._in.pop(int(tid), None)
         inside = eligible(tracks, self.classes, self.min_score) & self.zone.trigger(tracks)
+        seen: list[int] = []
         for i in np.flatnonzero(tracks.tracker_id >= 1).tolist():
             tid = int(tracks.tracker_id[i])
             if inside[i]:
                 self._in[tid] = _Member(box_of(tracks, i), label_of(tracks, i, self.class_names))
+                seen.append(tid)
             else:
                 self._in.pop(tid, None)
+        if frame.detected and seen:
+            self._drop_reacquired(seen)
         n = len(self._in)
         events: list[Event] = []
         if n >= self.min_count:
@@ -165,6 +196,8 @@ class CrowdingRule(TrackRule):
                 events.append(self._event)
         elif self._onset_s is not None:
             self._dipped = True
+            if frame.detected and self._event is None and not self._confirmed():
+                self._onset_s = None  # a blip (a person counted twice for a moment)
             if frame.detected and self._grace_over(t):
                 events.extend(self._finish())
         return events
@@ -182,6 +215,29 @@ class CrowdingRule(TrackRule):
         events = self._finish()
         self._in.clear()
         return events
+
+    def _drop_reacquired(self, seen: list[int]) -> None:
+        """Forget held members (missing from this detected frame) whose last box
+        overlaps a member seen in it by ``REACQUIRED_OVERLAP`` of the smaller box: the
+        tracker lost that person and took them up again under a new id (one person,
+        not two).  A person fully hidden behind another one stops counting too, until
+        seen again: a dip the ``grace_s`` rides out, where counting one person twice
+        would start a crowd early."""
+        held = [tid for tid in self._in if tid not in set(seen)]
+        if not held:
+            return
+        now = np.array([self._in[tid].box for tid in seen], np.float64)
+        old = np.array([self._in[tid].box for tid in held], np.float64)
+        for tid, overlap in zip(held, _overlap_of_smaller(old, now).max(axis=1), strict=True):
+            if float(overlap) >= REACQUIRED_OVERLAP:
+                del self._in[tid]
+
+    def _confirmed(self) -> bool:
+        """Whether the count reached ``min_count`` at the onset and held it for
+        ``CONFIRM_S`` (measured to the last frame with the count reached)."""
+        return self._onset_s is not None and self._last_ge_s - self._onset_s >= (
+            CONFIRM_S - TIME_EPS_S
+        )
 
     def _grace_over(self, t: float) -> bool:
         return t - self._last_ge_s >= self.grace_s - TIME_EPS_S

@@ -105,17 +105,40 @@ def test_long_dip_ends_and_a_new_occurrence_gets_a_new_id() -> None:
 
 def test_short_dip_before_the_start_keeps_the_onset() -> None:
     script = scene(
-        60, {1: range(60), 2: range(60), 3: [*range(0, 5), *range(15, 60)]}, {3: range(5, 15)}
+        60, {1: range(60), 2: range(60), 3: [*range(0, 8), *range(15, 60)]}, {3: range(8, 15)}
     )
     assert spans(run(rule(), script, 60)) == [(20, None, 2.0, None)]
     # With a grace shorter than the dip, the onset restarts at 1.5 s.
     assert spans(run(rule(grace_s=0.5), script, 60)) == [(35, None, 3.5, None)]
 
 
+def test_a_blip_of_the_count_does_not_date_the_crowd() -> None:
+    # Three for 0.3 s (< CONFIRM_S) at 0.5 s, then from 3.0 s for good: the crowd
+    # dates from 3.0 s, not from the blip, though the gap is within grace_s.
+    script = scene(
+        80, {1: range(80), 2: range(80), 3: [*range(5, 8), *range(30, 80)]}, {3: range(8, 30)}
+    )
+    assert spans(run(rule(), script, 80)) == [(50, None, 5.0, None)]
+
+
 def test_occluded_track_still_counts_until_the_tracker_drops_it() -> None:
     script = scene(120, {1: range(120), 2: range(0, 10), 3: range(120)})  # 2 missing from 1.0 s
     got = run(rule(), script, 120, ended={71: {2}})
     assert spans(got) == [(20, None, 2.0, None), (90, None, 2.0, 7.0)]
+
+
+@pytest.mark.parametrize(("x6", "crowd"), [(150.0, False), (155.0, False), (280.0, True)])
+def test_a_person_taken_up_again_under_a_new_id_counts_once(x6: float, crowd: bool) -> None:
+    # Track 1 is lost at 1.0 s and held by the tracker until 7.1 s; track 6 appears at
+    # 1.0 s: at the same spot it is the same person (seen on generated footage, where
+    # this started a crowd of 4 with 3 people), elsewhere a fourth person.
+    script = scene(120, {1: range(0, 10), 2: range(120), 3: range(120)})
+    for k in range(10, 120):
+        script[k] = sorted([*script[k], row(6, x6, 200)])
+    got = run(rule(min_count=4), script, 120, ended={71: {1}})
+    assert bool(got) == crowd
+    if crowd:
+        assert spans(got)[0] == (30, None, 3.0, None)
 
 
 def test_undetected_frames_never_end_it() -> None:
