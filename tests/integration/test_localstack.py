@@ -184,8 +184,21 @@ def test_s3_put_get_presigned_and_restart(fresh_localstack: LocalStack) -> None:
     finally:
         resp.close()
         resp.release_conn()
-    # the broker (whose log lives on this S3) still works after the S3 restart
-    create_topic(stack, "after-s3-restart")
+    # the broker (whose log lives on this S3) works again after the S3 restart: it may
+    # take a while to reconnect (a request can time out meanwhile), within a minute
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    deadline = time.monotonic() + 60.0
+    while True:
+        try:
+            create_topic(stack, "after-s3-restart")
+            break
+        except TopicAlreadyExistsError:
+            break  # an earlier, timed-out request did create it
+        except (KafkaError, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
     _produce(stack, "after-s3-restart", 5)
 
 
