@@ -21,11 +21,11 @@ from typing import Any
 import argus
 from argus.config import ArgusConfig, ConfigError, load_config, parse_config
 from argus.logs import setup_logging
-from argus.paths import argus_home
+from argus.paths import BUNDLED_FOOTAGE, argus_home
 
 log = logging.getLogger("argus.cli")
 
-DEMO_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+DEMO_FOOTAGE = BUNDLED_FOOTAGE
 EXIT_OK, EXIT_CAMERA_FAILED, EXIT_START_FAILED, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 
@@ -456,6 +456,51 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``argus bench``: throughput and camera capacity of this machine (see argus.bench)."""
+    import json
+
+    from argus.bench import BenchOptions, TextProgress, quick, run_bench
+    from argus.bench.footage import FootageError
+    from argus.bench.report import plot, table
+    from models.registry import ModelError
+
+    setup_logging(args.log_level or "WARNING", args.log_format or "text")
+    detector: dict[str, object] = {}
+    for key in ("model", "providers", "batch_size", "threads"):
+        value = getattr(args, key)
+        if value is not None:
+            detector[key] = value
+    opts = BenchOptions(
+        video=Path(args.footage),
+        hd=args.hd,
+        cameras=args.cameras,
+        frames=args.frames,
+        target_fps=args.target_fps,
+        active_every=args.active_every,
+        trial_s=args.trial_s,
+        max_cameras=args.max_cameras,
+        sustained=not args.no_sustained,
+        detector=tuple(sorted(detector.items())),
+    )
+    if args.quick:
+        opts = quick(opts)
+    try:
+        result, trials = run_bench(opts, TextProgress())
+    except (FootageError, ModelError, ConfigError) as e:
+        print(f"argus bench: {e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    print(table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"JSON: {args.json}")
+    if args.plot and trials:
+        title = f"argus bench, {result['footage']['size']}, {result['machine']}"
+        plot(trials, Path(args.plot), title)
+        print(f"plot: {args.plot}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(
@@ -498,6 +543,25 @@ def build_parser() -> argparse.ArgumentParser:
     aserve.add_argument("--host")
     aserve.add_argument("--port", type=int)
     aserve.set_defaults(fn=cmd_alerts_serve)
+
+    b = sub.add_parser("bench", help="measure throughput and camera capacity on real footage")
+    b.add_argument("--footage", default=str(BUNDLED_FOOTAGE), help="footage with people")
+    b.add_argument("--hd", action="store_true", help="re-encode it to 1920x1080 H.264 first")
+    b.add_argument("--cameras", type=int, default=8, help="cameras of the throughput stages")
+    b.add_argument("--frames", type=int, help="frames per camera (default: the whole clip)")
+    b.add_argument("--target-fps", type=float, default=10.0, help="per active camera")
+    b.add_argument("--active-every", type=int, default=4, help="1 camera in N is active")
+    b.add_argument("--trial-s", type=float, default=12.0, help="measured seconds per trial")
+    b.add_argument("--max-cameras", type=int, default=64)
+    b.add_argument("--no-sustained", action="store_true", help="skip the real-speed trials")
+    b.add_argument("--model", help="registered model (default: the config default)")
+    b.add_argument("--providers", choices=["auto", "cpu", "cuda", "tensorrt"])
+    b.add_argument("--batch-size", type=int)
+    b.add_argument("--threads", type=int)
+    b.add_argument("--json", help="write the figures here")
+    b.add_argument("--plot", help="write a PNG of throughput and latency against cameras")
+    b.add_argument("--quick", action="store_true", help="a short run (CI: correctness only)")
+    b.set_defaults(fn=cmd_bench)
 
     m = sub.add_parser("models", help="obtain and list models")
     msub = m.add_subparsers(dest="models_cmd", required=True)

@@ -26,3 +26,8 @@ def argus_home() -> Path:
 def models_dir() -> Path:
     """Where converted and registered models are cached."""
     return argus_home() / "models"
+
+
+BUNDLED_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+"""The bundled default footage (Debian's opencv-doc: 768x576, 10 fps, 795 frames, people
+walking on a plaza): the demo camera and the benchmarks' real footage."""

@@ -35,6 +35,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,9 @@ NO_SIGNAL_TICK_S = 1.0
 
 Item = tuple[Frame, SceneStats | None]
 """What a camera's slot holds: a decoded frame and what the decode thread measured on it."""
+
+LATENCY_SAMPLES = 10_000
+"""Most recent frame-to-event latencies kept for :attr:`Runner.latencies_s`."""
 
 MAX_BATCH_FAILURES = 10
 """Consecutive failed detector batches after which the run gives up (a transient error,
@@ -212,6 +216,10 @@ class Runner:
         self._rr = 0  # round-robin start, so no camera is always served first
         self._by_id = {c.camera_id: c for c in self.cameras}
         self._actions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.latencies_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        """Frame-to-event latencies (s) of the latest event starts: wall clock at publish
+        minus the wall time of the frame that raised them (capture time for live
+        sources)."""
 
     # ----------------------------------------------------------------- threads
     def _decode(self, cam: CameraRuntime) -> None:
@@ -432,6 +440,59 @@ class Runner:
         self._log_progress(frames, seconds, final=True)
         return result
 
+    def run_sequential(self) -> RunResult:
+        """The naive baseline: one thread, no batching, no overlap.
+
+        Cameras are served round-robin; each frame is decoded, measured, run through the
+        detector alone (batch 1) when its camera's gate asks for it, and through its
+        selector, before the next frame of any camera is decoded.  Same components and
+        results as :meth:`run`, for measuring what concurrency and batching buy
+        (``argus bench``).  Runs until every source has ended or ``stop()``.
+        """
+        t0 = time.monotonic()
+        streams = {cam.camera_id: iter(cam.source.frames()) for cam in self.cameras}
+        frames = 0
+        fatal: str | None = None
+        while streams and not self._stop.is_set():
+            for cam in self.cameras:
+                it = streams.get(cam.camera_id)
+                if it is None:
+                    continue
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    del streams[cam.camera_id]
+                    continue
+                except SourceError as e:
+                    cam.failed = str(e)
+                    del streams[cam.camera_id]
+                    continue
+                scene = self._measure(cam, frame)
+                need = self._needs_detector(cam, frame, scene)
+                try:
+                    dets = self._detect([frame.image])[0] if need else Detections.empty()
+                except Exception as e:
+                    fatal = f"detector failed: {e!r}"
+                    log.exception("naive run: detector failed")
+                    streams.clear()
+                    break
+                self._process_frame(cam, frame, dets, scene, detected=need)
+                frames += 1
+        interrupted = self._stop.is_set()
+        for cam in self.cameras:
+            cam.source.close()
+        self._complete(self.cameras)
+        seconds = time.monotonic() - t0
+        return RunResult(
+            frames=frames,
+            events=sum(c.events for c in self.cameras),
+            seconds=seconds,
+            detected=sum(c.detected for c in self.cameras),
+            failed={c.camera_id: c.failed for c in self.cameras if c.failed},
+            interrupted=interrupted,
+            fatal=fatal,
+        )
+
     def _complete_exhausted(self) -> None:
         """Complete the cameras whose sources ended or failed and whose frames are all done."""
         done = [c for c in self.cameras if not c.finished and c.slot.exhausted]
@@ -527,7 +588,10 @@ class Runner:
         for event in events:
             self._publish(cam, event, frame)
         if events:
-            metrics.FRAME_LATENCY.observe(max(0.0, time.time() - frame.wall_time))
+            latency = max(0.0, time.time() - frame.wall_time)
+            metrics.FRAME_LATENCY.observe(latency)
+            if any(e.is_open for e in events):
+                self.latencies_s.append(latency)
         self._count_held(cam)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -52,6 +53,8 @@ class FileSource(SourceBase):
         decode_threads: int = 0,
         max_lag_s: float = 1.0,
         max_consecutive_errors: int = 100,
+        start_s: float = 0.0,
+        max_frames: int | None = None,
     ) -> None:
         """Create the source (nothing is opened until ``frames()``).
 
@@ -64,14 +67,26 @@ class FileSource(SourceBase):
             decode_threads: Decoder threads, 0 = FFmpeg's choice (thread_type AUTO).
             max_lag_s: Realtime only: how far behind schedule (s) before re-anchoring.
             max_consecutive_errors: Bad packets in a row (without a good frame) before giving up.
+            start_s: Skip the frames before this time (s from the file's first frame) on the
+                first pass (they are decoded, not converted); a loop restarts at 0.  Staggers
+                several cameras playing one file; ``pts_s`` keeps the file's own times.
+            max_frames: End (as at end of file, looping or not) after yielding this many
+                frames; ``None``: no limit.  Fixed-size runs of benchmarks and trials.
+
+        Raises:
+            ValueError: ``start_s`` negative or not finite, ``max_frames`` < 1.
         """
+        if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
+            raise ValueError(f"max_frames must be an int >= 1 or None, got {max_frames!r}")
+        if not (math.isfinite(start_s) and start_s >= 0.0):
+            raise ValueError(f"start_s must be a finite number >= 0, got {start_s!r}")
         self._path = os.fspath(path)
         super().__init__(
             camera_id,
             kind="file",
             source_text=self._path,
             live=realtime,
-            finite=not loop,
+            finite=not loop or max_frames is not None,
             on_state=on_state,
         )
         self._realtime = realtime
@@ -79,6 +94,9 @@ class FileSource(SourceBase):
         self._threads = decode_threads
         self._max_lag_s = max_lag_s
         self._max_consecutive_errors = max_consecutive_errors
+        self._start_s = float(start_s)
+        self._max_frames = max_frames
+        self._yielded = 0
 
     @property
     def path(self) -> str:
@@ -148,7 +166,8 @@ class FileSource(SourceBase):
                 )
             interval = 1.0 / (fps or _DEFAULT_FPS)
             first_raw: float | None = None
-            n_pass = 0
+            n_pass = 0  # frames decoded in this pass
+            shown = 0  # ... and yielded (the rest skipped before start_s)
             try:
                 for vf in _av.decode_video(
                     container,
@@ -165,12 +184,16 @@ class FileSource(SourceBase):
                             first_raw = raw
                         rel = raw - first_raw
                     out = pts_offset + rel
+                    if passes == 0 and rel < self._start_s - 1e-9:
+                        n_pass += 1  # staggered start: decoded, skipped
+                        continue
                     if last_out is not None and out < last_out:
                         out = last_out  # broken timestamps: keep pts_s non-decreasing
                     image = _av.to_bgr(vf)
-                    if n_pass == 0 and passes == 0:
+                    if shown == 0 and passes == 0:
                         self._set_first_frame_latency(time.monotonic() - t_open)
                     n_pass += 1
+                    shown += 1
                     if self._realtime:
                         now = time.monotonic()
                         if not scheduled:
@@ -194,10 +217,11 @@ class FileSource(SourceBase):
                         return
                     frame = self._make_frame(image, out, wall)
                     last_out = out
-                    if frame.seq == 0 or n_pass == 1:
+                    if frame.seq == 0 or shown == 1:
                         self._set_state(SourceState.STREAMING, f"{frame.width}x{frame.height}")
                     yield frame
-                    if self.closed:
+                    self._yielded += 1
+                    if self.closed or self._yielded == self._max_frames:
                         return
             except av.error.FFmpegError as e:
                 raise SourceReadError(
@@ -207,6 +231,13 @@ class FileSource(SourceBase):
                 container.close()
             if n_pass == 0:
                 raise SourceReadError(self._path, "no decodable video frame")
+            if shown == 0 and passes == 0 and not self._loop:
+                log.warning(
+                    "camera %s: %s is shorter than start_s = %.1f s: no frame shown",
+                    self._camera_id,
+                    self._path,
+                    self._start_s,
+                )
             if not self._loop:
                 return
             passes += 1

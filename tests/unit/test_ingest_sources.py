@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import threading
@@ -123,6 +124,24 @@ def test_file_loop_keeps_seq_and_pts_monotonic(video: Path) -> None:
     assert abs(float(frames[N_FRAMES].image.mean()) - _value(0)) < 8
     assert src.stats().reconnects >= 2
     assert src.state is SourceState.ENDED
+
+
+@pytest.mark.unit
+def test_file_start_s_staggers_the_first_pass_and_max_frames_ends_it(video: Path) -> None:
+    src = FileSource("cam1", video, realtime=False, loop=True, start_s=1.5, max_frames=N_FRAMES)
+    assert src.finite  # a frame budget ends even a looping file
+    frames = _collect(src)
+    assert len(frames) == N_FRAMES
+    assert [f.seq for f in frames] == list(range(N_FRAMES))
+    # first pass from 1.5 s (file frame 15), then the loop starts at file frame 0
+    assert frames[0].pts_s == pytest.approx(1.5)
+    assert abs(float(frames[0].image.mean()) - _value(15)) < 8
+    assert abs(float(frames[5].image.mean()) - _value(0)) < 8
+    assert frames[5].pts_s == pytest.approx(2.0)
+    assert src.state is SourceState.ENDED
+    for bad in ({"start_s": -1.0}, {"start_s": math.inf}, {"max_frames": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FileSource("cam1", video, realtime=False, **bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.unit
