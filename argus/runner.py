@@ -427,8 +427,14 @@ class Runner:
                 cam.thread.join(timeout=max(0.0, deadline - time.monotonic()))
                 if cam.thread.is_alive():
                     log.warning("decoder did not stop in time", extra={"camera_id": cam.camera_id})
-        seconds = time.monotonic() - t0
-        result = RunResult(
+        result = self._result(frames, time.monotonic() - t0, interrupted, fatal)
+        self._log_progress(frames, result.seconds, final=True)
+        return result
+
+    def _result(
+        self, frames: int, seconds: float, interrupted: bool, fatal: str | None
+    ) -> RunResult:
+        return RunResult(
             frames=frames,
             events=sum(c.events for c in self.cameras),
             seconds=seconds,
@@ -437,8 +443,6 @@ class Runner:
             interrupted=interrupted,
             fatal=fatal,
         )
-        self._log_progress(frames, seconds, final=True)
-        return result
 
     def run_sequential(self) -> RunResult:
         """The naive baseline: one thread, no batching, no overlap.
@@ -482,16 +486,7 @@ class Runner:
         for cam in self.cameras:
             cam.source.close()
         self._complete(self.cameras)
-        seconds = time.monotonic() - t0
-        return RunResult(
-            frames=frames,
-            events=sum(c.events for c in self.cameras),
-            seconds=seconds,
-            detected=sum(c.detected for c in self.cameras),
-            failed={c.camera_id: c.failed for c in self.cameras if c.failed},
-            interrupted=interrupted,
-            fatal=fatal,
-        )
+        return self._result(frames, time.monotonic() - t0, interrupted, fatal)
 
     def _complete_exhausted(self) -> None:
         """Complete the cameras whose sources ended or failed and whose frames are all done."""

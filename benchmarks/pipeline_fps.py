@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import platform
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from argus.app import build_detector, build_pipeline
+from argus.bench import machine_description
 from argus.config import parse_config
 from argus.paths import argus_home
 from ingest import FileSource
@@ -53,17 +53,6 @@ def bench_decode(video: Path, frames: int) -> tuple[float, list[np.ndarray]]:
     dt = time.perf_counter() - t
     src.close()
     return len(images) / dt, images
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def config(video: Path, tmp: Path, batch: int) -> dict[str, Any]:
@@ -123,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",
+        "machine": machine_description(),
         "python": platform.python_version(),
         "video": str(args.video),
         "batch": args.batch,

@@ -103,6 +103,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def machine_description() -> str:
+    """``"<arch>, <n> cores, <CPU model>"``: the machine a figure was measured on."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"
+
+
 class TextProgress:
     """A one-line progress bar on stderr (a line per stage when not a terminal)."""
 
@@ -157,7 +162,7 @@ def run_bench(
 
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",
+        "machine": machine_description(),
         "python": platform.python_version(),
         "footage": {
             "path": str(ft.active),

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from argus.bench import machine_description
 from argus.paths import argus_home
 from benchmarks.accuracy import report
 from benchmarks.accuracy.assets import backgrounds, object_patches
@@ -33,17 +34,6 @@ from benchmarks.accuracy.sprites import ModelMissingError, model_paths, sprite_b
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SEED = 1
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -210,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {cpu_model()}",
+            "machine": machine_description(),
             "python": platform.python_version(),
             "seed": args.seed,
             "quick": args.quick,
