@@ -402,7 +402,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """``argus models pull|list``."""
+    """``argus models pull|list|add|quantize|fp16``."""
     from models.pull import pull_default
     from models.registry import ModelError, list_models
 
@@ -447,6 +447,17 @@ def cmd_models(args: argparse.Namespace) -> int:
                 f"{m.name}: {m.layout}, {len(m.classes)} classes, input "
                 f"{m.input_size[0]}x{m.input_size[1]}; use it with `detector: {{model: {m.name}}}`"
             )
+        elif args.models_cmd == "quantize":
+            from models.variants import quantize_int8, read_frames
+
+            frames = read_frames(Path(args.footage), args.calib_frames, step=args.calib_step)
+            m = quantize_int8(mdir, args.name, frames, out_name=args.out, force=args.force)
+            print(f"{m.name}: int8 of {args.name}; use it with `detector: {{model: {m.name}}}`")
+        elif args.models_cmd == "fp16":
+            from models.variants import export_fp16
+
+            m = export_fp16(mdir, args.name, out_name=args.out, force=args.force)
+            print(f"{m.name}: fp16 of {args.name}; use it with `detector: {{model: {m.name}}}`")
         else:
             for m in list_models(mdir):
                 print(f"{m.name}\t{m.layout}\t{m.input_size[0]}x{m.input_size[1]}\t{m.licence}")
@@ -576,6 +587,17 @@ def build_parser() -> argparse.ArgumentParser:
     ma.add_argument("--layout", choices=["yolov5", "yolov8"], help="default: from the shape")
     ma.add_argument("--input-size", help="WxH, needed only for dynamic-size exports")
     ma.add_argument("--licence", default="AGPL-3.0", help="licence of the weights")
+    mq = msub.add_parser("quantize", help="register an int8 variant (CPU/edge) of a model")
+    mq.add_argument("name", nargs="?", default="nanodet-g", help="model to quantize")
+    mq.add_argument("--out", help="name of the variant (default: NAME-int8)")
+    mq.add_argument("--footage", default=str(BUNDLED_FOOTAGE), help="calibration footage")
+    mq.add_argument("--calib-frames", type=int, default=100, help="frames to calibrate on")
+    mq.add_argument("--calib-step", type=int, default=7, help="take every Nth frame")
+    mq.add_argument("--force", action="store_true", help="replace an existing variant")
+    mf = msub.add_parser("fp16", help="register an fp16 variant (GPU) of a model")
+    mf.add_argument("name", nargs="?", default="nanodet-g", help="model to convert")
+    mf.add_argument("--out", help="name of the variant (default: NAME-fp16)")
+    mf.add_argument("--force", action="store_true", help="replace an existing variant")
     m.set_defaults(fn=cmd_models)
     return p
 
