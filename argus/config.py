@@ -420,6 +420,11 @@ class DetectorConfig(_Strict):
         10.0, ge=0.0, le=1000.0, description="How long a partial batch waits for more frames, ms."
     )
     threads: int | None = Field(None, ge=1, le=256, description="CPU threads (default: all cores).")
+    io_binding: bool | None = Field(
+        None,
+        description="Feed the network through an onnxruntime I/O binding (a device input "
+        "buffer per batch shape); default: on for CUDA/TensorRT, off on CPU.",
+    )
 
     @field_validator("class_thresholds")
     @classmethod
@@ -460,13 +465,33 @@ class GatingConfig(_Strict):
         description="Share of the picture that must change for a frame to need the detector.",
     )
     heartbeat_s: float = Field(
-        1.0,
+        3.0,
         gt=0.0,
         le=60.0,
-        description="A quiet camera is still looked at this often, seconds.",
+        description="A quiet camera is still looked at by the detector this often, seconds.",
     )
     hold_s: float = Field(
         2.0, ge=0.0, le=60.0, description="Keep detecting this long after the last motion."
+    )
+    sparse_when_quiet: bool = Field(
+        True,
+        description="Activity-driven decoding: a camera with no track and no motion for "
+        "hold_s is decoded sparsely (keyframes only when they come at least every "
+        "keyframe_max_s, else one frame per quiet_interval_s) until a frame moves.",
+    )
+    quiet_interval_s: float = Field(
+        0.5,
+        gt=0.0,
+        le=5.0,
+        description="A quiet camera's longest gap between analysed frames when its keyframes "
+        "are too far apart, seconds; bounds how late a change is seen.",
+    )
+    keyframe_max_s: float = Field(
+        2.0,
+        ge=0.0,
+        le=5.0,
+        description="A quiet camera whose keyframes come at least this often is decoded at "
+        "its keyframes only, seconds; 0 disables keyframe-only decoding.",
     )
 
 

@@ -7,6 +7,11 @@ from prometheus_client import Counter, Gauge, Histogram
 FRAMES_DECODED = Counter(
     "argus_frames_decoded_total", "Frames handed over by a camera's decoder.", ["camera"]
 )
+FRAMES_THINNED = Counter(
+    "argus_frames_thinned_total",
+    "Frames a quiet camera's source skipped on purpose (activity-driven decoding).",
+    ["camera"],
+)
 FRAMES_DROPPED = Counter(
     "argus_frames_dropped_total",
     "Frames discarded on purpose (drop-oldest: the detector was busy).",

@@ -49,7 +49,7 @@ from argus.slots import FrameSlot
 from detectors.detections import Detections
 from detectors.gating import MotionGate
 from detectors.scene import SceneAnalyzer, SceneStats
-from ingest import Source, SourceError, SourceState
+from ingest import ActivityControl, Source, SourceError, SourceState
 from ingest.frame import Frame
 from selector.camera import CameraSelector
 from selector.event import Event
@@ -93,6 +93,9 @@ class CameraRuntime:
     """Measures every frame on the decode thread (None: no measures, no gating)."""
     gate: MotionGate | None = None
     """Decides which frames need the detector (None: every frame)."""
+    activity: ActivityControl | None = None
+    """Activity-driven decoding: the source decodes sparsely while the gate is idle (None:
+    every frame; needs ``gate`` and ``scene``)."""
     """Zones by name: drawn on snapshots, checked against the frame size at the first frame."""
     thread: threading.Thread | None = None
     failed: str | None = None
@@ -141,6 +144,8 @@ class CameraRuntime:
             "frames_processed": self.processed,
             "frames_detected": self.detected,
             "frames_dropped": self.slot.dropped,
+            "frames_thinned": 0 if self.activity is None else self.source.stats().frames_thinned,
+            "quiet": None if self.activity is None else self.activity.quiet,
             "events": self.events,
             "last_pts_s": self.last_pts_s,
             "frame_size": list(self.frame_size) if self.frame_size else None,
@@ -226,15 +231,24 @@ class Runner:
         extra = {"camera_id": cam.camera_id}
         decoded = metrics.FRAMES_DECODED.labels(cam.camera_id)
         dropped = metrics.FRAMES_DROPPED.labels(cam.camera_id)
+        thinned = metrics.FRAMES_THINNED.labels(cam.camera_id)
         dropped.inc(0)  # the series exists (at 0) from the start
+        thinned.inc(0)
+        n_thinned = 0
         try:
             for frame in cam.source.frames():
                 before = cam.slot.dropped
-                if not cam.slot.put((frame, self._measure(cam, frame))):
+                scene = self._measure(cam, frame)
+                self._wake_on_motion(cam, frame, scene)
+                if not cam.slot.put((frame, scene)):
                     break
                 decoded.inc()
                 if cam.slot.dropped > before:
                     dropped.inc(cam.slot.dropped - before)
+                if cam.activity is not None:
+                    now_thinned = cam.source.stats().frames_thinned
+                    thinned.inc(now_thinned - n_thinned)
+                    n_thinned = now_thinned
         except SourceError as e:
             cam.failed = str(e)
             log.error("camera failed: %s", e, extra=extra)
@@ -257,6 +271,28 @@ class Runner:
         except Exception:  # measures are an aid: a failure must not lose the frame
             log.exception("scene analysis failed", extra={"camera_id": cam.camera_id})
             return None
+
+    @staticmethod
+    def _wake_on_motion(cam: CameraRuntime, frame: Frame, scene: SceneStats | None) -> None:
+        """Decode thread: a quiet camera whose frame moves decodes every frame again, from
+        the next packet on (before the detector loop even sees the frame)."""
+        act, gate = cam.activity, cam.gate
+        if act is None or gate is None or not act.quiet:
+            return
+        if scene is None or gate.moving(scene.motion):
+            act.wake(frame.pts_s)
+
+    @staticmethod
+    def _pace(cam: CameraRuntime, frame: Frame) -> None:
+        """Detector loop, after a frame: sparse decoding while the gate is idle (no track,
+        no motion within its hold), every frame otherwise."""
+        act, gate = cam.activity, cam.gate
+        if act is None or gate is None:
+            return
+        if gate.idle(frame.pts_s, cam.selector.has_tracks):
+            act.rest(frame.pts_s)
+        else:
+            act.wake(frame.pts_s)
 
     # ----------------------------------------------------------------- run-time changes
     def reconfigure(
@@ -472,6 +508,7 @@ class Runner:
                     del streams[cam.camera_id]
                     continue
                 scene = self._measure(cam, frame)
+                self._wake_on_motion(cam, frame, scene)
                 need = self._needs_detector(cam, frame, scene)
                 try:
                     dets = self._detect([frame.image])[0] if need else Detections.empty()
@@ -571,6 +608,7 @@ class Runner:
             detected=detected,
         )
         _, events = cam.selector.update(dets, info)
+        self._pace(cam, frame)
         cam.processed += 1
         cam.last_pts_s = frame.pts_s
         cam.last_seq = frame.seq

@@ -102,7 +102,7 @@ class MotionGate:
         if self._last_t is not None and t_s < self._last_t:  # stream restarted
             self._last_motion = self._last_run = None
         self._last_t = t_s
-        moving = math.isnan(motion) or motion >= self.min_motion
+        moving = self.moving(motion)
         if moving:
             self._last_motion = t_s
         run = (
@@ -116,3 +116,17 @@ class MotionGate:
             self._last_run = t_s
             self.frames_detected += 1
         return run
+
+    def moving(self, motion: float) -> bool:
+        """Whether a frame with this ``motion`` fraction counts as moving (NaN does: when
+        the measure failed, look)."""
+        return math.isnan(motion) or motion >= self.min_motion
+
+    def idle(self, t_s: float, has_tracks: bool) -> bool:
+        """Whether, at ``t_s`` (s), only the heartbeat would run the detector: no live
+        track and no moving frame within ``hold_s``.  An idle camera can be decoded
+        sparsely (activity-driven decoding, :class:`ingest.ActivityControl`)."""
+        if has_tracks:
+            return False
+        last = self._last_motion
+        return last is None or t_s - last > self.hold_s + _EPS_S

@@ -4,6 +4,7 @@ Sources are synchronous iterators (``Source.frames()``); the runner owns the thr
 the bounded frame slots.  Use ``open_source`` to build one from a configured string.
 """
 
+from ingest.activity import ActivityControl
 from ingest.base import Source, SourceState, SourceStats, StateCallback
 from ingest.errors import (
     SourceError,
@@ -20,6 +21,7 @@ from ingest.live_source import LiveKind, LiveSource, ReconnectPolicy
 from ingest.redact import redact_text, redact_url
 
 __all__ = [
+    "ActivityControl",
     "FileSource",
     "Frame",
     "LiveKind",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import av
 import av.container
@@ -11,6 +11,8 @@ import av.error
 import av.video
 import numpy as np
 import numpy.typing as npt
+
+from ingest.activity import Thinner
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,13 @@ def decode_video(
     on_bad_packet: BadPacketCallback,
     resume_demux_on_error: bool,
     max_consecutive_errors: int,
+    thinner: Thinner | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Yield the decoded frames of ``stream`` in presentation order, skipping bad packets.
+
+    With a ``thinner`` (activity-driven decoding, see :mod:`ingest.activity`), each
+    demuxed packet is replaced by what it admits (nothing, the packet, or its GOP again),
+    and the decoder is drained and reset where it asks (a keyframe decoded alone).
 
     A packet that fails to decode is reported to ``on_bad_packet`` and skipped (no frame is
     invented for it).  A demuxer error is reported too and, when ``resume_demux_on_error``
@@ -83,11 +90,24 @@ def decode_video(
             than ``max_consecutive_errors`` errors in a row without a decoded frame.
     """
     consecutive = 0
+    codec = stream.codec_context
     while True:
         try:
             for packet in container.demux(stream):
+                todo: Sequence[object] = (packet,)
+                drain = False
+                if thinner is not None and packet.size:
+                    todo, drain = thinner.admit(packet)
+                decoded: list[av.VideoFrame] = []
                 try:
-                    decoded = packet.decode()
+                    for p in todo:
+                        assert isinstance(p, av.Packet)
+                        decoded.extend(f for f in p.decode() if isinstance(f, av.VideoFrame))
+                    if drain:
+                        decoded.extend(
+                            f for f in codec.decode(None) if isinstance(f, av.VideoFrame)
+                        )
+                        codec.flush_buffers()
                 except av.error.FFmpegError as e:
                     if isinstance(e, av.error.ExitError):
                         raise
@@ -95,11 +115,12 @@ def decode_video(
                     on_bad_packet(e)
                     if consecutive > max_consecutive_errors:
                         raise
+                    if drain:
+                        codec.flush_buffers()
                     continue
                 for vf in decoded:
-                    if isinstance(vf, av.VideoFrame):
-                        consecutive = 0
-                        yield vf
+                    consecutive = 0
+                    yield vf
             return
         except av.error.FFmpegError as e:
             if not resume_demux_on_error or isinstance(e, av.error.ExitError):

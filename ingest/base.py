@@ -59,6 +59,9 @@ class SourceStats:
         height: Height of the last frame in pixels (0 before the first frame).
         first_frame_latency_s: Seconds from opening the last connection to its first frame.
         last_frame_wall_time: UNIX time of the last delivered frame's ``wall_time``.
+        frames_thinned: Frames skipped on purpose while the camera was quiet (activity-
+            driven decoding, :class:`ingest.activity.ActivityControl`): never delivered,
+            and consuming no ``seq`` number.
     """
 
     camera_id: str
@@ -74,6 +77,7 @@ class SourceStats:
     height: int
     first_frame_latency_s: float | None
     last_frame_wall_time: float | None
+    frames_thinned: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (state as its string value)."""
@@ -91,6 +95,7 @@ class SourceStats:
             "height": self.height,
             "first_frame_latency_s": self.first_frame_latency_s,
             "last_frame_wall_time": self.last_frame_wall_time,
+            "frames_thinned": self.frames_thinned,
         }
 
 
@@ -174,6 +179,7 @@ class SourceBase:
         self._height = 0
         self._first_frame_latency_s: float | None = None
         self._last_wall: float | None = None
+        self._thinned = 0
 
     # ------------------------------------------------------------- protocol
     @property
@@ -233,6 +239,7 @@ class SourceBase:
                 height=self._height,
                 first_frame_latency_s=self._first_frame_latency_s,
                 last_frame_wall_time=self._last_wall,
+                frames_thinned=self._thinned,
             )
 
     # ------------------------------------------------------------- helpers
@@ -280,6 +287,11 @@ class SourceBase:
     def _count_reconnect(self) -> None:
         with self._lock:
             self._reconnects += 1
+
+    def _count_thinned(self, n: int) -> None:
+        """Count ``n`` frames skipped on purpose (activity-driven decoding)."""
+        with self._lock:
+            self._thinned += n
 
     def _set_first_frame_latency(self, latency_s: float) -> None:
         with self._lock:

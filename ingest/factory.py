@@ -6,6 +6,7 @@ import hashlib
 import re
 from typing import Literal
 
+from ingest.activity import ActivityControl
 from ingest.base import Source, StateCallback
 from ingest.file_source import FileSource
 from ingest.live_source import LiveKind, LiveSource, ReconnectPolicy
@@ -54,6 +55,7 @@ def open_source(
     decode_threads: int = 0,
     open_timeout_s: float = 10.0,
     read_timeout_s: float = 5.0,
+    activity: ActivityControl | None = None,
 ) -> Source:
     """Build the source for ``source`` (nothing is opened until ``frames()``).
 
@@ -68,6 +70,7 @@ def open_source(
         decode_threads: Decoder threads, 0 = FFmpeg's choice.
         open_timeout_s: Live only: one connection attempt's time limit, seconds.
         read_timeout_s: Live only: silence after which the connection counts as lost, seconds.
+        activity: Activity-driven decoding control (``None``: every frame is delivered).
 
     Returns:
         A ``FileSource`` or a ``LiveSource``.
@@ -81,6 +84,7 @@ def open_source(
             loop=loop,
             on_state=on_state,
             decode_threads=decode_threads,
+            activity=activity,
         )
     live_kind: LiveKind = kind
     return LiveSource(
@@ -92,6 +96,7 @@ def open_source(
         open_timeout_s=open_timeout_s,
         read_timeout_s=read_timeout_s,
         decode_threads=decode_threads,
+        activity=activity,
     )
 
 

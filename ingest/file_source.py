@@ -14,6 +14,7 @@ import av.error
 import av.video
 
 from ingest import _av
+from ingest.activity import ActivityControl, Thinner
 from ingest.base import SourceBase, SourceState, StateCallback
 from ingest.errors import SourceNotFoundError, SourceOpenError, SourceReadError
 from ingest.frame import Frame
@@ -55,6 +56,7 @@ class FileSource(SourceBase):
         max_consecutive_errors: int = 100,
         start_s: float = 0.0,
         max_frames: int | None = None,
+        activity: ActivityControl | None = None,
     ) -> None:
         """Create the source (nothing is opened until ``frames()``).
 
@@ -72,6 +74,9 @@ class FileSource(SourceBase):
                 several cameras playing one file; ``pts_s`` keeps the file's own times.
             max_frames: End (as at end of file, looping or not) after yielding this many
                 frames; ``None``: no limit.  Fixed-size runs of benchmarks and trials.
+            activity: Activity-driven decoding: while it is quiet, only keyframes or one
+                frame per ``interval_s`` are delivered (see :mod:`ingest.activity`);
+                ``None``: every frame.
 
         Raises:
             ValueError: ``start_s`` negative or not finite, ``max_frames`` < 1.
@@ -97,6 +102,7 @@ class FileSource(SourceBase):
         self._start_s = float(start_s)
         self._max_frames = max_frames
         self._yielded = 0
+        self._activity = activity
 
     @property
     def path(self) -> str:
@@ -168,6 +174,11 @@ class FileSource(SourceBase):
             first_raw: float | None = None
             n_pass = 0  # frames decoded in this pass
             shown = 0  # ... and yielded (the rest skipped before start_s)
+            thinner = (
+                None
+                if self._activity is None
+                else Thinner(self._activity, stream.time_base, self._count_thinned)
+            )
             try:
                 for vf in _av.decode_video(
                     container,
@@ -175,6 +186,7 @@ class FileSource(SourceBase):
                     on_bad_packet=self._on_bad_packet,
                     resume_demux_on_error=True,
                     max_consecutive_errors=self._max_consecutive_errors,
+                    thinner=thinner,
                 ):
                     raw = _av.frame_time_s(vf, stream)
                     if raw is None:
@@ -186,6 +198,9 @@ class FileSource(SourceBase):
                     out = pts_offset + rel
                     if passes == 0 and rel < self._start_s - 1e-9:
                         n_pass += 1  # staggered start: decoded, skipped
+                        continue
+                    if thinner is not None and not thinner.keep(out):
+                        n_pass += 1
                         continue
                     if last_out is not None and out < last_out:
                         out = last_out  # broken timestamps: keep pts_s non-decreasing

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest import _av
+from ingest.activity import ActivityControl, Thinner
 from ingest.base import SourceBase, SourceState, StateCallback
 from ingest.errors import SourceNotFoundError, SourceUnavailableError
 from ingest.frame import Frame
@@ -135,6 +136,12 @@ class _AvConnection:
             self.nominal_fps = None
 
     def frames(self) -> Iterator[tuple[npt.NDArray[np.uint8], float | None]]:
+        activity = self._source.activity
+        thinner = (
+            None
+            if activity is None
+            else Thinner(activity, self._stream.time_base, self._source.count_thinned)
+        )
         try:
             for vf in _av.decode_video(
                 self._container,
@@ -142,8 +149,13 @@ class _AvConnection:
                 on_bad_packet=self._source.on_bad_packet,
                 resume_demux_on_error=False,
                 max_consecutive_errors=50,
+                thinner=thinner,
             ):
                 raw = None if self._arrival_time else _av.frame_time_s(vf, self._stream)
+                if thinner is not None and not thinner.keep(
+                    time.monotonic() if raw is None else raw
+                ):
+                    continue
                 yield _av.to_bgr(vf), raw
         except (av.error.FFmpegError, OSError) as e:
             if isinstance(e, av.error.ExitError):
@@ -268,6 +280,7 @@ class LiveSource(SourceBase):
         options: Mapping[str, str] | None = None,
         decode_threads: int = 0,
         seed: int | None = None,
+        activity: ActivityControl | None = None,
     ) -> None:
         """Create the source (nothing is opened until ``frames()``).
 
@@ -282,6 +295,9 @@ class LiveSource(SourceBase):
             options: Extra FFmpeg options, merged over the defaults for ``kind``.
             decode_threads: Decoder threads, 0 = FFmpeg's choice.
             seed: Seed of the jitter RNG (tests); random if ``None``.
+            activity: Activity-driven decoding: while it is quiet, only keyframes or one
+                frame per ``interval_s`` are delivered (see :mod:`ingest.activity`;
+                PyAV connections only, not OpenCV's V4L2 fallback); ``None``: every frame.
         """
         self._url = url
         self._redacted = redact_url(url)
@@ -305,6 +321,8 @@ class LiveSource(SourceBase):
         self._read_timeout_s = read_timeout_s
         self._threads = decode_threads
         self._rng = random.Random(seed)
+        self.activity = activity
+        """The camera's activity control (``None``: every frame)."""
         self._options = self._default_options()
         if options:
             self._options.update({str(k): str(v) for k, v in options.items()})
@@ -355,6 +373,10 @@ class LiveSource(SourceBase):
             threads=self._threads,
             source=self,
         )
+
+    def count_thinned(self, n: int) -> None:
+        """Count ``n`` frames skipped on purpose (called by the connection)."""
+        self._count_thinned(n)
 
     def on_bad_packet(self, e: av.error.FFmpegError) -> None:
         """Count and log a packet that failed to decode (called by the connection)."""

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from detectors.detections import Detections
 from detectors.gating import MotionGate
 from detectors.scene import SceneStats
+from ingest import ActivityControl
 from ingest.frame import Frame
 from selector.event import Event
 from selector.rules.base import FrameInfo
@@ -142,3 +144,48 @@ def test_a_silent_live_camera_is_told_so_about_once_a_second(tmp_path: Path) -> 
     assert all(c.seq == 4 and not c.detected for c in watcher.calls)
     pts = [c.pts_s for c in watcher.calls]
     assert pts == sorted(pts) and pts[0] >= 0.4 + 1.0 - 0.05  # last frame at 0.4 s + 1 s silence
+
+
+class SparseSource(ScriptedSource):
+    """A scripted source that honours an ``ActivityControl``: while quiet, only every
+    ``every``-th frame is delivered (the others are counted as thinned)."""
+
+    def __init__(self, camera_id: str, n: int, activity: ActivityControl, every: int) -> None:
+        super().__init__(camera_id, n)
+        self.activity = activity
+        self.every = every
+        self.thinned = 0
+
+    def frames(self) -> Iterator[Frame]:
+        for frame in super().frames():
+            if self.activity.quiet and frame.seq % self.every:
+                self.thinned += 1
+                continue
+            yield frame
+
+    def stats(self) -> Any:
+        return SimpleNamespace(frames_thinned=self.thinned)
+
+
+def test_a_quiet_camera_is_decoded_sparsely_and_motion_wakes_it(tmp_path: Path) -> None:
+    """Activity-driven decoding: the quiet start is thinned; the motion at frame 8 is seen
+    on the next sparse frame (10), so the event starts at most one sparse interval late."""
+    calls: list[int] = []
+    activity = ActivityControl(interval_s=0.5)
+    source = SparseSource("a", 80, activity, every=5)
+    runner, records = make_runner(tmp_path, [source], walker_between(8, 22, calls))
+    cam = runner.cameras[0]
+    cam.scene = ScriptedScene(moving=range(8, 23))  # type: ignore[assignment]
+    cam.gate = MotionGate(min_motion=0.01, heartbeat_s=1.0, hold_s=0.5)
+    cam.activity = activity
+    result = runner.run()
+    assert result.ok
+    assert result.frames + source.thinned == 80 and source.thinned > 20
+    assert activity.rests >= 2 and activity.wakes >= 1  # quiet, woken, quiet again
+    seen = [s for s in calls if s < 23]
+    assert seen[0] == 0 and 10 in seen and not [s for s in seen if 0 < s < 10]
+    assert all(s % 5 == 0 for s in calls if s > 60)  # quiet again: sparse frames only
+    starts = [r for r in records if r["end_s"] is None]
+    # unthinned, the event starts at 1.3 s; the camera woke 0.2 s after the motion began
+    assert len(starts) == 1 and 1.3 <= starts[0]["start_s"] <= 1.3 + 0.5 + 1e-6
+    assert cam.health()["frames_thinned"] == source.thinned and cam.health()["quiet"] is True

@@ -1,0 +1,248 @@
+"""Activity-driven decoding: a quiet camera is decoded sparsely, an active one fully.
+
+Public API::
+
+    from ingest import ActivityControl
+    activity = ActivityControl(interval_s=0.5, keyframe_max_s=2.0)
+    source = FileSource("cam1", "clip.mp4", realtime=True, activity=activity)
+    ...
+    activity.rest(frame.pts_s)   # downstream: nothing happens here, decode sparsely
+    activity.wake(frame.pts_s)   # downstream: something moves, every frame again
+
+While quiet, a source delivers:
+
+* **keyframes only** when the stream's keyframes come at least every ``keyframe_max_s``
+  seconds (camera streams: a GOP of 1-2 s).  The packets between them are not even
+  decoded: the cheapest possible watch.  Each keyframe is drained from the decoder at
+  once (frame threading would otherwise hold it back for a few packets).
+* otherwise (a file with a keyframe every 20 s, a stream without keyframe flags) **one
+  frame per** ``interval_s`` of stream time: every packet is still decoded (the next
+  frames need it as a reference), but the others are neither converted to BGR nor
+  delivered, measured or tracked.
+
+Waking is immediate and loses nothing after the last delivered frame: when packets of
+the current GOP were skipped, the GOP is decoded again from its keyframe (kept, compressed,
+in memory) and the frames after the last delivered one are delivered.  So the switch
+delays the first full-rate frame after a change by at most one sparse interval: one
+keyframe interval in keyframe mode, ``interval_s`` otherwise (see ``docs`` of
+:class:`ActivityControl`).
+
+Thread-safety: ``wake``/``rest`` are called from the consumer's threads while the source
+reads ``quiet`` on its decode thread; a ``rest`` dated before the latest ``wake`` is
+ignored (the detector loop lags the decoder by a frame or two).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Protocol
+
+__all__ = ["ActivityControl", "Thinner"]
+
+MAX_GOP_PACKETS = 600
+"""Packets of one GOP kept for a catch-up re-decode (10 s at 60 fps); a longer GOP is not
+kept and a wake in it waits for the next keyframe (keyframe mode never runs on such
+streams: their keyframes are too far apart)."""
+
+KEYFRAME_GAPS = 4
+"""Keyframe intervals remembered; keyframe mode needs at least two, all within
+``keyframe_max_s``."""
+
+
+class ActivityControl:
+    """Downstream's say in how much of one camera's stream is decoded.
+
+    Args:
+        interval_s: While quiet, the longest stream time between two delivered frames
+            when keyframe mode is not possible, seconds (> 0).
+        keyframe_max_s: While quiet, decode keyframes only when the stream's last
+            keyframe intervals are all at most this, seconds; 0 disables keyframe mode.
+
+    Attributes:
+        wakes: Quiet-to-active switches so far.
+        rests: Active-to-quiet switches so far.
+
+    Raises:
+        ValueError: For an invalid argument; the message names it.
+
+    Bound: after ``wake`` the source delivers every frame from the next packet on (or,
+    when the current GOP was skipped, from the frame after the last delivered one); a
+    change that happened while quiet is therefore seen at the next sparse frame: at most
+    ``interval_s`` (or one keyframe interval, at most ``keyframe_max_s``) late, plus
+    the consumer's own reaction (it wakes the camera on the first frame that moves).
+    """
+
+    def __init__(self, *, interval_s: float = 0.5, keyframe_max_s: float = 2.0) -> None:
+        if not (math.isfinite(interval_s) and interval_s > 0.0):
+            raise ValueError(f"interval_s must be a finite number > 0, got {interval_s!r}")
+        if not (math.isfinite(keyframe_max_s) and keyframe_max_s >= 0.0):
+            raise ValueError(f"keyframe_max_s must be a finite number >= 0, got {keyframe_max_s!r}")
+        self.interval_s = float(interval_s)
+        self.keyframe_max_s = float(keyframe_max_s)
+        self._lock = threading.Lock()
+        self._quiet = False
+        self._woken_at = -math.inf
+        self.wakes = 0
+        self.rests = 0
+
+    @property
+    def quiet(self) -> bool:
+        """True while the camera may be decoded sparsely."""
+        return self._quiet
+
+    def wake(self, t_s: float) -> None:
+        """Every frame from now on; ``t_s``: the time (s, the frames' ``pts_s``) of the
+        frame that showed activity."""
+        with self._lock:
+            self._woken_at = max(self._woken_at, t_s)
+            if self._quiet:
+                self._quiet = False
+                self.wakes += 1
+
+    def rest(self, t_s: float) -> None:
+        """Sparse decoding from now on, unless a ``wake`` was dated after ``t_s`` (the
+        time, s, of the frame judged quiet)."""
+        with self._lock:
+            if t_s < self._woken_at or self._quiet:
+                return
+            self._quiet = True
+            self.rests += 1
+
+
+class _Packet(Protocol):
+    """What :class:`Thinner` reads of a PyAV packet."""
+
+    @property
+    def is_keyframe(self) -> bool: ...
+
+    @property
+    def pts(self) -> int | None: ...
+
+    @property
+    def dts(self) -> int | None: ...
+
+    @property
+    def time_base(self) -> Fraction | None: ...
+
+
+class Thinner:
+    """One decoding pass's share of activity-driven decoding (internal to the sources).
+
+    The decode loop asks :meth:`admit` for every demuxed packet which packets to decode
+    now (none, this one, or the current GOP again to catch up) and whether to drain the
+    decoder after them; the source asks :meth:`keep` for every decoded frame whether to
+    convert and deliver it.
+
+    Args:
+        control: The camera's control (``None``: everything passes).
+        stream_time_base: The stream's time base, for packets without their own.
+        on_thinned: Called with the number of frames skipped on purpose, as they are
+            known (packets never decoded are counted when their GOP ends).
+    """
+
+    def __init__(
+        self,
+        control: ActivityControl | None,
+        stream_time_base: Fraction | None,
+        on_thinned: Callable[[int], None],
+    ) -> None:
+        self._control = control
+        self._tb = stream_time_base
+        self._on_thinned = on_thinned
+        self._gaps: deque[float] = deque(maxlen=KEYFRAME_GAPS)
+        self._last_key_t: float | None = None
+        self._gop: list[object] = []
+        self._gop_complete = False  # _gop holds every packet since its keyframe
+        self._synced = True  # the decoder has decoded every packet of _gop, in order
+        self._undecoded = 0  # packets of _gop skipped and not re-decoded
+        self._catching_up = False  # frames of a re-decoded GOP delivered before come first
+        self._last_kept: float | None = None
+        self._last_admitted_key: float | None = None
+        self.keyframe_mode = False
+        """Whether the last packet was handled in keyframe mode."""
+
+    # ------------------------------------------------------------------ packets
+    def _time(self, packet: _Packet) -> float | None:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        tb = packet.time_base or self._tb
+        return None if ts is None or tb is None else float(ts * tb)
+
+    def _keyframes_regular(self) -> bool:
+        c = self._control
+        return (
+            c is not None
+            and c.keyframe_max_s > 0.0
+            and len(self._gaps) >= 2
+            and max(self._gaps) <= c.keyframe_max_s + 1e-6
+        )
+
+    def admit(self, packet: _Packet) -> tuple[Sequence[object], bool]:
+        """``(packets to decode now, in order; drain the decoder after them)``."""
+        c = self._control
+        if c is None:
+            return (packet,), False
+        t = self._time(packet)
+        if packet.is_keyframe:
+            if t is not None and self._last_key_t is not None and t > self._last_key_t:
+                self._gaps.append(t - self._last_key_t)
+            if t is not None:
+                self._last_key_t = t
+        sparse = c.quiet and self._keyframes_regular()
+        self.keyframe_mode = sparse
+        if packet.is_keyframe:
+            if self._undecoded:
+                self._on_thinned(self._undecoded)
+                self._undecoded = 0
+            self._gop, self._gop_complete = [packet], True
+            if not sparse:
+                self._synced = True
+                return (packet,), False
+            self._synced = False  # decoded alone and drained: the references are gone
+            last = self._last_admitted_key
+            if t is not None and last is not None and 0.0 <= t - last < c.interval_s - 1e-6:
+                self._undecoded = 1  # all-intra streams (MJPEG): keyframes come too often
+                return (), False
+            self._last_admitted_key = t
+            return (packet,), True
+        if self._gop_complete:
+            if len(self._gop) < MAX_GOP_PACKETS:
+                self._gop.append(packet)
+            else:
+                self._gop, self._gop_complete = [], False
+        if self._synced:
+            if not sparse:
+                return (packet,), False
+            self._synced = False
+        if sparse or not self._gop_complete:
+            self._undecoded += 1  # quiet, or woken in a GOP that cannot be re-decoded
+            return (), False
+        # woken in a GOP whose packets were skipped: decode it again from its keyframe
+        self._synced = True
+        self._undecoded = 0
+        self._catching_up = True
+        return tuple(self._gop), False
+
+    # ------------------------------------------------------------------ frames
+    def keep(self, t_s: float) -> bool:
+        """Whether to deliver the decoded frame at stream time ``t_s`` (s).
+
+        False for the frames a catch-up re-decode of the GOP gives a second time (not
+        after the last frame kept), and, while quiet outside keyframe mode, for frames
+        less than ``interval_s`` after the last frame kept (counted as thinned).
+        """
+        if self._catching_up:
+            if self._last_kept is not None and t_s <= self._last_kept + 1e-9:
+                return False
+            self._catching_up = False
+        c = self._control
+        if c is not None and c.quiet and not self.keyframe_mode:
+            last = self._last_kept
+            if last is not None and 0.0 <= t_s - last < c.interval_s - 1e-6:
+                self._on_thinned(1)
+                return False
+        self._last_kept = t_s
+        return True
