@@ -280,3 +280,19 @@ def test_session_options_threads() -> None:
     assert session_options(3).intra_op_num_threads == 3
     with pytest.raises(ProviderError):
         session_options(0)
+
+
+def test_io_binding_gives_the_same_detections(dynamic_model: Path) -> None:
+    """The GPU feeding path (I/O binding), run on the CPU provider: same results as a plain
+    run, for every batch size (one device buffer per shape on a GPU)."""
+    plain = OnnxDetector(make_spec(dynamic_model), providers="cpu")
+    bound = OnnxDetector(make_spec(dynamic_model), providers="cpu", io_binding=True)
+    assert not plain.io_binding and bound.io_binding
+    for n in (1, 3, 2, 3):
+        a, b = plain.detect(IMAGES[:n]), bound.detect(IMAGES[:n])
+        assert len(a) == len(b) == n
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x.xyxy, y.xyxy)
+            np.testing.assert_array_equal(x.score, y.score)
+            np.testing.assert_array_equal(x.class_id, y.class_id)
+    check_expected(bound.detect(IMAGES))
