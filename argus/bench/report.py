@@ -68,6 +68,9 @@ def trial_rows(trials: Sequence[Trial]) -> list[dict[str, Any]]:
             "active_rate_min": round(min(t.active_rates), 2) if t.active_rates else None,
             "quiet_rate_mean": round(float(np.mean(t.quiet_rates)), 3) if t.quiet_rates else None,
             "drop_fraction_max": round(max(t.drop_fraction), 4) if t.drop_fraction else None,
+            "quiet_thinned_mean": (
+                round(float(np.mean(t.thinned_fraction)), 3) if t.thinned_fraction else None
+            ),
             "latency_p50_s": _r(t.latency(0.5)),
             "latency_p95_s": _r(t.latency(0.95)),
             "events": len(t.latencies_s),

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from argus.app import build_detector, build_pipeline
+from argus.app import build_detector, build_pipeline, decode_threads_for
 from argus.bench.footage import Footage
 from argus.config import ArgusConfig, parse_config
-from ingest import FileSource
+from argus.runner import CameraRuntime
+from ingest import ActivityControl, FileSource
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Trial:
         quiet_rates: The same, per quiet camera.
         drop_fraction: Per camera, frames lost (dropped by the newest-wins slot, or not
             delivered by a source that fell behind) over frames due, 0..1.
+        thinned_fraction: Per quiet camera, frames skipped on purpose by activity-driven
+            decoding over frames due, 0..1 (0 for the naive baseline).
         latencies_s: Frame-to-event latencies of the events started in the window, s.
         cpu_cores: Process CPU seconds per wall second (2.0 = two cores busy).
         rss_mb: Resident memory at the end of the window, MiB.
@@ -93,6 +96,7 @@ class Trial:
     active_rates: list[float]
     quiet_rates: list[float]
     drop_fraction: list[float]
+    thinned_fraction: list[float]
     latencies_s: list[float]
     cpu_cores: float
     rss_mb: float
@@ -160,6 +164,11 @@ class _GpuSampler:
         return float(np.mean(self.samples)) if self.samples else None
 
 
+def _counts(cam: CameraRuntime) -> tuple[int, int, int, int]:
+    """A camera's (processed, detected, dropped, thinned) frame counts so far."""
+    return (cam.processed, cam.detected, cam.slot.dropped, cam.source.stats().frames_thinned)
+
+
 def bench_config(
     footage: Footage,
     kinds: Sequence[bool],
@@ -198,7 +207,12 @@ def bench_config(
 
 
 def _sources(
-    footage: Footage, kinds: Sequence[bool], *, realtime: bool, max_frames: int | None
+    footage: Footage,
+    kinds: Sequence[bool],
+    *,
+    realtime: bool,
+    max_frames: int | None,
+    activity: Sequence[ActivityControl | None] | None = None,
 ) -> list[FileSource]:
     out = []
     for i, active in enumerate(kinds):
@@ -212,6 +226,8 @@ def _sources(
                 loop=realtime or max_frames is not None,
                 start_s=(i * STAGGER_S) % max(length - 1.0, 1.0),
                 max_frames=max_frames,
+                activity=None if activity is None else activity[i],
+                decode_threads=decode_threads_for(len(kinds)),
             )
         )
     return out
@@ -350,9 +366,14 @@ def trial(
         cfg = bench_config(footage, kinds, Path(tmp), realtime=True, gating=not naive, detector=det)
         pipeline = build_pipeline(cfg, home=home, source="<bench>")
         runner = pipeline.runner
-        for cam, src in zip(
-            runner.cameras, _sources(footage, kinds, realtime=True, max_frames=None), strict=True
-        ):
+        sources = _sources(
+            footage,
+            kinds,
+            realtime=True,
+            max_frames=None,
+            activity=[c.activity for c in runner.cameras],
+        )
+        for cam, src in zip(runner.cameras, sources, strict=True):
             cam.source = src
         thread = threading.Thread(
             target=runner.run_sequential if naive else runner.run, daemon=True, name="bench-run"
@@ -363,7 +384,7 @@ def trial(
             progress(what, 0.0)
             time.sleep(0.2)
         gpu = _GpuSampler()
-        snap = [(c.processed, c.detected, c.slot.dropped) for c in runner.cameras]
+        snap = [_counts(c) for c in runner.cameras]
         n_lat = len(runner.latencies_s)
         c0, t0 = time.process_time(), time.monotonic()
         gpu.start()
@@ -373,7 +394,7 @@ def trial(
         window = time.monotonic() - t0
         cpu = time.process_time() - c0
         rss = _rss_mb()
-        after = [(c.processed, c.detected, c.slot.dropped) for c in runner.cameras]
+        after = [_counts(c) for c in runner.cameras]
         latencies = list(runner.latencies_s)[n_lat:]
         gpu_util = gpu.stop()
         runner.stop()
@@ -383,10 +404,14 @@ def trial(
     active_rates: list[float] = []
     quiet_rates: list[float] = []
     drops: list[float] = []
-    for active, (p0, d0, x0), (p1, d1, x1) in zip(kinds, snap, after, strict=True):
+    thinned: list[float] = []
+    for active, (p0, d0, x0, s0), (p1, d1, x1, s1) in zip(kinds, snap, after, strict=True):
         rate = (d1 - d0) / window
         (active_rates if active else quiet_rates).append(rate)
-        lost = (x1 - x0) + max(0.0, due - ((p1 - p0) + (x1 - x0)))  # dropped + behind
+        if not active:
+            thinned.append(min(1.0, (s1 - s0) / due))
+        handled = (p1 - p0) + (x1 - x0) + (s1 - s0)  # analysed, dropped, thinned on purpose
+        lost = (x1 - x0) + max(0.0, due - handled)  # dropped + behind
         drops.append(min(1.0, max(0.0, lost / due)))
     want = min(target_fps, footage.fps)
     ok = all(r >= HOLD_RATE * want for r in active_rates) and all(d <= HOLD_DROPS for d in drops)
@@ -399,6 +424,7 @@ def trial(
         active_rates=active_rates,
         quiet_rates=quiet_rates,
         drop_fraction=drops,
+        thinned_fraction=thinned,
         latencies_s=latencies,
         cpu_cores=cpu / window,
         rss_mb=rss,

@@ -58,6 +58,10 @@ def test_bench_quick_measures_every_stage(tmp_path: Path) -> None:
     assert kinds == {True, False}
     for t in r["trials"]:
         assert t["analysed_fps"] >= 0 and 0 <= (t["drop_fraction_max"] or 0) <= 1
+        if t["naive"]:  # every frame of every camera, one after another
+            assert t["quiet_thinned_mean"] in (None, 0.0)
+        elif t["cameras"] > 1:  # activity-driven decoding: the quiet cameras are thinned
+            assert t["quiet_thinned_mean"] > 0.3, t
         best = r["naive_cameras_sustained"] if t["naive"] else r["cameras_sustained"]
         if t["held"]:
             assert t["cameras"] <= best  # the search returns the largest count held

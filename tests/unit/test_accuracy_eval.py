@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -350,3 +351,31 @@ def test_visible_share_counts_frame_and_occluders_in_front() -> None:
     assert visible_share(bg, box, foot_y=450.0) == pytest.approx(1.0)  # in front of it
     assert visible_share(bg, [-10.0, 0.0, 10.0, 10.0], foot_y=10.0) == pytest.approx(0.5)
     assert visible_share(bg, [800.0, 0.0, 900.0, 10.0], foot_y=10.0) == 0.0
+
+
+def test_start_delay_compares_the_events_both_runs_matched() -> None:
+    from benchmarks.start_delay import compare, markdown
+
+    def run(starts: list[float | None]) -> dict[str, Any]:
+        gt = [{"type": "intrusion" if i < 2 else "fall"} for i in range(len(starts))]
+        preds = [{"start_s": s} for s in starts if s is not None]
+        matched, k = [], 0
+        for i, s in enumerate(starts):
+            if s is not None:
+                matched.append([i, k, 0.0])
+                k += 1
+        return {"scenarios": [{"name": "s1", "gt": gt, "predictions": preds, "matched": matched}]}
+
+    table = compare(run([10.0, 20.0, 30.0]), run([10.5, 20.0, None]))
+    assert table["intrusion"] == {
+        "both": 2,
+        "only_baseline": 0,
+        "only_new": 0,
+        "mean_s": 0.25,
+        "p95_s": 0.47,  # 0.475 (linear interpolation) is 0.4749... in binary
+        "max_s": 0.5,
+        "min_s": 0.0,
+    }
+    assert table["fall"]["both"] == 0 and table["fall"]["only_baseline"] == 1
+    assert list(table)[-1] == "all" and table["all"]["both"] == 2
+    assert "| fall | 0 | 1 | 0 | – |" in markdown(table)

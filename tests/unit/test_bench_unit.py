@@ -28,6 +28,7 @@ def fake_trial(n: int, ok: bool, naive: bool = False) -> Trial:
         active_rates=[10.0 if ok else 6.0] * max(1, n // 4),
         quiet_rates=[1.0] * (n - max(1, n // 4)),
         drop_fraction=[0.0] * n,
+        thinned_fraction=[0.0 if naive else 0.9] * (n - max(1, n // 4)),
         latencies_s=[0.1, 0.2, 0.3, 0.4] if ok else [],
         cpu_cores=1.5,
         rss_mb=400.0 + 10 * n,
