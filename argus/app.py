@@ -332,7 +332,7 @@ def build_pipeline(
         )
     runner = Runner(
         cameras,
-        detector.detect,
+        detector,
         bus,
         evidence,
         ready=ready,

@@ -37,8 +37,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -61,6 +63,62 @@ from selector.zones import PolygonZone
 log = logging.getLogger(__name__)
 
 Detect = Callable[[Sequence[np.ndarray]], list[Detections]]
+
+
+class DetectorStages(Protocol):
+    """A detector split in three stages (``detectors.OnnxDetector`` is one), so the runner
+    can run ``infer`` on its own thread while it prepares the next batch and finishes the
+    last one."""
+
+    def prepare(self, images: Sequence[np.ndarray]) -> Any:
+        """Stage 1 (detector loop): images to network input."""
+        ...
+
+    def infer(self, prepared: Any) -> Any:
+        """Stage 2 (inference thread): run the network."""
+        ...
+
+    def finish(self, inferred: Any) -> list[Detections]:
+        """Stage 3 (detector loop): raw outputs to one ``Detections`` per image."""
+        ...
+
+
+class _CallableStages:
+    """A plain ``detect(images)`` callable as stages: all of the work in ``infer``."""
+
+    def __init__(self, detect: Detect) -> None:
+        self._detect = detect
+
+    def prepare(self, images: Sequence[np.ndarray]) -> Any:
+        return list(images)
+
+    def infer(self, prepared: Any) -> Any:
+        return self._detect(prepared)
+
+    def finish(self, inferred: Any) -> list[Detections]:
+        return list(inferred)
+
+
+def _as_stages(detect: Detect | DetectorStages) -> DetectorStages:
+    """``detect`` itself when it has the three stages, else wrapped."""
+    if all(callable(getattr(detect, a, None)) for a in ("prepare", "infer", "finish")):
+        return cast(DetectorStages, detect)
+    return _CallableStages(cast(Detect, detect))
+
+
+@dataclass
+class _Flight:
+    """A batch whose inference was handed to the inference thread."""
+
+    batch: list[tuple[CameraRuntime, Item]]
+    need: list[bool]
+    future: Future[Any] | None
+    """The inference (None: no frame of the batch needs the detector)."""
+
+    @property
+    def cameras(self) -> set[str]:
+        return {cam.camera_id for cam, _ in self.batch}
+
 
 COMPLETE_FLUSH_S = 2.0
 """How long completing a camera waits for the bus to deliver, seconds (a remote bus keeps
@@ -189,7 +247,9 @@ class Runner:
 
     Args:
         cameras: One runtime per camera (source, selector, slot already built).
-        detect: The detector's ``detect(images) -> list[Detections]``.
+        detect: The detector: its stages (:class:`DetectorStages`, e.g. an
+            ``OnnxDetector``), overlapped across batches, or a plain
+            ``detect(images) -> list[Detections]`` (run whole on the inference thread).
         bus: Where event records go.
         evidence: Where snapshots go.
         batch_size: Most frames per detector call.
@@ -200,7 +260,7 @@ class Runner:
     def __init__(
         self,
         cameras: Sequence[CameraRuntime],
-        detect: Detect,
+        detect: Detect | DetectorStages,
         bus: EventBus,
         evidence: EvidenceStore,
         *,
@@ -210,7 +270,7 @@ class Runner:
         progress_interval_s: float = 10.0,
     ) -> None:
         self.cameras = list(cameras)
-        self._detect = detect
+        self._stages = _as_stages(detect)
         self._bus = bus
         self._evidence = evidence
         self._ready = ready
@@ -365,48 +425,71 @@ class Runner:
                 cam.source.close()
 
     # ----------------------------------------------------------------- detector loop
-    def _gather(self) -> list[tuple[CameraRuntime, Item]]:
-        """Up to ``batch_size`` ready frames, round-robin, each camera's frames in order."""
+    def _gather(self, busy: set[str], limit: int) -> list[tuple[CameraRuntime, Item]]:
+        """Up to ``limit`` ready frames, round-robin, each camera's frames in order.
+
+        A camera in ``busy`` (its previous frame still in the inference thread, so its
+        selector state is not up to date) gives a frame only when the frame needs the
+        detector whatever that state says (:meth:`MotionGate.certain`): gating decisions
+        are the same as one batch after another would make.
+        """
         batch: list[tuple[CameraRuntime, Item]] = []
         n = len(self.cameras)
         progressed = True
-        while len(batch) < self._batch_size and progressed:
+        while len(batch) < limit and progressed:
             progressed = False
             for i in range(n):
                 cam = self.cameras[(self._rr + i) % n]
-                frame = cam.slot.take()
-                if frame is not None:
-                    batch.append((cam, frame))
+                if cam.camera_id in busy:
+                    item = cam.slot.take_if(partial(self._certain, cam))
+                else:
+                    item = cam.slot.take()
+                if item is not None:
+                    batch.append((cam, item))
                     progressed = True
-                    if len(batch) >= self._batch_size:
+                    if len(batch) >= limit:
                         break
         self._rr = (self._rr + 1) % max(n, 1)
         return batch
 
+    @staticmethod
+    def _certain(cam: CameraRuntime, item: Item) -> bool:
+        frame, scene = item
+        if cam.gate is None or scene is None:
+            return True
+        return cam.gate.certain(scene.motion, frame.pts_s)
+
+    def _wait_for_frames(self, timeout_s: float) -> None:
+        """Sleep until a frame arrives (or a change, a close), at most ``timeout_s``; at
+        once if a frame is already waiting (checked under the slots' lock: no lost wake-up)."""
+        with self._ready:
+            if not any(len(cam.slot) for cam in self.cameras):
+                self._ready.wait(timeout_s)
+
     def _all_exhausted(self) -> bool:
         return all(cam.slot.exhausted for cam in self.cameras)
 
-    def _next_batch(self) -> list[tuple[CameraRuntime, Item]]:
-        batch = self._gather()
-        if batch and len(batch) < self._batch_size and self._max_wait_s > 0:
-            deadline = time.monotonic() + self._max_wait_s
-            while len(batch) < self._batch_size and not self._all_exhausted():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                with self._ready:
-                    self._ready.wait(remaining)
-                more = self._gather_limited(self._batch_size - len(batch))
-                batch.extend(more)
+    def _next_batch(
+        self, busy: set[str], pending: Future[Any] | None
+    ) -> list[tuple[CameraRuntime, Item]]:
+        """The next batch: the frames ready now, then, while ``pending`` (the inference in
+        flight) runs, every frame that arrives until it is done or the batch is full (the
+        batch grows with the load at no cost: the network is busy anyway); with nothing in
+        flight, a partial batch waits at most ``max_wait_s`` for more."""
+        batch = self._gather(busy, self._batch_size)
+        deadline = time.monotonic() + self._max_wait_s
+        while len(batch) < self._batch_size and not self._all_exhausted():
+            if pending is not None and not pending.done():
+                timeout = 0.05
+            elif batch and (remaining := deadline - time.monotonic()) > 0:
+                timeout = remaining
+            else:
+                break
+            with self._ready:
+                if not (pending is not None and pending.done()):
+                    self._ready.wait(timeout)
+            batch.extend(self._gather(busy, self._batch_size - len(batch)))
         return batch
-
-    def _gather_limited(self, limit: int) -> list[tuple[CameraRuntime, Item]]:
-        saved = self._batch_size
-        self._batch_size = limit
-        try:
-            return self._gather()
-        finally:
-            self._batch_size = saved
 
     def run(self) -> RunResult:
         """Run until every source has ended (finite ones) or ``stop()`` is called.
@@ -424,33 +507,60 @@ class Runner:
         frames = 0
         fatal: str | None = None
         failures_in_a_row = 0
-        while not self._stop.is_set():
-            self._apply_actions()
-            self._complete_exhausted()
-            self._no_signal_ticks()
-            batch = self._next_batch()
-            if not batch:
-                if self._all_exhausted():
-                    break
-                with self._ready:
-                    self._ready.wait(0.1)
-                continue
-            try:
-                frames += self._process_batch(batch)
-                failures_in_a_row = 0
-            except Exception as e:  # the detector (e.g. GPU out of memory) or a stage failed
-                failures_in_a_row += 1
-                log.exception(
-                    "batch of %d frames failed (%d in a row)", len(batch), failures_in_a_row
-                )
-                if failures_in_a_row >= MAX_BATCH_FAILURES:
-                    fatal = f"{failures_in_a_row} batches in a row failed; last error: {e!r}"
-                    log.error("giving up: %s", fatal)
-                    break
-            now = time.monotonic()
-            if now >= next_progress:
-                self._log_progress(frames, now - t0)
-                next_progress = now + self._progress_interval_s
+        flight: _Flight | None = None
+        inference = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        try:
+            while not self._stop.is_set():
+                self._apply_actions()
+                had_flight = flight is not None
+                busy = flight.cameras if flight is not None else set()
+                self._complete_exhausted(busy)
+                self._no_signal_ticks(busy)
+                batch = self._next_batch(busy, None if flight is None else flight.future)
+                launched: _Flight | None = None
+                failed: Exception | None = None
+                landed = False
+                if batch:
+                    try:  # gating and stage 1 here; stage 2 queued behind the flight
+                        launched = self._launch(batch, inference)
+                    except Exception as e:  # e.g. an image the detector refuses
+                        failed = e
+                        log.exception("preparing a batch of %d frames failed", len(batch))
+                if flight is not None:
+                    try:  # stage 3 and the selectors, while the next batch infers
+                        frames += self._land(flight)
+                        landed = True
+                    except Exception as e:  # the detector (e.g. GPU out of memory) failed
+                        failed = failed or e
+                        log.exception("batch of %d frames failed", len(flight.batch))
+                flight = launched
+                if failed is not None:
+                    failures_in_a_row += 1
+                    log.error("%d batches in a row failed", failures_in_a_row)
+                    if failures_in_a_row >= MAX_BATCH_FAILURES:
+                        fatal = (
+                            f"{failures_in_a_row} batches in a row failed; last error: {failed!r}"
+                        )
+                        log.error("giving up: %s", fatal)
+                        break
+                elif landed:
+                    failures_in_a_row = 0
+                if not batch and not had_flight:
+                    if self._all_exhausted():
+                        break
+                    self._wait_for_frames(0.1)
+                    continue
+                now = time.monotonic()
+                if now >= next_progress:
+                    self._log_progress(frames, now - t0)
+                    next_progress = now + self._progress_interval_s
+            if flight is not None and fatal is None:  # accepted frames are not dropped
+                try:
+                    frames += self._land(flight)
+                except Exception:
+                    log.exception("batch of %d frames failed", len(flight.batch))
+        finally:
+            inference.shutdown(wait=True, cancel_futures=True)
         interrupted = self._stop.is_set()
         self._stop.set()
         for cam in self.cameras:
@@ -511,7 +621,7 @@ class Runner:
                 self._wake_on_motion(cam, frame, scene)
                 need = self._needs_detector(cam, frame, scene)
                 try:
-                    dets = self._detect([frame.image])[0] if need else Detections.empty()
+                    dets = self._detect_now([frame.image])[0] if need else Detections.empty()
                 except Exception as e:
                     fatal = f"detector failed: {e!r}"
                     log.exception("naive run: detector failed")
@@ -525,9 +635,14 @@ class Runner:
         self._complete(self.cameras)
         return self._result(frames, time.monotonic() - t0, interrupted, fatal)
 
-    def _complete_exhausted(self) -> None:
-        """Complete the cameras whose sources ended or failed and whose frames are all done."""
-        done = [c for c in self.cameras if not c.finished and c.slot.exhausted]
+    def _complete_exhausted(self, busy: set[str]) -> None:
+        """Complete the cameras whose sources ended or failed and whose frames are all done
+        (none left in their slot, none in ``busy``: in flight)."""
+        done = [
+            c
+            for c in self.cameras
+            if not c.finished and c.slot.exhausted and c.camera_id not in busy
+        ]
         if done:
             self._complete(done)
 
@@ -559,25 +674,46 @@ class Runner:
         for cam in cameras:
             cam.finished = True
 
-    def _process_batch(self, batch: list[tuple[CameraRuntime, Item]]) -> int:
-        """Detect on the frames that need it, then run every frame through its selector.
-
-        Frames the camera's motion gate lets pass without the detector go through the
-        selector with empty detections and ``detected=False``, in camera order.
-        """
+    def _launch(
+        self, batch: list[tuple[CameraRuntime, Item]], inference: ThreadPoolExecutor
+    ) -> _Flight:
+        """Gate the batch's frames, prepare those that need the detector (stage 1) and queue
+        their inference (stage 2) on the inference thread."""
         need = [self._needs_detector(cam, frame, scene) for cam, (frame, scene) in batch]
         images = [frame.image for (_, (frame, _)), n in zip(batch, need, strict=True) if n]
-        results: list[Detections] = []
+        future = None
         if images:
-            t = time.perf_counter()
-            results = self._detect(images)
-            metrics.DETECT_SECONDS.observe(time.perf_counter() - t)
-            metrics.BATCH_SIZE.observe(len(images))
+            prepared = self._stages.prepare(images)
+            future = inference.submit(self._timed_infer, prepared, len(images))
+            future.add_done_callback(lambda _: self._wake())
+        return _Flight(batch, need, future)
+
+    def _timed_infer(self, prepared: Any, images: int) -> Any:
+        t = time.perf_counter()
+        out = self._stages.infer(prepared)
+        metrics.DETECT_SECONDS.observe(time.perf_counter() - t)
+        metrics.BATCH_SIZE.observe(images)
+        return out
+
+    def _land(self, flight: _Flight) -> int:
+        """Wait for the flight's inference, finish it (stage 3) and run every frame through
+        its selector, in camera order.
+
+        Frames the camera's motion gate let pass without the detector go through the
+        selector with empty detections and ``detected=False``.
+        """
+        results: list[Detections] = []
+        if flight.future is not None:
+            results = self._stages.finish(flight.future.result())
         found = iter(results)
-        for (cam, (frame, scene)), n in zip(batch, need, strict=True):
+        for (cam, (frame, scene)), n in zip(flight.batch, flight.need, strict=True):
             dets = next(found) if n else Detections.empty()
             self._process_frame(cam, frame, dets, scene, detected=n)
-        return len(batch)
+        return len(flight.batch)
+
+    def _detect_now(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """The three stages at once, on this thread (the naive baseline)."""
+        return self._stages.finish(self._stages.infer(self._stages.prepare(images)))
 
     @staticmethod
     def _needs_detector(cam: CameraRuntime, frame: Frame, scene: SceneStats | None) -> bool:
@@ -636,12 +772,14 @@ class Runner:
                 metrics.EVENTS_HELD.labels(cam.camera_id, reason).inc(value - before)
                 cam.held[reason] = value
 
-    def _no_signal_ticks(self) -> None:
-        """Tell live cameras that have been silent for a while that no frame is coming."""
+    def _no_signal_ticks(self, busy: set[str]) -> None:
+        """Tell live cameras that have been silent for a while that no frame is coming
+        (not those in ``busy``: a frame of theirs is in flight)."""
         now = time.monotonic()
         for cam in self.cameras:
             if (
                 cam.finished
+                or cam.camera_id in busy
                 or not cam.source.live
                 or cam.last_frame_mono is None
                 or cam.last_pts_s is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, Literal, TypeVar
 
 Policy = Literal["drop_oldest", "block"]
@@ -68,6 +69,16 @@ class FrameSlot(Generic[T]):
             frame = self._frames.popleft()
             if self.policy == "block":
                 self._ready.notify_all()  # a blocked producer may go on
+            return frame
+
+    def take_if(self, accept: Callable[[T], bool]) -> T | None:
+        """The oldest frame held if ``accept(frame)``, else None (it stays; never blocks)."""
+        with self._ready:
+            if not self._frames or not accept(self._frames[0]):
+                return None
+            frame = self._frames.popleft()
+            if self.policy == "block":
+                self._ready.notify_all()
             return frame
 
     def close(self) -> None:

@@ -105,17 +105,36 @@ class MotionGate:
         moving = self.moving(motion)
         if moving:
             self._last_motion = t_s
-        run = (
-            moving
-            or has_tracks
-            or (self._last_motion is not None and t_s - self._last_motion <= self.hold_s + _EPS_S)
-            or self._last_run is None
-            or t_s - self._last_run >= self.heartbeat_s - _EPS_S
-        )
+        run = has_tracks or self._due(moving, t_s)
         if run:
             self._last_run = t_s
             self.frames_detected += 1
         return run
+
+    def certain(self, motion: float, t_s: float) -> bool:
+        """Whether :meth:`decide` would run the detector on this frame whatever
+        ``has_tracks`` is (no state is changed): a runner may then gate the frame before
+        the camera's previous frames have been through the tracker.
+
+        Raises:
+            ValueError: For a non-finite ``t_s``.
+        """
+        if not math.isfinite(t_s):
+            raise ValueError(f"t_s must be finite, got {t_s!r}")
+        if self._last_t is not None and t_s < self._last_t:
+            return True  # stream restarted: decide() runs the detector
+        return self._due(self.moving(motion), t_s)
+
+    def _due(self, moving: bool, t_s: float) -> bool:
+        """The detector is due at ``t_s`` without counting tracks: motion now or within
+        ``hold_s``, the first frame, or the heartbeat."""
+        last_motion, last_run = self._last_motion, self._last_run
+        return (
+            moving
+            or (last_motion is not None and t_s - last_motion <= self.hold_s + _EPS_S)
+            or last_run is None
+            or t_s - last_run >= self.heartbeat_s - _EPS_S
+        )
 
     def moving(self, motion: float) -> bool:
         """Whether a frame with this ``motion`` fraction counts as moving (NaN does: when

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,25 @@ class DetectTimings:
     def total_ms(self) -> float:
         """Sum of the stages, milliseconds."""
         return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+@dataclass
+class Staged:
+    """A batch on its way through :meth:`OnnxDetector.prepare` / ``infer`` / ``finish``.
+
+    Attributes:
+        images: Images in the batch.
+        chunks: ``(input tensor, letterbox metas)`` per chunk of ``batch_size`` images.
+        outputs: The network's raw outputs per chunk (after ``infer``).
+        preprocess_ms: Wall time of ``prepare``, ms (likewise the others).
+    """
+
+    images: int
+    chunks: list[tuple[np.ndarray, list[LetterboxMeta]]] = field(default_factory=list)
+    outputs: list[list[np.ndarray]] = field(default_factory=list)
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
 
 
 class OnnxDetector:
@@ -400,7 +419,7 @@ class OnnxDetector:
         )
 
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
-        """Detect objects in each image.
+        """Detect objects in each image (``finish(infer(prepare(images)))``).
 
         Args:
             images: BGR images, each ``(h, w, 3)`` uint8, any sizes (may differ).
@@ -414,26 +433,54 @@ class OnnxDetector:
             detectors.preprocess.PreprocessError: an image is not HxWx3 uint8.
             InferenceError: onnxruntime failed.
         """
-        results: list[Detections] = []
-        if len(images) == 0:
-            return results
-        decode_thr = min([self.conf_threshold, *self.class_thresholds.values()])
-        t_pre = t_inf = t_post = 0.0
+        staged = self.infer(self.prepare(images))
+        results = self.finish(staged)
+        self.last_timings = DetectTimings(
+            staged.preprocess_ms, staged.inference_ms, staged.postprocess_ms, len(images)
+        )
+        return results
+
+    # The three stages of ``detect``, for a caller that overlaps them (the runner runs
+    # ``infer`` on its own thread while it prepares the next batch and finishes the last).
+    def prepare(self, images: Sequence[npt.NDArray[np.uint8]]) -> Staged:
+        """Stage 1: letterbox and normalise ``images`` into input tensors, one per chunk of
+        ``batch_size`` images.
+
+        Raises:
+            detectors.preprocess.PreprocessError: an image is not HxWx3 uint8.
+        """
+        t0 = time.perf_counter()
+        staged = Staged(len(images))
         step = self.batch_size
         for start in range(0, len(images), step):
-            chunk = images[start : start + step]
-            t0 = time.perf_counter()
-            tensor, metas = preprocess(chunk, self.spec, center=self.letterbox_center)
-            t1 = time.perf_counter()
-            outputs = self._run(tensor)
-            t2 = time.perf_counter()
+            tensor, metas = preprocess(
+                images[start : start + step], self.spec, center=self.letterbox_center
+            )
+            staged.chunks.append((tensor, metas))
+        staged.preprocess_ms = 1e3 * (time.perf_counter() - t0)
+        return staged
+
+    def infer(self, staged: Staged) -> Staged:
+        """Stage 2: run the network on every prepared chunk (releases the GIL while
+        onnxruntime runs); returns ``staged`` with the raw outputs.
+
+        Raises:
+            InferenceError: onnxruntime failed.
+        """
+        t0 = time.perf_counter()
+        staged.outputs = [self._run(tensor) for tensor, _ in staged.chunks]
+        staged.inference_ms = 1e3 * (time.perf_counter() - t0)
+        return staged
+
+    def finish(self, staged: Staged) -> list[Detections]:
+        """Stage 3: decode the raw outputs, NMS, boxes back to each image's pixels."""
+        t0 = time.perf_counter()
+        results: list[Detections] = []
+        decode_thr = min([self.conf_threshold, *self.class_thresholds.values()])
+        for (_, metas), outputs in zip(staged.chunks, staged.outputs, strict=True):
             raws = self._decoder(outputs, self.spec, decode_thr)
             results.extend(self._postprocess(r, m) for r, m in zip(raws, metas, strict=True))
-            t3 = time.perf_counter()
-            t_pre += t1 - t0
-            t_inf += t2 - t1
-            t_post += t3 - t2
-        self.last_timings = DetectTimings(1e3 * t_pre, 1e3 * t_inf, 1e3 * t_post, len(images))
+        staged.postprocess_ms = 1e3 * (time.perf_counter() - t0)
         return results
 
     def warmup(self, batch_sizes: Sequence[int] | None = None) -> None:
@@ -462,4 +509,5 @@ __all__ = [
     "ModelLoadError",
     "ModelSpecMismatchError",
     "OnnxDetector",
+    "Staged",
 ]

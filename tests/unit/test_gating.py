@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -158,3 +159,20 @@ def test_real_footage_busy_plaza_runs_often_still_picture_rarely() -> None:
         noisy = np.clip(still + noise[k % 7], 0, 255).astype(np.uint8)
         quiet_gate.decide(scene.analyze(noisy, k / 10.0).motion, k / 10.0, has_tracks=False)
     assert quiet_gate.frames_detected == 10  # 10 s at one heartbeat per second
+
+
+def test_certain_says_whether_decide_runs_whatever_the_tracks() -> None:
+    """``certain`` (the runner's test for gating a frame before the camera's previous frame
+    has been through the tracker) agrees with ``decide`` and changes nothing."""
+    rng = np.random.default_rng(3)
+    gate = MotionGate(min_motion=0.01, heartbeat_s=1.0, hold_s=0.5)
+    t, certain_runs = 0.0, 0
+    for _ in range(2000):
+        t += 0.1 if rng.random() > 0.01 else -3.0  # now and then a restart
+        motion = 0.05 if rng.random() < 0.1 else 0.0
+        sure = gate.certain(motion, t)
+        assert copy.deepcopy(gate).decide(motion, t, has_tracks=False) == sure
+        tracks = bool(rng.random() < 0.3)
+        assert gate.decide(motion, t, has_tracks=tracks) == (sure or tracks)
+        certain_runs += sure
+    assert 200 < certain_runs < 1800  # both answers were exercised

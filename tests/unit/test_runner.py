@@ -281,3 +281,62 @@ def test_different_recordings_under_one_camera_id_get_different_ids(tmp_path: Pa
 
     assert ids(monday, "a") == ids(monday, "b")
     assert set(ids(monday, "c")).isdisjoint(ids(tuesday, "d"))
+
+
+def test_take_if_takes_the_oldest_frame_only_when_accepted() -> None:
+    slot: FrameSlot[int] = FrameSlot(3, "block", threading.Condition())
+    for i in (1, 2):
+        slot.put(i)
+    assert slot.take_if(lambda v: v > 1) is None and len(slot) == 2  # 1 stays, first
+    assert slot.take_if(lambda v: v == 1) == 1 and slot.take() == 2
+    assert slot.take_if(lambda v: True) is None
+
+
+class StagedWalker:
+    """The walker as detector stages; records which thread ran each stage."""
+
+    def __init__(self) -> None:
+        self.threads: dict[str, set[str]] = {"prepare": set(), "infer": set(), "finish": set()}
+        self.batches: list[int] = []
+
+    def _seen(self, stage: str) -> None:
+        self.threads[stage].add(threading.current_thread().name)
+
+    def prepare(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self._seen("prepare")
+        self.batches.append(len(images))
+        return list(images)
+
+    def infer(self, images: list[np.ndarray]) -> list[Detections]:
+        self._seen("infer")
+        time.sleep(0.002)  # the network: another batch is prepared meanwhile
+        return walker(images)
+
+    def finish(self, dets: list[Detections]) -> list[Detections]:
+        self._seen("finish")
+        return dets
+
+
+def test_staged_detector_infers_on_its_own_thread_with_the_same_events(tmp_path: Path) -> None:
+    """Stage 2 runs on the inference thread while the loop prepares the next batch and
+    finishes the last: the events are those of the plain callable, frame for frame."""
+
+    def records_of(detect: Any, sub: str) -> list[tuple[str, str, float, float]]:
+        sources = [ScriptedSource(c, 40) for c in ("a", "b", "c")]
+        runner, records = make_runner(tmp_path / sub, sources, detect)
+        result = runner.run()
+        assert result.ok and result.frames == 120 and result.detected == 120
+        return sorted(
+            (r["camera_id"], r["event_id"], r["start_s"], r["end_s"] or -1.0) for r in records
+        )
+
+    staged = StagedWalker()
+    loop = threading.Thread(target=lambda: out.append(records_of(staged, "s")), name="loop")
+    out: list[list[tuple[str, str, float, float]]] = []
+    loop.start()
+    loop.join()
+    assert out[0] == records_of(walker, "p") and len(out[0]) == 6
+    assert staged.threads["prepare"] == staged.threads["finish"] == {"loop"}
+    assert len(staged.threads["infer"]) == 1
+    assert staged.threads["infer"].pop().startswith("inference")
+    assert sum(staged.batches) == 120 and max(staged.batches) <= 3

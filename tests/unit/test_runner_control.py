@@ -148,7 +148,7 @@ def test_a_silent_live_camera_is_told_so_about_once_a_second(tmp_path: Path) -> 
 
 class SparseSource(ScriptedSource):
     """A scripted source that honours an ``ActivityControl``: while quiet, only every
-    ``every``-th frame is delivered (the others are counted as thinned)."""
+    ``every``-th frame is delivered (the others are counted as thinned), 5 ms apart."""
 
     def __init__(self, camera_id: str, n: int, activity: ActivityControl, every: int) -> None:
         super().__init__(camera_id, n)
@@ -161,6 +161,7 @@ class SparseSource(ScriptedSource):
             if self.activity.quiet and frame.seq % self.every:
                 self.thinned += 1
                 continue
+            time.sleep(0.005)  # a camera's pace: the detector loop keeps up with it
             yield frame
 
     def stats(self) -> Any:
