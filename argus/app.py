@@ -45,6 +45,7 @@ from detectors.spec import ModelSpec
 from ingest import ActivityControl, ReconnectPolicy, open_source, source_fingerprint
 from models.registry import load_manifest
 from selector.camera import CameraSelector
+from selector.rules.base import needs_scene
 from selector.tracker import ByteTracker
 from selector.zones import PolygonZone
 
@@ -316,7 +317,8 @@ def build_pipeline(
                 selector=CameraSelector(cam_cfg.id, tracker, rules, policies),
                 slot=slot,
                 zones=zones,
-                scene=SceneAnalyzer(),
+                # measured when something reads the measures: the gate or a scene rule
+                scene=SceneAnalyzer() if cfg.gating.enabled or needs_scene(rules) else None,
                 gate=(
                     MotionGate(
                         min_motion=cfg.gating.min_motion,

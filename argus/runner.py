@@ -56,7 +56,7 @@ from ingest.frame import Frame
 from selector.camera import CameraSelector
 from selector.event import Event
 from selector.incidents import RulePolicy
-from selector.rules.base import FrameInfo, Rule
+from selector.rules.base import FrameInfo, Rule, needs_scene
 from selector.suppression import Suppression
 from selector.zones import PolygonZone
 
@@ -281,6 +281,10 @@ class Runner:
         self._rr = 0  # round-robin start, so no camera is always served first
         self._by_id = {c.camera_id: c for c in self.cameras}
         self._actions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.decision_latencies_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        """Frame-to-decision latencies (s) of the latest frames the detector ran on: wall
+        clock once the frame's tracks went through the rules (its events, if any, are
+        published right after) minus the frame's wall time."""
         self.latencies_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         """Frame-to-event latencies (s) of the latest event starts: wall clock at publish
         minus the wall time of the frame that raised them (capture time for live
@@ -369,6 +373,8 @@ class Runner:
         cam = self._by_id[camera_id]
 
         def apply() -> None:
+            if cam.scene is None and needs_scene(rules):
+                cam.scene = SceneAnalyzer()  # a rule that reads the measures came in
             closing = cam.selector.set_rules(rules, policies, cam.last_pts_s)
             for event in closing:
                 self._publish(cam, event, None)
@@ -744,6 +750,8 @@ class Runner:
             detected=detected,
         )
         _, events = cam.selector.update(dets, info)
+        if detected:
+            self.decision_latencies_s.append(max(0.0, time.time() - frame.wall_time))
         self._pace(cam, frame)
         cam.processed += 1
         cam.last_pts_s = frame.pts_s

@@ -24,7 +24,7 @@ Waking is immediate and loses nothing after the last delivered frame: when packe
 the current GOP were skipped, the GOP is decoded again from its keyframe (kept, compressed,
 in memory) and the frames after the last delivered one are delivered.  So the switch
 delays the first full-rate frame after a change by at most one sparse interval: one
-keyframe interval in keyframe mode, ``interval_s`` otherwise (see ``docs`` of
+keyframe interval in keyframe mode, ``interval_s`` otherwise (the bound in
 :class:`ActivityControl`).
 
 Thread-safety: ``wake``/``rest`` are called from the consumer's threads while the source

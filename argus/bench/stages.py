@@ -82,6 +82,8 @@ class Trial:
         thinned_fraction: Per quiet camera, frames skipped on purpose by activity-driven
             decoding over frames due, 0..1 (0 for the naive baseline).
         latencies_s: Frame-to-event latencies of the events started in the window, s.
+        decision_latencies_s: Frame-to-decision latencies of the frames the detector ran
+            on in the window (capture to tracks through the rules), s.
         cpu_cores: Process CPU seconds per wall second (2.0 = two cores busy).
         rss_mb: Resident memory at the end of the window, MiB.
         gpu_util: Mean GPU utilisation in the window, % (None without ``nvidia-smi``).
@@ -98,6 +100,7 @@ class Trial:
     drop_fraction: list[float]
     thinned_fraction: list[float]
     latencies_s: list[float]
+    decision_latencies_s: list[float]
     cpu_cores: float
     rss_mb: float
     gpu_util: float | None
@@ -109,6 +112,12 @@ class Trial:
         return float(sum(self.active_rates) + sum(self.quiet_rates))
 
     def latency(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1) of the frame-to-decision latencies, s (None without
+        frames through the detector)."""
+        d = self.decision_latencies_s
+        return float(np.quantile(d, q)) if d else None
+
+    def event_latency(self, q: float) -> float | None:
         """The ``q`` quantile (0..1) of the latencies, s (None without events)."""
         return float(np.quantile(self.latencies_s, q)) if self.latencies_s else None
 
@@ -386,6 +395,7 @@ def trial(
         gpu = _GpuSampler()
         snap = [_counts(c) for c in runner.cameras]
         n_lat = len(runner.latencies_s)
+        n_dec = len(runner.decision_latencies_s)
         c0, t0 = time.process_time(), time.monotonic()
         gpu.start()
         while (elapsed := time.monotonic() - t0) < window_s:
@@ -396,6 +406,7 @@ def trial(
         rss = _rss_mb()
         after = [_counts(c) for c in runner.cameras]
         latencies = list(runner.latencies_s)[n_lat:]
+        decisions = list(runner.decision_latencies_s)[n_dec:]
         gpu_util = gpu.stop()
         runner.stop()
         thread.join(timeout=30)
@@ -426,6 +437,7 @@ def trial(
         drop_fraction=drops,
         thinned_fraction=thinned,
         latencies_s=latencies,
+        decision_latencies_s=decisions,
         cpu_cores=cpu / window,
         rss_mb=rss,
         gpu_util=gpu_util,

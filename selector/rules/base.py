@@ -88,3 +88,12 @@ class Rule(Protocol):
     def close_all(self, end_s: float) -> list[Event]:
         """Close every open event at end of stream (``end_s``: the last frame's time)."""
         ...
+
+
+SCENE_ATTRIBUTE = "uses_scene"
+"""A rule class that reads ``FrameInfo.scene`` sets this class attribute to ``True``."""
+
+
+def needs_scene(rules: Collection[Rule]) -> bool:
+    """Whether any of ``rules`` reads ``FrameInfo.scene`` (so the frames must be measured)."""
+    return any(getattr(r, SCENE_ATTRIBUTE, False) for r in rules)

@@ -198,6 +198,9 @@ class FallRule(TrackRule):
         RuleError: For an invalid argument; the message names the rule and the value.
     """
 
+    uses_scene = True
+    """Reads ``FrameInfo.scene`` (see :func:`selector.rules.base.needs_scene`)."""
+
     def __init__(
         self,
         rule_id: str,

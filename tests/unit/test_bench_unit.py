@@ -29,7 +29,8 @@ def fake_trial(n: int, ok: bool, naive: bool = False) -> Trial:
         quiet_rates=[1.0] * (n - max(1, n // 4)),
         drop_fraction=[0.0] * n,
         thinned_fraction=[0.0 if naive else 0.9] * (n - max(1, n // 4)),
-        latencies_s=[0.1, 0.2, 0.3, 0.4] if ok else [],
+        latencies_s=[0.2, 0.3] if ok else [],
+        decision_latencies_s=[0.1, 0.2, 0.3, 0.4] if ok else [],
         cpu_cores=1.5,
         rss_mb=400.0 + 10 * n,
         gpu_util=None,
@@ -62,9 +63,12 @@ def test_trial_latency_quantiles_and_rows() -> None:
     assert t.latency(0.5) == pytest.approx(0.25)
     assert t.latency(0.95) == pytest.approx(0.385)
     assert fake_trial(8, False).latency(0.95) is None
+    assert t.event_latency(0.5) == pytest.approx(0.25)
+    assert fake_trial(8, False).event_latency(0.5) is None
     assert t.analysed_fps == pytest.approx(2 * 10.0 + 6 * 1.0)
     (row,) = trial_rows([t])
     assert row["cameras"] == 8 and row["held"] and row["latency_p95_s"] == pytest.approx(0.385)
+    assert row["event_latency_p95_s"] == pytest.approx(0.295) and row["events"] == 2
 
 
 def test_progress_writes_one_line_per_stage_when_not_a_terminal() -> None:
