@@ -465,7 +465,7 @@ class GatingConfig(_Strict):
         description="Share of the picture that must change for a frame to need the detector.",
     )
     heartbeat_s: float = Field(
-        3.0,
+        1.0,
         gt=0.0,
         le=60.0,
         description="A quiet camera is still looked at by the detector this often, seconds.",
@@ -474,10 +474,11 @@ class GatingConfig(_Strict):
         2.0, ge=0.0, le=60.0, description="Keep detecting this long after the last motion."
     )
     sparse_when_quiet: bool = Field(
-        True,
+        False,
         description="Activity-driven decoding: a camera with no track and no motion for "
         "hold_s is decoded sparsely (keyframes only when they come at least every "
-        "keyframe_max_s, else one frame per quiet_interval_s) until a frame moves.",
+        "keyframe_max_s, else one frame per quiet_interval_s) until a frame moves. Off by "
+        "default: on the accuracy suite (seed 1) it lost 3 of 45 events.",
     )
     quiet_interval_s: float = Field(
         0.5,

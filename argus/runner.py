@@ -304,7 +304,10 @@ class Runner:
                 before = cam.slot.dropped
                 scene = self._measure(cam, frame)
                 self._wake_on_motion(cam, frame, scene)
-                if not cam.slot.put((frame, scene)):
+                # while quiet, at most one sparse frame ahead of the selector: a wake it
+                # sends (tracks found on a heartbeat) reaches the source within one interval
+                quiet = cam.activity is not None and cam.activity.quiet
+                if not cam.slot.put((frame, scene), 1 if quiet else None):
                     break
                 decoded.inc()
                 if cam.slot.dropped > before:

@@ -45,11 +45,17 @@ class FrameSlot(Generic[T]):
         """Frames discarded by the drop-oldest policy (0 for ``block``)."""
         self.put_count = 0
 
-    def put(self, frame: T) -> bool:
-        """Hand a frame over; returns False if the slot was closed (the frame is discarded)."""
+    def put(self, frame: T, capacity: int | None = None) -> bool:
+        """Hand a frame over; returns False if the slot was closed (the frame is discarded).
+
+        ``capacity``: hold at most this many for this put (at most ``self.capacity``); a
+        ``block`` slot then waits until fewer are held (a quiet camera's decoder stays at
+        most one sparse frame ahead, so a wake reaches it in time).
+        """
+        cap = self.capacity if capacity is None else max(1, min(capacity, self.capacity))
         with self._ready:
             if self.policy == "block":
-                while len(self._frames) >= self.capacity and not self._closed:
+                while len(self._frames) >= cap and not self._closed:
                     self._ready.wait(0.5)
             if self._closed:
                 return False

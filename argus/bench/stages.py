@@ -42,6 +42,10 @@ STAGGER_S = 7.3
 """Camera i starts ``i * STAGGER_S`` seconds into its clip (modulo the clip's length), so
 cameras never show the same frame at once."""
 
+ACTIVITY_DRIVEN = {"sparse_when_quiet": True, "heartbeat_s": 3.0}
+"""The gating settings of the pipeline's real-speed trials: activity-driven decoding on,
+and a quiet camera looked at by the detector every 3 s (1 s by default)."""
+
 Progress = Callable[[str, float], None]
 """``progress(what, fraction 0..1)``."""
 
@@ -209,7 +213,7 @@ def bench_config(
         ],
         "storage": {"sqlite": str(tmp / "alerts.db"), "evidence_dir": str(tmp / "evidence")},
         "detector": detector,
-        "gating": {"enabled": gating},
+        "gating": {"enabled": gating, **(ACTIVITY_DRIVEN if gating else {})},
         "log": {"progress_interval_s": 3600},
     }
     return parse_config(data, "<bench>")

@@ -340,3 +340,17 @@ def test_staged_detector_infers_on_its_own_thread_with_the_same_events(tmp_path:
     assert len(staged.threads["infer"]) == 1
     assert staged.threads["infer"].pop().startswith("inference")
     assert sum(staged.batches) == 120 and max(staged.batches) <= 3
+
+
+def test_a_put_may_hold_fewer_than_the_capacity() -> None:
+    """A quiet camera's decoder stays one frame ahead: ``put(frame, 1)`` into a block slot
+    waits until the slot is empty."""
+    slot: FrameSlot[int] = FrameSlot(4, "block", threading.Condition())
+    assert slot.put(1, 1)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (slot.put(2, 1), done.set()), daemon=True)
+    t.start()
+    assert not done.wait(0.2) and len(slot) == 1  # blocked: one frame held already
+    assert slot.take() == 1
+    assert done.wait(2.0) and slot.take() == 2
+    assert slot.put(3) and slot.put(4) and len(slot) == 2  # the full capacity otherwise
