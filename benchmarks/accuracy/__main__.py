@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="results JSON (default benchmarks/last-accuracy.json; quick: in the cache directory)",
     )
+    p.add_argument(
+        "--gating",
+        type=json.loads,
+        default=None,
+        help="the runs' gating section as JSON, e.g. '{\"sparse_when_quiet\": true}'",
+    )
     p.add_argument("--no-run", action="store_true", help="generate videos and truth only")
     p.add_argument(
         "--keep",
@@ -98,6 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad or not kinds:
         p.error(f"unknown kinds {bad}; choose from {', '.join(ALL_KINDS)}")
     args.kinds = kinds
+    if args.gating is not None and not isinstance(args.gating, dict):
+        p.error("--gating must be a JSON object")
     if args.tolerance_s <= 0 or not math.isfinite(args.tolerance_s):
         p.error("--tolerance-s must be a positive number")
     return args
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         armed = sorted({str(r["type"]) for r in scn.rules} | {"camera_health"})
         if args.no_run:
             continue
-        res = run_argus(config_for(scn, video, work), work, home, scn.name)
+        res = run_argus(config_for(scn, video, work, args.gating), work, home, scn.name)
         run_total += res.wall_s
         preds = read_predictions(work / "events.jsonl")
         m = match(scn.gt, preds, args.tolerance_s)
@@ -206,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "kinds": args.kinds,
             "tolerance_s": args.tolerance_s,
+            "gating": args.gating,
             "scenarios": len(results),
             "failed_runs": failed,
             "video_hours": round(sum(r.duration_s for r in results) / 3600.0, 4),

@@ -68,9 +68,12 @@ def plain(value: Any) -> Any:
     return value
 
 
-def config_for(scn: Scenario, video: Path, work: Path) -> dict[str, Any]:
+def config_for(
+    scn: Scenario, video: Path, work: Path, gating: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``argus run`` config of a scenario: its camera, its rules + camera_health, a
-    JSON-lines sink and a private alert store/evidence folder under ``work``."""
+    JSON-lines sink and a private alert store/evidence folder under ``work``; ``gating``:
+    the config's ``gating`` section (default: Argus's defaults)."""
     cam: dict[str, Any] = {"id": scn.name, "source": str(video), "realtime": False}
     if scn.zones:
         cam["zones"] = [{"name": n, "polygon": p} for n, p in scn.zones.items()]
@@ -86,6 +89,8 @@ def config_for(scn: Scenario, video: Path, work: Path) -> dict[str, Any]:
             "storage": {"sqlite": str(work / "alerts.db"), "evidence_dir": str(work / "evidence")},
         }
     )
+    if gating:
+        cfg["gating"] = dict(gating)
     return cfg
 
 
