@@ -312,10 +312,11 @@ class Runner:
                 decoded.inc()
                 if cam.slot.dropped > before:
                     dropped.inc(cam.slot.dropped - before)
-                if cam.activity is not None:
+                if cam.activity is not None:  # the count dips when a wake re-decodes a GOP
                     now_thinned = cam.source.stats().frames_thinned
-                    thinned.inc(now_thinned - n_thinned)
-                    n_thinned = now_thinned
+                    if now_thinned > n_thinned:
+                        thinned.inc(now_thinned - n_thinned)
+                        n_thinned = now_thinned
         except SourceError as e:
             cam.failed = str(e)
             log.error("camera failed: %s", e, extra=extra)

@@ -140,8 +140,8 @@ class Thinner:
     Args:
         control: The camera's control (``None``: everything passes).
         stream_time_base: The stream's time base, for packets without their own.
-        on_thinned: Called with the number of frames skipped on purpose, as they are
-            known (packets never decoded are counted when their GOP ends).
+        on_thinned: Called with the number of frames skipped on purpose as they are
+            skipped; negative when a wake decodes skipped packets after all.
     """
 
     def __init__(
@@ -194,9 +194,7 @@ class Thinner:
         sparse = c.quiet and self._keyframes_regular()
         self.keyframe_mode = sparse
         if packet.is_keyframe:
-            if self._undecoded:
-                self._on_thinned(self._undecoded)
-                self._undecoded = 0
+            self._undecoded = 0  # the previous GOP's skipped packets stay skipped
             self._gop, self._gop_complete = [packet], True
             if not sparse:
                 self._synced = True
@@ -205,6 +203,7 @@ class Thinner:
             last = self._last_admitted_key
             if t is not None and last is not None and 0.0 <= t - last < c.interval_s - 1e-6:
                 self._undecoded = 1  # all-intra streams (MJPEG): keyframes come too often
+                self._on_thinned(1)
                 return (), False
             self._last_admitted_key = t
             return (packet,), True
@@ -219,9 +218,12 @@ class Thinner:
             self._synced = False
         if sparse or not self._gop_complete:
             self._undecoded += 1  # quiet, or woken in a GOP that cannot be re-decoded
+            self._on_thinned(1)
             return (), False
-        # woken in a GOP whose packets were skipped: decode it again from its keyframe
+        # woken in a GOP whose packets were skipped: decode it again from its keyframe; the
+        # skipped packets are delivered after all (the count goes back down)
         self._synced = True
+        self._on_thinned(-self._undecoded)
         self._undecoded = 0
         self._catching_up = True
         return tuple(self._gop), False
