@@ -130,6 +130,10 @@ NO_SIGNAL_TICK_S = 1.0
 Item = tuple[Frame, SceneStats | None]
 """What a camera's slot holds: a decoded frame and what the decode thread measured on it."""
 
+JUDGE_TIMEOUT_S = 5.0
+"""Longest a quiet camera's decoder waits for the selector's verdict on a sparse frame
+(wall seconds) before decoding on; only a stalled detector loop makes it wait that long."""
+
 LATENCY_SAMPLES = 10_000
 """Most recent frame-to-event latencies kept for :attr:`Runner.latencies_s`."""
 
@@ -302,13 +306,21 @@ class Runner:
         try:
             for frame in cam.source.frames():
                 before = cam.slot.dropped
-                scene = self._measure(cam, frame)
-                self._wake_on_motion(cam, frame, scene)
-                # while quiet, at most one sparse frame ahead of the selector: a wake it
-                # sends (tracks found on a heartbeat) reaches the source within one interval
+                kept, scene = self._look(cam, frame)
+                if not kept:
+                    continue  # taken back: the frames before it come first
+                # while quiet, the decoder waits for the selector's verdict on each sparse
+                # frame: a wake it sends (tracks found on a heartbeat) reaches the source
+                # before the next packet, so the frames after this one can still be decoded
                 quiet = cam.activity is not None and cam.activity.quiet
                 if not cam.slot.put((frame, scene), 1 if quiet else None):
                     break
+                if (
+                    quiet
+                    and cam.activity is not None
+                    and not cam.activity.await_judged(frame.pts_s, JUDGE_TIMEOUT_S)
+                ):
+                    log.debug("no verdict on a sparse frame in time", extra=extra)
                 decoded.inc()
                 if cam.slot.dropped > before:
                     dropped.inc(cam.slot.dropped - before)
@@ -340,15 +352,30 @@ class Runner:
             log.exception("scene analysis failed", extra={"camera_id": cam.camera_id})
             return None
 
-    @staticmethod
-    def _wake_on_motion(cam: CameraRuntime, frame: Frame, scene: SceneStats | None) -> None:
-        """Decode thread: a quiet camera whose frame moves decodes every frame again, from
-        the next packet on (before the detector loop even sees the frame)."""
-        act, gate = cam.activity, cam.gate
+    def _look(self, cam: CameraRuntime, frame: Frame) -> tuple[bool, SceneStats | None]:
+        """Decode thread: measure ``frame``; a quiet camera whose frame moves decodes every
+        frame again (before the detector loop even sees the frame).
+
+        When the source can replay (:meth:`ActivityControl.look_back`: a keyframe whose
+        GOP before is held), the moving frame is taken back and what it taught the scene
+        analyser undone: the source delivers the frames since the previous sparse frame
+        first, so whatever began between two keyframes is analysed from its start.
+
+        Returns:
+            ``(kept, measures)``; ``kept`` is False for a frame taken back (drop it).
+        """
+        act, gate, analyser = cam.activity, cam.gate, cam.scene
         if act is None or gate is None or not act.quiet:
-            return
-        if scene is None or gate.moving(scene.motion):
-            act.wake(frame.pts_s)
+            return True, self._measure(cam, frame)
+        checkpoint = analyser.checkpoint() if analyser is not None and act.can_look_back() else None
+        scene = self._measure(cam, frame)
+        if scene is not None and not gate.moving(scene.motion):
+            return True, scene
+        if checkpoint is not None and analyser is not None and act.look_back(frame.pts_s):
+            analyser.rollback(checkpoint)
+            return False, None
+        act.wake(frame.pts_s)
+        return True, scene
 
     @staticmethod
     def _pace(cam: CameraRuntime, frame: Frame) -> None:
@@ -433,6 +460,8 @@ class Runner:
             self._stop.set()
             for cam in self.cameras:
                 cam.source.close()
+                if cam.activity is not None:
+                    cam.activity.release()
 
     # ----------------------------------------------------------------- detector loop
     def _gather(self, busy: set[str], limit: int) -> list[tuple[CameraRuntime, Item]]:
@@ -576,6 +605,8 @@ class Runner:
         for cam in self.cameras:
             cam.source.close()
             cam.slot.discard()  # wakes a decoder blocked on a full slot
+            if cam.activity is not None:
+                cam.activity.release()  # and one waiting for a verdict
         self._complete(self.cameras)
         deadline = time.monotonic() + 5.0  # one deadline for all, not 5 s per camera
         for cam in self.cameras:
@@ -627,8 +658,9 @@ class Runner:
                     cam.failed = str(e)
                     del streams[cam.camera_id]
                     continue
-                scene = self._measure(cam, frame)
-                self._wake_on_motion(cam, frame, scene)
+                kept, scene = self._look(cam, frame)
+                if not kept:
+                    continue
                 need = self._needs_detector(cam, frame, scene)
                 try:
                     dets = self._detect_now([frame.image])[0] if need else Detections.empty()

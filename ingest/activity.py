@@ -65,6 +65,8 @@ class ActivityControl:
     Attributes:
         wakes: Quiet-to-active switches so far.
         rests: Active-to-quiet switches so far.
+        look_backs: Wakes that replayed the frames since the previous sparse frame
+            (:meth:`look_back`).
 
     Raises:
         ValueError: For an invalid argument; the message names it.
@@ -84,10 +86,17 @@ class ActivityControl:
         self.interval_s = float(interval_s)
         self.keyframe_max_s = float(keyframe_max_s)
         self._lock = threading.Lock()
+        self._judged = threading.Condition(self._lock)
         self._quiet = False
         self._woken_at = -math.inf
+        self._judged_t = -math.inf  # latest frame time a wake or rest was given for
+        self._released = False
+        self._replayable = False  # the frame just delivered can be looked back from
+        self._replay = False  # a look-back was asked: the thinner replays (decode thread)
+        self._taken_back = False  # ... and the source rolls its clock back (decode thread)
         self.wakes = 0
         self.rests = 0
+        self.look_backs = 0
 
     @property
     def quiet(self) -> bool:
@@ -99,6 +108,7 @@ class ActivityControl:
         frame that showed activity."""
         with self._lock:
             self._woken_at = max(self._woken_at, t_s)
+            self._judge(t_s)
             if self._quiet:
                 self._quiet = False
                 self.wakes += 1
@@ -107,10 +117,96 @@ class ActivityControl:
         """Sparse decoding from now on, unless a ``wake`` was dated after ``t_s`` (the
         time, s, of the frame judged quiet)."""
         with self._lock:
+            self._judge(t_s)
             if t_s < self._woken_at or self._quiet:
                 return
             self._quiet = True
             self.rests += 1
+
+    def _judge(self, t_s: float) -> None:
+        """Record (lock held) that the frame at ``t_s`` was judged; wake :meth:`await_judged`."""
+        if t_s > self._judged_t:
+            self._judged_t = t_s
+            self._judged.notify_all()
+
+    def await_judged(self, t_s: float, timeout_s: float) -> bool:
+        """Decode thread, after delivering the sparse frame at ``t_s`` (s): wait until
+        downstream has judged it (:meth:`wake` or :meth:`rest` for a frame at or after
+        ``t_s``), the camera is awake, :meth:`release` was called, or ``timeout_s`` (wall
+        seconds) passed.
+
+        While quiet, a source that is read faster than real time (a file replayed as fast
+        as possible) would otherwise decode the next keyframe before the verdict on this
+        one arrives, and a wake could no longer go back to the frames in between; a live
+        stream is paced by the camera and never waits long here.
+
+        Returns:
+            ``False`` on timeout, ``True`` otherwise.
+        """
+        with self._judged:
+            return self._judged.wait_for(
+                lambda: self._released or not self._quiet or self._judged_t >= t_s,
+                timeout=timeout_s,
+            )
+
+    # ------------------------------------------------------------------ look-back
+    def can_look_back(self) -> bool:
+        """Decode thread: whether the sparse frame just delivered can be taken back by
+        :meth:`look_back` (a keyframe whose previous GOP is still held, see
+        :class:`Thinner`)."""
+        with self._lock:
+            return self._quiet and self._replayable
+
+    def look_back(self, t_s: float) -> bool:
+        """Decode thread, for the sparse frame just delivered (at ``t_s``, s), which shows
+        activity: take it back, wake the camera, and have the source deliver every frame
+        since the previous sparse frame, then this one again.
+
+        So an event that began between two keyframes is analysed from its first frame, not
+        from the keyframe that showed it: a person who walks in and crosses a line within
+        one GOP is still seen crossing.  The caller must drop the frame (and undo what it
+        measured on it).
+
+        Returns:
+            ``True`` if the frame was taken back; ``False`` if the source cannot replay
+            (then nothing changed: wake the camera as usual).
+        """
+        with self._lock:
+            if not (self._quiet and self._replayable):
+                return False
+            self._replayable = False
+            self._replay = self._taken_back = True
+            self._woken_at = max(self._woken_at, t_s)
+            self._quiet = False
+            self.wakes += 1
+            self.look_backs += 1
+            return True
+
+    def _offer(self, replayable: bool) -> None:
+        """Thinner: whether the frame it just kept can be looked back from."""
+        with self._lock:
+            self._replayable = replayable
+
+    def _take_replay(self) -> bool:
+        """Thinner, before admitting a packet: whether to replay (once per look-back)."""
+        with self._lock:
+            replay, self._replay = self._replay, False
+            self._replayable = False
+            return replay
+
+    def taken_back(self) -> bool:
+        """Source, after a frame was consumed: whether the consumer took it back with
+        :meth:`look_back` (once per look-back); the source then rolls its clock back to
+        the frame before it, since the replayed frames come earlier."""
+        with self._lock:
+            taken, self._taken_back = self._taken_back, False
+            return taken
+
+    def release(self) -> None:
+        """End every :meth:`await_judged`, now and later (the run is stopping)."""
+        with self._judged:
+            self._released = True
+            self._judged.notify_all()
 
 
 class _Packet(Protocol):
@@ -162,6 +258,14 @@ class Thinner:
         self._catching_up = False  # frames of a re-decoded GOP delivered before come first
         self._last_kept: float | None = None
         self._last_admitted_key: float | None = None
+        # look-back: the GOP before the current one, and what was kept before the keyframe
+        self._gop_t: float | None = None  # stream time of _gop's keyframe
+        self._prev_gop: list[object] | None = None  # complete, or None
+        self._prev_gop_t: float | None = None
+        self._prev_undecoded = 0
+        self._drained_key_t: float | None = None  # the keyframe decoded alone, not yet kept
+        self._last_kept_raw: float | None = None
+        self._before_key: tuple[float | None, float | None] = (None, None)
         self.keyframe_mode = False
         """Whether the last packet was handled in keyframe mode."""
 
@@ -185,6 +289,28 @@ class Thinner:
         c = self._control
         if c is None:
             return (packet,), False
+        replay: list[object] = []
+        if c._take_replay() and self._prev_gop is not None:
+            replay = self._replay()
+        self._drained_key_t = None
+        todo, drain = self._admit(c, packet)
+        return ([*replay, *todo], drain) if replay else (todo, drain)
+
+    def _replay(self) -> list[object]:
+        """A look-back (:meth:`ActivityControl.look_back`): the previous GOP and the current
+        one (its keyframe, taken back) again; :meth:`keep` delivers what comes after the
+        frame kept before that keyframe."""
+        assert self._prev_gop is not None
+        packets = [*self._prev_gop, *self._gop]
+        self._on_thinned(-(self._prev_undecoded + self._undecoded))
+        self._prev_undecoded = self._undecoded = 0
+        self._prev_gop = None
+        self._synced = True
+        self._catching_up = True
+        self._last_kept, self._last_kept_raw = self._before_key
+        return packets
+
+    def _admit(self, c: ActivityControl, packet: _Packet) -> tuple[Sequence[object], bool]:
         t = self._time(packet)
         if packet.is_keyframe:
             if t is not None and self._last_key_t is not None and t > self._last_key_t:
@@ -194,8 +320,10 @@ class Thinner:
         sparse = c.quiet and self._keyframes_regular()
         self.keyframe_mode = sparse
         if packet.is_keyframe:
+            self._prev_gop = self._gop if self._gop_complete and self._gop else None
+            self._prev_gop_t, self._prev_undecoded = self._gop_t, self._undecoded
             self._undecoded = 0  # the previous GOP's skipped packets stay skipped
-            self._gop, self._gop_complete = [packet], True
+            self._gop, self._gop_complete, self._gop_t = [packet], True, t
             if not sparse:
                 self._synced = True
                 return (packet,), False
@@ -206,12 +334,14 @@ class Thinner:
                 self._on_thinned(1)
                 return (), False
             self._last_admitted_key = t
+            self._drained_key_t = t
             return (packet,), True
         if self._gop_complete:
             if len(self._gop) < MAX_GOP_PACKETS:
                 self._gop.append(packet)
             else:
                 self._gop, self._gop_complete = [], False
+                self._prev_gop = None
         if self._synced:
             if not sparse:
                 return (packet,), False
@@ -229,12 +359,17 @@ class Thinner:
         return tuple(self._gop), False
 
     # ------------------------------------------------------------------ frames
-    def keep(self, t_s: float) -> bool:
-        """Whether to deliver the decoded frame at stream time ``t_s`` (s).
+    def keep(self, t_s: float, raw_s: float | None = None) -> bool:
+        """Whether to deliver the decoded frame at ``t_s`` (s, the source's time axis).
 
         False for the frames a catch-up re-decode of the GOP gives a second time (not
         after the last frame kept), and, while quiet outside keyframe mode, for frames
         less than ``interval_s`` after the last frame kept (counted as thinned).
+
+        ``raw_s`` is the frame's own stream time (s, the packets' clock; ``None`` if
+        unknown): with it, a keyframe delivered while quiet can be looked back from
+        (:meth:`ActivityControl.look_back`) when the GOP before it is held and the frame
+        kept before it belongs to that GOP.
         """
         if self._catching_up:
             if self._last_kept is not None and t_s <= self._last_kept + 1e-9:
@@ -246,5 +381,18 @@ class Thinner:
             if last is not None and 0.0 <= t_s - last < c.interval_s - 1e-6:
                 self._on_thinned(1)
                 return False
-        self._last_kept = t_s
+        if c is not None:
+            key_t, prev_t = self._drained_key_t, self._prev_gop_t
+            replayable = (
+                raw_s is not None
+                and key_t is not None
+                and abs(raw_s - key_t) < 1e-6
+                and self._prev_gop is not None
+                and prev_t is not None
+                and self._last_kept_raw is not None
+                and self._last_kept_raw >= prev_t - 1e-6
+            )
+            self._before_key = (self._last_kept, self._last_kept_raw)
+            c._offer(replayable)
+        self._last_kept, self._last_kept_raw = t_s, raw_s
         return True

@@ -172,6 +172,7 @@ class FileSource(SourceBase):
                 )
             interval = 1.0 / (fps or _DEFAULT_FPS)
             first_raw: float | None = None
+            replay_until: float | None = None  # a look-back replays frames up to this pts_s
             n_pass = 0  # frames decoded in this pass
             shown = 0  # ... and yielded (the rest skipped before start_s)
             thinner = (
@@ -199,11 +200,12 @@ class FileSource(SourceBase):
                     if passes == 0 and rel < self._start_s - 1e-9:
                         n_pass += 1  # staggered start: decoded, skipped
                         continue
-                    if thinner is not None and not thinner.keep(out):
+                    if thinner is not None and not thinner.keep(out, raw):
                         n_pass += 1
                         continue
                     if last_out is not None and out < last_out:
                         out = last_out  # broken timestamps: keep pts_s non-decreasing
+                    replayed = replay_until is not None and out <= replay_until
                     image = _av.to_bgr(vf)
                     if shown == 0 and passes == 0:
                         self._set_first_frame_latency(time.monotonic() - t_open)
@@ -217,7 +219,7 @@ class FileSource(SourceBase):
                         if due > now:
                             if self._stop.wait(due - now):
                                 return
-                        elif now - due > self._max_lag_s:
+                        elif now - due > self._max_lag_s and not replayed:
                             log.warning(
                                 "camera %s: %.2f s behind real time; re-anchoring the schedule",
                                 self._camera_id,
@@ -231,10 +233,14 @@ class FileSource(SourceBase):
                     if self.closed:
                         return
                     frame = self._make_frame(image, out, wall)
-                    last_out = out
+                    before_out, last_out = last_out, out
                     if frame.seq == 0 or shown == 1:
                         self._set_state(SourceState.STREAMING, f"{frame.width}x{frame.height}")
                     yield frame
+                    if self._activity is not None and self._activity.taken_back():
+                        # a look-back: the frames since the previous one come first, late
+                        last_out, replay_until = before_out, out
+                        continue
                     self._yielded += 1
                     if self.closed or self._yielded == self._max_frames:
                         return

@@ -153,7 +153,7 @@ class _AvConnection:
             ):
                 raw = None if self._arrival_time else _av.frame_time_s(vf, self._stream)
                 if thinner is not None and not thinner.keep(
-                    time.monotonic() if raw is None else raw
+                    time.monotonic() if raw is None else raw, raw
                 ):
                     continue
                 yield _av.to_bgr(vf), raw
@@ -194,6 +194,9 @@ class _Cv2DeviceConnection:
         self._cap.release()
 
 
+_TimelineState = tuple[float | None, int, float | None, float, float | None, float | None]
+
+
 class _Timeline:
     """Maps each connection's stream times onto one non-decreasing ``pts_s`` axis.
 
@@ -214,6 +217,7 @@ class _Timeline:
         self._first_mono: float | None = None
         self._n = 0  # frames mapped in this connection
         self._last_mono: float | None = None  # monotonic time of the last frame mapped
+        self._undo: _TimelineState | None = None  # the state before the last map
 
     def _next(self) -> float:
         return 0.0 if self.last is None else self.last + self.interval
@@ -226,7 +230,25 @@ class _Timeline:
         self._first_mono = None
         self._n = 0
 
+    def take_back(self) -> None:
+        """Forget the last frame mapped (its consumer took it back for a look-back, see
+        :meth:`ingest.ActivityControl.look_back`): the frames replayed before it map as
+        they would have."""
+        if self._undo is not None:
+            (self.last, self._n, self._last_mono, self._base, self._first_raw, self._first_mono) = (
+                self._undo
+            )
+            self._undo = None
+
     def map(self, raw: float | None, mono: float) -> float:
+        self._undo = (
+            self.last,
+            self._n,
+            self._last_mono,
+            self._base,
+            self._first_raw,
+            self._first_mono,
+        )
         if self._n == 0 and self.last is not None and self._last_mono is not None:
             # first frame after a reconnect: account for the outage
             self._base = max(self._base, self.last + (mono - self._last_mono))
@@ -454,12 +476,15 @@ class LiveSource(SourceBase):
             timeline.new_connection(conn.nominal_fps)
             first = True
             try:
+                replay: tuple[float, float] | None = None  # (pts_s, wall) of a frame taken back
                 for image, raw in conn.frames():
                     if self.closed:
                         return
                     wall = time.time()
                     mono = time.monotonic()
                     pts_s = timeline.map(raw, mono)
+                    if replay is not None and pts_s <= replay[0]:
+                        wall = replay[1] - (replay[0] - pts_s)  # a look-back: when it arrived
                     frame = self._make_frame(image, pts_s, wall)
                     failures = 0
                     if first:
@@ -481,6 +506,9 @@ class LiveSource(SourceBase):
                     yield frame
                     if self.closed:
                         return
+                    if self.activity is not None and self.activity.taken_back():
+                        timeline.take_back()  # the frames since the previous one come first
+                        replay = (frame.pts_s, frame.wall_time)
             except _ConnectionLostError as e:
                 if self.closed:
                     return
