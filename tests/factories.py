@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
 from selector.event import Event, make_event_id
 
 T0 = 1_714_557_600.0
@@ -39,3 +47,38 @@ def make_event(
         wall_time=T0 + n if wall is None else wall,
         snapshot=snapshot,
     )
+
+
+def write_clip(
+    path: Path,
+    frames: Iterable[npt.NDArray[np.uint8]],
+    *,
+    codec: str = "mpeg4",
+    fps: int = 10,
+    gop: int | None = None,
+    options: Mapping[str, str] | None = None,
+) -> Path:
+    """Encode ``frames`` (each ``(H, W, 3)`` uint8 BGR, all one size) into a video at
+    ``fps``, frame i at ``i / fps`` s; ``gop``: keyframe interval in frames (codec default
+    when ``None``); ``options``: the encoder's own options (e.g. ``{"bf": "2"}``)."""
+    with av.open(str(path), "w") as out:
+        stream = None
+        for i, img in enumerate(frames):
+            if stream is None:
+                stream = out.add_stream(codec, rate=fps)
+                stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+                opts = dict(options or {})
+                if gop is not None and codec == "libx264":
+                    opts |= {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+                elif gop is not None:
+                    stream.gop_size = gop
+                stream.options = opts
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        if stream is None:
+            raise ValueError("write_clip needs at least one frame")
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from detectors.detections import Detections
+from detectors.gating import MotionGate
+from detectors.scene import SceneStats
 from ingest import ActivityControl, FileSource
 from ingest.activity import Thinner
+from tests.factories import write_clip
+from tests.unit.test_runner import NAMES, make_runner
 
 pytestmark = pytest.mark.unit
 
@@ -152,25 +156,14 @@ def test_all_intra_streams_admit_one_keyframe_per_interval() -> None:
 
 
 # ------------------------------------------------------------------ real clips
-def write_clip(path: Path, codec: str, gop: int, n: int = 60, fps: int = 10) -> Path:
-    """A 160x120 clip of a drifting noise texture (inter prediction matters)."""
+def drifting_clip(path: Path, codec: str, gop: int, n: int = 60, fps: int = 10) -> Path:
+    """A 160x120 clip of a drifting noise texture (inter prediction matters); H.264 with
+    two B-frames."""
     rng = np.random.default_rng(7)
     texture = rng.integers(0, 255, (120, 400, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as out:
-        s = out.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
-        if codec == "libx264":
-            s.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "2"}
-        else:
-            s.gop_size = gop
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, i * 3 : i * 3 + 160]))
-            vf.pts, vf.time_base = i, Fraction(1, fps)
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    return path
+    frames = (texture[:, i * 3 : i * 3 + 160] for i in range(n))
+    options = {"bf": "2"} if codec == "libx264" else None
+    return write_clip(path, frames, codec=codec, fps=fps, gop=gop, options=options)
 
 
 def digest(a: np.ndarray) -> str:
@@ -188,7 +181,7 @@ def test_file_source_thins_while_quiet_and_wakes_without_losing_a_frame(
     tmp_path: Path, codec: str, gop: int, quiet_times: list[float]
 ) -> None:
     """Quiet from the frame at 2.0 s, woken by the frame at 4.0 s."""
-    path = write_clip(tmp_path / f"clip-{codec}.mp4", codec, gop)
+    path = drifting_clip(tmp_path / f"clip-{codec}.mp4", codec, gop)
     full = {
         round(f.pts_s, 3): digest(f.image) for f in FileSource("f", path, realtime=False).frames()
     }
@@ -214,3 +207,161 @@ def test_file_source_thins_while_quiet_and_wakes_without_losing_a_frame(
     assert woke == [round(4.0 + i / 10, 3) for i in range(1, 20)]
     assert len(times) + src.stats().frames_thinned == 60
     assert [t for t in times if t < 2.0] == [round(i / 10, 3) for i in range(20)]
+
+
+# ------------------------------------------------------------------ look-back
+def test_a_keyframe_that_moves_is_taken_back_and_the_gop_before_it_replayed() -> None:
+    """Quiet with 1 s GOPs: one frame per 0.5 s while the GOP length is learnt, then
+    keyframes alone (20, 30); 30 moves and is taken back, so the next admit decodes GOP
+    20..29 and keyframe 30 again before packet 31; ``keep`` gives 21..31 (20 was delivered
+    already) and the thinned count gives those frames back."""
+    packets = stream(60, gop=10)
+    c = ActivityControl(keyframe_max_s=2.0)
+    thinned = Counter()
+    th = Thinner(c, TB, thinned)
+    delivered: list[float] = []
+    fed: list[list[int]] = []
+    index = {id(p): i for i, p in enumerate(packets)}
+    for p in packets:
+        todo, _ = th.admit(p)
+        fed.append([index[id(q)] for q in todo])
+        for q in todo:  # a decoder without delay: a frame per packet, in order
+            t = index[id(q)] / 10
+            if th.keep(t, t):
+                delivered.append(t)
+                if t < 3.0:
+                    c.rest(t)
+                elif t == 3.0 and len(delivered) == 6:  # the first time 30 is delivered
+                    assert c.can_look_back()
+                    assert c.look_back(3.0)
+                    assert c.taken_back() and not c.taken_back()  # once
+                    delivered.pop()  # the consumer drops it
+                else:
+                    c.wake(t)
+    assert fed[20] == [20] and fed[21:30] == [[]] * 9 and fed[30] == [30]
+    assert fed[31] == list(range(20, 32))
+    assert delivered == [0.0, 0.5, 1.0, 1.5, 2.0, *[i / 10 for i in range(21, 60)]]
+    assert c.look_backs == 1 and c.wakes == 1
+    # 8 frames each of GOPs 0 and 10 stay thinned; those of GOP 20 were delivered after all
+    assert thinned.n == 16
+
+
+def test_no_look_back_without_the_gop_before_or_once_the_next_packet_is_in() -> None:
+    packets = stream(40, gop=10)
+    c = ActivityControl(keyframe_max_s=2.0)
+    c.rest(0.0)
+    th = Thinner(c, TB, Counter())
+    offers: dict[int, bool] = {}
+    for i, p in enumerate(packets[:21]):
+        for q in th.admit(p)[0]:
+            t = round(q.pts / 1000, 3)  # type: ignore[attr-defined]
+            if th.keep(t, t):
+                offers[i] = c.can_look_back()
+    # one frame per 0.5 s until the keyframe interval is known; keyframe 20 is the first
+    # decoded alone, with the GOP before it held
+    assert offers == {0: False, 5: False, 10: False, 15: False, 20: True}
+    th.admit(packets[21])  # the next packet: too late to take 20 back
+    assert not c.can_look_back() and not c.look_back(2.0) and c.quiet
+
+
+def test_judged_releases_a_waiting_decoder() -> None:
+    c = ActivityControl()
+    c.rest(1.0)
+    assert not c.await_judged(2.0, 0.01)  # nobody judged 2.0: timeout
+    c.rest(2.0)
+    assert c.await_judged(2.0, 0.01)  # judged (quiet again)
+    c.wake(2.5)
+    assert c.await_judged(9.0, 0.01)  # awake: no wait
+    c.rest(3.0)
+    c.release()
+    assert c.await_judged(9.0, 0.01)  # the run is stopping
+
+
+def test_file_source_look_back_replays_the_gop_with_the_very_frames(tmp_path: Path) -> None:
+    """H.264 with B-frames, GOP 1 s: quiet from 0; the keyframe at 3.0 s is taken back; the
+    source then delivers 2.1 .. 5.9 s, pixel-identical to a full decode, in order."""
+    path = drifting_clip(tmp_path / "clip.mp4", "libx264", 10)
+    full = {
+        round(f.pts_s, 3): digest(f.image) for f in FileSource("f", path, realtime=False).frames()
+    }
+    c = ActivityControl(keyframe_max_s=2.0)
+    src = FileSource("t", path, realtime=False, activity=c, decode_threads=1)
+    times: list[float] = []
+    for f in src.frames():
+        t = round(f.pts_s, 3)
+        assert full[t] == digest(f.image), t
+        if t == 3.0 and c.quiet:
+            assert c.look_back(t)
+            continue
+        times.append(t)
+        if t < 3.0:
+            c.rest(t)
+        else:
+            c.wake(t)
+    assert c.look_backs == 1
+    assert times == sorted(set(times))
+    assert [t for t in times if t >= 2.0] == [round(2.0 + i / 10, 3) for i in range(40)]
+    assert len(times) + src.stats().frames_thinned == 60
+
+
+class IndexScene:
+    """Scene measures keyed on the frame's index (its time at 10 fps): motion 0.05 on the
+    indices in ``moving``; remembers what it analysed, and honours checkpoint/rollback."""
+
+    def __init__(self, moving: range) -> None:
+        self.moving = moving
+        self.seen: list[int] = []
+
+    def analyze(self, image: np.ndarray, t_s: float) -> SceneStats:
+        i = round(t_s * 10)
+        self.seen.append(i)
+        return SceneStats(
+            motion=0.05 if i in self.moving else 0.0,
+            brightness=100.0,
+            contrast=30.0,
+            sharpness=50.0,
+            frame_diff=2.0,
+        )
+
+    def checkpoint(self) -> object:
+        return list(self.seen)
+
+    def rollback(self, checkpoint: object) -> None:
+        assert isinstance(checkpoint, list)
+        self.seen = checkpoint
+
+
+def test_runner_looks_back_so_motion_between_keyframes_is_analysed_from_its_start(
+    tmp_path: Path,
+) -> None:
+    """A real H.264 file (GOP 1 s) through the runner: quiet at first, motion on frames
+    25..40.  The keyframe at 30 shows it; it is taken back, frames 21..29 are decoded, and
+    the detector sees frame 25, the first that moves, not 30."""
+    frames = (np.full((48, 64, 3), 4 * i, np.uint8) for i in range(60))
+    path = write_clip(tmp_path / "grey.mp4", frames, codec="libx264", gop=10)
+    index = {  # each picture's grey level -> its frame index, from a full decode
+        digest(f.image): round(f.pts_s * 10) for f in FileSource("f", path, realtime=False).frames()
+    }
+    activity = ActivityControl(keyframe_max_s=2.0)
+    source = FileSource("a", path, realtime=False, activity=activity, decode_threads=1)
+    calls: list[int] = []
+
+    def detect(images: Sequence[np.ndarray]) -> list[Detections]:
+        calls.extend(index[digest(img)] for img in images)
+        return [Detections.empty(NAMES) for _ in images]
+
+    runner, _ = make_runner(tmp_path, [source], detect)  # type: ignore[list-item]
+    cam = runner.cameras[0]
+    scene = IndexScene(moving=range(25, 41))
+    cam.scene = scene  # type: ignore[assignment]
+    cam.gate = MotionGate(min_motion=0.01, heartbeat_s=100.0, hold_s=0.5)
+    cam.activity = activity
+    assert runner.run().ok
+    assert activity.look_backs == 1
+    assert scene.seen == sorted(set(scene.seen)), str(scene.seen)  # 30 taken back: forgotten
+    assert set(range(21, 46)) <= set(scene.seen)  # replayed from the frame after 20
+    # quiet before (from the first verdicts, a few frames in): one frame per 0.5 s while
+    # the GOP length is learnt, then keyframes
+    assert len([i for i in scene.seen if 8 <= i < 20]) <= 4, str(scene.seen)
+    assert min(c for c in calls if c > 0) == 25  # the first moving frame, not keyframe 30
+    assert set(range(25, 41)) <= set(calls)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -15,6 +14,7 @@ from argus.bench import TextProgress
 from argus.bench.footage import FootageError, prepare
 from argus.bench.report import plot, table, trial_rows
 from argus.bench.stages import Search, Trial
+from tests.factories import write_clip
 
 pytestmark = pytest.mark.unit
 
@@ -108,20 +108,14 @@ def test_plot_and_table(tmp_path: Path) -> None:
 def _write(path: Path, n: int = 30, fps: int = 10) -> Path:
     rng = np.random.default_rng(1)
     bg = rng.integers(40, 200, (48, 64, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("mpeg4", rate=fps)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(n):
-            img = bg.copy()
-            x = (i * 2) % 56
-            img[10:30, x : x + 8] = 0  # a dark "walker"
-            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
-            vf.pts, vf.time_base = i, Fraction(1, fps)
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    return path
+
+    def frame(i: int) -> np.ndarray:
+        img = bg.copy()
+        x = (i * 2) % 56
+        img[10:30, x : x + 8] = 0  # a dark "walker"
+        return img
+
+    return write_clip(path, (frame(i) for i in range(n)), fps=fps)
 
 
 def test_prepare_makes_a_quiet_twin_without_the_walker(tmp_path: Path) -> None:

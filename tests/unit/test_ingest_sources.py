@@ -7,7 +7,6 @@ import random
 import socket
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -30,6 +29,7 @@ from ingest import (
     redact_url,
 )
 from ingest.frame import Frame
+from tests.factories import write_clip
 
 N_FRAMES = 20
 FPS = 10
@@ -41,20 +41,8 @@ def _value(i: int) -> int:
 
 def write_video(path: Path, n: int = N_FRAMES, fps: int = FPS, w: int = 64, h: int = 48) -> Path:
     """Write an mp4 (mpeg4 codec) whose frame i is uniformly grey (i * 40) % 256."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"qscale": "2"}
-        for i in range(n):
-            img = np.full((h, w, 3), _value(i), dtype=np.uint8)
-            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
-            vf.pts = i
-            vf.time_base = Fraction(1, fps)
-            for packet in stream.encode(vf):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    frames = (np.full((h, w, 3), _value(i), dtype=np.uint8) for i in range(n))
+    return write_clip(path, frames, fps=fps, options={"qscale": "2"})
 
 
 @pytest.fixture
@@ -409,3 +397,20 @@ def test_live_timeline_continues_across_reconnects_and_missing_pts() -> None:
     # A reconnect faster than one frame still moves on by at least one interval.
     tl.new_connection(4.0)
     assert tl.map(7.0, 300.26) == pytest.approx(200.5)
+
+
+@pytest.mark.unit
+def test_live_timeline_take_back_maps_the_replayed_frames_as_before() -> None:
+    """A look-back takes the last frame back; the frames before it, replayed, map onto
+    the same axis (no backwards-jump re-anchoring), then the frame itself again."""
+    from ingest.live_source import _Timeline
+
+    tl = _Timeline()
+    tl.new_connection(10.0)
+    assert [tl.map(50.0, 1.0), tl.map(52.0, 3.0)] == pytest.approx([0.0, 2.0])
+    tl.take_back()
+    replayed = [tl.map(50.0 + i / 10, 3.0) for i in range(1, 21)]
+    assert replayed == pytest.approx([i / 10 for i in range(1, 21)])
+    tl.take_back()
+    tl.take_back()  # only the last map can be taken back: a second call does nothing
+    assert tl.map(52.1, 3.1) == pytest.approx(2.1)

@@ -414,3 +414,22 @@ def test_real_bag_left_on_the_plaza_becomes_static_walkers_do_not(vtest: list[Im
     # that moved in the wind and came to rest.
     assert blobs > 500
     assert others <= 0.05 * blobs, (others, blobs)
+
+
+def test_rollback_forgets_the_frames_since_the_checkpoint() -> None:
+    """A runner takes a frame back (activity-driven look-back): after ``rollback`` the
+    analyser measures the next frames exactly as if it had never seen that frame."""
+    bg = textured_scene()
+    moved = bg.copy()
+    moved[200:300, 300:360] = 0  # something dark in view
+    plain, rolled = SceneAnalyzer(warmup_s=1.0), SceneAnalyzer(warmup_s=1.0)
+    for i in range(20):
+        plain.analyze(bg, i * 0.1)
+        rolled.analyze(bg, i * 0.1)
+    checkpoint = rolled.checkpoint()
+    taken_back = rolled.analyze(moved, 4.0)
+    assert taken_back.motion > 0.01
+    rolled.rollback(checkpoint)
+    for t in (2.0, 2.1, 2.2, 4.0):
+        want, got = plain.analyze(moved, t), rolled.analyze(moved, t)
+        assert got.motion == want.motion and got.frame_diff == want.frame_diff
