@@ -363,7 +363,7 @@ class SceneAnalyzer:
 
     def checkpoint(self) -> object:
         """A copy of everything learnt, for :meth:`rollback` (thumbnail-sized arrays: about
-        a megabyte and a millisecond for 768x576 frames)."""
+        0.2 ms for 768x576 frames)."""
         return copy.deepcopy(self.__dict__)
 
     def rollback(self, checkpoint: object) -> None:

@@ -12,7 +12,7 @@ import av.video
 import numpy as np
 import numpy.typing as npt
 
-from ingest.activity import Thinner
+from ingest.activity import FLUSH, Thinner
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ def decode_video(
                 decoded: list[av.VideoFrame] = []
                 try:
                     for p in todo:
+                        if p is FLUSH:  # a look-back: the decoder starts again from a keyframe
+                            codec.flush_buffers()
+                            continue
                         assert isinstance(p, av.Packet)
                         decoded.extend(f for f in p.decode() if isinstance(f, av.VideoFrame))
                     if drain:

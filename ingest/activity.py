@@ -41,12 +41,15 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Protocol
 
-__all__ = ["ActivityControl", "Thinner"]
+__all__ = ["FLUSH", "ActivityControl", "Thinner"]
 
 MAX_GOP_PACKETS = 600
 """Packets of one GOP kept for a catch-up re-decode (10 s at 60 fps); a longer GOP is not
 kept and a wake in it waits for the next keyframe (keyframe mode never runs on such
 streams: their keyframes are too far apart)."""
+
+FLUSH = object()
+"""In :meth:`Thinner.admit`'s packets: reset the decoder here (discarding what it holds)."""
 
 KEYFRAME_GAPS = 4
 """Keyframe intervals remembered; keyframe mode needs at least two, all within
@@ -187,6 +190,11 @@ class ActivityControl:
         with self._lock:
             self._replayable = replayable
 
+    def _replay_pending(self) -> bool:
+        """Thinner: a look-back was asked and not yet started."""
+        with self._lock:
+            return self._replay
+
     def _take_replay(self) -> bool:
         """Thinner, before admitting a packet: whether to replay (once per look-back)."""
         with self._lock:
@@ -262,10 +270,11 @@ class Thinner:
         self._gop_t: float | None = None  # stream time of _gop's keyframe
         self._prev_gop: list[object] | None = None  # complete, or None
         self._prev_gop_t: float | None = None
-        self._prev_undecoded = 0
         self._drained_key_t: float | None = None  # the keyframe decoded alone, not yet kept
         self._last_kept_raw: float | None = None
-        self._before_key: tuple[float | None, float | None] = (None, None)
+        self._before: tuple[float | None, float | None] = (None, None)  # kept before the last
+        self._since_kept = 0  # frames thinned since the last frame kept
+        self._between = 0  # ... and between the last two frames kept
         self.keyframe_mode = False
         """Whether the last packet was handled in keyframe mode."""
 
@@ -290,25 +299,33 @@ class Thinner:
         if c is None:
             return (packet,), False
         replay: list[object] = []
-        if c._take_replay() and self._prev_gop is not None:
+        if c._take_replay():
             replay = self._replay()
         self._drained_key_t = None
         todo, drain = self._admit(c, packet)
         return ([*replay, *todo], drain) if replay else (todo, drain)
 
     def _replay(self) -> list[object]:
-        """A look-back (:meth:`ActivityControl.look_back`): the previous GOP and the current
-        one (its keyframe, taken back) again; :meth:`keep` delivers what comes after the
-        frame kept before that keyframe."""
-        assert self._prev_gop is not None
-        packets = [*self._prev_gop, *self._gop]
-        self._on_thinned(-(self._prev_undecoded + self._undecoded))
-        self._prev_undecoded = self._undecoded = 0
+        """A look-back (:meth:`ActivityControl.look_back`): the decoder is reset and the GOP
+        that holds the frame kept before the one taken back is decoded again, up to the
+        last packet admitted; :meth:`keep` delivers what comes after that frame (the
+        frames thinned in between are given back to the count)."""
+        before_raw, gop_t = self._before[1], self._gop_t
+        if before_raw is not None and gop_t is not None and before_raw >= gop_t - 1e-6:
+            packets = [FLUSH, *self._gop]
+        else:
+            packets = [FLUSH, *(self._prev_gop or ()), *self._gop]
+        self._on_thinned(-self._between)
+        self._between = self._undecoded = 0
         self._prev_gop = None
         self._synced = True
         self._catching_up = True
-        self._last_kept, self._last_kept_raw = self._before_key
+        self._last_kept, self._last_kept_raw = self._before
         return packets
+
+    def _thin(self, n: int) -> None:
+        self._since_kept += n
+        self._on_thinned(n)
 
     def _admit(self, c: ActivityControl, packet: _Packet) -> tuple[Sequence[object], bool]:
         t = self._time(packet)
@@ -321,7 +338,7 @@ class Thinner:
         self.keyframe_mode = sparse
         if packet.is_keyframe:
             self._prev_gop = self._gop if self._gop_complete and self._gop else None
-            self._prev_gop_t, self._prev_undecoded = self._gop_t, self._undecoded
+            self._prev_gop_t = self._gop_t
             self._undecoded = 0  # the previous GOP's skipped packets stay skipped
             self._gop, self._gop_complete, self._gop_t = [packet], True, t
             if not sparse:
@@ -331,7 +348,7 @@ class Thinner:
             last = self._last_admitted_key
             if t is not None and last is not None and 0.0 <= t - last < c.interval_s - 1e-6:
                 self._undecoded = 1  # all-intra streams (MJPEG): keyframes come too often
-                self._on_thinned(1)
+                self._thin(1)
                 return (), False
             self._last_admitted_key = t
             self._drained_key_t = t
@@ -348,12 +365,12 @@ class Thinner:
             self._synced = False
         if sparse or not self._gop_complete:
             self._undecoded += 1  # quiet, or woken in a GOP that cannot be re-decoded
-            self._on_thinned(1)
+            self._thin(1)
             return (), False
         # woken in a GOP whose packets were skipped: decode it again from its keyframe; the
         # skipped packets are delivered after all (the count goes back down)
         self._synced = True
-        self._on_thinned(-self._undecoded)
+        self._thin(-self._undecoded)
         self._undecoded = 0
         self._catching_up = True
         return tuple(self._gop), False
@@ -363,36 +380,53 @@ class Thinner:
         """Whether to deliver the decoded frame at ``t_s`` (s, the source's time axis).
 
         False for the frames a catch-up re-decode of the GOP gives a second time (not
-        after the last frame kept), and, while quiet outside keyframe mode, for frames
-        less than ``interval_s`` after the last frame kept (counted as thinned).
+        after the last frame kept), for frames decoded after a frame taken back (the
+        replay gives them again, in order), and, while quiet outside keyframe mode, for
+        frames less than ``interval_s`` after the last frame kept (counted as thinned).
 
         ``raw_s`` is the frame's own stream time (s, the packets' clock; ``None`` if
-        unknown): with it, a keyframe delivered while quiet can be looked back from
-        (:meth:`ActivityControl.look_back`) when the GOP before it is held and the frame
-        kept before it belongs to that GOP.
+        unknown).  With it, a frame delivered while quiet can be looked back from
+        (:meth:`ActivityControl.look_back`) when the packets since the frame kept before
+        it are held: in keyframe mode, the keyframe just decoded alone, whose GOP before
+        is complete; otherwise, any frame of a GOP held from its keyframe.
         """
+        c = self._control
+        if c is not None and c._replay_pending():
+            return False
         if self._catching_up:
             if self._last_kept is not None and t_s <= self._last_kept + 1e-9:
                 return False
             self._catching_up = False
-        c = self._control
         if c is not None and c.quiet and not self.keyframe_mode:
             last = self._last_kept
             if last is not None and 0.0 <= t_s - last < c.interval_s - 1e-6:
-                self._on_thinned(1)
+                self._thin(1)
                 return False
         if c is not None:
+            self._before = (self._last_kept, self._last_kept_raw)
+            self._between, self._since_kept = self._since_kept, 0
+            c._offer(c.quiet and self._replayable(raw_s))
+        self._last_kept, self._last_kept_raw = t_s, raw_s
+        return True
+
+    def _replayable(self, raw_s: float | None) -> bool:
+        """Whether the frame kept now (stream time ``raw_s``) can be taken back: the
+        packets from the frame kept before it up to now are held, from a keyframe."""
+        before = self._last_kept_raw
+        if raw_s is None or before is None or self._gop_t is None:
+            return False
+        if self.keyframe_mode:
             key_t, prev_t = self._drained_key_t, self._prev_gop_t
-            replayable = (
-                raw_s is not None
-                and key_t is not None
+            return (
+                key_t is not None
                 and abs(raw_s - key_t) < 1e-6
                 and self._prev_gop is not None
                 and prev_t is not None
-                and self._last_kept_raw is not None
-                and self._last_kept_raw >= prev_t - 1e-6
+                and before >= prev_t - 1e-6
             )
-            self._before_key = (self._last_kept, self._last_kept_raw)
-            c._offer(replayable)
-        self._last_kept, self._last_kept_raw = t_s, raw_s
-        return True
+        if not (self._gop_complete and self._synced):
+            return False
+        prev_t = self._prev_gop_t
+        return before >= self._gop_t - 1e-6 or (
+            self._prev_gop is not None and prev_t is not None and before >= prev_t - 1e-6
+        )

@@ -18,7 +18,7 @@ from detectors.detections import Detections
 from detectors.gating import MotionGate
 from detectors.scene import SceneStats
 from ingest import ActivityControl, FileSource
-from ingest.activity import Thinner
+from ingest.activity import FLUSH, MAX_GOP_PACKETS, Thinner
 from tests.factories import write_clip
 from tests.unit.test_runner import NAMES, make_runner
 
@@ -221,11 +221,13 @@ def test_a_keyframe_that_moves_is_taken_back_and_the_gop_before_it_replayed() ->
     th = Thinner(c, TB, thinned)
     delivered: list[float] = []
     fed: list[list[int]] = []
-    index = {id(p): i for i, p in enumerate(packets)}
+    index = {id(p): i for i, p in enumerate(packets)} | {id(FLUSH): -1}
     for p in packets:
         todo, _ = th.admit(p)
         fed.append([index[id(q)] for q in todo])
         for q in todo:  # a decoder without delay: a frame per packet, in order
+            if q is FLUSH:
+                continue
             t = index[id(q)] / 10
             if th.keep(t, t):
                 delivered.append(t)
@@ -239,14 +241,14 @@ def test_a_keyframe_that_moves_is_taken_back_and_the_gop_before_it_replayed() ->
                 else:
                     c.wake(t)
     assert fed[20] == [20] and fed[21:30] == [[]] * 9 and fed[30] == [30]
-    assert fed[31] == list(range(20, 32))
+    assert fed[31] == [-1, *range(20, 32)]  # the decoder reset, GOP 20 again, then 31
     assert delivered == [0.0, 0.5, 1.0, 1.5, 2.0, *[i / 10 for i in range(21, 60)]]
     assert c.look_backs == 1 and c.wakes == 1
     # 8 frames each of GOPs 0 and 10 stay thinned; those of GOP 20 were delivered after all
     assert thinned.n == 16
 
 
-def test_no_look_back_without_the_gop_before_or_once_the_next_packet_is_in() -> None:
+def test_look_back_is_offered_while_the_packets_since_the_last_frame_are_held() -> None:
     packets = stream(40, gop=10)
     c = ActivityControl(keyframe_max_s=2.0)
     c.rest(0.0)
@@ -257,11 +259,21 @@ def test_no_look_back_without_the_gop_before_or_once_the_next_packet_is_in() -> 
             t = round(q.pts / 1000, 3)  # type: ignore[attr-defined]
             if th.keep(t, t):
                 offers[i] = c.can_look_back()
-    # one frame per 0.5 s until the keyframe interval is known; keyframe 20 is the first
-    # decoded alone, with the GOP before it held
-    assert offers == {0: False, 5: False, 10: False, 15: False, 20: True}
+    # nothing kept before the first frame; then one frame per 0.5 s (the GOP length is
+    # being learnt), each within GOPs held from their keyframes; keyframe 20 decoded alone
+    assert offers == {0: False, 5: True, 10: True, 15: True, 20: True}
     th.admit(packets[21])  # the next packet: too late to take 20 back
     assert not c.can_look_back() and not c.look_back(2.0) and c.quiet
+    # a GOP too long to hold: no look-back in it
+    c2 = ActivityControl(interval_s=0.5)
+    c2.rest(0.0)
+    th2 = Thinner(c2, TB, Counter())
+    for p in stream(MAX_GOP_PACKETS + 20, gop=10_000):
+        for q in th2.admit(p)[0]:
+            t = round(q.pts / 1000, 3)  # type: ignore[attr-defined]
+            if th2.keep(t, t):
+                last_offer = c2.can_look_back()
+    assert not last_offer
 
 
 def test_judged_releases_a_waiting_decoder() -> None:
@@ -277,14 +289,24 @@ def test_judged_releases_a_waiting_decoder() -> None:
     assert c.await_judged(9.0, 0.01)  # the run is stopping
 
 
-def test_file_source_look_back_replays_the_gop_with_the_very_frames(tmp_path: Path) -> None:
-    """H.264 with B-frames, GOP 1 s: quiet from 0; the keyframe at 3.0 s is taken back; the
-    source then delivers 2.1 .. 5.9 s, pixel-identical to a full decode, in order."""
-    path = drifting_clip(tmp_path / "clip.mp4", "libx264", 10)
+@pytest.mark.parametrize(
+    ("codec", "gop", "first_replayed"),
+    [
+        ("libx264", 10, 2.1),  # keyframes only: from the frame after keyframe 20
+        ("mpeg4", 600, 2.6),  # one frame per 0.5 s: from the frame after 2.5 s
+    ],
+)
+def test_file_source_look_back_replays_the_very_frames(
+    tmp_path: Path, codec: str, gop: int, first_replayed: float
+) -> None:
+    """Quiet from 0; the sparse frame at 3.0 s is taken back; the source then delivers
+    every frame after the sparse frame before it, pixel-identical to a full decode, in
+    order (H.264 with B-frames and a 1 s GOP; MPEG-4 with a 60 s GOP)."""
+    path = drifting_clip(tmp_path / f"clip-{codec}.mp4", codec, gop)
     full = {
         round(f.pts_s, 3): digest(f.image) for f in FileSource("f", path, realtime=False).frames()
     }
-    c = ActivityControl(keyframe_max_s=2.0)
+    c = ActivityControl(interval_s=0.5, keyframe_max_s=2.0)
     src = FileSource("t", path, realtime=False, activity=c, decode_threads=1)
     times: list[float] = []
     for f in src.frames():
@@ -300,7 +322,8 @@ def test_file_source_look_back_replays_the_gop_with_the_very_frames(tmp_path: Pa
             c.wake(t)
     assert c.look_backs == 1
     assert times == sorted(set(times))
-    assert [t for t in times if t >= 2.0] == [round(2.0 + i / 10, 3) for i in range(40)]
+    want = [round(first_replayed + i / 10, 3) for i in range(round((6.0 - first_replayed) * 10))]
+    assert [t for t in times if t >= first_replayed - 0.05] == want
     assert len(times) + src.stats().frames_thinned == 60
 
 
