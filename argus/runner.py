@@ -302,7 +302,14 @@ class Runner:
         thinned = metrics.FRAMES_THINNED.labels(cam.camera_id)
         dropped.inc(0)  # the series exists (at 0) from the start
         thinned.inc(0)
-        n_thinned = 0
+        counted = 0  # thinned frames added to the metric so far
+
+        def count_thinned() -> None:  # the count dips when a wake re-decodes a GOP
+            nonlocal counted
+            if cam.activity is not None and cam.activity.frames_thinned > counted:
+                thinned.inc(cam.activity.frames_thinned - counted)
+                counted = cam.activity.frames_thinned
+
         try:
             for frame in cam.source.frames():
                 before = cam.slot.dropped
@@ -324,11 +331,7 @@ class Runner:
                 decoded.inc()
                 if cam.slot.dropped > before:
                     dropped.inc(cam.slot.dropped - before)
-                if cam.activity is not None:  # the count dips when a wake re-decodes a GOP
-                    now_thinned = cam.source.stats().frames_thinned
-                    if now_thinned > n_thinned:
-                        thinned.inc(now_thinned - n_thinned)
-                        n_thinned = now_thinned
+                count_thinned()
         except SourceError as e:
             cam.failed = str(e)
             log.error("camera failed: %s", e, extra=extra)
@@ -336,6 +339,7 @@ class Runner:
             cam.failed = f"unexpected error: {e!r}"
             log.exception("camera crashed", extra=extra)
         finally:
+            count_thinned()  # those after the last frame delivered
             cam.slot.close()
             metrics.CAMERA_UP.labels(cam.camera_id).set(0)
             log.info("camera thread ended", extra=extra)

@@ -70,6 +70,8 @@ class ActivityControl:
         rests: Active-to-quiet switches so far.
         look_backs: Wakes that replayed the frames since the previous sparse frame
             (:meth:`look_back`).
+        frames_thinned: Frames the source skipped on purpose so far (written by the
+            decoding thread, a plain counter for its consumer on that thread).
 
     Raises:
         ValueError: For an invalid argument; the message names it.
@@ -100,6 +102,7 @@ class ActivityControl:
         self.wakes = 0
         self.rests = 0
         self.look_backs = 0
+        self.frames_thinned = 0
 
     @property
     def quiet(self) -> bool:
@@ -256,7 +259,7 @@ class Thinner:
     ) -> None:
         self._control = control
         self._tb = stream_time_base
-        self._on_thinned = on_thinned
+        self._source_count = on_thinned
         self._gaps: deque[float] = deque(maxlen=KEYFRAME_GAPS)
         self._last_key_t: float | None = None
         self._gop: list[object] = []
@@ -326,6 +329,11 @@ class Thinner:
     def _thin(self, n: int) -> None:
         self._since_kept += n
         self._on_thinned(n)
+
+    def _on_thinned(self, n: int) -> None:
+        self._source_count(n)
+        if self._control is not None:
+            self._control.frames_thinned += n
 
     def _admit(self, c: ActivityControl, packet: _Packet) -> tuple[Sequence[object], bool]:
         t = self._time(packet)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from detectors.detections import Detections
 from detectors.gating import MotionGate
@@ -160,6 +161,7 @@ class SparseSource(ScriptedSource):
         for frame in super().frames():
             if self.activity.quiet and frame.seq % self.every:
                 self.thinned += 1
+                self.activity.frames_thinned += 1  # as ingest's Thinner counts
                 continue
             time.sleep(0.005)  # a camera's pace: the detector loop keeps up with it
             yield frame
@@ -179,9 +181,12 @@ def test_a_quiet_camera_is_decoded_sparsely_and_motion_wakes_it(tmp_path: Path) 
     cam.scene = ScriptedScene(moving=range(8, 23))  # type: ignore[assignment]
     cam.gate = MotionGate(min_motion=0.01, heartbeat_s=1.0, hold_s=0.5)
     cam.activity = activity
+    metric = ("argus_frames_thinned_total", {"camera": "a"})
+    before = REGISTRY.get_sample_value(*metric) or 0.0
     result = runner.run()
     assert result.ok
     assert result.frames + source.thinned == 80 and source.thinned > 20
+    assert REGISTRY.get_sample_value(*metric) == before + source.thinned
     assert activity.rests >= 2 and activity.wakes >= 1  # quiet, woken, quiet again
     seen = [s for s in calls if s < 23]
     assert seen[0] == 0 and 10 in seen and not [s for s in seen if 0 < s < 10]
