@@ -208,6 +208,7 @@ class CameraRuntime:
             "frames_dropped": self.slot.dropped,
             "frames_thinned": 0 if self.activity is None else self.source.stats().frames_thinned,
             "quiet": None if self.activity is None else self.activity.quiet,
+            "look_backs": None if self.activity is None else self.activity.look_backs,
             "events": self.events,
             "last_pts_s": self.last_pts_s,
             "frame_size": list(self.frame_size) if self.frame_size else None,

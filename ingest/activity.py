@@ -8,6 +8,8 @@ Public API::
     ...
     activity.rest(frame.pts_s)   # downstream: nothing happens here, decode sparsely
     activity.wake(frame.pts_s)   # downstream: something moves, every frame again
+    if activity.can_look_back() and moves(frame):   # decode thread, on a sparse frame
+        activity.look_back(frame.pts_s)  # drop it: the frames before it come first
 
 While quiet, a source delivers:
 
@@ -20,12 +22,23 @@ While quiet, a source delivers:
   frames need it as a reference), but the others are neither converted to BGR nor
   delivered, measured or tracked.
 
-Waking is immediate and loses nothing after the last delivered frame: when packets of
-the current GOP were skipped, the GOP is decoded again from its keyframe (kept, compressed,
-in memory) and the frames after the last delivered one are delivered.  So the switch
-delays the first full-rate frame after a change by at most one sparse interval: one
-keyframe interval in keyframe mode, ``interval_s`` otherwise (the bound in
-:class:`ActivityControl`).
+Waking loses nothing:
+
+* **Look-back.**  When the sparse frame the consumer is given shows activity, the consumer
+  may take it back (:meth:`ActivityControl.look_back`): the source then decodes again the
+  GOP (or two) that hold the frames since the previous sparse frame (kept, compressed, in
+  memory; the decoder is reset first) and delivers every one of them, then the frame
+  taken back.  So whatever began between two sparse frames is analysed from its first
+  frame, as with full decoding: a person who walks in and crosses a line within one GOP is
+  still seen crossing.  What it costs is time, not events: the frames come one sparse
+  interval late (at most one keyframe interval, ``keyframe_max_s``; ``interval_s``
+  outside keyframe mode), then catch up.
+* **Catch-up.**  A wake from downstream (the detector found something on a heartbeat)
+  decodes every frame after the last delivered one: when packets of the current GOP were
+  skipped, the GOP is decoded again from its keyframe.  A consumer that reads faster than
+  real time must wait for its verdict on each sparse frame before the source decodes on
+  (:meth:`ActivityControl.await_judged`); otherwise the next keyframe is decoded before
+  the wake arrives and the frames in between are past recall.
 
 Thread-safety: ``wake``/``rest`` are called from the consumer's threads while the source
 reads ``quiet`` on its decode thread; a ``rest`` dated before the latest ``wake`` is
@@ -44,9 +57,11 @@ from typing import Protocol
 __all__ = ["FLUSH", "ActivityControl", "Thinner"]
 
 MAX_GOP_PACKETS = 600
-"""Packets of one GOP kept for a catch-up re-decode (10 s at 60 fps); a longer GOP is not
-kept and a wake in it waits for the next keyframe (keyframe mode never runs on such
-streams: their keyframes are too far apart)."""
+"""Packets of one GOP kept for a catch-up re-decode or a look-back (10 s at 60 fps; the
+current GOP and the one before are held, compressed: a few MB for a 1080p camera); a
+longer GOP is not kept, a wake in it waits for the next keyframe, and a sparse frame in
+it cannot be looked back from (keyframe mode never runs on such streams: their keyframes
+are too far apart)."""
 
 FLUSH = object()
 """In :meth:`Thinner.admit`'s packets: reset the decoder here (discarding what it holds)."""
@@ -76,11 +91,13 @@ class ActivityControl:
     Raises:
         ValueError: For an invalid argument; the message names it.
 
-    Bound: after ``wake`` the source delivers every frame from the next packet on (or,
-    when the current GOP was skipped, from the frame after the last delivered one); a
-    change that happened while quiet is therefore seen at the next sparse frame: at most
-    ``interval_s`` (or one keyframe interval, at most ``keyframe_max_s``) late, plus
-    the consumer's own reaction (it wakes the camera on the first frame that moves).
+    Bound: a change that happened while quiet is seen at the next sparse frame, at most
+    ``interval_s`` (or one keyframe interval, at most ``keyframe_max_s``) of stream time
+    later.  With :meth:`look_back` (motion seen on that frame) the frames since the
+    previous sparse frame are analysed too, so the event's start in stream time is the
+    same as with full decoding and only its report waits up to that interval; after a
+    plain :meth:`wake` (activity seen by the detector) every frame after the sparse frame
+    is delivered, so the start is at most that interval late.
     """
 
     def __init__(self, *, interval_s: float = 0.5, keyframe_max_s: float = 2.0) -> None:
@@ -128,6 +145,11 @@ class ActivityControl:
                 return
             self._quiet = True
             self.rests += 1
+
+    @property
+    def judged_s(self) -> float:
+        """Time (s) of the latest frame downstream gave a verdict on (``-inf`` before any)."""
+        return self._judged_t
 
     def _judge(self, t_s: float) -> None:
         """Record (lock held) that the frame at ``t_s`` was judged; wake :meth:`await_judged`."""

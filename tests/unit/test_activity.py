@@ -380,7 +380,7 @@ def test_runner_looks_back_so_motion_between_keyframes_is_analysed_from_its_star
     cam.gate = MotionGate(min_motion=0.01, heartbeat_s=100.0, hold_s=0.5)
     cam.activity = activity
     assert runner.run().ok
-    assert activity.look_backs == 1
+    assert activity.look_backs == 1 and cam.health()["look_backs"] == 1
     assert scene.seen == sorted(set(scene.seen)), str(scene.seen)  # 30 taken back: forgotten
     assert set(range(21, 46)) <= set(scene.seen)  # replayed from the frame after 20
     # quiet before (from the first verdicts, a few frames in): one frame per 0.5 s while

@@ -195,3 +195,44 @@ def test_a_quiet_camera_is_decoded_sparsely_and_motion_wakes_it(tmp_path: Path) 
     # unthinned, the event starts at 1.3 s; the camera woke 0.2 s after the motion began
     assert len(starts) == 1 and 1.3 <= starts[0]["start_s"] <= 1.3 + 0.5 + 1e-6
     assert cam.health()["frames_thinned"] == source.thinned and cam.health()["quiet"] is True
+
+
+class AheadSource(SparseSource):
+    """Records, at each sparse frame it delivers while quiet, whether the verdict on the
+    frame it delivered before had come (no sleep: a file read as fast as possible)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.unjudged: list[int] = []
+        self.quiet_frames = 0
+
+    def frames(self) -> Iterator[Frame]:
+        last: float | None = None
+        for frame in ScriptedSource.frames(self):
+            if self.activity.quiet:
+                if frame.seq % self.every:
+                    self.thinned += 1
+                    self.activity.frames_thinned += 1
+                    continue
+                self.quiet_frames += 1
+                if last is not None and self.activity.judged_s < last:
+                    self.unjudged.append(frame.seq)
+                last = frame.pts_s
+            else:
+                last = None
+            yield frame
+
+
+def test_a_quiet_camera_waits_for_the_verdict_on_each_sparse_frame(tmp_path: Path) -> None:
+    """Read faster than real time, a quiet camera's decoder still decodes the next sparse
+    frame only once the selector judged the last one: a wake it sends (something found on
+    a heartbeat) then reaches the source before the frames after it are skipped."""
+    activity = ActivityControl(interval_s=0.5)
+    source = AheadSource("a", 200, activity, every=5)
+    runner, _ = make_runner(tmp_path, [source], walker_between(1000, 1000, []))
+    cam = runner.cameras[0]
+    cam.scene = ScriptedScene(moving=())  # type: ignore[assignment]
+    cam.gate = MotionGate(min_motion=0.01, heartbeat_s=1.0, hold_s=0.5)
+    cam.activity = activity
+    assert runner.run().ok
+    assert source.quiet_frames > 30 and source.unjudged == []
