@@ -206,7 +206,7 @@ class CameraRuntime:
             "frames_processed": self.processed,
             "frames_detected": self.detected,
             "frames_dropped": self.slot.dropped,
-            "frames_thinned": 0 if self.activity is None else self.source.stats().frames_thinned,
+            "frames_thinned": 0 if self.activity is None else self.activity.frames_thinned,
             "quiet": None if self.activity is None else self.activity.quiet,
             "look_backs": None if self.activity is None else self.activity.look_backs,
             "events": self.events,
@@ -361,10 +361,11 @@ class Runner:
         """Decode thread: measure ``frame``; a quiet camera whose frame moves decodes every
         frame again (before the detector loop even sees the frame).
 
-        When the source can replay (:meth:`ActivityControl.look_back`: a keyframe whose
-        GOP before is held), the moving frame is taken back and what it taught the scene
-        analyser undone: the source delivers the frames since the previous sparse frame
-        first, so whatever began between two keyframes is analysed from its start.
+        When the source can replay (:meth:`ActivityControl.look_back`: the packets since
+        the previous sparse frame are held), the moving frame is taken back and what it
+        taught the scene analyser undone: the source delivers the frames since the previous
+        sparse frame first, so whatever began between two sparse frames is analysed from
+        its start.
 
         Returns:
             ``(kept, measures)``; ``kept`` is False for a frame taken back (drop it).
