@@ -44,6 +44,7 @@ from prometheus_client import Counter, Gauge
 from alerts.bus import BusClosedError, InProcessBus, RecordHandler
 from alerts.schema import InvalidEventError, validate_record
 from alerts.spool import DiskSpool, SpoolEntry
+from ingest.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -444,25 +445,20 @@ class KafkaEventBus:
     # -- sender thread ------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = self._min_backoff_s
+        backoff = Backoff(self._min_backoff_s, self._max_backoff_s)
         while not self._stop.is_set():
             try:
                 progressed = self._deliver_once()
             except Exception as e:  # the sender must survive anything; see _went_offline
                 self._went_offline(e)
                 self._close_producer()
-                self._sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                backoff.wait(self._stop)  # wakes at once on ``close``
                 continue
-            backoff = self._min_backoff_s
+            backoff.reset()
             if not progressed:
                 self._wake.wait(0.5)
                 self._wake.clear()
         logger.debug("Kafka sender for %s stopped", self.topic)
-
-    def _sleep(self, seconds: float) -> None:
-        """Back off, but wake at once on ``close``."""
-        self._stop.wait(seconds)
 
     def _deliver_once(self) -> bool:
         """One delivery round; returns whether records were delivered.

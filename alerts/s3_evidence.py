@@ -49,6 +49,7 @@ from alerts.evidence import (
     validate_key,
 )
 from alerts.spool import fsync_dir
+from ingest.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -546,7 +547,7 @@ class S3EvidenceStore:
 
     def _run(self) -> None:
         """Uploader thread: bucket first, then spooled keys oldest first, forever."""
-        backoff = self._retry_initial_s
+        backoff = Backoff(self._retry_initial_s, self._retry_max_s)
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -559,12 +560,11 @@ class S3EvidenceStore:
                     self._ensure_bucket()
                     self._bucket_ready = True
                 self._upload(key)
-                backoff = self._retry_initial_s
+                backoff.reset()
             except Exception as e:
                 self._on_failure(key, e)
                 self._poke.clear()
-                self._poke.wait(backoff)
-                backoff = min(backoff * 2, self._retry_max_s)
+                backoff.wait(self._poke)
 
     def _enforce_bound_locked(self) -> int:
         """Drop the oldest queued snapshots beyond ``max_spool_files`` (``_cond`` held).

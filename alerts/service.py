@@ -44,6 +44,7 @@ from prometheus_client import Counter, Gauge
 from alerts.kafka_bus import check_security, ensure_topic
 from alerts.schema import InvalidEventError, validate_record
 from alerts.store import AlertStore, AlertStoreError
+from ingest.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -286,27 +287,25 @@ class AlertService:
         failures (they are logged, counted and retried).
         """
         self._running = True
-        backoff = self._min_backoff_s
+        backoff = Backoff(self._min_backoff_s, self._max_backoff_s)
         try:
             while not stop.is_set():
                 try:
                     self._connect()
                     self._broker_down_logged = False
-                    backoff = self._min_backoff_s
+                    backoff.reset()
                     self._consume(stop)
                 except (KafkaError, OSError) as e:
                     self._note_broker_error(e)
                     self._disconnect()
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, self._max_backoff_s)
+                    backoff.wait(stop)
                 except ServiceStoppedError:
                     raise
                 except Exception as e:  # a bug must not end consumption silently
                     logger.exception("alert service loop failed; reconnecting")
                     self._last_error = f"{type(e).__name__}: {e}"
                     self._disconnect()
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, self._max_backoff_s)
+                    backoff.wait(stop)
         finally:
             self._running = False
             self._disconnect()
@@ -469,7 +468,7 @@ class AlertService:
         self._store(message, record, stop)
 
     def _store(self, message: Any, record: dict[str, Any], stop: threading.Event) -> None:
-        backoff = self._min_backoff_s
+        backoff = Backoff(self._min_backoff_s, self._max_backoff_s)
         failing = False
         while True:
             try:
@@ -486,9 +485,8 @@ class AlertService:
                         self._last_error,
                         self._max_backoff_s,
                     )
-                if stop.wait(backoff):
+                if backoff.wait(stop):
                     raise ServiceStoppedError(message.offset) from e
-                backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             except Exception as e:  # the store refuses this record's content: poison
                 self._dead_letter(message, "store_rejected", f"{type(e).__name__}: {e}", stop)
@@ -519,7 +517,7 @@ class AlertService:
             reason,
             error[:200],
         )
-        backoff = self._min_backoff_s
+        backoff = Backoff(self._min_backoff_s, self._max_backoff_s)
         while True:
             try:
                 if self._producer is None:
@@ -534,9 +532,8 @@ class AlertService:
                     with contextlib.suppress(Exception):
                         self._producer.close(timeout=0)
                     self._producer = None
-                if stop.wait(backoff):
+                if backoff.wait(stop):
                     raise ServiceStoppedError(message.offset) from e
-                backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             break
         self.dead_lettered += 1

@@ -19,9 +19,11 @@ from ingest.file_source import FileSource
 from ingest.frame import Frame
 from ingest.live_source import LiveKind, LiveSource, ReconnectPolicy
 from ingest.redact import redact_text, redact_url
+from ingest.retry import Backoff
 
 __all__ = [
     "ActivityControl",
+    "Backoff",
     "FileSource",
     "Frame",
     "LiveKind",

@@ -23,6 +23,7 @@ from ingest.base import SourceBase, SourceState, StateCallback
 from ingest.errors import SourceNotFoundError, SourceUnavailableError
 from ingest.frame import Frame
 from ingest.redact import redact_text, redact_url
+from ingest.retry import Backoff, check_backoff
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class ReconnectPolicy:
 
     Attempt ``n`` (0-based, counted since the last delivered frame) waits
     ``min(max_s, initial_s * multiplier**n)`` seconds, multiplied by a random factor in
-    ``[1 - jitter, 1 + jitter]`` (so cameras that dropped together do not retry together).
+    ``[1 - jitter, 1 + jitter]`` (so cameras that dropped together do not retry together);
+    the formula and the checks are ``ingest.retry``'s, shared with every retry loop.
 
     Attributes:
         initial_s: First delay, seconds (> 0).
@@ -58,25 +60,14 @@ class ReconnectPolicy:
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        if not self.initial_s > 0:
-            raise ValueError(f"ReconnectPolicy.initial_s must be > 0, got {self.initial_s}")
-        if self.max_s < self.initial_s:
-            raise ValueError(
-                f"ReconnectPolicy.max_s ({self.max_s}) must be >= initial_s ({self.initial_s})"
-            )
-        if self.multiplier < 1.0:
-            raise ValueError(f"ReconnectPolicy.multiplier must be >= 1, got {self.multiplier}")
+        check_backoff("ReconnectPolicy", self.initial_s, self.max_s, self.multiplier, self.jitter)
         if self.max_attempts is not None and self.max_attempts < 0:
             raise ValueError(f"ReconnectPolicy.max_attempts must be >= 0, got {self.max_attempts}")
-        if not 0.0 <= self.jitter < 1.0:
-            raise ValueError(f"ReconnectPolicy.jitter must be in [0, 1), got {self.jitter}")
 
     def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before 0-based ``attempt`` (jittered with ``rng`` if given)."""
-        base = min(self.max_s, self.initial_s * self.multiplier ** min(attempt, 64))
-        if rng is None or self.jitter == 0.0:
-            return base
-        return base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+        backoff = Backoff(self.initial_s, self.max_s, self.multiplier, self.jitter)
+        return backoff.delay_s(attempt, rng)
 
 
 class _ConnectFailedError(Exception):
