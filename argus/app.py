@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 import argus
 from alerts.api import create_app
+from alerts.api.guards import default_allowed_hosts
 from alerts.bus import EventBus, InProcessBus
 from alerts.control import (
     DEFAULT_CONTROL_TOPIC,
@@ -386,6 +387,7 @@ def make_api(
     control: ControlPublisher | None = None,
     validate: Any = None,
     initial_rules: list[dict[str, Any]] | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
     """The alerting API over a store (with ``control``: rule sets and suppressions)."""
     return create_app(
@@ -399,7 +401,15 @@ def make_api(
         control=control,
         validate_rules=validate,
         initial_rules=initial_rules,
+        allowed_hosts=allowed_hosts,
     )
+
+
+def allowed_hosts(cfg: ArgusConfig, listen_host: str) -> list[str]:
+    """``api.allowed_hosts``, or by default the loopback names and ``listen_host``."""
+    if cfg.api.allowed_hosts is not None:
+        return list(cfg.api.allowed_hosts)
+    return default_allowed_hosts(listen_host)
 
 
 def components_health(

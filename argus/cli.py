@@ -60,6 +60,7 @@ def run_config(
     from argus.app import (
         ApiServer,
         alert_service,
+        allowed_hosts,
         api_key,
         build_pipeline,
         components_health,
@@ -146,6 +147,7 @@ def run_config(
             control=control,
             validate=rules_validator(cfg, pipeline.class_names),
             initial_rules=configured_rules(cfg),
+            allowed_hosts=allowed_hosts(cfg, host or cfg.api.host),
         )
         publish_stored_state(pipeline.store, control)
         try:
@@ -300,7 +302,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``argus serve``: the API over an existing store, no cameras."""
-    from argus.app import ApiServer, api_key, make_api, open_store
+    from argus.app import ApiServer, allowed_hosts, api_key, make_api, open_store
 
     setup_logging(args.log_level or "INFO", args.log_format or "text")
     home = argus_home()
@@ -317,7 +319,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         store, evidence = open_store(cfg, home)
         key, key_from = api_key(home)
-        server = ApiServer(make_api(store, evidence, key), args.host, args.port)
+        app = make_api(store, evidence, key, allowed_hosts=allowed_hosts(cfg, args.host))
+        server = ApiServer(app, args.host, args.port)
     except (AlertStoreError, OSError, ValueError) as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
@@ -340,6 +343,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     from argus.app import (
         ApiServer,
         alert_service,
+        allowed_hosts,
         api_key,
         close_evidence,
         components_health,
@@ -379,6 +383,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
             control=control,
             validate=rules_validator(cfg, model_class_names(cfg, home)),
             initial_rules=configured_rules(cfg),
+            allowed_hosts=allowed_hosts(cfg, args.host or cfg.api.host),
         )
         publish_stored_state(store, control)
         server = ApiServer(app, args.host or cfg.api.host, args.port or cfg.api.port)

@@ -9,6 +9,7 @@ frame size happen when those are known (see ``argus.runner``).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -603,6 +604,15 @@ class ApiConfig(_Strict):
 
     host: str = Field("127.0.0.1", description="Listen address.")
     port: int = Field(8000, ge=1, le=65535)
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        None,
+        description=(
+            "Host header values the API answers (a name or address, no port; '*' any, "
+            "'*.example.org' its subdomains); others get 400 (DNS rebinding). /healthz, "
+            "/readyz and /metrics answer any host, for probes by pod address. Default: "
+            "localhost, 127.0.0.1, ::1 and the listen address."
+        ),
+    )
 
 
 class MetricsConfig(_Strict):
@@ -722,11 +732,17 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in parts)
 
 
-def parse_config(data: Any, source: str = "<config>") -> ArgusConfig:
-    """Validate already-parsed YAML/JSON data; raise ``ConfigError`` naming every problem."""
+def parse_config(data: Any, source: str = "<config>", *, strict: bool = False) -> ArgusConfig:
+    """Validate already-parsed YAML/JSON data; raise ``ConfigError`` naming every problem.
+
+    ``strict``: JSON types must match exactly (``"60"`` is no number, ``true`` no
+    integer), as for rule sets sent to the API; ``data`` must then be JSON-serialisable.
+    """
     if not isinstance(data, dict):
         raise ConfigError(source, [f"top level must be a mapping, got {type(data).__name__}"])
     try:
+        if strict:
+            return ArgusConfig.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
         return ArgusConfig.model_validate(data)
     except ValidationError as e:
         problems: list[str] = []

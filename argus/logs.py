@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from ingest.redact import escape_controls
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -33,16 +36,26 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable line; ``extra`` fields are appended as key=value."""
+    """Human-readable line; ``extra`` fields are appended as key=value.
+
+    The message and the fields are escaped (``ingest.redact.escape_controls``): text that
+    came from outside (a request path, a camera's error) cannot start a forged line,
+    recolour the terminal or fail to encode.  A traceback keeps its own lines.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        safe = copy.copy(record)
+        safe.message = escape_controls(record.message)
+        return super().formatMessage(safe)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = _extras(record)
         if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+            line += " " + " ".join(f"{k}={escape_controls(str(v))}" for k, v in extras.items())
         return line
 
 

@@ -210,12 +210,14 @@ def validate_rules(
     """Problems of a rule set sent at run time, checked against ``cfg``'s cameras.
 
     Every rule is also built (with the model's class ``names`` when known), so a set
-    this accepts is one every worker with the same cameras can apply.
+    this accepts is one every worker with the same cameras can apply.  Types are checked
+    strictly (``"severity": "60"`` or ``true`` is a problem, not a coerced 60 or 1): what
+    is stored and published is exactly what was validated.
     """
     data: dict[str, Any] = cfg.model_dump(mode="json")
     data["rules"] = raw_rules
     try:
-        checked = parse_config(data, "rules")
+        checked = parse_config(data, "rules", strict=True)
     except ConfigError as e:
         return [p for p in e.problems if p.startswith("rules") or p.startswith("<top>")] or list(
             e.problems

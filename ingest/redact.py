@@ -41,3 +41,24 @@ def redact_url(url: str) -> str:
         File paths and URLs without credentials come back unchanged.
     """
     return redact_text(url)
+
+
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def escape_controls(text: str) -> str:
+    """Return ``text`` safe to write on one line of a text log or terminal.
+
+    Control characters (C0, DEL, C1: escape sequences, newlines, carriage returns), the
+    Unicode line separators and unpaired surrogates are written as Python escapes
+    (``"\\x1b"``, ``"\\u2028"``, ``"\\ud800"``); everything else, Hangul included, is kept.
+
+    Examples:
+        ``"/alerts/x\\x1b[31m"`` -> ``"/alerts/x\\\\x1b[31m"`` (a visible backslash escape).
+    """
+    return _CONTROL_RE.sub(_escape_one, text)
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

@@ -89,7 +89,9 @@ def test_real_frame_through_bus_store_sink_and_api(tmp_path: Path) -> None:
     sink.close()
     assert len((tmp_path / "events.jsonl").read_text("utf-8").splitlines()) == 2
 
-    with TestClient(create_app(store, evidence, api_key=KEY, version="t")) as client:
+    with TestClient(
+        create_app(store, evidence, api_key=KEY, version="t"), base_url="http://127.0.0.1"
+    ) as client:
         page = client.get("/api/v1/alerts", headers=AUTH).json()
         assert page["total"] == 1 and page["items"][0]["end_s"] == 14.2
         r = client.get(f"/api/v1/alerts/{event.event_id}/snapshot", headers=AUTH)

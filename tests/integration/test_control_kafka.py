@@ -264,7 +264,7 @@ def test_api_changes_reach_a_worker_over_kafka(
     sub = _subscriber(localstack.bootstrap, publisher.topic, rec)
     auth = {"X-API-Key": key}
     try:
-        with TestClient(app) as client, sub:
+        with TestClient(app, base_url="http://127.0.0.1") as client, sub:
             ev = make_event(1)
             store.upsert(ev.to_record())
             r = client.post(f"/api/v1/alerts/{ev.event_id}/false-positive", headers=auth, json={})

@@ -153,7 +153,7 @@ def test_api_snapshot_routes_on_s3(s3: LocalStack, bucket: str, tmp_path: Path) 
         store.put(k, data)
         alerts.upsert(event.with_snapshot(k).to_record())
         app = create_app(alerts, store, api_key=API_KEY, snapshot_url_expiry_s=60)
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             auth = {"X-API-Key": API_KEY}
             base = f"/api/v1/alerts/{event.event_id}"
             assert client.get(f"{base}/snapshot", headers=auth).content == data  # spool or S3

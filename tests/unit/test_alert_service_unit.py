@@ -55,7 +55,7 @@ def test_readiness_fails_when_the_consumer_is_not_running(tmp_path: Any) -> None
         api_key="k" * 16,
         components=lambda: {"alert_service": {"running": False, "connected": False}},
     )
-    r = TestClient(app).get("/readyz")
+    r = TestClient(app, base_url="http://127.0.0.1").get("/readyz")
     assert r.status_code == 503 and "alert_service" in r.json()["error"]
 
 

@@ -103,7 +103,7 @@ class Env:
             initial_rules=initial,
             clock=lambda: self.now,
         )
-        self.client = TestClient(self.app)
+        self.client = TestClient(self.app, base_url="http://127.0.0.1")
 
     def add(self, event: Event) -> Event:
         self.store.upsert(event.to_record())
@@ -163,7 +163,7 @@ def test_without_control_the_routes_answer_503_and_the_rest_works(
     store = SqliteAlertStore(tmp_path / "a.sqlite")
     try:
         app = create_app(store, LocalEvidenceStore(tmp_path / "e"), api_key=KEY)
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             store.upsert(make_event(1).to_record())
             r = client.request(method, path, headers=AUTH, json=body)
             assert r.status_code == 503
@@ -263,7 +263,7 @@ def test_false_positive_defaults_and_wider_scopes(env: Env) -> None:
 def test_false_positive_of_an_alert_without_a_box(env: Env) -> None:
     ev = env.add(dataclasses.replace(make_event(3), bbox=None))
     r = env.mark(ev.event_id, {})
-    assert r.status_code == 422 and "no box" in r.json()["detail"]
+    assert r.status_code == 422 and "no box" in r.json()["detail"][0]["msg"]
     assert env.messages == [] and env.store.get(ev.event_id).status == "new"  # type: ignore[union-attr]
     assert env.mark(ev.event_id, {"scope": "rule"}).status_code == 201
 
@@ -389,9 +389,10 @@ def test_rules_lifecycle_with_optimistic_concurrency(env: Env) -> None:
 
     r = env.client.put("/api/v1/rules", headers=AUTH, json={"rules": v2, "revision": 1})
     assert r.json()["revision"] == 2 and env.worker.rules == (2, v2)
-    r = env.client.put("/api/v1/rules", headers=AUTH, json={"rules": [], "revision": None})
+    empty = {"rules": [], "revision": None, "confirm_empty": True}
+    r = env.client.put("/api/v1/rules", headers=AUTH, json=empty)
     assert r.json() == {"revision": 3, "rules": []} and env.worker.rules == (3, [])
-    ahead = env.client.put("/api/v1/rules", headers=AUTH, json={"rules": [], "revision": 9})
+    ahead = env.client.put("/api/v1/rules", headers=AUTH, json=empty | {"revision": 9})
     assert ahead.status_code == 409
 
 
@@ -490,7 +491,7 @@ def test_channel_down_is_503_and_nothing_is_stored(tmp_path: Path) -> None:
         validate_rules=validate,
     )
     try:
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             ev = make_event(1)
             store.upsert(ev.to_record())
             r = client.post(f"/api/v1/alerts/{ev.event_id}/false-positive", headers=AUTH, json={})
@@ -498,7 +499,11 @@ def test_channel_down_is_503_and_nothing_is_stored(tmp_path: Path) -> None:
             assert "broker unreachable" not in r.text
             assert store.get(ev.event_id).status == "new"  # type: ignore[union-attr]
             assert store.list_suppressions(active_only=False) == []
-            r = client.put("/api/v1/rules", headers=AUTH, json={"rules": [], "revision": 0})
+            r = client.put(
+                "/api/v1/rules",
+                headers=AUTH,
+                json={"rules": [{"type": "intrusion"}], "revision": 0},
+            )
             assert r.status_code == 503 and store.get_rules() is None
             s = Suppression(SID, "cam-1", None, None, None, None, NOW + 99, NOW)
             store.add_suppression(s)
@@ -523,7 +528,9 @@ def test_store_failure_after_publish_publishes_the_previous_value_again(env: Env
     env.client.put("/api/v1/rules", headers=AUTH, json={"rules": rules, "revision": 0})
     sid = env.mark(ev.event_id, {}).json()["suppression_id"]
     env.store.fail = True
-    r = env.client.put("/api/v1/rules", headers=AUTH, json={"rules": [], "revision": 1})
+    r = env.client.put(
+        "/api/v1/rules", headers=AUTH, json={"rules": [{"type": "fall"}], "revision": 1}
+    )
     assert r.status_code == 503
     assert env.worker.rules == (1, rules)  # the previous revision was published again
     r = env.client.delete(f"/api/v1/suppressions/{sid}", headers=AUTH)

@@ -1,0 +1,132 @@
+"""``create_app``: the alerts API assembled from its routers, guards and error handlers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+
+from alerts.api.context import ApiContext, HealthFn, RulesValidator
+from alerts.api.errors import RejectionLog, SafeJSONResponse, install_handlers
+from alerts.api.guards import BodyGuard, HostGuard, MetricsMiddleware, default_allowed_hosts
+from alerts.api.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_RULES_BODY_BYTES
+from alerts.api.routes import actions, ops, pages
+from alerts.api.routes import alerts as alert_routes
+from alerts.api.routes import control as control_routes
+from alerts.api.routes import evidence as evidence_routes
+from alerts.control import ControlPublisher
+from alerts.evidence import MAX_URL_EXPIRY_S, EvidenceStore
+from alerts.store import AlertStore, ControlStore
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    store: AlertStore,
+    evidence: EvidenceStore,
+    *,
+    api_key: str,
+    health: HealthFn | None = None,
+    version: str = "0.0.0",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    snapshot_url_expiry_s: int = 300,
+    components: HealthFn | None = None,
+    control: ControlPublisher | None = None,
+    validate_rules: RulesValidator | None = None,
+    initial_rules: Sequence[Mapping[str, Any]] | None = None,
+    max_rules_body_bytes: int = MAX_RULES_BODY_BYTES,
+    allowed_hosts: Sequence[str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the alerts API.
+
+    Args:
+        store: Where alerts are read and acknowledged.
+        evidence: Where snapshot JPEGs are read.
+        api_key: The shared secret every ``/api/v1`` request must present
+            (at least 16 characters).
+        health: Returns per-camera pipeline state for ``/readyz`` (secrets are
+            redacted anyway); ``None`` reports no cameras.
+        version: Reported by ``/healthz``, ``/readyz`` and the OpenAPI document.
+        max_body_bytes: Larger request bodies are refused with 413.
+        snapshot_url_expiry_s: Lifetime in seconds of the URLs ``/snapshot-url`` hands
+            out (only stores satisfying ``UrlEvidenceStore`` give URLs).
+        components: Returns the state of other parts (bus, alert service, evidence
+            uploader) for ``/readyz`` (redacted like ``health``).
+        control: The control channel rules and suppression changes are published on
+            (``alerts.control``); ``None`` turns the control routes off (503).
+        validate_rules: Checks a rule set for ``PUT /rules`` (problems -> 422);
+            required with ``control``.
+        initial_rules: What ``GET /rules`` shows as revision 0 while none were
+            stored (the configured rules); ``None``: 404 until the first ``PUT``.
+        max_rules_body_bytes: Larger ``PUT /rules`` bodies are refused with 413.
+        allowed_hosts: ``Host`` header values served (``"*"``: any; ``"*.example.org"``:
+            its subdomains); others get 400, except on ``/healthz``, ``/readyz`` and
+            ``/metrics``.  ``None``: the loopback names and addresses.
+        clock: UNIX time source (suppression creation and expiry).
+
+    Raises:
+        ValueError: ``api_key`` shorter than 16 characters (the key itself is not
+            in the message), ``snapshot_url_expiry_s`` outside 1..7 days, or
+            ``control`` without ``validate_rules`` or with a store that is not a
+            ``ControlStore``.
+    """
+    if len(api_key) < 16:
+        raise ValueError(f"api_key must be at least 16 characters (got {len(api_key)})")
+    if not 1 <= snapshot_url_expiry_s <= MAX_URL_EXPIRY_S:
+        raise ValueError(
+            f"snapshot_url_expiry_s must be in 1..{MAX_URL_EXPIRY_S}, got {snapshot_url_expiry_s}"
+        )
+    control_store: ControlStore | None = None
+    if control is not None:
+        if validate_rules is None:
+            raise ValueError("control needs validate_rules (rule sets are checked before use)")
+        if not isinstance(store, ControlStore):
+            raise ValueError(f"control needs a ControlStore, got {type(store).__name__}")
+        control_store = store
+    rejections = RejectionLog()
+    ctx = ApiContext(
+        store=store,
+        evidence=evidence,
+        api_key=api_key.encode("utf-8"),
+        version=version,
+        health=health,
+        components=components,
+        control=control,
+        control_store=control_store,
+        validate_rules=validate_rules,
+        base_rules=None if initial_rules is None else [dict(r) for r in initial_rules],
+        snapshot_url_expiry_s=snapshot_url_expiry_s,
+        clock=clock,
+        rejections=rejections,
+    )
+
+    app = FastAPI(
+        title="Argus alerts API",
+        version=version,
+        description="Prioritised CCTV alerts: list, acknowledge, view evidence.",
+        docs_url=None,  # served by the pages router from package files, not a CDN
+        redoc_url=None,
+        default_response_class=SafeJSONResponse,
+    )
+    app.state.argus = ctx
+    install_handlers(app)
+    # Added innermost first: a request meets HostGuard, then BodyGuard, then the routes.
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=max_body_bytes,
+        max_depth=MAX_JSON_DEPTH,
+        per_path={f"{API_PREFIX}/rules": max(max_rules_body_bytes, max_body_bytes)},
+    )
+    app.add_middleware(
+        HostGuard,
+        allowed=default_allowed_hosts() if allowed_hosts is None else list(allowed_hosts),
+        rejections=rejections,
+    )
+    app.add_middleware(MetricsMiddleware)
+    for module in (alert_routes, actions, evidence_routes, control_routes, ops, pages):
+        app.include_router(module.router)
+    app.include_router(ops.status_router)
+    return app
