@@ -50,6 +50,10 @@ JsonInt = Annotated[int, BeforeValidator(_integral), Strict()]
 """An integer as JSON Schema means it: ``5`` or ``5.0``, never ``"5"`` or ``true``."""
 
 
+Actor = Annotated[str, Field(min_length=1, max_length=100, pattern=ACTOR_PATTERN)]
+"""Who did something: 1-100 characters of free text, no control characters."""
+
+
 class _Request(BaseModel):
     """Base of request bodies: unknown keys refused, no type coercion."""
 
@@ -69,13 +73,7 @@ class AckRequest(_Request):
     """Body of ``POST /alerts/{event_id}/ack`` (all optional; ``{}`` is fine)."""
 
     note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH, pattern=NOTE_PATTERN)
-    by: str = Field(
-        default="operator",
-        min_length=1,
-        max_length=100,
-        pattern=ACTOR_PATTERN,
-        description="Who acknowledges (free text, no control characters).",
-    )
+    by: Actor = Field(default="operator", description="Who acknowledges.")
 
 
 class FalsePositiveRequest(_Request):
@@ -98,13 +96,7 @@ class FalsePositiveRequest(_Request):
         description='"region": same camera, rule, zone and label, box centre near the '
         'alert\'s box; "rule": same camera and rule; "camera": the whole camera.',
     )
-    by: str = Field(
-        default="operator",
-        min_length=1,
-        max_length=100,
-        pattern=ACTOR_PATTERN,
-        description="Who marks it (free text, no control characters).",
-    )
+    by: Actor = Field(default="operator", description="Who marks it.")
 
 
 class RulesDocument(BaseModel):
