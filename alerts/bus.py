@@ -2,9 +2,10 @@
 
 The bus carries event *records* (JSON-compatible dicts that validate against
 ``alerts/event.schema.json``), not ``Event`` objects, because records are what a
-broker (Kafka, next) transports.  Producers call ``bus.publish(event.to_record())``;
-consumers (``JsonlSink``, ``SqliteAlertStore.upsert``, ...) subscribe a callable
-taking one record.
+broker (Kafka, next) transports, and the *run markers* a worker run publishes per
+camera when it starts (``alerts/run.schema.json``; a record with a ``kind``).
+Producers call ``bus.publish(event.to_record())``; consumers (``JsonlSink``,
+``SqliteAlertStore.upsert``, ...) subscribe a callable taking one record.
 
 A Kafka implementation slots in behind the same ``EventBus`` protocol: ``publish``
 enqueues to the producer, ``flush`` waits for delivery, ``subscribe`` runs a consumer
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from alerts.metrics import EVENT_HANDLER_ERRORS, EVENTS_PUBLISHED
-from alerts.schema import validate_record
+from alerts.schema import validate_bus_record
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class EventBus(Protocol):
     """Transport of event records from producers to subscribers."""
 
     def publish(self, record: Mapping[str, Any]) -> None:
-        """Send one event record (validated; raises ``InvalidEventError`` if it is not)."""
+        """Send one event record or run marker (validated; ``InvalidEventError`` if not)."""
         ...
 
     def subscribe(self, handler: RecordHandler) -> None:
@@ -94,14 +95,14 @@ class InProcessBus:
         """Validate ``record`` and deliver it to every subscriber, in order.
 
         Raises:
-            InvalidEventError: The record does not match the event schema
-                (nothing is delivered).
+            InvalidEventError: The record matches neither the event schema nor the run
+                marker schema (nothing is delivered).
             BusClosedError: The bus was closed.
         """
         event_id = record.get("event_id")
         eid = event_id if isinstance(event_id, str) else None
         if self._validate:
-            validate_record(record)
+            validate_bus_record(record)
         with self._lock:
             if self._closed:
                 raise BusClosedError(eid)
@@ -113,7 +114,8 @@ class InProcessBus:
                     EVENT_HANDLER_ERRORS.inc()
                     logger.exception("event handler %r failed for event_id=%s", handler, eid)
             self.published += 1
-            EVENTS_PUBLISHED.labels(type=str(record.get("type"))).inc()
+            if "kind" not in record:  # run markers are not events
+                EVENTS_PUBLISHED.labels(type=str(record.get("type"))).inc()
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Nothing to wait for: delivery is synchronous."""

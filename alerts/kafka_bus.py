@@ -42,7 +42,7 @@ from kafka.errors import (
 from prometheus_client import Counter, Gauge
 
 from alerts.bus import BusClosedError, InProcessBus, RecordHandler
-from alerts.schema import InvalidEventError, validate_record
+from alerts.schema import InvalidEventError, validate_bus_record
 from alerts.spool import DiskSpool, SpoolEntry
 from ingest.retry import Backoff
 
@@ -353,14 +353,15 @@ class KafkaEventBus:
         """Validate ``record``, spool it for Kafka, hand it to local subscribers; no I/O wait.
 
         Raises:
-            InvalidEventError: The record does not match the event schema (not spooled).
+            InvalidEventError: The record is neither a valid event record nor a valid run
+                marker (not spooled).
             BusClosedError: The bus was closed.
             alerts.spool.SpoolError: The spool could not write it (e.g. disk full).
         """
         raw_id = record.get("event_id")
         eid = raw_id if isinstance(raw_id, str) else None
         if self._validate:
-            validate_record(record)
+            validate_bus_record(record)  # an event record or a run marker
         size = len(json.dumps(record, separators=(",", ":")).encode("utf-8"))
         if size > MAX_RECORD_BYTES:
             # Kafka's default message limit is ~1 MiB: a larger record would fail to send

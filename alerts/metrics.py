@@ -27,6 +27,12 @@ ALERTS_CLOSED = Counter(
     "Alerts whose end record was stored.",
     ["type"],
 )
+ALERTS_INTERRUPTED = Counter(
+    "argus_alerts_interrupted_total",
+    "Open alerts closed as interrupted because a new worker run of their camera started "
+    "(the run that raised them was killed or crashed before their end).",
+    ["type"],
+)
 ALERTS_ACKNOWLEDGED = Counter(
     "argus_alerts_acknowledged_total",
     "Alerts acknowledged by an operator (first acknowledgement only).",

@@ -1,10 +1,14 @@
-"""Validation of event records against ``alerts/event.schema.json``.
+"""Validation of bus records against ``alerts/event.schema.json`` and ``alerts/run.schema.json``.
 
-The JSON Schema file is the single source of truth for the event record (what
-``selector.event.Event.to_record()`` produces and what goes over the bus).  This
-module only loads it and runs it through ``jsonschema`` with format assertion
-switched on (``uuid`` and ``date-time`` are checked by the standard library, so
-the result does not depend on optional ``jsonschema`` extras).
+The JSON Schema files are the single source of truth for what goes over the bus:
+*event records* (what ``selector.event.Event.to_record()`` produces, stamped with
+the worker's ``run_id``) and *run markers* (``{"kind": "run_started", ...}``, one per
+camera when a worker run starts).  A record with a ``kind`` is a marker, one without
+is an event: ``validate_bus_record`` tells them apart and validates either;
+``validate_record`` and ``validate_marker`` check one kind.  This module only loads
+the schemas and runs them through ``jsonschema`` with format assertion switched on
+(``uuid`` and ``date-time`` are checked by the standard library, so the result does
+not depend on optional ``jsonschema`` extras).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -27,6 +31,12 @@ SCHEMA_VERSION = 1
 """The ``schema_version`` this code produces and understands."""
 
 SCHEMA_RESOURCE = "event.schema.json"
+MARKER_SCHEMA_RESOURCE = "run.schema.json"
+
+RUN_STARTED = "run_started"
+"""``kind`` of the marker a worker run publishes per camera when it starts."""
+EVENT = "event"
+"""What ``validate_bus_record`` returns for an event record (which has no ``kind``)."""
 
 
 class InvalidEventError(ValueError):
@@ -91,6 +101,24 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(load_schema(), format_checker=_format_checker())
 
 
+@cache
+def load_marker_schema() -> dict[str, Any]:
+    """The run marker schema as a dict (parsed once, from the package data file).
+
+    Returns:
+        The JSON Schema document. Do not mutate it (it is cached).
+    """
+    text = resources.files("alerts").joinpath(MARKER_SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@cache
+def _marker_validator() -> Draft202012Validator:
+    return Draft202012Validator(load_marker_schema(), format_checker=_format_checker())
+
+
 def record_fields() -> tuple[str, ...]:
     """Names of the fields schema version 1 defines, in schema order."""
     return tuple(load_schema()["properties"])
@@ -119,3 +147,78 @@ def validate_record(record: Mapping[str, Any], *, allow_unknown: bool = True) ->
         unknown = sorted(set(record) - set(record_fields()))
         if unknown:
             raise InvalidEventError(f"unknown fields {unknown}", event_id=event_id)
+
+
+def run_marker(camera_id: str, run_id: str, started_at: float) -> dict[str, Any]:
+    """The run marker a worker run publishes for ``camera_id`` when it starts.
+
+    Args:
+        camera_id: The camera (the bus keys it by camera, like that camera's events).
+        run_id: The run's id (uuid4 string).
+        started_at: When the run started, UNIX seconds.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": RUN_STARTED,
+        "camera_id": camera_id,
+        "run_id": run_id,
+        "wall_time": datetime.fromtimestamp(started_at, UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def marker_fields() -> tuple[str, ...]:
+    """Names of the fields of a run marker, in schema order."""
+    return tuple(load_marker_schema()["properties"])
+
+
+def is_marker(record: Mapping[str, Any]) -> bool:
+    """True for a record that is not an event: it has a ``kind`` (see ``validate_bus_record``)."""
+    return isinstance(record, Mapping) and "kind" in record
+
+
+def validate_marker(record: Mapping[str, Any], *, allow_unknown: bool = True) -> None:
+    """Check one run marker against ``alerts/run.schema.json``.
+
+    Args:
+        record: The JSON record.
+        allow_unknown: As for ``validate_record``.
+
+    Raises:
+        InvalidEventError: With the reason and the JSON path of the first (best) error
+            (``event_id`` is ``None``: markers have none).
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidEventError(f"expected an object, got {type(record).__name__}")
+    error = best_match(_marker_validator().iter_errors(dict(record)))
+    if error is not None:
+        raise InvalidEventError(error.message, path=error.json_path)
+    if not allow_unknown:
+        unknown = sorted(set(record) - set(marker_fields()))
+        if unknown:
+            raise InvalidEventError(f"unknown fields {unknown}")
+
+
+def validate_bus_record(record: Mapping[str, Any], *, allow_unknown: bool = True) -> str:
+    """Check a record taken from (or put on) the bus, whichever kind it is.
+
+    A record without ``kind`` is an event record (``validate_record``); one whose
+    ``kind`` is ``"run_started"`` is a run marker (``validate_marker``); any other
+    ``kind`` is refused, so a consumer never stores a record it does not understand.
+
+    Returns:
+        ``EVENT`` or ``RUN_STARTED``.
+
+    Raises:
+        InvalidEventError: The record is neither a valid event nor a valid marker.
+    """
+    if not is_marker(record):
+        validate_record(record, allow_unknown=allow_unknown)
+        return EVENT
+    if record["kind"] != RUN_STARTED:
+        raise InvalidEventError(
+            f"unknown record kind {record['kind']!r:.80} (expected {RUN_STARTED!r}, or no kind "
+            "for an event record)",
+            path="$.kind",
+        )
+    validate_marker(record, allow_unknown=allow_unknown)
+    return RUN_STARTED

@@ -9,7 +9,9 @@ For every record it
   from (``argus.dlq.reason``, ``argus.dlq.error``, ``argus.dlq.topic``,
   ``argus.dlq.partition``, ``argus.dlq.offset``, ``argus.dlq.group``,
   ``argus.dlq.time``), and the service carries on;
-* stores a valid record with ``store.upsert`` (idempotent by ``event_id``).
+* stores a valid record with ``store.upsert`` (idempotent by ``event_id``); a valid
+  run marker (``{"kind": "run_started", ...}``, ``alerts/run.schema.json``) goes to
+  ``store.upsert`` too, which closes what the camera's earlier run left open.
 
 Offsets are committed (``enable_auto_commit=False``) only after every record of the
 polled batch was stored or dead-lettered, so a crash redelivers the uncommitted
@@ -42,7 +44,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from alerts.kafka_bus import check_security, ensure_topic
-from alerts.schema import InvalidEventError, validate_record
+from alerts.schema import InvalidEventError, validate_bus_record
 from alerts.store import AlertStore, AlertStoreError
 from ingest.retry import Backoff
 
@@ -458,7 +460,7 @@ class AlertService:
             )
             return
         try:
-            validate_record(record)
+            validate_bus_record(record)  # an event record, or a run marker the store handles
         except InvalidEventError as e:
             self._dead_letter(message, "invalid_schema", f"{e.path}: {e.reason}", stop)
             return

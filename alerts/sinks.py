@@ -11,6 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from alerts.schema import is_marker
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,7 +35,9 @@ class JsonlSink:
     pipeline continues the same file.  Lines are written whole under a lock
     (thread-safe) and flushed to the OS after every line (line buffering);
     ``flush()`` additionally ``fsync``s.  Usable directly as a bus subscriber:
-    ``bus.subscribe(sink)``.
+    ``bus.subscribe(sink)``.  The file is the event log: run markers (records with a
+    ``kind``, see ``alerts/run.schema.json``) travel on the same bus but are not events
+    and are not written.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -52,16 +56,22 @@ class JsonlSink:
         )
         self.written = 0
         """Number of records written by this instance."""
+        self.skipped = 0
+        """Run markers received and not written (they are not events)."""
         logger.info("appending event records to %s", self.path)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` as one line of compact JSON.
+        """Append ``record`` as one line of compact JSON (a run marker is skipped).
 
         Raises:
             ValueError / TypeError: The record is not JSON-serialisable (NaN included);
                 nothing is written.
             SinkClosedError: After ``close()``.
         """
+        if is_marker(record):  # a run marker: not an event
+            with self._lock:
+                self.skipped += 1
+            return
         line = json.dumps(dict(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         with self._lock:
             if self._file is None:

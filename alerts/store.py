@@ -2,7 +2,10 @@
 
 An *alert* is the stored form of one event (one ``event_id``): the event record
 fields plus what operators do with it (``status``, acknowledgement).  The store is
-fed by subscribing ``store.upsert`` to the event bus; the API reads it.  A
+fed by subscribing ``store.upsert`` to the event bus; the API reads it.  The bus also
+carries *run markers*: a worker run announces itself per camera when it starts, and
+the store closes that camera's alerts an earlier run left open (the earlier process
+was killed or crashed before their end), with ``end_reason = "interrupted"``.  A
 PostgreSQL store slots in behind the same protocol later (the SQL is plain and
 parameterised; ``ON CONFLICT`` upserts exist there too).
 
@@ -30,8 +33,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.metrics import ALERTS_ACKNOWLEDGED, ALERTS_CLOSED, ALERTS_STORED
-from alerts.schema import InvalidEventError, validate_record
+from alerts.metrics import (
+    ALERTS_ACKNOWLEDGED,
+    ALERTS_CLOSED,
+    ALERTS_INTERRUPTED,
+    ALERTS_STORED,
+)
+from alerts.schema import RUN_STARTED, InvalidEventError, validate_bus_record
 from selector.suppression import Suppression
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,9 @@ AlertStatus = Literal["new", "acknowledged", "false_positive"]
 ALERT_STATUSES: tuple[AlertStatus, ...] = ("new", "acknowledged", "false_positive")
 """``new`` until an operator acts; ``acknowledged`` (seen, handled); ``false_positive``
 (an operator marked it a false alarm, which also created a suppression)."""
+EndReason = Literal["ended", "interrupted"]
+"""Why an alert is closed: ``ended`` (its end record arrived) or ``interrupted`` (a new
+worker run of its camera started while it was open: the run that raised it died)."""
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -95,6 +106,12 @@ class Alert(BaseModel):
     ``direction`` and ``details`` are the optional record fields (absent: null / ``{}``);
     ``details`` are the start record's until the end record arrives, then the end's
     (which, for a merged incident, include ``members``).
+
+    ``end_reason`` is null while the alert is open, ``"ended"`` once its end record
+    arrived, ``"interrupted"`` when it was closed because a new worker run of its camera
+    started while it was open; its real end is then unknown and ``end_s`` is set to
+    ``start_s``.  ``run_id`` is the worker run that sent its first record (null for
+    records without one, e.g. stored before runs were recorded).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -115,7 +132,9 @@ class Alert(BaseModel):
         "(an open incident's priority escalates while it persists).",
     )
     start_s: float = Field(description="Start, video seconds since stream start.")
-    end_s: float | None = Field(description="End, video seconds; null while open.")
+    end_s: float | None = Field(
+        description="End, video seconds; null while open (start_s when interrupted)."
+    )
     bbox: list[float] | None = Field(description="[x1, y1, x2, y2] pixels at the start frame.")
     start_seq: int
     snapshot: str | None = Field(description="Evidence key of the snapshot JPEG.")
@@ -140,10 +159,20 @@ class Alert(BaseModel):
         description="Operator note given with the acknowledgement or false-positive mark."
     )
     received_at: datetime = Field(description="When the store first saw the event (UTC).")
+    end_reason: EndReason | None = Field(
+        default=None,
+        description='Null while open; "ended" when its end record arrived; "interrupted" '
+        "when a new worker run of its camera started while it was open (the run that "
+        "raised it was killed or crashed; end_s is then start_s, the real end unknown).",
+    )
+    run_id: str | None = Field(
+        default=None,
+        description="Worker run (uuid) that sent the alert's first record; null if unknown.",
+    )
 
     @property
     def is_open(self) -> bool:
-        """True while no end record has been stored."""
+        """True while the alert has no end: no end record stored, not interrupted."""
         return self.end_s is None
 
 
@@ -152,7 +181,8 @@ class AlertStore(Protocol):
     """Persistent alerts, fed from the bus and read by the API (thread-safe)."""
 
     def upsert(self, record: Mapping[str, Any]) -> None:
-        """Store one event record (start or end); idempotent by ``event_id``."""
+        """Store one event record (start or end), idempotent by ``event_id``, or apply a
+        run marker (close the camera's alerts left open by earlier runs)."""
         ...
 
     def get(self, event_id: str) -> Alert | None:
@@ -350,6 +380,24 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alerts ADD COLUMN details TEXT DEFAULT '{}';
     CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (type, priority DESC, wall_time DESC);
     """,
+    # 4: worker runs.  ``run_id``: the run that sent the alert's first record (NULL for
+    # existing rows).  ``end_reason``: 'ended' (end record) or 'interrupted' (closed when
+    # a new run of its camera started), NULL while open; existing ended rows get 'ended'.
+    # ``worker_runs``: the latest run each camera announced, so a stale marker (a Kafka
+    # redelivery after a later run's) closes nothing.  A partial index finds a camera's
+    # open alerts.
+    """
+    ALTER TABLE alerts ADD COLUMN run_id TEXT;
+    ALTER TABLE alerts ADD COLUMN end_reason TEXT CHECK (end_reason IN ('ended', 'interrupted'));
+    UPDATE alerts SET end_reason = 'ended' WHERE end_s IS NOT NULL AND end_reason IS NULL;
+    CREATE INDEX IF NOT EXISTS alerts_open_by_camera ON alerts (camera_id) WHERE end_s IS NULL;
+    CREATE TABLE IF NOT EXISTS worker_runs (
+        camera_id   TEXT PRIMARY KEY,
+        run_id      TEXT NOT NULL,
+        started_at  REAL NOT NULL,
+        received_at REAL NOT NULL
+    ) STRICT;
+    """,
 )
 _ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 
@@ -357,7 +405,7 @@ _COLUMNS = (
     "event_id, schema_version, camera_id, type, rule_id, zone, track_id, label, score, "
     "priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq, snapshot, "
     "wall_time, status, acknowledged_at, acknowledged_by, note, received_at, line, direction, "
-    "details"
+    "details, end_reason, run_id"
 )
 _ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
 _SUPPRESSION_COLUMNS = (
@@ -430,6 +478,8 @@ def _row_to_alert(row: sqlite3.Row) -> Alert:
         line=row["line"],
         direction=row["direction"],
         details=_parse_details(row["details"], row["event_id"]),
+        end_reason=row["end_reason"],
+        run_id=row["run_id"],
     )
 
 
@@ -490,6 +540,11 @@ class SqliteAlertStore:
     and, when it is an end record carrying ``details``, replaces ``details`` with them
     (an incident's end holds the merged facts, e.g. ``members``).  Replaying records
     gives the same row.  Operator fields are never touched by upserts.
+
+    A run marker (``upsert`` of ``{"kind": "run_started", "camera_id": C, "run_id": R,
+    ...}``) closes every open alert of camera C not raised by run R, as
+    ``interrupted`` (see ``close_earlier_runs``).  An interrupted alert stays so: a later
+    record of it (a replay, a late end) changes neither ``end_s`` nor ``end_reason``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
@@ -572,25 +627,36 @@ class SqliteAlertStore:
         return int(version)
 
     def upsert(self, record: Mapping[str, Any]) -> None:
-        """Store one event record (start or end); idempotent by ``event_id``.
+        """Store one event record (start or end), idempotent by ``event_id``; or apply
+        a run marker (``close_earlier_runs``).
 
         The first record creates the alert.  A later one of the same ``event_id``:
 
         * raises ``priority`` to the record's when higher (never lowers it);
-        * sets ``end_s``, ``snapshot``, ``line``, ``direction`` where still null;
+        * sets ``end_s`` (with ``end_reason = "ended"``), ``snapshot``, ``line``,
+          ``direction``, ``run_id`` where still null (an interrupted alert has its
+          ``end_s``: it stays interrupted);
         * if it is an end record (``end_s`` set) with a ``details`` field, replaces
           ``details`` (a record without the optional field leaves them as they are).
 
         Raises:
-            InvalidEventError: The record does not match the event schema.
+            InvalidEventError: The record is neither a valid event record nor a valid
+                run marker.
             AlertStoreError: The database failed.
         """
-        validate_record(record)
+        if validate_bus_record(record) == RUN_STARTED:
+            self.close_earlier_runs(
+                record["camera_id"],
+                record["run_id"],
+                datetime.fromisoformat(record["wall_time"]).timestamp(),
+            )
+            return
         wall_time = datetime.fromisoformat(record["wall_time"]).timestamp()
         bbox = record["bbox"] or (None, None, None, None)
         event_id = record["event_id"]
         details = _details_json(record)
         line, direction = record.get("line"), record.get("direction")
+        run_id = record.get("run_id")
         is_end = record["end_s"] is not None
         params = (
             event_id,
@@ -613,6 +679,8 @@ class SqliteAlertStore:
             line,
             direction,
             details,
+            "ended" if is_end else None,
+            run_id,
         )
         with self._lock:
             try:
@@ -621,16 +689,17 @@ class SqliteAlertStore:
                     "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
                     "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
                     "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
-                    "direction, details) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "direction, details, end_reason, run_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?) "
                     "ON CONFLICT (event_id) DO NOTHING",
                     params,
                 ).rowcount
                 closed = escalated = 0
                 if not inserted:
                     closed = self._conn.execute(
-                        "UPDATE alerts SET end_s = ? WHERE event_id = ? AND end_s IS NULL "
-                        "AND ? IS NOT NULL",
+                        "UPDATE alerts SET end_s = ?, end_reason = 'ended' "
+                        "WHERE event_id = ? AND end_s IS NULL AND ? IS NOT NULL",
                         (record["end_s"], event_id, record["end_s"]),
                     ).rowcount
                     escalated = self._conn.execute(
@@ -639,9 +708,9 @@ class SqliteAlertStore:
                     ).rowcount
                     self._conn.execute(
                         "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
-                        "line = COALESCE(line, ?), direction = COALESCE(direction, ?) "
-                        "WHERE event_id = ?",
-                        (record["snapshot"], line, direction, event_id),
+                        "line = COALESCE(line, ?), direction = COALESCE(direction, ?), "
+                        "run_id = COALESCE(run_id, ?) WHERE event_id = ?",
+                        (record["snapshot"], line, direction, run_id, event_id),
                     )
                     if is_end and "details" in record:
                         self._conn.execute(
@@ -669,6 +738,91 @@ class SqliteAlertStore:
     def __call__(self, record: dict[str, Any]) -> None:
         """Bus-subscriber form of ``upsert``."""
         self.upsert(record)
+
+    def close_earlier_runs(
+        self, camera_id: str, run_id: str, started_at: float
+    ) -> builtins.list[str]:
+        """A worker run ``run_id`` of ``camera_id`` started at ``started_at`` (its marker).
+
+        Every alert of the camera that is still open and was not raised by this run
+        (another ``run_id``, or none: stored before runs were recorded) is closed:
+        ``end_reason = "interrupted"``, ``end_s = start_s`` (its real end is unknown:
+        the process that would have sent it is gone).  Status, acknowledgement and
+        note are kept.  The bus is FIFO per camera, so the earlier run's records have
+        all been stored by the time its successor's marker arrives.
+
+        The run is remembered as the camera's latest; a marker that started before the
+        latest one (a redelivered, stale marker) closes nothing, and replaying the
+        latest closes nothing new.  One camera is served by one worker at a time: two
+        workers on one camera would close each other's alerts at every start.
+
+        Args:
+            camera_id: The camera.
+            run_id: The run that started.
+            started_at: Its start, UNIX seconds (the marker's ``wall_time``).
+
+        Returns:
+            The ``event_id``s of the alerts closed (empty for a stale marker).
+
+        Raises:
+            AlertStoreError: The database failed.
+        """
+        now = datetime.now(UTC).timestamp()
+        closed: builtins.list[tuple[str, str]] = []
+        stale = False
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                latest = self._conn.execute(
+                    "SELECT run_id, started_at FROM worker_runs WHERE camera_id = ?",
+                    (camera_id,),
+                ).fetchone()
+                stale = (
+                    latest is not None
+                    and latest["run_id"] != run_id
+                    and latest["started_at"] > started_at
+                )
+                if not stale:
+                    self._conn.execute(
+                        "INSERT INTO worker_runs (camera_id, run_id, started_at, received_at) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (camera_id) DO UPDATE SET "
+                        "run_id = excluded.run_id, started_at = excluded.started_at, "
+                        "received_at = excluded.received_at",
+                        (camera_id, run_id, started_at, now),
+                    )
+                    closed = [
+                        (r["event_id"], r["type"])
+                        for r in self._conn.execute(
+                            "UPDATE alerts SET end_s = start_s, end_reason = 'interrupted' "
+                            "WHERE camera_id = ? AND end_s IS NULL "
+                            "AND (run_id IS NULL OR run_id != ?) RETURNING event_id, type",
+                            (camera_id, run_id),
+                        ).fetchall()
+                    ]
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                with suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                raise AlertStoreError(
+                    f"cannot apply the start of run {run_id} of camera {camera_id}: {e}",
+                    path=self.path,
+                ) from e
+        extra = {"camera_id": camera_id, "run_id": run_id}
+        if stale:
+            logger.info(
+                "stale run marker (the run started before the camera's latest): nothing closed",
+                extra=extra,
+            )
+            return []
+        for _, type_ in closed:
+            ALERTS_INTERRUPTED.labels(type=type_).inc()
+        logger.info(
+            "worker run started; alerts an earlier run left open, closed as interrupted: %d",
+            len(closed),
+            extra=extra,
+        )
+        return [event_id for event_id, _ in closed]
 
     def get(self, event_id: str) -> Alert | None:
         """The alert with ``event_id``, or ``None``."""

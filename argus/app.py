@@ -9,6 +9,7 @@ import secrets
 import socket
 import stat
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,9 @@ def build_pipeline(
         batch_size=cfg.detector.batch_size,
         max_wait_s=cfg.detector.max_wait_ms / 1000.0,
         progress_interval_s=cfg.log.progress_interval_s,
+        # one id per worker run: stamped on its records, announced per camera at start
+        # (the store then closes what an earlier, killed run of the camera left open)
+        run_id=str(uuid.uuid4()),
     )
     return Pipeline(
         runner=runner,

@@ -46,6 +46,7 @@ import numpy as np
 
 from alerts.bus import EventBus
 from alerts.evidence import EvidenceStore, render_snapshot, snapshot_key
+from alerts.schema import run_marker
 from argus import metrics
 from argus.slots import FrameSlot
 from detectors.detections import Detections
@@ -260,6 +261,11 @@ class Runner:
         batch_size: Most frames per detector call.
         max_wait_s: How long a partial batch waits for more frames, seconds.
         progress_interval_s: Seconds between progress log lines.
+        run_id: This worker run's id (the composition root gives each ``argus run`` a
+            uuid4): stamped on every event record published (``run_id``), and announced
+            per camera by a run marker when the run starts, before any of the camera's
+            events, so the alert store closes what an earlier run left open.  ``None``:
+            records are published as ``Event.to_record()`` makes them, and no marker.
     """
 
     def __init__(
@@ -273,8 +279,10 @@ class Runner:
         batch_size: int = 4,
         max_wait_s: float = 0.01,
         progress_interval_s: float = 10.0,
+        run_id: str | None = None,
     ) -> None:
         self.cameras = list(cameras)
+        self.run_id = run_id
         self._stages = _as_stages(detect)
         self._bus = bus
         self._evidence = evidence
@@ -543,6 +551,7 @@ class Runner:
         is processed (its open events closed, sinks flushed), whatever the other cameras do.
         """
         t0 = time.monotonic()
+        self._announce()
         for cam in self.cameras:
             cam.thread = threading.Thread(
                 target=self._decode, args=(cam,), name=f"decode-{cam.camera_id}", daemon=True
@@ -647,6 +656,7 @@ class Runner:
         (``argus bench``).  Runs until every source has ended or ``stop()``.
         """
         t0 = time.monotonic()
+        self._announce()
         streams = {cam.camera_id: iter(cam.source.frames()) for cam in self.cameras}
         frames = 0
         fatal: str | None = None
@@ -893,13 +903,36 @@ class Runner:
             key = cam.open_snapshots.pop(event.event_id, None)
         if key is not None:
             event = event.with_snapshot(key)
+        record = event.to_record()
+        if self.run_id is not None:
+            record["run_id"] = self.run_id  # the selector knows nothing of processes
         try:
-            self._bus.publish(event.to_record())
+            self._bus.publish(record)
         except Exception:  # e.g. a record the schema refuses: log it, keep the others
             log.exception(
                 "publishing event failed",
                 extra={"camera_id": cam.camera_id, "event_id": event.event_id},
             )
+
+    def _announce(self) -> None:
+        """Publish each camera's run marker (with ``run_id``), before any frame is decoded.
+
+        The bus keeps each camera's records in order (in-process: synchronously; Kafka:
+        the camera's partition, behind what the spool still holds of the earlier run),
+        so the store sees every record of the earlier run before this marker.
+        """
+        if self.run_id is None:
+            return
+        started = time.time()
+        for cam in self.cameras:
+            try:
+                self._bus.publish(run_marker(cam.camera_id, self.run_id, started))
+            except Exception:  # the cameras run anyway; the earlier run's alerts stay open
+                log.exception(
+                    "publishing the run marker failed: alerts an earlier run left open stay open",
+                    extra={"camera_id": cam.camera_id, "run_id": self.run_id},
+                )
+        log.info("worker run %s started (%d cameras)", self.run_id, len(self.cameras))
 
     def _snapshot(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> str | None:
         if frame is None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from alerts.kafka_bus import KafkaEventBus, ensure_topic
+from alerts.schema import run_marker
 from alerts.service import AlertService
 from alerts.store import AlertStoreError, SqliteAlertStore
 from deploy.localstack import LocalStack
@@ -112,6 +113,48 @@ def test_bus_to_service_to_store_100_alerts(
         h = service.health()
         assert h.dead_lettered == 0 and h.consumed == 130 and h.lag == 0
         assert len(h.assigned) == 3
+    finally:
+        bus.close()
+        for s in running:
+            s.stop(30)
+        running.clear()
+        store.close()
+
+
+def test_a_new_runs_marker_closes_what_the_earlier_run_left_open(
+    localstack: LocalStack, tmp_path: Path, running: list[AlertService]
+) -> None:
+    """Worker run 1 dies with its records still spooled (its broker was away); run 2 on the
+    same spool delivers them first, then its run marker: run 1's open alert on that camera
+    is closed as interrupted, the other camera's is not."""
+    topic, dlq, group = _names()
+    spool = tmp_path / "spool"
+    run1, run2 = str(uuid.uuid4()), str(uuid.uuid4())
+    left_open = make_event(1, camera="cam-1").to_record() | {"run_id": run1}
+    other_camera = make_event(2, camera="cam-2").to_record() | {"run_id": run1}
+    dead = KafkaEventBus(
+        "127.0.0.1:1",
+        topic,
+        spool_dir=spool,
+        create_topic=False,
+        connect_timeout_s=0.5,
+        close_timeout_s=0.1,
+        max_backoff_s=0.5,
+    )
+    dead.publish(left_open)
+    dead.publish(other_camera)
+    dead.close()  # nothing delivered: both stay in the spool
+    store = SqliteAlertStore(tmp_path / "alerts.db")
+    bus = _bus(localstack, topic, spool)
+    try:
+        bus.publish(run_marker("cam-1", run2, time.time()))
+        bus.flush(30)
+        service = _start(running, _service(localstack, topic, dlq, group, store))
+        wait_for(lambda: service.stored == 3, 30, "2 records and a marker stored")
+        a, b = store.get(left_open["event_id"]), store.get(other_camera["event_id"])
+        assert a is not None and (a.end_reason, a.end_s, a.run_id) == ("interrupted", 1.0, run1)
+        assert b is not None and b.is_open and b.end_reason is None
+        assert service.dead_lettered == 0
     finally:
         bus.close()
         for s in running:

@@ -40,7 +40,7 @@ def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
 
 def test_satisfies_protocol_and_uses_wal_and_migrations(store: SqliteAlertStore) -> None:
     assert isinstance(store, AlertStore)
-    assert store.schema_version == 3 == len(_MIGRATIONS)
+    assert store.schema_version == 4 == len(_MIGRATIONS)
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -204,7 +204,7 @@ def test_survives_reopen(tmp_path: Path) -> None:
         s.acknowledge(make_event(1).event_id, by="alice", note="n")
         s.upsert(make_event(2).to_record())
     with SqliteAlertStore(path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == len(_MIGRATIONS)
         assert s.count() == 2
         a = s.get(make_event(1).event_id)
         assert a is not None and a.status == "acknowledged" and a.note == "n"
@@ -322,7 +322,7 @@ def test_version_1_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
     conn.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
     conn.close()
     with SqliteAlertStore(path) as old_shape:  # v1 -> v2 -> v3 here
-        assert old_shape.schema_version == 3
+        assert old_shape.schema_version == len(_MIGRATIONS)
     # and with rows: build v1 again, store through a v1-shaped table, then migrate
     path2 = tmp_path / "alerts2.sqlite"
     conn = sqlite3.connect(path2)
@@ -341,7 +341,7 @@ def test_version_1_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
         conn.execute("UPDATE alerts SET status = 'false_positive'")
     conn.close()
     with SqliteAlertStore(path2) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == len(_MIGRATIONS)
         a = s.get(make_event(1).event_id)
         assert a is not None and a.status == "acknowledged" and a.acknowledged_by == "bob"
         assert a.bbox == [1.0, 2.0, 30.0, 40.0] and a.priority == 70
@@ -502,7 +502,7 @@ def test_version_2_database_is_migrated_keeping_alerts_and_control_data(tmp_path
     path = tmp_path / "alerts.sqlite"
     _v2_database(path)
     with SqliteAlertStore(path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == len(_MIGRATIONS)
         a = s.get(make_event(1).event_id)
         assert a is not None
         assert (a.status, a.acknowledged_by, a.note, a.priority) == (
@@ -532,7 +532,7 @@ def test_version_2_database_is_migrated_keeping_alerts_and_control_data(tmp_path
     finally:
         conn.close()
     with SqliteAlertStore(path) as again:  # reopening an up-to-date database changes nothing
-        assert again.schema_version == 3 and again.count() == 2
+        assert again.schema_version == len(_MIGRATIONS) and again.count() == 2
 
 
 def test_migration_3_skips_columns_that_already_exist(tmp_path: Path) -> None:
@@ -545,7 +545,7 @@ def test_migration_3_skips_columns_that_already_exist(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with SqliteAlertStore(path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == len(_MIGRATIONS)
         a = s.get(make_event(1).event_id)
         assert a is not None and a.line == "kept" and a.details == {}
 
@@ -570,7 +570,7 @@ def test_concurrent_opens_of_an_old_database_migrate_once(tmp_path: Path) -> Non
         t.start()
     for t in threads:
         t.join()
-    assert errors == [] and versions == [3] * 4
+    assert errors == [] and versions == [len(_MIGRATIONS)] * 4
 
 
 def test_null_or_broken_stored_details_read_as_empty(store: SqliteAlertStore) -> None:

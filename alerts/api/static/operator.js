@@ -116,7 +116,8 @@ function render(items) {
       kind.appendChild(span);
     }
     [a.camera_id, a.zone, a.label, new Date(a.wall_time).toLocaleString(),
-     a.end_s === null ? "open" : "ended", a.status].forEach((v) => cell(tr, v));
+     a.end_s === null ? "open" : a.end_reason === "interrupted" ? "interrupted" : "ended",
+     a.status].forEach((v) => cell(tr, v));
     const shot = cell(tr, "");
     if (a.snapshot) {
       const img = document.createElement("img");
