@@ -13,6 +13,7 @@ from ingest.errors import (
     SourceReadError,
     SourceUnavailableError,
     SourceUsageError,
+    TruncatedSourceError,
 )
 from ingest.factory import SourceKind, classify_source, open_source, source_fingerprint
 from ingest.file_source import FileSource
@@ -40,6 +41,7 @@ __all__ = [
     "SourceUnavailableError",
     "SourceUsageError",
     "StateCallback",
+    "TruncatedSourceError",
     "classify_source",
     "open_source",
     "redact_text",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import av
 import av.container
@@ -66,6 +67,89 @@ def to_bgr(vf: av.VideoFrame) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
+@dataclass(slots=True)
+class DemuxTally:
+    """What one pass of :func:`decode_video` demuxed of its stream (files: to tell whether
+    the recording ends where its container says it does).
+
+    Attributes:
+        packets: Complete packets demuxed (empty packets and a cut-short last one not
+            counted).  Thinned packets count: they were read, not decoded.
+        first_s: Earliest packet start, seconds on the stream's clock; ``None``: no pts.
+        end_s: Latest packet end (pts + duration), seconds on the stream's clock.
+        cut_tail: The file's last packet was cut short: flagged corrupt by the demuxer
+            (the container promised more bytes than the file holds; for MP4, FFmpeg logs
+            "partial file" there).  It was not decoded: it is incomplete, and under frame
+            threading the decoder's error on it costs the frames still in flight.
+        ended: The demuxer reached the end of the file (the pass was not abandoned).
+    """
+
+    packets: int = 0
+    first_s: float | None = None
+    end_s: float | None = None
+    cut_tail: bool = False
+    ended: bool = False
+
+    def count(self, packet: av.Packet[av.video.stream.VideoStream]) -> None:
+        """Count a complete, non-empty packet."""
+        self.packets += 1
+        tb = packet.time_base
+        if packet.pts is None or tb is None:
+            return
+        start = float(packet.pts * tb)
+        end = float((packet.pts + max(packet.duration or 0, 0)) * tb)
+        self.first_s = start if self.first_s is None else min(self.first_s, start)
+        self.end_s = end if self.end_s is None else max(self.end_s, end)
+
+    @property
+    def reached_s(self) -> float | None:
+        """Stream time covered, first packet start to last packet end, seconds."""
+        if self.first_s is None or self.end_s is None:
+            return None
+        return self.end_s - self.first_s
+
+
+def _demuxed(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    tally: DemuxTally,
+) -> Iterator[av.Packet[av.video.stream.VideoStream]]:
+    """``container.demux(stream)``, counted in ``tally``, less a cut-short last packet.
+
+    A packet the demuxer flags corrupt is held until the next one shows whether the file
+    goes on (then it is passed on, to be decoded as any other) or ends there (then it is
+    the truncated tail: dropped, ``tally.cut_tail``).  Empty packets (the end-of-stream
+    flush) are passed on, not counted.
+    """
+    # a corrupt packet, then the empty ones after it
+    held: list[av.Packet[av.video.stream.VideoStream]] = []
+    try:
+        for packet in container.demux(stream):
+            if held and packet.size:  # more data follows: the damaged packet is not the end
+                for p in held:
+                    if p.size:
+                        tally.count(p)
+                    yield p
+                held = []
+            if held or (packet.size and packet.is_corrupt):
+                held.append(packet)
+                continue
+            if packet.size:
+                tally.count(packet)
+            yield packet
+    except av.error.FFmpegError:
+        for p in held:  # a demux error, not the end of the file: decode what was held
+            if p.size:
+                tally.count(p)
+            yield p
+        raise
+    if held:
+        tally.cut_tail = True
+        log.debug("dropped the cut-short last packet (pts %s)", held[0].pts)
+        yield from held[1:]
+    tally.ended = True
+
+
 def decode_video(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
@@ -74,12 +158,16 @@ def decode_video(
     resume_demux_on_error: bool,
     max_consecutive_errors: int,
     thinner: Thinner | None = None,
+    tally: DemuxTally | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Yield the decoded frames of ``stream`` in presentation order, skipping bad packets.
 
     With a ``thinner`` (activity-driven decoding, see :mod:`ingest.activity`), each
     demuxed packet is replaced by what it admits (nothing, the packet, or its GOP again),
     and the decoder is drained and reset where it asks (a keyframe decoded alone).
+
+    With a ``tally`` (files), the demuxed packets are counted in it, and a last packet the
+    file cuts short is not decoded (see :class:`DemuxTally`).
 
     A packet that fails to decode is reported to ``on_bad_packet`` and skipped (no frame is
     invented for it).  A demuxer error is reported too and, when ``resume_demux_on_error``
@@ -93,7 +181,10 @@ def decode_video(
     codec = stream.codec_context
     while True:
         try:
-            for packet in container.demux(stream):
+            packets = (
+                container.demux(stream) if tally is None else _demuxed(container, stream, tally)
+            )
+            for packet in packets:
                 todo: Sequence[object] = (packet,)
                 drain = False
                 if thinner is not None and packet.size:

@@ -213,9 +213,10 @@ class SourceBase:
             already = self._stop.is_set()
             self._stop.set()
             iterating = self._iterating
+            failed = self._state == SourceState.FAILED
         if not already:
             log.debug("camera %s: close requested", self._camera_id)
-        if not iterating:
+        if not iterating and not failed:  # a source that failed stays failed
             self._set_state(SourceState.ENDED, "closed")
 
     def stats(self) -> SourceStats:

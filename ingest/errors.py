@@ -50,6 +50,47 @@ class SourceReadError(SourceError):
         super().__init__(f"cannot read video source {path}: {reason}")
 
 
+class TruncatedSourceError(SourceReadError):
+    """A recording ends before the length its container declares (a file cut short or damaged).
+
+    Raised after every decodable frame of it was delivered: what is there was analysed,
+    but the camera did not run to its end.
+
+    Attributes:
+        path: The path.
+        frames: Complete frames (packets) the file holds.
+        declared_frames: Frames the container declares, ``None`` if it does not say.
+        reached_s: Stream time the file reaches, seconds from its first frame.
+        declared_s: Duration it declares (or its frame count implies); ``None`` if unknown
+            or no longer than ``reached_s`` (a B-frame cut off at the very end).
+        reason: The message without the path.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        frames: int,
+        declared_frames: int | None,
+        reached_s: float,
+        declared_s: float | None,
+    ) -> None:
+        self.frames = frames
+        self.declared_frames = declared_frames
+        self.reached_s = reached_s
+        self.declared_s = declared_s
+        seconds = f" ({reached_s:.1f} s of {declared_s:.1f} s)" if declared_s is not None else ""
+        if declared_frames:
+            where = f"{frames} of {declared_frames} frames{seconds}"
+        elif declared_s is not None:
+            where = f"{frames} frames{seconds}"
+        else:
+            where = f"its last frame is cut short after {frames} frames ({reached_s:.1f} s)"
+        self.path = path
+        self.reason = f"recording ends early: {where} — the file is truncated or damaged"
+        SourceError.__init__(self, f"video source {path}: {self.reason}")
+
+
 class SourceUnavailableError(SourceError):
     """A live source gave up after ``max_attempts`` consecutive failed reconnects.
 

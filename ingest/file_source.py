@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -16,12 +17,117 @@ import av.video
 from ingest import _av
 from ingest.activity import ActivityControl, Thinner
 from ingest.base import SourceBase, SourceState, StateCallback
-from ingest.errors import SourceNotFoundError, SourceOpenError, SourceReadError
+from ingest.errors import (
+    SourceNotFoundError,
+    SourceOpenError,
+    SourceReadError,
+    TruncatedSourceError,
+)
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_FPS = 25.0
+
+EARLY_END_MIN_S = 0.5
+"""Tolerance of the declared-length check, seconds (at least; see :func:`early_end`)."""
+EARLY_END_FRAMES = 2
+"""... and frame intervals / frames (at least)."""
+EARLY_END_FRACTION = 0.01
+"""... and share of the declared length (at least)."""
+
+_TAG_DURATION_RE = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2}(?:\.\d*)?)$")
+
+
+def declared_length(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> tuple[int | None, float | None]:
+    """The length the container declares for ``stream``: ``(frames, seconds)``, ``None`` each
+    where it says nothing.
+
+    Frames: the stream's frame count (MP4 sample table, AVI header; counts the samples an
+    edit list hides too).  Seconds: the stream's duration (MP4: of its edit list), else its
+    ``DURATION`` tag (Matroska), else the container's duration when the video is its only
+    stream (never one that includes an audio track).  Where FFmpeg has to estimate a
+    duration (AVI, MPEG-TS, fragmented MP4) it does so from the file's own content, so a
+    truncated file then declares the length it has.
+    """
+    frames = stream.frames if stream.frames > 0 else None
+    seconds: float | None = None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    else:
+        m = _TAG_DURATION_RE.match(str(stream.metadata.get("DURATION", "")).strip())
+        if m:
+            seconds = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+        elif len(container.streams) == 1 and container.duration:
+            seconds = container.duration / av.time_base
+    return frames, (seconds if seconds is not None and seconds > 0 else None)
+
+
+def early_end(
+    path: str,
+    tally: _av.DemuxTally,
+    *,
+    declared_frames: int | None,
+    declared_s: float | None,
+    interval: float,
+) -> TruncatedSourceError | None:
+    """The error to raise when a pass that reached the end of the file ended early, else None.
+
+    Early means one of:
+
+    * **the demuxer's signal**: the file's last packet was cut short (the container
+      promised more bytes: an MP4 whose ``moov`` comes first, AVI, FLV, fragmented MP4),
+      unless the declared length shows nothing was missing (all the frames it declares
+      were read, or the cut lies past the declared duration: samples an edit list hides);
+    * **the declared length**, where no packet was cut (a cut on a packet boundary, a
+      Matroska file whose last block is dropped whole): the stream time reached falls short
+      of the declared duration *and* (when declared) fewer frames were read than declared,
+      each by more than the tolerance: the larger of ``EARLY_END_MIN_S`` /
+      ``EARLY_END_FRAMES`` frame intervals / ``EARLY_END_FRACTION`` of the declared
+      duration, and of ``EARLY_END_FRAMES`` / ``EARLY_END_FRACTION`` of the declared frames.
+      Both must agree, so neither a frame count that includes samples an edit list hides
+      nor a duration a frame or two off (or an MP4's rounded one) is taken for a cut.
+
+    Frames thinned (activity-driven decoding) or skipped (``start_s``) were demuxed and
+    count as read.
+    """
+    if not tally.ended:
+        return None
+    reached = tally.reached_s
+    if reached is None:
+        reached = tally.packets * interval
+    tol_s = max(
+        EARLY_END_MIN_S, EARLY_END_FRAMES * interval, EARLY_END_FRACTION * (declared_s or 0.0)
+    )
+    tol_frames = max(EARLY_END_FRAMES, math.ceil(EARLY_END_FRACTION * (declared_frames or 0)))
+    if tally.cut_tail:
+        truncated = (declared_frames is None or tally.packets < declared_frames) and (
+            declared_s is None or reached < declared_s + tol_s
+        )
+    else:
+        truncated = (
+            declared_s is not None
+            and reached < declared_s - tol_s
+            and (declared_frames is None or tally.packets < declared_frames - tol_frames)
+        )
+    if not truncated:
+        return None
+    # the length to report: the declared count's when there is one (a truncated AVI's
+    # duration is FFmpeg's estimate from what is left), else a declared duration
+    expected_s = declared_frames * interval if declared_frames else None
+    if declared_s is not None and declared_s > max(expected_s or 0.0, reached + interval / 2):
+        expected_s = declared_s
+    if expected_s is not None and expected_s < reached + interval / 2:
+        expected_s = None  # nothing to say in seconds (a B-frame cut off at the very end)
+    return TruncatedSourceError(
+        path,
+        frames=tally.packets,
+        declared_frames=declared_frames,
+        reached_s=reached,
+        declared_s=expected_s,
+    )
 
 
 class FileSource(SourceBase):
@@ -39,8 +145,11 @@ class FileSource(SourceBase):
     and ``pts_s`` continuing (the next pass starts one frame interval after the last frame).
 
     Packets that fail to decode in the middle are logged, counted (``stats().decode_errors``)
-    and skipped; no frame is invented.  ``close()`` is honoured between frames and during a
-    realtime wait, so it takes effect within one frame decode.
+    and skipped; no frame is invented.  A recording that ends before the length its
+    container declares (a file cut short: see :func:`early_end`) delivers every frame it
+    holds, then raises ``TruncatedSourceError``: the camera did not run to its end.
+    ``close()`` is honoured between frames and during a realtime wait, so it takes effect
+    within one frame decode.
     """
 
     def __init__(
@@ -136,6 +245,8 @@ class FileSource(SourceBase):
             SourceNotFoundError: the file does not exist.
             SourceOpenError: not a video / unreadable header / no video stream.
             SourceReadError: no decodable frame in a pass, or too many bad packets in a row.
+            TruncatedSourceError: (a ``SourceReadError``) the file ends before its declared
+                length; raised after its last frame (first pass of a looping file too).
             SourceUsageError: called a second time.
         """
         if not self._begin_iteration():
@@ -171,6 +282,8 @@ class FileSource(SourceBase):
                     _DEFAULT_FPS,
                 )
             interval = 1.0 / (fps or _DEFAULT_FPS)
+            declared_frames, declared_s = declared_length(container, stream)
+            tally = _av.DemuxTally()
             first_raw: float | None = None
             replay_until: float | None = None  # a look-back replays frames up to this pts_s
             n_pass = 0  # frames decoded in this pass
@@ -188,6 +301,7 @@ class FileSource(SourceBase):
                     resume_demux_on_error=True,
                     max_consecutive_errors=self._max_consecutive_errors,
                     thinner=thinner,
+                    tally=tally,
                 ):
                     raw = _av.frame_time_s(vf, stream)
                     if raw is None:
@@ -250,6 +364,15 @@ class FileSource(SourceBase):
                 ) from e
             finally:
                 container.close()
+            truncated = early_end(
+                self._path,
+                tally,
+                declared_frames=declared_frames,
+                declared_s=declared_s,
+                interval=interval,
+            )
+            if truncated is not None:
+                raise truncated
             if n_pass == 0:
                 raise SourceReadError(self._path, "no decodable video frame")
             if shown == 0 and passes == 0 and not self._loop:
