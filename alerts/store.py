@@ -544,7 +544,9 @@ class SqliteAlertStore:
     A run marker (``upsert`` of ``{"kind": "run_started", "camera_id": C, "run_id": R,
     ...}``) closes every open alert of camera C not raised by run R, as
     ``interrupted`` (see ``close_earlier_runs``).  An interrupted alert stays so: a later
-    record of it (a replay, a late end) changes neither ``end_s`` nor ``end_reason``.
+    record of it (a replay, a late end) changes neither ``end_s`` nor ``end_reason``,
+    except the end record of the camera's current run (a recording played again gives the
+    same event ids, and that run saw the event end).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
@@ -635,7 +637,8 @@ class SqliteAlertStore:
         * raises ``priority`` to the record's when higher (never lowers it);
         * sets ``end_s`` (with ``end_reason = "ended"``), ``snapshot``, ``line``,
           ``direction``, ``run_id`` where still null (an interrupted alert has its
-          ``end_s``: it stays interrupted);
+          ``end_s``: it stays interrupted, unless the end record comes from the
+          camera's current run, which replays the same recording: its end replaces it);
         * if it is an end record (``end_s`` set) with a ``details`` field, replaces
           ``details`` (a record without the optional field leaves them as they are).
 
@@ -702,6 +705,17 @@ class SqliteAlertStore:
                         "WHERE event_id = ? AND end_s IS NULL AND ? IS NOT NULL",
                         (record["end_s"], event_id, record["end_s"]),
                     ).rowcount
+                    if not closed and is_end and run_id is not None:
+                        # The camera's current run saw this event end (it replays the same
+                        # recording, same event ids): its end replaces the "interrupted"
+                        # an earlier, killed run left.  Ends from other runs change nothing.
+                        closed = self._conn.execute(
+                            "UPDATE alerts SET end_s = ?, end_reason = 'ended', run_id = ? "
+                            "WHERE event_id = ? AND end_reason = 'interrupted' AND EXISTS "
+                            "(SELECT 1 FROM worker_runs w "
+                            "WHERE w.camera_id = alerts.camera_id AND w.run_id = ?)",
+                            (record["end_s"], run_id, event_id, run_id),
+                        ).rowcount
                     escalated = self._conn.execute(
                         "UPDATE alerts SET priority = ? WHERE event_id = ? AND priority < ?",
                         (record["priority"], event_id, record["priority"]),

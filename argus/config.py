@@ -9,6 +9,7 @@ frame size happen when those are known (see ``argus.runner``).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -613,6 +614,41 @@ class ApiConfig(_Strict):
             "localhost, 127.0.0.1, ::1 and the listen address."
         ),
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_only(cls, hosts: list[str] | None) -> list[str] | None:
+        for host in hosts or []:
+            problem = host_entry_problem(host)
+            if problem:
+                raise ValueError(f"allowed_hosts entry {host!r}: {problem}")
+        return hosts
+
+
+_HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
+
+
+def host_entry_problem(entry: str) -> str | None:
+    """What is wrong with an ``api.allowed_hosts`` entry (a name or address, no port), or None.
+
+    A port, a scheme or a path would never match (the ``Host`` header's port is not
+    compared), so such an entry would lock everyone out without a word: it is refused.
+    """
+    if entry == "*":
+        return None
+    bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+    try:
+        ipaddress.ip_address(bare)
+        return None
+    except ValueError:
+        pass
+    if "://" in entry or "/" in entry:
+        return "a host name or address only, without scheme or path"
+    if ":" in entry:
+        return "no port: the Host header's port is not compared (write the name alone)"
+    if not _HOST_NAME.fullmatch(entry):
+        return "not a host name ('*' for any host, '*.example.org' for its subdomains)"
+    return None
 
 
 class MetricsConfig(_Strict):

@@ -110,7 +110,14 @@ class HostGuard:
 
 # ---------------------------------------------------------------------------- bodies
 
-_JSON_TYPES = ("application/json", "application/merge-patch+json")
+def parsed_as_json(content_type: str) -> bool:
+    """Whether FastAPI parses a body of this ``Content-Type`` as JSON: none given,
+    ``application/json`` or any ``application/*+json`` (parameters ignored)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return not media or (main == "application" and (sub == "json" or sub.endswith("+json")))
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -163,7 +170,8 @@ class BodyGuard:
     """Bounds request bodies and checks JSON ones before the application reads them.
 
     ``per_path`` maps exact request paths to their own size limit (e.g. ``PUT /rules``).
-    A body whose ``Content-Type`` is JSON, or missing (FastAPI then parses it as JSON),
+    A body FastAPI would parse as JSON (``parsed_as_json``: no ``Content-Type``,
+    ``application/json`` or ``application/*+json``)
     is buffered (it is small: bounded above) and refused with 422 when it is not UTF-8,
     nests deeper than ``max_depth`` or holds an unpaired surrogate escape.
     """
@@ -195,8 +203,8 @@ class BodyGuard:
         except _BodyTooLargeError:
             await self._refuse(scope, receive, send, 413, f"request body larger than {limit} bytes")
             return
-        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        if body and (not content_type or content_type.startswith(_JSON_TYPES)):
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if body and parsed_as_json(content_type):
             problem = json_problem(body, self.max_depth)
             if problem is not None:
                 answer = SafeJSONResponse(invalid(["body"], *problem), status_code=422)

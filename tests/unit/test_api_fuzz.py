@@ -9,9 +9,9 @@ on disk, the in-process control channel, and the rule checker of the demo's conf
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,8 @@ def _app(home: Path) -> Any:
 # Built at import: schemathesis parametrizes by the operations of a loaded schema (its
 # fixture-based loader does not work with pytest 9).
 _HOME = Path(tempfile.mkdtemp(prefix="argus-fuzz-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # also when deselected (-m unit)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app(_HOME))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup() -> Iterator[None]:
-    yield
-    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @schema.parametrize()

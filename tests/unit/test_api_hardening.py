@@ -79,10 +79,19 @@ JSON_BODY_ROUTES = [
 ]
 
 
+JSON_TYPES = [
+    "application/json",
+    "application/problem+json",  # FastAPI parses any application/*+json as JSON
+    "application/vnd.argus+json; charset=utf-8",
+    None,  # no Content-Type: FastAPI parses the body as JSON too
+]
+
+
+@pytest.mark.parametrize("content_type", JSON_TYPES)
 @pytest.mark.parametrize("depth", [40, 500, 900, 5000])
 @pytest.mark.parametrize(("method", "path", "field"), JSON_BODY_ROUTES)
 def test_deeply_nested_json_is_refused_early_on_every_body(
-    env: Env, method: str, path: str, field: str, depth: int
+    env: Env, method: str, path: str, field: str, depth: int, content_type: str | None
 ) -> None:
     nested = "[" * depth + "]" * depth
     if field == "rules":
@@ -90,7 +99,8 @@ def test_deeply_nested_json_is_refused_early_on_every_body(
         body += '"revision": null}'
     else:
         body = f'{{"{field}": {nested}}}'
-    r = env.client.request(method, path, headers=JSON, content=body.encode())
+    headers = AUTH if content_type is None else {**AUTH, "Content-Type": content_type}
+    r = env.client.request(method, path, headers=headers, content=body.encode())
     assert r.status_code == 422, r.text[:300]
     (problem,) = _encodable(r)["detail"]
     assert problem["type"] == "json_too_deep" and "deeper than 32 levels" in problem["msg"]
@@ -120,9 +130,13 @@ SURROGATE_BODIES = [
 ]
 
 
+@pytest.mark.parametrize("content_type", JSON_TYPES)
 @pytest.mark.parametrize(("method", "path", "body"), SURROGATE_BODIES)
-def test_an_unpaired_surrogate_is_a_clean_422(env: Env, method: str, path: str, body: str) -> None:
-    r = env.client.request(method, path, headers=JSON, content=body.encode())
+def test_an_unpaired_surrogate_is_a_clean_422(
+    env: Env, method: str, path: str, body: str, content_type: str | None
+) -> None:
+    headers = AUTH if content_type is None else {**AUTH, "Content-Type": content_type}
+    r = env.client.request(method, path, headers=headers, content=body.encode())
     assert r.status_code == 422, r.text[:300]
     (problem,) = _encodable(r)["detail"]
     assert problem["type"] == "json_lone_surrogate" and problem["loc"] == ["body"]

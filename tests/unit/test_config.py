@@ -144,3 +144,26 @@ def test_kafka_bus_and_s3_evidence_sections(tmp_path: Path) -> None:
     assert cfg.evidence.s3 is not None and cfg.evidence.s3.bucket == "argus-evidence"
     assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.model_dump())
     assert "bus.kafka.bootstrap" in problems(tmp_path, ISSUE_CONFIG + "bus: {kafka: {}}\n")
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("argus.lan:8000", "no port"),
+        ("[::1]:8000", "no port"),
+        ("https://argus.lan", "without scheme"),
+        ("argus.lan/ops", "without scheme or path"),
+        ("two words", "not a host name"),
+    ],
+)
+def test_allowed_hosts_entries_that_could_never_match_are_refused(
+    tmp_path: Path, entry: str, why: str
+) -> None:
+    msg = problems(tmp_path, ISSUE_CONFIG + f"api:\n  allowed_hosts: ['{entry}']\n")
+    assert "api.allowed_hosts" in msg and why in msg
+
+
+def test_allowed_hosts_names_addresses_and_wildcards(tmp_path: Path) -> None:
+    hosts = ["argus.city.example", "*.cctv.example", "10.0.0.5", "::1", "[fe80::1]", "*"]
+    cfg = load_config(write(tmp_path, ISSUE_CONFIG + f"api:\n  allowed_hosts: {hosts}\n"))
+    assert cfg.api.allowed_hosts == hosts

@@ -196,6 +196,24 @@ def test_an_interrupted_alert_stays_so_and_replayed_or_stale_markers_are_harmles
     assert six is not None and (six.end_reason, six.end_s) == ("ended", 7.0)
 
 
+def test_a_recording_played_again_ends_what_the_killed_run_left_interrupted(
+    store: SqliteAlertStore,
+) -> None:
+    """Same file, same event ids: the new run sees the event end, and says so."""
+    store.upsert(_start(1, R1))
+    store.upsert(_start(2, R1))
+    store.upsert(run_marker("cam-1", R2, T0 + 100))  # R1 was killed
+    store.upsert(_start(1, R2))
+    store.upsert(_end(1, R2, 8.5))
+    one, two = store.get(make_event(1).event_id), store.get(make_event(2).event_id)
+    assert one is not None and (one.end_reason, one.end_s, one.run_id) == ("ended", 8.5, R2)
+    assert two is not None and two.end_reason == "interrupted"  # R2 never saw it end
+    store.upsert(run_marker("cam-1", R3, T0 + 200))
+    store.upsert(_end(2, R2, 9.0))  # a late end of an older run: still interrupted
+    two = store.get(make_event(2).event_id)
+    assert two is not None and (two.end_reason, two.end_s) == ("interrupted", 2.0)
+
+
 def test_the_run_id_is_filled_in_when_the_first_record_had_none(store: SqliteAlertStore) -> None:
     store.upsert(_start(1, None))
     store.upsert(_start(1, R1))

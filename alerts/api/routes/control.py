@@ -144,8 +144,8 @@ def rule_problems(ctx: ApiContext, body: RulesUpdate) -> list[str]:
     assert ctx.validate_rules is not None  # create_app enforces it with control
     try:
         return list(ctx.validate_rules(copy.deepcopy(body.rules)))
-    except (ValueError, TypeError, KeyError) as e:
-        return [f"{type(e).__name__}: {e}"]
+    except (ValueError, TypeError, KeyError, RecursionError) as e:  # the guard bounds depth
+        return [f"{type(e).__name__}: {e}"[:500]]
 
 
 @router.put(
