@@ -413,7 +413,14 @@ def allowed_hosts(cfg: ArgusConfig, listen_host: str) -> list[str]:
     """``api.allowed_hosts``, or by default the loopback names and ``listen_host``."""
     if cfg.api.allowed_hosts is not None:
         return list(cfg.api.allowed_hosts)
-    return default_allowed_hosts(listen_host)
+    hosts = default_allowed_hosts(listen_host)
+    if listen_host in ("0.0.0.0", "::", ""):
+        log.warning(
+            "the API listens on every address but answers only Host names %s (others get "
+            "400): list the names operators use in api.allowed_hosts",
+            ", ".join(hosts),
+        )
+    return hosts
 
 
 def components_health(
