@@ -244,17 +244,19 @@ def test_a_finished_camera_is_completed_while_others_keep_streaming(tmp_path: Pa
 
 
 def test_detector_errors_are_survived_then_give_up(tmp_path: Path) -> None:
-    calls = {"n": 0}
+    sizes: list[int] = []
 
     def flaky(images: Sequence[np.ndarray]) -> list[Detections]:
-        calls["n"] += 1
-        if calls["n"] == 2:
+        sizes.append(len(images))
+        if len(sizes) == 2:
             raise RuntimeError("CUDA out of memory (once)")
         return walker(images)
 
     runner, records = make_runner(tmp_path, [ScriptedSource("a", 30)], flaky)
     result = runner.run()
-    assert result.ok and result.frames == 30 - 3, "one failed batch of 3 frames, then on"
+    # the batch grows while inference is busy, so its size depends on timing: whatever it
+    # held is lost, every other frame goes on
+    assert result.ok and result.frames == 30 - sizes[1], "one failed batch, then on"
     assert records
 
     def broken(images: Sequence[np.ndarray]) -> list[Detections]:
