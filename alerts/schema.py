@@ -84,39 +84,43 @@ def _format_checker() -> FormatChecker:
 
 
 @cache
+def _load(resource: str) -> dict[str, Any]:
+    """A schema of this package (parsed once, checked against its draft)."""
+    text = resources.files("alerts").joinpath(resource).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@cache
+def _validator_of(resource: str) -> Draft202012Validator:
+    return Draft202012Validator(_load(resource), format_checker=_format_checker())
+
+
 def load_schema() -> dict[str, Any]:
     """The event schema as a dict (parsed once, from the package data file).
 
     Returns:
         The JSON Schema document. Do not mutate it (it is cached).
     """
-    text = resources.files("alerts").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return schema
+    return _load(SCHEMA_RESOURCE)
 
 
-@cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema(), format_checker=_format_checker())
-
-
-@cache
 def load_marker_schema() -> dict[str, Any]:
     """The run marker schema as a dict (parsed once, from the package data file).
 
     Returns:
         The JSON Schema document. Do not mutate it (it is cached).
     """
-    text = resources.files("alerts").joinpath(MARKER_SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return schema
+    return _load(MARKER_SCHEMA_RESOURCE)
 
 
-@cache
+def _validator() -> Draft202012Validator:
+    return _validator_of(SCHEMA_RESOURCE)
+
+
 def _marker_validator() -> Draft202012Validator:
-    return Draft202012Validator(load_marker_schema(), format_checker=_format_checker())
+    return _validator_of(MARKER_SCHEMA_RESOURCE)
 
 
 def record_fields() -> tuple[str, ...]:

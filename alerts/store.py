@@ -40,6 +40,7 @@ from alerts.metrics import (
     ALERTS_STORED,
 )
 from alerts.schema import RUN_STARTED, InvalidEventError, validate_bus_record
+from ingest.retry import Backoff
 from selector.suppression import Suppression
 
 logger = logging.getLogger(__name__)
@@ -567,12 +568,30 @@ class SqliteAlertStore:
                 self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(timeout_s)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as e:
             raise AlertStoreError(f"cannot open alert store: {e}", path=self.path) from e
+
+    def _use_wal(self, timeout_s: float) -> None:
+        """Switch the database to write-ahead logging (a no-op once it is).
+
+        Converting a database that is still in rollback-journal mode needs it to itself,
+        and SQLite answers "database is locked" at once, without waiting, while another
+        connection opens it: retried with back-off for up to ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        backoff = Backoff(0.005, 0.25)
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(backoff.next_delay())
 
     def _migrate(self) -> None:
         """Apply the migrations the database lacks, each in its own write transaction.
