@@ -170,6 +170,11 @@ class Alert(BaseModel):
         default=None,
         description="Worker run (uuid) that sent the alert's first record; null if unknown.",
     )
+    reason: str | None = Field(
+        default=None,
+        description="Why, in words (from its rule type's reason template); the end "
+        "record's once ended. Null for records without one.",
+    )
 
     @property
     def is_open(self) -> bool:
@@ -399,6 +404,10 @@ _MIGRATIONS: tuple[str, ...] = (
         received_at REAL NOT NULL
     ) STRICT;
     """,
+    # 5: the reason in words (the record's optional ``reason``; NULL for older rows).
+    """
+    ALTER TABLE alerts ADD COLUMN reason TEXT;
+    """,
 )
 _ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 
@@ -406,7 +415,7 @@ _COLUMNS = (
     "event_id, schema_version, camera_id, type, rule_id, zone, track_id, label, score, "
     "priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq, snapshot, "
     "wall_time, status, acknowledged_at, acknowledged_by, note, received_at, line, direction, "
-    "details, end_reason, run_id"
+    "details, end_reason, run_id, reason"
 )
 _ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
 _SUPPRESSION_COLUMNS = (
@@ -481,6 +490,7 @@ def _row_to_alert(row: sqlite3.Row) -> Alert:
         details=_parse_details(row["details"], row["event_id"]),
         end_reason=row["end_reason"],
         run_id=row["run_id"],
+        reason=row["reason"],
     )
 
 
@@ -679,6 +689,7 @@ class SqliteAlertStore:
         details = _details_json(record)
         line, direction = record.get("line"), record.get("direction")
         run_id = record.get("run_id")
+        reason = record.get("reason")
         is_end = record["end_s"] is not None
         params = (
             event_id,
@@ -703,6 +714,7 @@ class SqliteAlertStore:
             details,
             "ended" if is_end else None,
             run_id,
+            reason,
         )
         with self._lock:
             try:
@@ -711,9 +723,9 @@ class SqliteAlertStore:
                     "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
                     "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
                     "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
-                    "direction, details, end_reason, run_id) "
+                    "direction, details, end_reason, run_id, reason) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?) "
+                    "?, ?, ?) "
                     "ON CONFLICT (event_id) DO NOTHING",
                     params,
                 ).rowcount
@@ -749,6 +761,12 @@ class SqliteAlertStore:
                         self._conn.execute(
                             "UPDATE alerts SET details = ? WHERE event_id = ?",
                             (details, event_id),
+                        )
+                    if reason is not None:  # an end's reason says how long it lasted
+                        self._conn.execute(
+                            "UPDATE alerts SET reason = ? WHERE event_id = ? "
+                            "AND (reason IS NULL OR ?)",
+                            (reason, event_id, is_end),
                         )
                 self._conn.execute("COMMIT")
             except sqlite3.Error as e:

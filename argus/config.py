@@ -18,21 +18,22 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
+    SerializeAsAny,
     ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
 from selector.lines import Line, LineError
-from selector.schedule import Schedule, ScheduleError, Window
+from selector.rules.config import ID_PATTERN, RuleConfigBase, StrictModel
+from selector.rules.registry import rule_types
+from selector.schedule import Schedule, ScheduleError
 from selector.zones import PolygonZone, ZoneError
-
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-"""Camera ids and zone names: they become parts of storage keys and metric labels."""
 
 
 class ConfigError(ValueError):
@@ -45,8 +46,8 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config {source}:\n{lines}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """A config section: unknown keys refused, frozen."""
 
 
 class ZoneConfig(_Strict):
@@ -142,132 +143,6 @@ class CameraConfig(_Strict):
         return self
 
 
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Direction = Literal["+", "-"]
-HealthCheck = Literal["signal_lost", "frozen", "covered", "blur", "moved"]
-
-
-def _all_days() -> list[Day]:
-    return ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-def _both_directions() -> list[Direction]:
-    return ["+", "-"]
-
-
-def _all_checks() -> list[HealthCheck]:
-    return ["signal_lost", "frozen", "covered", "blur", "moved"]
-
-
-class WindowConfig(_Strict):
-    """One weekly arming window, in the camera's ``timezone``."""
-
-    start: str = Field(pattern=r"^\d{2}:\d{2}$", description="Local start time 'HH:MM'.")
-    end: str = Field(
-        pattern=r"^\d{2}:\d{2}$",
-        description="Local end time 'HH:MM' (not after start: runs over midnight).",
-    )
-    days: list[Day] = Field(
-        default_factory=_all_days,
-        min_length=1,
-        description="Days the window starts on.",
-    )
-    weight: float = Field(
-        1.0, ge=0.0, le=2.0, description="Priority weight of events raised in the window."
-    )
-
-    @model_validator(mode="after")
-    def _times(self) -> WindowConfig:
-        try:
-            Window.parse(self.start, self.end, self.days, self.weight)
-        except ScheduleError as e:
-            raise ValueError(str(e)) from e
-        return self
-
-
-class _RuleBase(_Strict):
-    """Keys every rule has."""
-
-    id: str | None = Field(
-        None, pattern=ID_PATTERN, description="Rule id (default: '<type>:<zone or line>')."
-    )
-    camera: str = Field(description="Camera id the rule watches.")
-    enabled: bool = Field(True, description="false: the rule runs but forwards nothing.")
-    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
-    cooldown_s: float = Field(
-        5.0,
-        ge=0.0,
-        le=3600.0,
-        description=(
-            "An event of the same rule and zone starting within this many seconds after "
-            "the previous incident ended joins it instead of raising a new alert."
-        ),
-    )
-    schedule: list[WindowConfig] = Field(
-        default_factory=list,
-        description="Arming windows (empty: always armed).",
-    )
-    alert_per: Literal["incident", "object"] = Field(
-        "incident",
-        description=(
-            "incident: events of the rule in one zone/line that overlap or follow within "
-            "cooldown_s are one alert; object: one alert per tracked object."
-        ),
-    )
-
-    @property
-    def scope(self) -> str:
-        """What the rule watches (zone, line or camera), for the default id."""
-        for key in ("zone", "line"):
-            value = getattr(self, key, None)
-            if value:
-                return str(value)
-        return ""
-
-    @property
-    def rule_id(self) -> str:
-        """Stable id of this rule instance (part of event ids)."""
-        kind = str(getattr(self, "type", "rule"))
-        return self.id or (f"{kind}:{self.scope}" if self.scope else kind)
-
-
-class _TrackRule(_RuleBase):
-    """Keys of rules about tracked objects."""
-
-    classes: list[str] = Field(
-        default_factory=lambda: ["person"], min_length=1, description="Class names that count."
-    )
-    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore tracks scoring below this.")
-
-
-class IntrusionRuleConfig(_TrackRule):
-    """Raise an event when an object of given classes stays in a zone ``min_dwell_s`` seconds."""
-
-    type: Literal["intrusion"]
-    zone: str = Field(description="Zone name of that camera.")
-    min_dwell_s: float = Field(
-        0.0, ge=0.0, le=86400.0, description="Dwell before raising, seconds."
-    )
-    exit_grace_s: float = Field(
-        1.0,
-        ge=0.0,
-        le=60.0,
-        description="Absence shorter than this does not end the event, seconds.",
-    )
-
-
-class LoiteringRuleConfig(_TrackRule):
-    """Someone stays in a zone at least ``min_dwell_s`` (KISA: 10 s), moving or not."""
-
-    type: Literal["loitering"]
-    zone: str = Field(description="Zone name of that camera.")
-    min_dwell_s: float = Field(10.0, ge=0.0, le=86400.0, description="Seconds in the zone.")
-    exit_grace_s: float = Field(
-        2.0, ge=0.0, le=60.0, description="Absence shorter than this continues the stay."
-    )
-    severity: int = Field(50, ge=0, le=100, description="Base priority of the rule's events.")
-
-
 class LineConfig(_Strict):
     """A counting line in the camera's pixel coordinates."""
 
@@ -285,115 +160,32 @@ class LineConfig(_Strict):
         return self
 
 
-class LineCrossingRuleConfig(_TrackRule):
-    """An object crosses a line; direction "+" from the cross<0 side to the cross>0 side."""
+def _validate_rule(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """One rule config: validated by the model its ``type`` names in the rule registry.
 
-    type: Literal["line_crossing"]
-    line: str = Field(description="Line name of that camera.")
-    directions: list[Direction] = Field(
-        default_factory=_both_directions,
-        min_length=1,
-        description="Directions that raise events (both are counted).",
-    )
-    cooldown_s: float = Field(
-        0.0, ge=0.0, le=3600.0, description="0: every crossing is its own alert."
-    )
-    alert_per: Literal["incident", "object"] = Field(
-        "object", description="object: one alert per crossing object (counting)."
-    )
-    severity: int = Field(40, ge=0, le=100, description="Base priority of the rule's events.")
-
-
-class AbandonedObjectRuleConfig(_RuleBase):
-    """An object left unattended ``min_unattended_s`` after its owner walked away."""
-
-    type: Literal["abandoned_object"]
-    zone: str | None = Field(None, description="Zone name (default: the whole picture).")
-    classes: list[str] = Field(
-        default_factory=lambda: ["backpack", "handbag", "suitcase"],
-        min_length=1,
-        description="Object classes the detector knows.",
-    )
-    unclassified: bool = Field(
-        True, description="Also new stationary objects the detector does not classify."
-    )
-    min_unattended_s: float = Field(
-        30.0, ge=0.0, le=86400.0, description="Seconds unattended before raising."
-    )
-    severity: int = Field(70, ge=0, le=100, description="Base priority of the rule's events.")
+    The registry (``selector.rules.registry``) is read at validation time, so a rule
+    type registered by any module (a plugin, a test) is configurable at once.  Strict
+    validation (``parse_config(strict=True)``) reaches the rule's model through the
+    validation context.
+    """
+    if isinstance(value, RuleConfigBase):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"a rule is a mapping with a 'type', got {type(value).__name__}")
+    kind = value.get("type")
+    known = rule_types()
+    if kind is None:
+        raise ValueError(f"a rule needs a 'type' (one of {sorted(known)})")
+    rule = known.get(kind) if isinstance(kind, str) else None
+    if rule is None:
+        raise ValueError(f"unknown rule type {kind!r} (known: {sorted(known)})")
+    if (info.context or {}).get("strict"):
+        return rule.config.model_validate_json(json.dumps(value, allow_nan=False), strict=True)
+    return rule.config.model_validate(value)
 
 
-class FallRuleConfig(_RuleBase):
-    """A person goes from upright to lying and stays down ``min_down_s``."""
-
-    type: Literal["fall"]
-    zone: str | None = Field(None, description="Zone name (default: the whole picture).")
-    min_down_s: float = Field(3.0, ge=0.0, le=3600.0, description="Seconds down before raising.")
-    severity: int = Field(85, ge=0, le=100, description="Base priority of the rule's events.")
-
-
-class CrowdingRuleConfig(_TrackRule):
-    """At least ``min_count`` objects in a zone for ``min_duration_s``."""
-
-    type: Literal["crowding"]
-    zone: str = Field(description="Zone name of that camera.")
-    min_count: int = Field(ge=2, le=10000, description="Objects in the zone at once.")
-    min_duration_s: float = Field(
-        5.0, ge=0.0, le=86400.0, description="Seconds the count must hold."
-    )
-    severity: int = Field(55, ge=0, le=100, description="Base priority of the rule's events.")
-
-
-class WrongWayRuleConfig(_TrackRule):
-    """Movement in a zone against its allowed ``direction`` for ``min_duration_s``."""
-
-    type: Literal["wrong_way"]
-    zone: str = Field(description="Zone name of that camera.")
-    direction: tuple[float, float] = Field(
-        description="Allowed direction of travel [dx, dy] in image coordinates (x right, y down)."
-    )
-    min_duration_s: float = Field(
-        2.0, ge=0.0, le=3600.0, description="Seconds of wrong-way movement before raising."
-    )
-    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
-
-    @field_validator("direction")
-    @classmethod
-    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(math.isfinite(c) for c in v) or math.hypot(*v) == 0.0:
-            raise ValueError(f"direction must be a finite non-zero vector, got {list(v)}")
-        return v
-
-
-class CameraHealthRuleConfig(_RuleBase):
-    """Signal lost, frozen picture, lens covered, camera moved, picture out of focus."""
-
-    type: Literal["camera_health"]
-    checks: list[HealthCheck] = Field(
-        default_factory=_all_checks,
-        min_length=1,
-        description="Which conditions raise events.",
-    )
-    severity: int | None = Field(  # type: ignore[assignment]
-        None,
-        ge=0,
-        le=100,
-        description="Base priority of all its events (default: per condition, 40-70).",
-    )
-    cooldown_s: float = Field(30.0, ge=0.0, le=3600.0, description="See other rules.")
-
-
-RuleConfig = Annotated[
-    IntrusionRuleConfig
-    | LoiteringRuleConfig
-    | LineCrossingRuleConfig
-    | AbandonedObjectRuleConfig
-    | FallRuleConfig
-    | CrowdingRuleConfig
-    | WrongWayRuleConfig
-    | CameraHealthRuleConfig,
-    Field(discriminator="type"),
-]
+RuleConfig = Annotated[SerializeAsAny[RuleConfigBase], WrapValidator(_validate_rule)]
+"""A rule of any registered type (``selector.rules.registry``), by its ``type`` key."""
 
 
 class JsonlSinkConfig(_Strict):
@@ -745,27 +537,8 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-RULE_TYPES = frozenset(
-    {
-        "intrusion",
-        "loitering",
-        "line_crossing",
-        "abandoned_object",
-        "fall",
-        "crowding",
-        "wrong_way",
-        "camera_health",
-    }
-)
-
-
 def _format_loc(loc: tuple[int | str, ...]) -> str:
-    # pydantic puts the discriminator tag into the path of a rule's errors
-    # (rules.0.intrusion.min_dwell_s); the file has no such key, so drop it.
-    parts = list(loc)
-    if len(parts) > 2 and parts[0] == "rules" and parts[2] in RULE_TYPES:
-        del parts[2]
-    return ".".join(str(p) for p in parts)
+    return ".".join(str(p) for p in loc)
 
 
 def parse_config(data: Any, source: str = "<config>", *, strict: bool = False) -> ArgusConfig:
@@ -778,7 +551,9 @@ def parse_config(data: Any, source: str = "<config>", *, strict: bool = False) -
         raise ConfigError(source, [f"top level must be a mapping, got {type(data).__name__}"])
     try:
         if strict:
-            return ArgusConfig.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
+            return ArgusConfig.model_validate_json(
+                json.dumps(data, allow_nan=False), strict=True, context={"strict": True}
+            )
         return ArgusConfig.model_validate(data)
     except ValidationError as e:
         problems: list[str] = []
@@ -786,7 +561,7 @@ def parse_config(data: Any, source: str = "<config>", *, strict: bool = False) -
             if err["type"] == "value_error" and not err["loc"]:
                 continue  # the cross-reference check; reported below from the raw data
             loc = _format_loc(tuple(err["loc"]))
-            msg = str(err["msg"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
             problems.append(f"{loc or '<top>'}: {msg}" + _input_hint(err))

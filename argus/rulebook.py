@@ -11,32 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from argus.config import (
-    AbandonedObjectRuleConfig,
-    ArgusConfig,
-    CameraConfig,
-    CameraHealthRuleConfig,
-    ConfigError,
-    CrowdingRuleConfig,
-    FallRuleConfig,
-    IntrusionRuleConfig,
-    LineCrossingRuleConfig,
-    LoiteringRuleConfig,
-    RuleConfig,
-    WrongWayRuleConfig,
-    parse_config,
-)
+from argus.config import ArgusConfig, CameraConfig, ConfigError, RuleConfig, parse_config
 from selector.incidents import RulePolicy
 from selector.lines import Line
-from selector.rules.abandoned import AbandonedObjectRule
 from selector.rules.base import Rule, RuleError
-from selector.rules.camera_health import CameraHealthRule
-from selector.rules.crowding import CrowdingRule
-from selector.rules.fall import FallRule
-from selector.rules.intrusion import IntrusionRule
-from selector.rules.line_crossing import LineCrossingRule
-from selector.rules.loitering import LoiteringRule
-from selector.rules.wrong_way import WrongWayRule
+from selector.rules.registry import BuildContext, RuleConfigError, rule_type
 from selector.schedule import Schedule, Window
 from selector.zones import PolygonZone
 
@@ -69,97 +48,28 @@ def policy_of(cfg: RuleConfig, cam: CameraConfig) -> RulePolicy:
 def build_rule(
     cfg: RuleConfig, cam: CameraConfig, names: Sequence[str], where: str, source: str
 ) -> Rule:
-    """The rule object of one rule config on camera ``cam``.
+    """The rule object of one rule config on camera ``cam``, by its type's factory.
 
     Raises:
         ConfigError: Unknown class name, or the rule refuses a value (names ``where``).
     """
-    zones = {z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam.zones}
-    lines = {ln.name: Line(ln.name, ln.points) for ln in cam.lines}
-
-    def classes(values: Sequence[str]) -> set[int]:
-        return class_ids(values, names, f"{where}.classes", source)
-
-    common: dict[str, Any] = {
-        "rule_id": cfg.rule_id,
-        "camera_id": cam.id,
-        "class_names": names,
-        "severity": cfg.severity,
-    }
+    kind = str(getattr(cfg, "type", ""))
+    found = rule_type(kind)
+    if found is None:
+        raise ConfigError(source, [f"{where}: unsupported rule type {kind!r}"])
+    ctx = BuildContext(
+        camera_id=cam.id,
+        zones={z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam.zones},
+        lines={ln.name: Line(ln.name, ln.points) for ln in cam.lines},
+        class_names=tuple(names),
+    )
     try:
-        match cfg:
-            case IntrusionRuleConfig():
-                return IntrusionRule(
-                    zone=zones[cfg.zone],
-                    classes=classes(cfg.classes),
-                    min_dwell_s=cfg.min_dwell_s,
-                    min_score=cfg.min_score,
-                    exit_grace_s=cfg.exit_grace_s,
-                    **common,
-                )
-            case LoiteringRuleConfig():
-                return LoiteringRule(
-                    zone=zones[cfg.zone],
-                    classes=classes(cfg.classes),
-                    min_dwell_s=cfg.min_dwell_s,
-                    min_score=cfg.min_score,
-                    exit_grace_s=cfg.exit_grace_s,
-                    **common,
-                )
-            case LineCrossingRuleConfig():
-                return LineCrossingRule(
-                    line=lines[cfg.line],
-                    classes=classes(cfg.classes),
-                    directions=cfg.directions,
-                    min_score=cfg.min_score,
-                    **common,
-                )
-            case CrowdingRuleConfig():
-                return CrowdingRule(
-                    zone=zones[cfg.zone],
-                    min_count=cfg.min_count,
-                    classes=classes(cfg.classes),
-                    min_duration_s=cfg.min_duration_s,
-                    min_score=cfg.min_score,
-                    **common,
-                )
-            case WrongWayRuleConfig():
-                return WrongWayRule(
-                    zone=zones[cfg.zone],
-                    direction=cfg.direction,
-                    classes=classes(cfg.classes),
-                    min_duration_s=cfg.min_duration_s,
-                    min_score=cfg.min_score,
-                    **common,
-                )
-            case AbandonedObjectRuleConfig():
-                return AbandonedObjectRule(
-                    zone=None if cfg.zone is None else zones[cfg.zone],
-                    object_classes=classes(cfg.classes),
-                    person_classes=class_ids(["person"], names, where, source),
-                    use_static_objects=cfg.unclassified,
-                    min_unattended_s=cfg.min_unattended_s,
-                    **common,
-                )
-            case FallRuleConfig():
-                return FallRule(
-                    zone=None if cfg.zone is None else zones[cfg.zone],
-                    person_classes=class_ids(["person"], names, where, source),
-                    min_down_s=cfg.min_down_s,
-                    **common,
-                )
-            case CameraHealthRuleConfig():
-                return CameraHealthRule(
-                    rule_id=cfg.rule_id,
-                    camera_id=cam.id,
-                    checks=frozenset(cfg.checks),
-                    severities=(
-                        None if cfg.severity is None else dict.fromkeys(cfg.checks, cfg.severity)
-                    ),
-                )
+        return found.build(cfg, ctx)
+    except RuleConfigError as e:
+        at = f"{where}.{e.key}" if e.key else where
+        raise ConfigError(source, [f"{at}: {e.problem}"]) from e
     except RuleError as e:
         raise ConfigError(source, [f"{where}: {e}"]) from e
-    raise ConfigError(source, [f"{where}: unsupported rule type {cfg.type!r}"])
 
 
 class RuleBook:

@@ -58,6 +58,7 @@ from selector.camera import CameraSelector
 from selector.event import Event
 from selector.incidents import RulePolicy
 from selector.rules.base import FrameInfo, Rule, needs_scene
+from selector.rules.registry import reason_of
 from selector.suppression import Suppression
 from selector.zones import PolygonZone
 
@@ -904,6 +905,9 @@ class Runner:
         if key is not None:
             event = event.with_snapshot(key)
         record = event.to_record()
+        reason = reason_of(event)  # in words, from its rule type's template
+        if reason:
+            record["reason"] = reason
         if self.run_id is not None:
             record["run_id"] = self.run_id  # the selector knows nothing of processes
         try:

@@ -12,7 +12,7 @@ from alerts.api.context import ApiContext, HealthFn, RulesValidator
 from alerts.api.errors import RejectionLog, SafeJSONResponse, install_handlers
 from alerts.api.guards import BodyGuard, HostGuard, MetricsMiddleware, default_allowed_hosts
 from alerts.api.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_RULES_BODY_BYTES
-from alerts.api.routes import actions, ops, pages
+from alerts.api.routes import actions, ops, pages, rule_types
 from alerts.api.routes import alerts as alert_routes
 from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
@@ -126,7 +126,8 @@ def create_app(
         rejections=rejections,
     )
     app.add_middleware(MetricsMiddleware)
-    for module in (alert_routes, actions, evidence_routes, control_routes, ops, pages):
+    routers = (alert_routes, actions, evidence_routes, control_routes, rule_types, ops, pages)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(ops.status_router)
     return app

@@ -7,8 +7,10 @@ import math
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
@@ -26,6 +28,8 @@ from selector.rules.common import (
     label_of,
     zone_weight_of,
 )
+from selector.rules.config import RuleConfigBase
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.tracker import iou_matrix
 from selector.zones import PolygonZone
 
@@ -640,3 +644,56 @@ class AbandonedObjectRule(TrackRule):
         self._persons.clear()
         self._history.clear()
         return events
+
+
+# ------------------------------------------------------------------------ registration
+
+
+class AbandonedObjectRuleConfig(RuleConfigBase):
+    """An object left unattended ``min_unattended_s`` after its owner walked away."""
+
+    type: Literal["abandoned_object"]
+    zone: str | None = Field(None, description="Zone name (default: the whole picture).")
+    classes: list[str] = Field(
+        default_factory=lambda: ["backpack", "handbag", "suitcase"],
+        min_length=1,
+        description="Object classes the detector knows.",
+    )
+    unclassified: bool = Field(
+        True, description="Also new stationary objects the detector does not classify."
+    )
+    min_unattended_s: float = Field(
+        30.0, ge=0.0, le=86400.0, description="Seconds unattended before raising."
+    )
+    severity: int = Field(70, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+def build_abandoned_object(
+    cfg: AbandonedObjectRuleConfig, ctx: BuildContext
+) -> AbandonedObjectRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return AbandonedObjectRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        zone=ctx.optional_zone(cfg.zone),
+        object_classes=ctx.class_ids(cfg.classes),
+        person_classes=ctx.class_ids(["person"], key=None),
+        class_names=ctx.class_names,
+        use_static_objects=cfg.unclassified,
+        min_unattended_s=cfg.min_unattended_s,
+        severity=cfg.severity,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="abandoned_object",
+        config=AbandonedObjectRuleConfig,
+        build=build_abandoned_object,
+        events={
+            EVENT_TYPE: EventWords(
+                "Abandoned object", "{object} left unattended {where}[ for {duration}]"
+            )
+        },
+    )
+)

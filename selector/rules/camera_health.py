@@ -11,6 +11,9 @@ import logging
 import statistics
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
 
 from detectors.detections import Detections
 from detectors.scene import SceneStats
@@ -26,6 +29,8 @@ from selector.rules.common import (
     check_seconds,
     make_event,
 )
+from selector.rules.config import RuleConfigBase
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 
 logger = logging.getLogger(__name__)
 
@@ -418,3 +423,79 @@ class CameraHealthRule(RuleBase):
             event.end_s,
         )
         return event
+
+
+# ------------------------------------------------------------------------ registration
+
+HealthCheck = Literal["signal_lost", "frozen", "covered", "blur", "moved"]
+
+
+def _all_checks() -> list[HealthCheck]:
+    return ["signal_lost", "frozen", "covered", "blur", "moved"]
+
+
+def _hold(default: float, what: str) -> float:
+    return Field(
+        default,
+        gt=0.0,
+        le=3600.0,
+        description=f"Seconds {what} before the event is raised.",
+    )
+
+
+class CameraHealthRuleConfig(RuleConfigBase):
+    """Signal lost, frozen picture, lens covered, camera moved, picture out of focus."""
+
+    type: Literal["camera_health"]
+    checks: list[HealthCheck] = Field(
+        default_factory=_all_checks,
+        min_length=1,
+        description="Which conditions raise events.",
+    )
+    severity: int | None = Field(  # type: ignore[assignment]
+        None,
+        ge=0,
+        le=100,
+        description="Base priority of all its events (default: per condition, 40-70).",
+    )
+    cooldown_s: float = Field(30.0, ge=0.0, le=3600.0, description="See other rules.")
+    signal_lost_s: float = _hold(5.0, "without any frame")
+    frozen_s: float = _hold(10.0, "of a picture that does not change at all")
+    covered_s: float = _hold(4.0, "of a covered or blinded lens")
+    blur_s: float = _hold(10.0, "of a picture out of focus")
+    moved_s: float = _hold(5.0, "of a changed view (camera bumped or turned)")
+
+
+def build_camera_health(cfg: CameraHealthRuleConfig, ctx: BuildContext) -> CameraHealthRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return CameraHealthRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        checks=frozenset(cfg.checks),
+        severities=None if cfg.severity is None else dict.fromkeys(cfg.checks, cfg.severity),
+        signal_lost_s=cfg.signal_lost_s,
+        frozen_s=cfg.frozen_s,
+        covered_s=cfg.covered_s,
+        blur_s=cfg.blur_s,
+        moved_s=cfg.moved_s,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="camera_health",
+        config=CameraHealthRuleConfig,
+        build=build_camera_health,
+        events={
+            SIGNAL_LOST: EventWords(
+                "Camera signal lost", "No picture from the camera[ for {duration}]"
+            ),
+            FROZEN: EventWords("Camera frozen", "The picture stopped changing[ for {duration}]"),
+            COVERED: EventWords(
+                "Camera covered", "The lens is covered or blinded[ for {duration}]"
+            ),
+            BLUR: EventWords("Camera blurred", "The picture is out of focus[ for {duration}]"),
+            MOVED: EventWords("Camera moved", "The camera's view has changed[ for {duration}]"),
+        },
+    )
+)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
@@ -23,6 +25,8 @@ from selector.rules.common import (
     label_of,
     zone_weight_of,
 )
+from selector.rules.config import TrackRuleConfig
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -286,3 +290,47 @@ class CrowdingRule(TrackRule):
             closed.end_s,
         )
         return [closed]
+
+
+# ------------------------------------------------------------------------ registration
+
+
+class CrowdingRuleConfig(TrackRuleConfig):
+    """At least ``min_count`` objects in a zone for ``min_duration_s``."""
+
+    type: Literal["crowding"]
+    zone: str = Field(description="Zone name of that camera.")
+    min_count: int = Field(ge=2, le=10000, description="Objects in the zone at once.")
+    min_duration_s: float = Field(
+        5.0, ge=0.0, le=86400.0, description="Seconds the count must hold."
+    )
+    severity: int = Field(55, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+def build_crowding(cfg: CrowdingRuleConfig, ctx: BuildContext) -> CrowdingRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return CrowdingRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        zone=ctx.zone(cfg.zone),
+        min_count=cfg.min_count,
+        classes=ctx.class_ids(cfg.classes),
+        class_names=ctx.class_names,
+        min_duration_s=cfg.min_duration_s,
+        severity=cfg.severity,
+        min_score=cfg.min_score,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="crowding",
+        config=CrowdingRuleConfig,
+        build=build_crowding,
+        events={
+            EVENT_TYPE: EventWords(
+                "Crowding", "[{count} {people} ]crowding in {zone}[ for {duration}]"
+            )
+        },
+    )
+)

@@ -7,8 +7,10 @@ import math
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
@@ -26,6 +28,8 @@ from selector.rules.common import (
     open_events_of,
     zone_weight_of,
 )
+from selector.rules.config import RuleConfigBase
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.tracker import iou_matrix
 from selector.zones import PolygonZone
 
@@ -580,3 +584,38 @@ class FallRule(TrackRule):
         self._downs.clear()
         self._tracks.clear()
         return events
+
+
+# ------------------------------------------------------------------------ registration
+
+
+class FallRuleConfig(RuleConfigBase):
+    """A person goes from upright to lying and stays down ``min_down_s``."""
+
+    type: Literal["fall"]
+    zone: str | None = Field(None, description="Zone name (default: the whole picture).")
+    min_down_s: float = Field(3.0, ge=0.0, le=3600.0, description="Seconds down before raising.")
+    severity: int = Field(85, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+def build_fall(cfg: FallRuleConfig, ctx: BuildContext) -> FallRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return FallRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        zone=ctx.optional_zone(cfg.zone),
+        person_classes=ctx.class_ids(["person"], key=None),
+        class_names=ctx.class_names,
+        min_down_s=cfg.min_down_s,
+        severity=cfg.severity,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="fall",
+        config=FallRuleConfig,
+        build=build_fall,
+        events={EVENT_TYPE: EventWords("Fall", "{object} fell {where}[, down for {duration}]")},
+    )
+)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
@@ -29,6 +30,8 @@ from selector.rules.common import (
     open_events_of,
     zone_weight_of,
 )
+from selector.rules.config import TrackRuleConfig
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -255,3 +258,47 @@ class IntrusionRule(ZoneStayRule):
     """
 
     event_type: ClassVar[str] = EVENT_TYPE
+
+
+# ------------------------------------------------------------------------ registration
+
+
+class IntrusionRuleConfig(TrackRuleConfig):
+    """An object of given classes stays in a zone ``min_dwell_s`` seconds."""
+
+    type: Literal["intrusion"]
+    zone: str = Field(description="Zone name of that camera.")
+    min_dwell_s: float = Field(
+        0.0, ge=0.0, le=86400.0, description="Dwell before raising, seconds."
+    )
+    exit_grace_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=60.0,
+        description="Absence shorter than this does not end the event, seconds.",
+    )
+
+
+def build_intrusion(cfg: IntrusionRuleConfig, ctx: BuildContext) -> IntrusionRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return IntrusionRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        zone=ctx.zone(cfg.zone),
+        classes=ctx.class_ids(cfg.classes),
+        class_names=ctx.class_names,
+        min_dwell_s=cfg.min_dwell_s,
+        severity=cfg.severity,
+        min_score=cfg.min_score,
+        exit_grace_s=cfg.exit_grace_s,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="intrusion",
+        config=IntrusionRuleConfig,
+        build=build_intrusion,
+        events={EVENT_TYPE: EventWords("Intrusion", "{object} in {zone}[ for {duration}]")},
+    )
+)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
@@ -20,6 +22,8 @@ from selector.rules.common import (
     check_seconds,
     eligible,
 )
+from selector.rules.config import TrackRuleConfig
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +228,55 @@ class LineCrossingRule(TrackRule):
         check_end_s(self._rule_id, end_s)
         self._tracks.clear()
         return []
+
+
+# ------------------------------------------------------------------------ registration
+
+Direction = Literal["+", "-"]
+
+
+def _both_directions() -> list[Direction]:
+    return ["+", "-"]
+
+
+class LineCrossingRuleConfig(TrackRuleConfig):
+    """An object crosses a line; direction "+" from the cross<0 side to the cross>0 side."""
+
+    type: Literal["line_crossing"]
+    line: str = Field(description="Line name of that camera.")
+    directions: list[Direction] = Field(
+        default_factory=_both_directions,
+        min_length=1,
+        description="Directions that raise events (both are counted).",
+    )
+    cooldown_s: float = Field(
+        0.0, ge=0.0, le=3600.0, description="0: every crossing is its own alert."
+    )
+    alert_per: Literal["incident", "object"] = Field(
+        "object", description="object: one alert per crossing object (counting)."
+    )
+    severity: int = Field(40, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+def build_line_crossing(cfg: LineCrossingRuleConfig, ctx: BuildContext) -> LineCrossingRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return LineCrossingRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        line=ctx.line(cfg.line),
+        classes=ctx.class_ids(cfg.classes),
+        class_names=ctx.class_names,
+        directions=cfg.directions,
+        severity=cfg.severity,
+        min_score=cfg.min_score,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="line_crossing",
+        config=LineCrossingRuleConfig,
+        build=build_line_crossing,
+        events={EVENT_TYPE: EventWords("Line crossing", "{object} crossed {line}[ ({direction})]")},
+    )
+)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
+from pydantic import Field
+
+from selector.rules.config import TrackRuleConfig
 from selector.rules.intrusion import Stay, ZoneStayRule
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.zones import PolygonZone
 
 EVENT_TYPE = "loitering"
@@ -89,3 +93,47 @@ class LoiteringRule(ZoneStayRule):
     def _end_details(self, stay: Stay, end_s: float) -> Mapping[str, float | int | str | bool]:
         """``{"dwell_s": end_s - entry}``, seconds."""
         return {"dwell_s": end_s - stay.entry_s}
+
+
+# ------------------------------------------------------------------------ registration
+
+
+class LoiteringRuleConfig(TrackRuleConfig):
+    """Someone stays in a zone at least ``min_dwell_s`` (KISA: 10 s), moving or not."""
+
+    type: Literal["loitering"]
+    zone: str = Field(description="Zone name of that camera.")
+    min_dwell_s: float = Field(
+        DEFAULT_MIN_DWELL_S, ge=0.0, le=86400.0, description="Seconds in the zone."
+    )
+    exit_grace_s: float = Field(
+        2.0, ge=0.0, le=60.0, description="Absence shorter than this continues the stay."
+    )
+    severity: int = Field(50, ge=0, le=100, description="Base priority of the rule's events.")
+
+
+def build_loitering(cfg: LoiteringRuleConfig, ctx: BuildContext) -> LoiteringRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return LoiteringRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        zone=ctx.zone(cfg.zone),
+        classes=ctx.class_ids(cfg.classes),
+        class_names=ctx.class_names,
+        min_dwell_s=cfg.min_dwell_s,
+        severity=cfg.severity,
+        min_score=cfg.min_score,
+        exit_grace_s=cfg.exit_grace_s,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="loitering",
+        config=LoiteringRuleConfig,
+        build=build_loitering,
+        events={
+            EVENT_TYPE: EventWords("Loitering", "{object} loitering in {zone}[ for {duration}]")
+        },
+    )
+)

@@ -7,8 +7,10 @@ import math
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from detectors.detections import Detections
 from selector.event import Event
@@ -24,6 +26,8 @@ from selector.rules.common import (
     open_events_of,
     zone_weight_of,
 )
+from selector.rules.config import TrackRuleConfig
+from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -285,3 +289,56 @@ class WrongWayRule(TrackRule):
             closed.end_s,
         )
         return [closed]
+
+
+# ------------------------------------------------------------------------ registration
+
+
+class WrongWayRuleConfig(TrackRuleConfig):
+    """Movement in a zone against its allowed ``direction`` for ``min_duration_s``."""
+
+    type: Literal["wrong_way"]
+    zone: str = Field(description="Zone name of that camera.")
+    direction: tuple[float, float] = Field(
+        description="Allowed direction of travel [dx, dy] in image coordinates (x right, y down)."
+    )
+    min_duration_s: float = Field(
+        2.0, ge=0.0, le=3600.0, description="Seconds of wrong-way movement before raising."
+    )
+    severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(math.isfinite(c) for c in v) or math.hypot(*v) == 0.0:
+            raise ValueError(f"direction must be a finite non-zero vector, got {list(v)}")
+        return v
+
+
+def build_wrong_way(cfg: WrongWayRuleConfig, ctx: BuildContext) -> WrongWayRule:
+    """The rule of a validated config on the camera of ``ctx``."""
+    return WrongWayRule(
+        rule_id=cfg.rule_id,
+        camera_id=ctx.camera_id,
+        zone=ctx.zone(cfg.zone),
+        direction=cfg.direction,
+        classes=ctx.class_ids(cfg.classes),
+        class_names=ctx.class_names,
+        min_duration_s=cfg.min_duration_s,
+        severity=cfg.severity,
+        min_score=cfg.min_score,
+    )
+
+
+RULE = register(
+    RuleType(
+        type="wrong_way",
+        config=WrongWayRuleConfig,
+        build=build_wrong_way,
+        events={
+            EVENT_TYPE: EventWords(
+                "Wrong way", "{object} going the wrong way in {zone}[ for {duration}]"
+            )
+        },
+    )
+)

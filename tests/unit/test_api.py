@@ -63,6 +63,8 @@ ROUTES = [
     ("GET", f"/api/v1/alerts/{EID}"),
     ("POST", f"/api/v1/alerts/{EID}/ack"),
     ("GET", f"/api/v1/alerts/{EID}/snapshot"),
+    ("GET", "/api/v1/status"),
+    ("GET", "/api/v1/rule-types"),
 ]
 WRONG = [
     {},

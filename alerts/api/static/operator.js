@@ -1,36 +1,34 @@
 "use strict";
 const KEY = "argus.apiKey", thumbs = new Map();
 const FALSE_ALARM_EXPIRY_S = 86400;
-const TYPE_LABELS = new Map([
-  ["intrusion", "Intrusion"], ["loitering", "Loitering"], ["line_crossing", "Line crossing"],
-  ["abandoned_object", "Abandoned object"], ["fall", "Fall"], ["crowding", "Crowding"],
-  ["wrong_way", "Wrong way"], ["signal_lost", "Camera signal lost"],
-  ["frozen", "Camera frozen"], ["covered", "Camera covered"], ["blur", "Camera blurred"],
-  ["moved", "Camera moved"],
-]);
+// Labels of event types come from the rule types the service knows (GET
+// /api/v1/rule-types), not from a copy kept here; the reason of each alert comes in it.
+const labels = new Map();
 const $ = (id) => document.getElementById(id);
 const setStatus = (text) => { $("status").textContent = text; };
 function showError(text) { $("error-text").textContent = text; $("error").hidden = false; }
 function clearError() { $("error-text").textContent = ""; $("error").hidden = true; }
 const isCount = (v) => typeof v === "number" && Number.isFinite(v);
-function typeLabel(a) {
-  const d = a.details || {};
-  const type = String(a.type ?? "");
-  let text = TYPE_LABELS.get(type) ?? (type.charAt(0).toUpperCase() + type.slice(1))
-    .replaceAll("_", " ");
-  if (type === "line_crossing") {
-    if (a.line) text += " " + a.line;
-    if (a.direction) text += " (" + a.direction + ")";
-  } else if (type === "crowding" && isCount(d.count)) {
-    const what = !a.label || a.label === "person" ? (d.count === 1 ? "person" : "people")
-      : (d.count === 1 ? "object" : "objects");
-    text += ": " + d.count + " " + what;
+function setRuleTypes(types) {
+  labels.clear();
+  for (const t of Array.isArray(types) ? types : []) {
+    for (const e of Array.isArray(t.events) ? t.events : []) {
+      if (typeof e.type === "string" && typeof e.label === "string") labels.set(e.type, e.label);
+    }
   }
-  return text;
+}
+function typeLabel(a) {
+  const type = String(a.type ?? "");
+  return labels.get(type) ?? (type.charAt(0).toUpperCase() + type.slice(1)).replaceAll("_", " ");
 }
 function mergedText(a) {
   const m = (a.details || {}).members;
   return isCount(m) && m > 1 ? m + " events merged" : "";
+}
+function reasonText(a) {
+  // the reason in words (rendered by the service from the rule's template) says it all,
+  // merged events included; older records without one show what was merged
+  return typeof a.reason === "string" && a.reason ? a.reason : mergedText(a);
 }
 async function api(path, opts = {}) {
   const headers = { "X-API-Key": sessionStorage.getItem(KEY) || "", ...(opts.headers || {}) };
@@ -108,11 +106,11 @@ function render(items) {
     tr.className = a.status;
     cell(tr, a.priority);
     const kind = cell(tr, typeLabel(a));
-    const merged = mergedText(a);
-    if (merged) {
+    const reason = reasonText(a);
+    if (reason) {
       const span = document.createElement("span");
       span.className = "merged";
-      span.textContent = merged;
+      span.textContent = reason;
       kind.appendChild(span);
     }
     [a.camera_id, a.zone, a.label, new Date(a.wall_time).toLocaleString(),
@@ -138,6 +136,7 @@ function render(items) {
 async function refresh() {
   if (!sessionStorage.getItem(KEY)) { setStatus("Enter the API key."); return; }
   try {
+    if (labels.size === 0) setRuleTypes(await (await api("/api/v1/rule-types")).json());
     const page = await (await api("/api/v1/alerts?limit=100")).json();
     render(page.items);
     setStatus(`${page.total} alerts, updated ${new Date().toLocaleTimeString()}`);
