@@ -310,15 +310,10 @@ class CrowdingRuleConfig(TrackRuleConfig):
 def build_crowding(cfg: CrowdingRuleConfig, ctx: BuildContext) -> CrowdingRule:
     """The rule of a validated config on the camera of ``ctx``."""
     return CrowdingRule(
-        rule_id=cfg.rule_id,
-        camera_id=ctx.camera_id,
+        **ctx.track_args(cfg),
         zone=ctx.zone(cfg.zone),
         min_count=cfg.min_count,
-        classes=ctx.class_ids(cfg.classes),
-        class_names=ctx.class_names,
         min_duration_s=cfg.min_duration_s,
-        severity=cfg.severity,
-        min_score=cfg.min_score,
     )
 
 

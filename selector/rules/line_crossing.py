@@ -261,14 +261,9 @@ class LineCrossingRuleConfig(TrackRuleConfig):
 def build_line_crossing(cfg: LineCrossingRuleConfig, ctx: BuildContext) -> LineCrossingRule:
     """The rule of a validated config on the camera of ``ctx``."""
     return LineCrossingRule(
-        rule_id=cfg.rule_id,
-        camera_id=ctx.camera_id,
+        **ctx.track_args(cfg),
         line=ctx.line(cfg.line),
-        classes=ctx.class_ids(cfg.classes),
-        class_names=ctx.class_names,
         directions=cfg.directions,
-        severity=cfg.severity,
-        min_score=cfg.min_score,
     )
 
 

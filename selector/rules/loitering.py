@@ -115,14 +115,9 @@ class LoiteringRuleConfig(TrackRuleConfig):
 def build_loitering(cfg: LoiteringRuleConfig, ctx: BuildContext) -> LoiteringRule:
     """The rule of a validated config on the camera of ``ctx``."""
     return LoiteringRule(
-        rule_id=cfg.rule_id,
-        camera_id=ctx.camera_id,
+        **ctx.track_args(cfg),
         zone=ctx.zone(cfg.zone),
-        classes=ctx.class_ids(cfg.classes),
-        class_names=ctx.class_names,
         min_dwell_s=cfg.min_dwell_s,
-        severity=cfg.severity,
-        min_score=cfg.min_score,
         exit_grace_s=cfg.exit_grace_s,
     )
 

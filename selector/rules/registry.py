@@ -33,12 +33,12 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from selector.event import Event
 from selector.lines import Line
 from selector.rules.base import Rule, RuleError
-from selector.rules.config import RuleConfigBase
+from selector.rules.config import RuleConfigBase, TrackRuleConfig
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,17 @@ class RuleConfigError(RuleError):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}" if key else problem)
+
+
+class TrackArgs(TypedDict):
+    """Constructor arguments shared by the rules about tracked objects."""
+
+    rule_id: str
+    camera_id: str
+    classes: set[int]
+    class_names: Sequence[str]
+    severity: int
+    min_score: float
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,17 @@ class BuildContext:
     def optional_zone(self, name: str | None, key: str = "zone") -> PolygonZone | None:
         """The zone ``name``, or ``None`` (the whole picture) for ``None``."""
         return None if name is None else self.zone(name, key)
+
+    def track_args(self, cfg: TrackRuleConfig) -> TrackArgs:
+        """The arguments every track rule's constructor takes, from its config."""
+        return TrackArgs(
+            rule_id=cfg.rule_id,
+            camera_id=self.camera_id,
+            classes=self.class_ids(cfg.classes),
+            class_names=self.class_names,
+            severity=cfg.severity,
+            min_score=cfg.min_score,
+        )
 
     def line(self, name: str, key: str = "line") -> Line:
         """The line ``name``; a missing one is a ``RuleConfigError``."""

@@ -318,15 +318,10 @@ class WrongWayRuleConfig(TrackRuleConfig):
 def build_wrong_way(cfg: WrongWayRuleConfig, ctx: BuildContext) -> WrongWayRule:
     """The rule of a validated config on the camera of ``ctx``."""
     return WrongWayRule(
-        rule_id=cfg.rule_id,
-        camera_id=ctx.camera_id,
+        **ctx.track_args(cfg),
         zone=ctx.zone(cfg.zone),
         direction=cfg.direction,
-        classes=ctx.class_ids(cfg.classes),
-        class_names=ctx.class_names,
         min_duration_s=cfg.min_duration_s,
-        severity=cfg.severity,
-        min_score=cfg.min_score,
     )
 
 
