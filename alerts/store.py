@@ -762,11 +762,13 @@ class SqliteAlertStore:
                             "UPDATE alerts SET details = ? WHERE event_id = ?",
                             (details, event_id),
                         )
-                    if reason is not None:  # an end's reason says how long it lasted
+                    if reason is not None and (closed or not is_end):
+                        # the end that closed it says how long it lasted; an end refused
+                        # (the alert already ended, or interrupted) leaves the reason be
                         self._conn.execute(
                             "UPDATE alerts SET reason = ? WHERE event_id = ? "
                             "AND (reason IS NULL OR ?)",
-                            (reason, event_id, is_end),
+                            (reason, event_id, bool(closed)),
                         )
                 self._conn.execute("COMMIT")
             except sqlite3.Error as e:

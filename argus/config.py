@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     Field,
+    GetJsonSchemaHandler,
     SecretStr,
     SerializeAsAny,
     ValidationError,
@@ -28,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from selector.lines import Line, LineError
 from selector.rules.config import ID_PATTERN, RuleConfigBase, StrictModel
@@ -184,8 +187,28 @@ def _validate_rule(value: Any, handler: ValidatorFunctionWrapHandler, info: Vali
     return rule.config.model_validate(value)
 
 
-RuleConfig = Annotated[SerializeAsAny[RuleConfigBase], WrapValidator(_validate_rule)]
-"""A rule of any registered type (``selector.rules.registry``), by its ``type`` key."""
+class _RuleJsonSchema:
+    """The JSON Schema of one rule: an object whose ``type`` is a registered rule type
+    (each type's own schema is ``GET /api/v1/rule-types``'s, or ``RuleType.json_schema``)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "object",
+            "required": ["type", "camera"],
+            "properties": {"type": {"enum": sorted(rule_types())}},
+            "description": "A rule; the keys of each type: GET /api/v1/rule-types.",
+        }
+
+
+RuleConfig = Annotated[
+    SerializeAsAny[RuleConfigBase], WrapValidator(_validate_rule), _RuleJsonSchema()
+]
+"""A rule of any registered type (``selector.rules.registry``), by its ``type`` key.
+
+Strict validation (JSON types exactly) reaches the rule's own model only through the
+validation context: use ``parse_config(data, strict=True)``, which passes it."""
 
 
 class JsonlSinkConfig(_Strict):

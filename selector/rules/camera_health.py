@@ -459,7 +459,16 @@ class CameraHealthRuleConfig(RuleConfigBase):
         description="Base priority of all its events (default: per condition, 40-70).",
     )
     cooldown_s: float = Field(30.0, ge=0.0, le=3600.0, description="See other rules.")
-    signal_lost_s: float = _hold(5.0, "without any frame")
+    signal_lost_s: float = Field(
+        5.0,
+        ge=1.0,  # the runner checks for silence once a second (NO_SIGNAL_TICK_S)
+        le=3600.0,
+        description=(
+            "Seconds without any frame before signal_lost is raised (at least 1 s, and "
+            "more than the stream's frame interval: a longer gap between frames also "
+            "restarts the hold of the other checks)."
+        ),
+    )
     frozen_s: float = _hold(10.0, "of a picture that does not change at all")
     covered_s: float = _hold(4.0, "of a covered or blinded lens")
     blur_s: float = _hold(10.0, "of a picture out of focus")

@@ -324,7 +324,8 @@ RULE = register(
         build=build_crowding,
         events={
             EVENT_TYPE: EventWords(
-                "Crowding", "[{count} {people} ]crowding in {zone}[ for {duration}]"
+                "Crowding",
+                "[{count} {people} ]crowding in {zone}[ for {duration}][, up to {max_count}]",
             )
         },
     )

@@ -33,6 +33,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, TypedDict
 
 from selector.event import Event
@@ -43,6 +44,10 @@ from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
 
+PLUGIN_GROUP = "argus.rules"
+"""Entry-point group of rule modules in other packages (``[project.entry-points."argus.rules"]
+mine = "my_package.my_rule"``): imported with the built-in rules, so every process that
+loads rules (workers, the alert service) knows them."""
 MAX_REASON_LENGTH = 300
 """Longest reason rendered, characters (the event schema's bound)."""
 
@@ -235,17 +240,24 @@ def _events_of(type_: str) -> set[str]:
 
 
 def _load_builtins() -> None:
-    """Import every module of this package once (each registers its rule, if it has one)."""
+    """Import every module of this package once (each registers its rule, if it has one),
+    then the modules other installed packages name under the ``argus.rules`` entry point."""
     global _builtins_loaded
     if _builtins_loaded:
         return
-    with _lock:
-        if _builtins_loaded:
-            return
-        package = importlib.import_module("selector.rules")
-        for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"selector.rules.{module.name}")
-        _builtins_loaded = True
+    # Imported without holding _lock: a module registers itself (taking _lock) as it is
+    # imported, and Python's import lock must never wait on ours (a deadlock with another
+    # thread importing a rule module).  Two first callers may import in parallel: the
+    # import system runs each module once.
+    package = importlib.import_module("selector.rules")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"selector.rules.{module.name}")
+    for entry in entry_points(group=PLUGIN_GROUP):  # rules of other installed packages
+        try:
+            entry.load()
+        except Exception:  # one broken plugin must not take the built-in rules down
+            logger.exception("rule plugin %s (%s) failed to load", entry.name, entry.value)
+    _builtins_loaded = True
 
 
 def rule_types() -> dict[str, RuleType]:
@@ -318,8 +330,8 @@ def reason_facts(event: Event) -> dict[str, str]:
             facts[name] = f"{value:.1f}"
         elif value is not None:
             facts[name] = str(value)
-    label = event.label or "object"
-    singular, plural = ("person", "people") if label == "person" else (label, f"{label}s")
+    singular = event.label or "object"
+    plural = plural_of(singular)
     facts["object"], facts["objects"] = singular, plural
     count = (event.details or {}).get("count")
     facts["people"] = singular if count == 1 else plural
@@ -332,6 +344,31 @@ def reason_facts(event: Event) -> dict[str, str]:
     if event.end_s is not None:
         facts["duration"] = format_duration(event.end_s - event.start_s)
     return facts
+
+
+_IRREGULAR = {
+    "person": "people",
+    "knife": "knives",
+    "mouse": "mice",
+    "sheep": "sheep",
+    "skis": "skis",
+    "scissors": "scissors",
+}
+
+
+def plural_of(noun: str) -> str:
+    """The English plural of a class name: ``person`` -> ``people``, ``bus`` -> ``buses``,
+    ``wine glass`` -> ``wine glasses``, ``skis`` -> ``skis`` (the last word changes)."""
+    head, _, last = noun.rpartition(" ")
+    if last in _IRREGULAR:
+        word = _IRREGULAR[last]
+    elif last.endswith(("s", "sh", "ch", "x", "z")):
+        word = last + "es"
+    elif len(last) > 1 and last.endswith("y") and last[-2] not in "aeiou":
+        word = last[:-1] + "ies"
+    else:
+        word = last + "s"
+    return f"{head} {word}" if head else word
 
 
 def render(template: str, facts: Mapping[str, str]) -> str:

@@ -320,7 +320,14 @@ def test_api_validation_names_a_bad_duration(setting: str, bad: object) -> None:
     problems = validate_rules([FALL, HEALTH | {setting: bad}], cfg, NAMES)
     assert problems and all(p.startswith(f"rules.1.{setting}: ") for p in problems), problems
     assert validate_rules([FALL, HEALTH | {setting: 3}], cfg, NAMES) == []
-    assert validate_rules([FALL, HEALTH | {setting: 0.5}], cfg, NAMES) == []
+    # signal_lost_s is checked once a second by the runner: at least 1 s
+    short = validate_rules([FALL, HEALTH | {setting: 0.5}], cfg, NAMES)
+    if setting == "signal_lost_s":
+        assert short == [
+            "rules.1.signal_lost_s: Input should be greater than or equal to 1 (got 0.5)"
+        ]
+    else:
+        assert short == []
 
 
 class Footage(ScriptedSource):

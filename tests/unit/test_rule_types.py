@@ -34,6 +34,7 @@ from selector.rules.registry import (
     RuleType,
     check_template,
     format_duration,
+    plural_of,
     reason_of,
     register,
     render,
@@ -261,3 +262,60 @@ def test_reasons_of_builtin_events() -> None:
     covered = replace(make_event(4, type_="covered"), label=None, zone=None).closed(70.0)
     assert reason_of(covered) == "The lens is covered or blinded for 1 min 6 s"
     assert reason_of(make_event(5, type_="no_such_type")) is None
+
+
+def test_plurals_of_class_names_and_the_crowd_that_grew() -> None:
+    names = ["person", "bus", "wine glass", "knife", "skis", "toothbrush", "dog", "berry", "toy"]
+    assert [plural_of(n) for n in names] == [
+        "people",
+        "buses",
+        "wine glasses",
+        "knives",
+        "skis",
+        "toothbrushes",
+        "dogs",
+        "berries",
+        "toys",
+    ]
+    crowd = replace(make_event(1, type_="crowding"), label="bus", details={"count": 3})
+    assert reason_of(crowd) == "3 buses crowding in z"
+    grew = replace(crowd, details={"count": 3, "max_count": 9}).closed(76.0)
+    assert reason_of(grew) == "3 buses crowding in z for 1 min 15 s, up to 9"
+
+
+def test_the_store_keeps_the_first_reason_until_the_end_that_closes_it(tmp_path: Path) -> None:
+    with SqliteAlertStore(tmp_path / "a.sqlite") as store:
+        ev = replace(make_event(1, type_="crowding"), details={"count": 4})
+        store.upsert(ev.to_record() | {"reason": "first"})
+        store.upsert(replace(ev, priority=90).to_record() | {"reason": "escalated"})
+        assert store.get(ev.event_id).reason == "first"  # type: ignore[union-attr]
+        store.upsert(ev.closed(9.0).to_record() | {"reason": "ended after 8 s"})
+        assert store.get(ev.event_id).reason == "ended after 8 s"  # type: ignore[union-attr]
+        store.upsert(ev.closed(30.0).to_record() | {"reason": "a late second end"})
+        alert = store.get(ev.event_id)
+        assert alert is not None and (alert.end_s, alert.reason) == (9.0, "ended after 8 s")
+
+
+def test_rule_plugins_of_other_packages_load_by_entry_point(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from selector.rules import registry
+
+    plugins = [
+        EntryPoint("toy", "tests.unit.toy_rule", registry.PLUGIN_GROUP),
+        EntryPoint("broken", "tests.unit.no_such_rule_module", registry.PLUGIN_GROUP),
+    ]
+    asked: list[str] = []
+
+    def fake_entry_points(*, group: str) -> list[EntryPoint]:
+        asked.append(group)
+        return plugins
+
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "_builtins_loaded", False)
+    known = rule_types()
+    assert asked == [registry.PLUGIN_GROUP]
+    assert BUILTIN | {"toy_count"} <= set(known)  # the broken plugin took nothing down
+    assert any("rule plugin broken" in r.getMessage() for r in caplog.records)

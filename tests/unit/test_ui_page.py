@@ -129,7 +129,8 @@ def test_labels_come_from_the_rule_types_and_reasons_from_the_records(tmp_path: 
     cases: list[dict[str, Any]] = [
         {"type": "line_crossing", "reason": "Person crossed gate (+)"},
         {"type": "crowding", "reason": "7 people crowding in crossing (3 events in one alert)"},
-        {"type": "crowding", "details": {"members": 3}},  # an older record: no reason
+        {"type": "crowding", "details": {"members": 3, "count": 7}},  # older: no reason
+        {"type": "line_crossing", "line": "gate", "direction": "+", "details": {}},
         {"type": "fall", "details": {"members": 2.0}},
         {"type": "covered"},
         {"type": "signal_lost", "reason": ""},
@@ -153,11 +154,12 @@ def test_labels_come_from_the_rule_types_and_reasons_from_the_records(tmp_path: 
     assert out.returncode == 0, out.stderr
     before, after = json.loads(out.stdout)
     # nothing of its own: before the service answered, only the type's own words
-    assert before[:2] == ["Line crossing", "Crowding"] and before[4] == "Covered"
+    assert before[:2] == ["Line crossing", "Crowding"] and before[5] == "Covered"
     assert after == [
         ["Line crossing", "Person crossed gate (+)"],
         ["Crowding", "7 people crowding in crossing (3 events in one alert)"],
-        ["Crowding", "3 events merged"],
+        ["Crowding", "7 counted, 3 events merged"],
+        ["Line crossing", "gate (+)"],
         ["Fall", "2 events merged"],
         ["Camera covered", ""],
         ["Camera signal lost", ""],

@@ -4,6 +4,7 @@ const FALSE_ALARM_EXPIRY_S = 86400;
 // Labels of event types come from the rule types the service knows (GET
 // /api/v1/rule-types), not from a copy kept here; the reason of each alert comes in it.
 const labels = new Map();
+let ruleTypesLoaded = false;
 const $ = (id) => document.getElementById(id);
 const setStatus = (text) => { $("status").textContent = text; };
 function showError(text) { $("error-text").textContent = text; $("error").hidden = false; }
@@ -25,10 +26,20 @@ function mergedText(a) {
   const m = (a.details || {}).members;
   return isCount(m) && m > 1 ? m + " events merged" : "";
 }
+function factsText(a) {
+  // what a record without a reason (stored before reasons, or of a type no rule
+  // describes) still says: the line and direction, the count, how many were merged
+  const d = a.details || {};
+  const parts = [];
+  if (a.line) parts.push(a.direction ? `${a.line} (${a.direction})` : String(a.line));
+  if (isCount(d.count)) parts.push(`${d.count} counted`);
+  const merged = mergedText(a);
+  if (merged) parts.push(merged);
+  return parts.join(", ");
+}
 function reasonText(a) {
-  // the reason in words (rendered by the service from the rule's template) says it all,
-  // merged events included; older records without one show what was merged
-  return typeof a.reason === "string" && a.reason ? a.reason : mergedText(a);
+  // the reason in words, rendered by the service from the rule's template
+  return typeof a.reason === "string" && a.reason ? a.reason : factsText(a);
 }
 async function api(path, opts = {}) {
   const headers = { "X-API-Key": sessionStorage.getItem(KEY) || "", ...(opts.headers || {}) };
@@ -135,8 +146,13 @@ function render(items) {
 }
 async function refresh() {
   if (!sessionStorage.getItem(KEY)) { setStatus("Enter the API key."); return; }
+  if (!ruleTypesLoaded) {
+    try {  // the labels: without them the list still shows, with each type's own name
+      setRuleTypes(await (await api("/api/v1/rule-types")).json());
+      ruleTypesLoaded = true;
+    } catch (_) { /* tried again at the next refresh */ }
+  }
   try {
-    if (labels.size === 0) setRuleTypes(await (await api("/api/v1/rule-types")).json());
     const page = await (await api("/api/v1/alerts?limit=100")).json();
     render(page.items);
     setStatus(`${page.total} alerts, updated ${new Date().toLocaleTimeString()}`);
