@@ -1,18 +1,5 @@
-"""Where alerts live for operators: the ``AlertStore`` protocol and its SQLite implementation.
-
-An *alert* is the stored form of one event (one ``event_id``): the event record
-fields plus what operators do with it (``status``, acknowledgement).  The store is
-fed by subscribing ``store.upsert`` to the event bus; the API reads it.  The bus also
-carries *run markers*: a worker run announces itself per camera when it starts, and
-the store closes that camera's alerts an earlier run left open (the earlier process
-was killed or crashed before their end), with ``end_reason = "interrupted"``.  A
-PostgreSQL store slots in behind the same protocol later (the SQL is plain and
-parameterised; ``ON CONFLICT`` upserts exist there too).
-
-The same database holds the control plane's source of truth (``ControlStore``):
-operator *suppressions* (``selector.suppression.Suppression``) and the *rules*
-document (a list of rule dicts with a revision number for optimistic concurrency).
-"""
+"""``SqliteAlertStore``: alerts, the control plane's source of truth and run markers, in one
+SQLite database (WAL, one connection guarded by a lock, migrations applied at open)."""
 
 from __future__ import annotations
 
@@ -20,7 +7,6 @@ import builtins
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -29,9 +15,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, runtime_checkable
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from alerts.metrics import (
     ALERTS_ACKNOWLEDGED,
@@ -40,376 +24,22 @@ from alerts.metrics import (
     ALERTS_STORED,
 )
 from alerts.schema import RUN_STARTED, InvalidEventError, validate_bus_record
+from alerts.store.migrations import ADD_COLUMN, MIGRATIONS
+from alerts.store.models import (
+    ALERT_STATUSES,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Alert,
+    AlertNotFoundError,
+    AlertStatus,
+    AlertStoreError,
+    DetailValue,
+    RulesRevisionConflictError,
+)
 from ingest.retry import Backoff
 from selector.suppression import Suppression
 
-logger = logging.getLogger(__name__)
-
-DetailValue = str | int | float | bool | None
-"""A value of an alert's ``details`` (JSON scalar)."""
-AlertStatus = Literal["new", "acknowledged", "false_positive"]
-ALERT_STATUSES: tuple[AlertStatus, ...] = ("new", "acknowledged", "false_positive")
-"""``new`` until an operator acts; ``acknowledged`` (seen, handled); ``false_positive``
-(an operator marked it a false alarm, which also created a suppression)."""
-EndReason = Literal["ended", "interrupted"]
-"""Why an alert is closed: ``ended`` (its end record arrived) or ``interrupted`` (a new
-worker run of its camera started while it was open: the run that raised it died)."""
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
-
-
-class AlertNotFoundError(LookupError):
-    """No alert with that ``event_id``.
-
-    Attributes:
-        event_id: The id that was looked up.
-    """
-
-    def __init__(self, event_id: str) -> None:
-        self.event_id = event_id
-        super().__init__(f"no alert with event_id={event_id}")
-
-
-class AlertStoreError(RuntimeError):
-    """The store's database failed (I/O, corruption, locked past the timeout).
-
-    Attributes:
-        path: Database location.
-    """
-
-    def __init__(self, message: str, *, path: str) -> None:
-        self.path = path
-        super().__init__(f"{message} (database {path})")
-
-
-class RulesRevisionConflictError(RuntimeError):
-    """``put_rules`` was given an ``expected_revision`` that is not the stored one.
-
-    Attributes:
-        expected: The revision the caller based its change on.
-        current: The revision actually stored (0: no rules stored yet).
-    """
-
-    def __init__(self, expected: int, current: int) -> None:
-        self.expected = expected
-        self.current = current
-        super().__init__(f"rules revision is {current}, not {expected}: reload the rules and retry")
-
-
-class Alert(BaseModel):
-    """One alert: the event record fields (schema version 1) plus operator state.
-
-    Times: ``start_s``/``end_s`` are video seconds; ``wall_time``, ``received_at`` and
-    ``acknowledged_at`` are timezone-aware UTC datetimes (ISO 8601 in JSON).
-
-    ``priority`` is the highest priority any record of the event carried (the selector
-    re-sends an open incident's start with a higher priority as it persists).  ``line``,
-    ``direction`` and ``details`` are the optional record fields (absent: null / ``{}``);
-    ``details`` are the start record's until the end record arrives, then the end's
-    (which, for a merged incident, include ``members``).
-
-    ``end_reason`` is null while the alert is open, ``"ended"`` once its end record
-    arrived, ``"interrupted"`` when it was closed because a new worker run of its camera
-    started while it was open; its real end is then unknown and ``end_s`` is set to
-    ``start_s``.  ``run_id`` is the worker run that sent its first record (null for
-    records without one, e.g. stored before runs were recorded).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    schema_version: int = Field(description="Schema version of the record the alert came from.")
-    event_id: str = Field(description="Event id (uuid).")
-    camera_id: str
-    type: str = Field(description='Event type, e.g. "intrusion".')
-    rule_id: str
-    zone: str | None
-    track_id: int | None
-    label: str | None
-    score: float | None = Field(description="Detector confidence in [0, 1].")
-    priority: int = Field(
-        ge=0,
-        le=100,
-        description="0-100, higher is more urgent; the highest of the event's records "
-        "(an open incident's priority escalates while it persists).",
-    )
-    start_s: float = Field(description="Start, video seconds since stream start.")
-    end_s: float | None = Field(
-        description="End, video seconds; null while open (start_s when interrupted)."
-    )
-    bbox: list[float] | None = Field(description="[x1, y1, x2, y2] pixels at the start frame.")
-    start_seq: int
-    snapshot: str | None = Field(description="Evidence key of the snapshot JPEG.")
-    line: str | None = Field(
-        default=None, description="Name of the line crossed (line_crossing), else null."
-    )
-    direction: str | None = Field(
-        default=None, description='Crossing direction "+" or "-" (line_crossing), else null.'
-    )
-    details: dict[str, DetailValue] = Field(
-        default_factory=dict,
-        description='Rule-specific facts, e.g. {"count": 7} (crowding); the end record\'s '
-        'once the event ended, with "members" (events merged into the incident) when > 1.',
-    )
-    wall_time: datetime = Field(description="Wall-clock time of the start frame (UTC).")
-    status: AlertStatus = Field(description="Operator state.")
-    acknowledged_at: datetime | None = Field(
-        description="When an operator first acknowledged it or marked it a false positive."
-    )
-    acknowledged_by: str | None
-    note: str | None = Field(
-        description="Operator note given with the acknowledgement or false-positive mark."
-    )
-    received_at: datetime = Field(description="When the store first saw the event (UTC).")
-    end_reason: EndReason | None = Field(
-        default=None,
-        description='Null while open; "ended" when its end record arrived; "interrupted" '
-        "when a new worker run of its camera started while it was open (the run that "
-        "raised it was killed or crashed; end_s is then start_s, the real end unknown).",
-    )
-    run_id: str | None = Field(
-        default=None,
-        description="Worker run (uuid) that sent the alert's first record; null if unknown.",
-    )
-    reason: str | None = Field(
-        default=None,
-        description="Why, in words (from its rule type's reason template); the end "
-        "record's once ended. Null for records without one.",
-    )
-
-    @property
-    def is_open(self) -> bool:
-        """True while the alert has no end: no end record stored, not interrupted."""
-        return self.end_s is None
-
-
-@runtime_checkable
-class AlertStore(Protocol):
-    """Persistent alerts, fed from the bus and read by the API (thread-safe)."""
-
-    def upsert(self, record: Mapping[str, Any]) -> None:
-        """Store one event record (start or end), idempotent by ``event_id``, or apply a
-        run marker (close the camera's alerts left open by earlier runs)."""
-        ...
-
-    def get(self, event_id: str) -> Alert | None:
-        """The alert, or ``None``."""
-        ...
-
-    def list(
-        self,
-        *,
-        camera_id: str | None = None,
-        type: str | None = None,
-        status: AlertStatus | None = None,
-        open: bool | None = None,
-        limit: int = DEFAULT_LIMIT,
-        offset: int = 0,
-    ) -> builtins.list[Alert]:
-        """Alerts matching all given filters, most urgent then most recent first."""
-        ...
-
-    def count(
-        self,
-        *,
-        camera_id: str | None = None,
-        type: str | None = None,
-        status: AlertStatus | None = None,
-        open: bool | None = None,
-    ) -> int:
-        """Number of alerts matching the filters."""
-        ...
-
-    def acknowledge(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
-        """Mark an alert acknowledged (idempotent); raises ``AlertNotFoundError``."""
-        ...
-
-    def ping(self) -> None:
-        """Raise ``AlertStoreError`` if the store is not usable (readiness)."""
-        ...
-
-    def close(self) -> None:
-        """Release resources."""
-        ...
-
-
-@runtime_checkable
-class ControlStore(Protocol):
-    """The control plane's source of truth: suppressions, the rules document, false positives.
-
-    Implemented by ``SqliteAlertStore``; the API needs it when the control plane is on.
-    """
-
-    def add_suppression(self, suppression: Suppression) -> None:
-        """Store ``suppression`` (replacing one with the same id)."""
-        ...
-
-    def get_suppression(self, suppression_id: str) -> Suppression | None:
-        """The suppression, or ``None``."""
-        ...
-
-    def list_suppressions(
-        self, *, active_only: bool = True, now: float | None = None
-    ) -> builtins.list[Suppression]:
-        """Suppressions, newest first; only those not expired at ``now`` if ``active_only``."""
-        ...
-
-    def delete_suppression(self, suppression_id: str) -> bool:
-        """Delete it; ``False`` if there was none."""
-        ...
-
-    def get_rules(self) -> tuple[int, builtins.list[dict[str, Any]]] | None:
-        """``(revision, rules)``, or ``None`` when no rules were stored yet."""
-        ...
-
-    def put_rules(self, rules: Sequence[Mapping[str, Any]], expected_revision: int | None) -> int:
-        """Replace the rules; returns the new revision (``RulesRevisionConflictError``)."""
-        ...
-
-    def mark_false_positive(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
-        """Set the alert's status to ``false_positive``; raises ``AlertNotFoundError``."""
-        ...
-
-
-# Migrations, applied in order; PRAGMA user_version = number applied.  Append only.
-# Statements are split on ";" (no ";" inside a statement).  ``ALTER TABLE t ADD COLUMN c``
-# is guarded by the runner: skipped when ``t`` already has ``c`` (SQLite has no
-# ``ADD COLUMN IF NOT EXISTS``), so a column added by hand or by a newer build of this
-# code does not wedge the migration.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE alerts (
-        event_id        TEXT PRIMARY KEY,
-        schema_version  INTEGER NOT NULL,
-        camera_id       TEXT NOT NULL,
-        type            TEXT NOT NULL,
-        rule_id         TEXT NOT NULL,
-        zone            TEXT,
-        track_id        INTEGER,
-        label           TEXT,
-        score           REAL,
-        priority        INTEGER NOT NULL,
-        start_s         REAL NOT NULL,
-        end_s           REAL,
-        bbox_x1         REAL,
-        bbox_y1         REAL,
-        bbox_x2         REAL,
-        bbox_y2         REAL,
-        start_seq       INTEGER NOT NULL,
-        snapshot        TEXT,
-        wall_time       REAL NOT NULL,
-        status          TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'acknowledged')),
-        acknowledged_at REAL,
-        acknowledged_by TEXT,
-        note            TEXT,
-        received_at     REAL NOT NULL
-    ) STRICT;
-    CREATE INDEX alerts_by_urgency ON alerts (priority DESC, wall_time DESC);
-    CREATE INDEX alerts_by_camera ON alerts (camera_id, priority DESC, wall_time DESC);
-    CREATE INDEX alerts_by_status ON alerts (status, priority DESC, wall_time DESC);
-    """,
-    # 2: the control plane (suppressions, rules document) and the "false_positive" status.
-    # SQLite cannot change a CHECK constraint in place: the alerts table is rebuilt (same
-    # columns, rows copied) inside the migration's transaction.  IF NOT EXISTS keeps the
-    # new tables harmless should they already be there.
-    """
-    DROP TABLE IF EXISTS alerts_v2;
-    CREATE TABLE alerts_v2 (
-        event_id        TEXT PRIMARY KEY,
-        schema_version  INTEGER NOT NULL,
-        camera_id       TEXT NOT NULL,
-        type            TEXT NOT NULL,
-        rule_id         TEXT NOT NULL,
-        zone            TEXT,
-        track_id        INTEGER,
-        label           TEXT,
-        score           REAL,
-        priority        INTEGER NOT NULL,
-        start_s         REAL NOT NULL,
-        end_s           REAL,
-        bbox_x1         REAL,
-        bbox_y1         REAL,
-        bbox_x2         REAL,
-        bbox_y2         REAL,
-        start_seq       INTEGER NOT NULL,
-        snapshot        TEXT,
-        wall_time       REAL NOT NULL,
-        status          TEXT NOT NULL DEFAULT 'new'
-                        CHECK (status IN ('new', 'acknowledged', 'false_positive')),
-        acknowledged_at REAL,
-        acknowledged_by TEXT,
-        note            TEXT,
-        received_at     REAL NOT NULL
-    ) STRICT;
-    INSERT INTO alerts_v2 (
-        event_id, schema_version, camera_id, type, rule_id, zone, track_id, label,
-        score, priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq,
-        snapshot, wall_time, status, acknowledged_at, acknowledged_by, note, received_at
-    ) SELECT
-        event_id, schema_version, camera_id, type, rule_id, zone, track_id, label,
-        score, priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq,
-        snapshot, wall_time, status, acknowledged_at, acknowledged_by, note, received_at
-    FROM alerts;
-    DROP TABLE alerts;
-    ALTER TABLE alerts_v2 RENAME TO alerts;
-    CREATE INDEX alerts_by_urgency ON alerts (priority DESC, wall_time DESC);
-    CREATE INDEX alerts_by_camera ON alerts (camera_id, priority DESC, wall_time DESC);
-    CREATE INDEX alerts_by_status ON alerts (status, priority DESC, wall_time DESC);
-    CREATE TABLE IF NOT EXISTS suppressions (
-        suppression_id  TEXT PRIMARY KEY,
-        camera_id       TEXT NOT NULL,
-        rule_id         TEXT,
-        zone            TEXT,
-        label           TEXT,
-        region_x1       REAL,
-        region_y1       REAL,
-        region_x2       REAL,
-        region_y2       REAL,
-        expires_at      REAL NOT NULL,
-        created_at      REAL NOT NULL,
-        source_event_id TEXT,
-        note            TEXT NOT NULL DEFAULT ''
-    ) STRICT;
-    CREATE INDEX IF NOT EXISTS suppressions_by_expiry ON suppressions (expires_at);
-    CREATE TABLE IF NOT EXISTS control_documents (
-        name       TEXT PRIMARY KEY,
-        revision   INTEGER NOT NULL CHECK (revision >= 1),
-        body       TEXT NOT NULL,
-        updated_at REAL NOT NULL
-    ) STRICT;
-    """,
-    # 3: the optional record fields (schema 1): line, direction and details (a JSON
-    # object as text, '{}' when the record had none; NULL read as {}).  Existing rows
-    # keep everything and get NULL, NULL, '{}'.  Plus an index for the type filter.
-    """
-    ALTER TABLE alerts ADD COLUMN line TEXT;
-    ALTER TABLE alerts ADD COLUMN direction TEXT CHECK (direction IN ('+', '-'));
-    ALTER TABLE alerts ADD COLUMN details TEXT DEFAULT '{}';
-    CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (type, priority DESC, wall_time DESC);
-    """,
-    # 4: worker runs.  ``run_id``: the run that sent the alert's first record (NULL for
-    # existing rows).  ``end_reason``: 'ended' (end record) or 'interrupted' (closed when
-    # a new run of its camera started), NULL while open; existing ended rows get 'ended'.
-    # ``worker_runs``: the latest run each camera announced, so a stale marker (a Kafka
-    # redelivery after a later run's) closes nothing.  A partial index finds a camera's
-    # open alerts.
-    """
-    ALTER TABLE alerts ADD COLUMN run_id TEXT;
-    ALTER TABLE alerts ADD COLUMN end_reason TEXT CHECK (end_reason IN ('ended', 'interrupted'));
-    UPDATE alerts SET end_reason = 'ended' WHERE end_s IS NOT NULL AND end_reason IS NULL;
-    CREATE INDEX IF NOT EXISTS alerts_open_by_camera ON alerts (camera_id) WHERE end_s IS NULL;
-    CREATE TABLE IF NOT EXISTS worker_runs (
-        camera_id   TEXT PRIMARY KEY,
-        run_id      TEXT NOT NULL,
-        started_at  REAL NOT NULL,
-        received_at REAL NOT NULL
-    ) STRICT;
-    """,
-    # 5: the reason in words (the record's optional ``reason``; NULL for older rows).
-    """
-    ALTER TABLE alerts ADD COLUMN reason TEXT;
-    """,
-)
-_ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
+logger = logging.getLogger("alerts.store")
 
 _COLUMNS = (
     "event_id, schema_version, camera_id, type, rule_id, zone, track_id, label, score, "
@@ -610,22 +240,22 @@ class SqliteAlertStore:
         database at once apply each migration once.  An up-to-date database is only read.
         """
         (current,) = self._conn.execute("PRAGMA user_version").fetchone()
-        if current == len(_MIGRATIONS):
+        if current == len(MIGRATIONS):
             return
         while True:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-                if version > len(_MIGRATIONS):
+                if version > len(MIGRATIONS):
                     raise AlertStoreError(
                         f"database schema version {version} is newer than this code "
-                        f"({len(_MIGRATIONS)})",
+                        f"({len(MIGRATIONS)})",
                         path=self.path,
                     )
-                if version == len(_MIGRATIONS):
+                if version == len(MIGRATIONS):
                     self._conn.execute("COMMIT")
                     return
-                for statement in _MIGRATIONS[version].split(";"):
+                for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self._apply_statement(statement)
                 # PRAGMA takes no parameters; the value is an int read from the database.
@@ -640,7 +270,7 @@ class SqliteAlertStore:
 
     def _apply_statement(self, statement: str) -> None:
         """Run one migration statement; ``ADD COLUMN`` of an existing column is skipped."""
-        added = _ADD_COLUMN.match(statement)
+        added = ADD_COLUMN.match(statement)
         if added is not None:
             table, column = added.groups()
             # table is a \w+ name from this module's migration text, not user input

@@ -1,0 +1,54 @@
+"""Where alerts live for operators: the ``AlertStore`` protocol and its SQLite implementation.
+
+An *alert* is the stored form of one event (one ``event_id``): the event record
+fields plus what operators do with it (``status``, acknowledgement).  The store is
+fed by subscribing ``store.upsert`` to the event bus; the API reads it.  The bus also
+carries *run markers*: a worker run announces itself per camera when it starts, and
+the store closes that camera's alerts an earlier run left open (the earlier process
+was killed or crashed before their end), with ``end_reason = "interrupted"``.  A
+PostgreSQL store slots in behind the same protocol later (the SQL is plain and
+parameterised; ``ON CONFLICT`` upserts exist there too).
+
+The same database holds the control plane's source of truth (``ControlStore``):
+operator *suppressions* (``selector.suppression.Suppression``) and the *rules*
+document (a list of rule dicts with a revision number for optimistic concurrency).
+
+Modules: ``models`` (``Alert``, statuses, errors), ``protocols`` (``AlertStore``,
+``ControlStore``), ``migrations`` (the SQLite schema, in order), ``sqlite``
+(``SqliteAlertStore``).  Everything is importable from ``alerts.store``.
+"""
+
+from alerts.store.migrations import MIGRATIONS
+from alerts.store.models import (
+    ALERT_STATUSES,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Alert,
+    AlertNotFoundError,
+    AlertStatus,
+    AlertStoreError,
+    DetailValue,
+    EndReason,
+    RulesRevisionConflictError,
+)
+from alerts.store.protocols import AlertStore, ControlStore
+from alerts.store.sqlite import SqliteAlertStore
+
+_MIGRATIONS = MIGRATIONS  # the name tests and tools used before the split
+
+__all__ = [
+    "ALERT_STATUSES",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "MIGRATIONS",
+    "Alert",
+    "AlertNotFoundError",
+    "AlertStatus",
+    "AlertStore",
+    "AlertStoreError",
+    "ControlStore",
+    "DetailValue",
+    "EndReason",
+    "RulesRevisionConflictError",
+    "SqliteAlertStore",
+]
