@@ -20,6 +20,28 @@ worker run of its camera started while it was open: the run that raised it died)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
+AlertState = Literal["new", "claimed", "escalated", "closed"]
+"""Where an alert is in its lifecycle, whatever its event does: ``new`` (nobody has it),
+``claimed`` (an operator owns it), ``escalated`` (handed to supervisors or an outside
+service), ``closed`` (dealt with, with a disposition).  Its event may still be ongoing
+(``end_s`` null) in any state."""
+ALERT_STATES: tuple[AlertState, ...] = ("new", "claimed", "escalated", "closed")
+Disposition = Literal["true_incident", "false_alarm", "duplicate", "test", "no_action"]
+"""How a closed alert was judged."""
+DISPOSITIONS: tuple[Disposition, ...] = (
+    "true_incident",
+    "false_alarm",
+    "duplicate",
+    "test",
+    "no_action",
+)
+Role = Literal["operator", "supervisor", "admin"]
+"""What a person (or a token) may do; see ``alerts.api.permissions``."""
+ROLES: tuple[Role, ...] = ("operator", "supervisor", "admin")
+ActorKind = Literal["user", "token", "api_key", "system", "anonymous"]
+"""Who an audit entry's ``actor`` is: a signed-in user, a machine token, the installation's
+API key, Argus itself (the SLA job), or nobody signed in (a failed sign-in)."""
+
 
 class AlertNotFoundError(LookupError):
     """No alert with that ``event_id``.
@@ -114,7 +136,10 @@ class Alert(BaseModel):
         'once the event ended, with "members" (events merged into the incident) when > 1.',
     )
     wall_time: datetime = Field(description="Wall-clock time of the start frame (UTC).")
-    status: AlertStatus = Field(description="Operator state.")
+    status: AlertStatus = Field(
+        description="Before the lifecycle, the operator state (kept for older clients): "
+        "new until closed, then false_positive for a false alarm, else acknowledged."
+    )
     acknowledged_at: datetime | None = Field(
         description="When an operator first acknowledged it or marked it a false positive."
     )
@@ -138,8 +163,149 @@ class Alert(BaseModel):
         description="Why, in words (from its rule type's reason template); the end "
         "record's once ended. Null for records without one.",
     )
+    state: AlertState = Field(
+        default="new",
+        description="The alert's lifecycle (new, claimed, escalated, closed), separate from "
+        "whether its event is still going on (end_s null: ongoing).",
+    )
+    owner: str | None = Field(default=None, description="Who has claimed it (null: nobody).")
+    claimed_at: datetime | None = Field(default=None, description="First claim (UTC).")
+    escalated_at: datetime | None = Field(default=None, description="Last escalation (UTC).")
+    escalated_by: str | None = Field(default=None, description="Who escalated ('sla': the SLA).")
+    escalated_to: Literal["supervisors", "external"] | None = Field(
+        default=None, description="To whom it was escalated."
+    )
+    escalation_ref: str | None = Field(
+        default=None, description="The outside service's reference (e.g. a police case number)."
+    )
+    closed_at: datetime | None = Field(default=None, description="When it was closed (UTC).")
+    closed_by: str | None = Field(default=None)
+    disposition: Disposition | None = Field(default=None, description="How it was judged.")
+    close_note: str | None = Field(default=None, description="Note given when it was closed.")
 
     @property
     def is_open(self) -> bool:
         """True while the alert has no end: no end record stored, not interrupted."""
         return self.end_s is None
+
+
+# ---------------------------------------------------------------------------- people
+
+
+class UserExistsError(ValueError):
+    """A user of that name exists already (names are unique, case-insensitively)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"user {name!r} exists already")
+
+
+class UserNotFoundError(LookupError):
+    """No user of that name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no user {name!r}")
+
+
+class User(BaseModel):
+    """A person who signs in.  Never carries the password or its hash.
+
+    ``groups`` are camera groups (``cameras[].groups`` in the config): the alerts a user
+    sees and acts on are those of cameras in one of them (admins: all cameras).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Unique user name (compared case-insensitively).")
+    role: Role
+    groups: list[str] = Field(description="Camera groups this user works on.")
+    disabled: bool = Field(description="A disabled user cannot sign in; their sessions end.")
+    created_at: datetime
+    updated_at: datetime
+    password_changed_at: datetime | None = None
+
+
+class Session(BaseModel):
+    """A signed-in browser session (the cookie holds its id; the store only its hash)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    created_at: datetime
+    expires_at: datetime = Field(description="Absolute end, whatever the activity.")
+    last_seen_at: datetime
+    idle_timeout_s: float = Field(description="Ends after this long without a request.")
+    client: str | None = Field(description="Address it was created from.")
+    csrf_hash: str = Field(description="SHA-256 (hex) of the session's CSRF token.")
+
+
+class Token(BaseModel):
+    """A machine token for an integration: a role within camera groups, revocable.
+
+    The token itself (``argus_<token_id>_<secret>``) is shown once when created; the store
+    keeps only a hash of its secret.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: str = Field(description="Public part of the token (names it in lists and logs).")
+    name: str = Field(description="What it is for, e.g. 'vms-bridge'.")
+    role: Role
+    groups: list[str]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class AuditEntry(BaseModel):
+    """One line of the audit trail: who did what to what, when, from where.
+
+    Append-only: the store refuses to change or delete an entry (database triggers).
+    ``seq`` is set by the store (increasing).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int | None = None
+    at: datetime
+    actor: str = Field(description="User name, token id, 'api-key', 'sla', or the name tried.")
+    actor_kind: ActorKind
+    action: str = Field(description="e.g. 'alert.claim', 'auth.login_failed', 'rules.put'.")
+    target_kind: str | None = Field(None, description="e.g. 'alert', 'user', 'token'.")
+    target_id: str | None = None
+    client: str | None = Field(None, description="Client address, when over HTTP.")
+    detail: dict[str, DetailValue | list[str]] = Field(default_factory=dict)
+
+
+class TransitionConflictError(RuntimeError):
+    """A lifecycle transition that the alert's current state does not allow (or that
+    another user won): the API answers 409 naming ``state`` and ``owner``.
+
+    Attributes:
+        event_id: The alert.
+        state: Its state now.
+        owner: Its owner now (``None`` when nobody owns it).
+    """
+
+    def __init__(self, event_id: str, state: AlertState, owner: str | None) -> None:
+        self.event_id = event_id
+        self.state = state
+        self.owner = owner
+        who = f", owned by {owner}" if owner else ""
+        super().__init__(f"alert {event_id} is {state}{who}")
+
+
+class DispositionStats(BaseModel):
+    """Alerts of one rule or camera over a window, and what operators made of them."""
+
+    key: str = Field(description="The rule id or camera id.")
+    alerts: int = Field(description="Alerts raised in the window.")
+    closed: int = Field(description="Of those, closed.")
+    false_alarms: int = Field(description="Of those, closed as false alarms.")
+    false_alarm_share: float | None = Field(description="false_alarms / closed (null: none).")
+    by_disposition: dict[str, int] = Field(description="Closed alerts per disposition.")
+    median_time_to_claim_s: float | None = Field(description="Raised to first claim.")
+    median_time_to_close_s: float | None = Field(description="Raised to closed.")

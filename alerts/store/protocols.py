@@ -4,10 +4,21 @@ PostgreSQL later behind the same methods)."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from alerts.store.models import DEFAULT_LIMIT, Alert, AlertStatus
+from alerts.store.models import (
+    DEFAULT_LIMIT,
+    Alert,
+    AlertState,
+    AlertStatus,
+    AuditEntry,
+    DispositionStats,
+    Role,
+    Session,
+    Token,
+    User,
+)
 from selector.suppression import Suppression
 
 
@@ -96,4 +107,192 @@ class ControlStore(Protocol):
 
     def mark_false_positive(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
         """Set the alert's status to ``false_positive``; raises ``AlertNotFoundError``."""
+        ...
+
+
+class Keep:
+    """Marker: leave a field as it is (``transition(set_owner=KEEP)``)."""
+
+
+KEEP = Keep()
+
+
+@runtime_checkable
+class PeopleStore(Protocol):
+    """Users, their browser sessions and machine tokens (shared by every API replica).
+
+    Passwords, session ids and token secrets never reach the store: only their hashes.
+    User names are unique case-insensitively; lookups ignore case.
+    """
+
+    def add_user(
+        self, name: str, *, role: Role, groups: Sequence[str], password_hash: str, now: float
+    ) -> User:
+        """Create a user; raises ``UserExistsError``."""
+        ...
+
+    def get_user(self, name: str) -> User | None:
+        """The user ``name`` (any case), or ``None``."""
+        ...
+
+    def password_hash(self, name: str) -> str | None:
+        """The stored password hash of ``name``, or ``None`` (no such user)."""
+        ...
+
+    def list_users(self) -> builtins.list[User]:
+        """Every user, by name."""
+        ...
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        now: float,
+        role: Role | None = None,
+        groups: Sequence[str] | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+    ) -> User:
+        """Change what is given (``None``: unchanged); raises ``UserNotFoundError``.
+
+        Disabling a user or changing their password ends their sessions.
+        """
+        ...
+
+    def create_session(
+        self,
+        session_hash: str,
+        *,
+        user: str,
+        csrf_hash: str,
+        now: float,
+        lifetime_s: float,
+        idle_s: float,
+        client: str | None,
+    ) -> Session:
+        """Store a new session (its id's hash) of ``user``; raises ``UserNotFoundError``."""
+        ...
+
+    def get_session(self, session_hash: str, *, now: float) -> Session | None:
+        """The live session of that id hash, or ``None`` (unknown, past its absolute end or
+        idle too long, or its user disabled or gone).  Counts as activity: ``last_seen_at``
+        moves to ``now`` (written at most once a minute)."""
+        ...
+
+    def delete_session(self, session_hash: str) -> bool:
+        """End one session (sign-out); whether it existed."""
+        ...
+
+    def delete_sessions_of(self, user: str) -> int:
+        """End every session of ``user``; how many."""
+        ...
+
+    def create_token(self, token: Token, *, secret_hash: str) -> Token:
+        """Store a new token (``token.token_id`` unique)."""
+        ...
+
+    def get_token(self, token_id: str) -> tuple[Token, str] | None:
+        """``(token, secret_hash)``, revoked or not, or ``None``."""
+        ...
+
+    def list_tokens(self) -> builtins.list[Token]:
+        """Every token, newest first (no secrets)."""
+        ...
+
+    def revoke_token(self, token_id: str, *, now: float) -> Token | None:
+        """Revoke (idempotent: the first revocation time stays); ``None`` if unknown."""
+        ...
+
+    def touch_token(self, token_id: str, *, now: float) -> None:
+        """Record a use (``last_used_at``; written at most once a minute)."""
+        ...
+
+
+@runtime_checkable
+class AuditStore(Protocol):
+    """The append-only audit trail."""
+
+    def append_audit(self, entry: AuditEntry) -> int:
+        """Add one entry; its ``seq``."""
+        ...
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> builtins.list[AuditEntry]:
+        """Entries matching every filter, newest first.  ``action`` matches a whole
+        action (``alert.claim``) or a prefix ending in a dot (``alert.``)."""
+        ...
+
+    def count_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many entries ``list_audit`` would give without paging."""
+        ...
+
+
+@runtime_checkable
+class LifecycleStore(Protocol):
+    """The alert lifecycle: atomic transitions, the SLA escalation, disposition figures."""
+
+    def transition(
+        self,
+        event_id: str,
+        *,
+        to_state: AlertState,
+        from_states: Collection[AlertState],
+        audit: AuditEntry,
+        require_owner: str | None = None,
+        set_owner: str | Keep | None = KEEP,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Alert:
+        """Move an alert to ``to_state`` if it is in one of ``from_states`` (and, with
+        ``require_owner``, owned by them), in one transaction with its audit entry.
+
+        ``fields``: lifecycle columns to set with it (``disposition``, ``close_note``,
+        ``escalated_to``, ``escalation_ref``, ``escalated_by``); ``claimed_at``,
+        ``escalated_at``, ``closed_at``/``closed_by`` are set by the transition itself
+        (``claimed_at`` only the first time).  ``status`` (the older field) follows.
+        Concurrent callers: exactly one wins, the others get the conflict.
+
+        Raises:
+            AlertNotFoundError: No such alert.
+            TransitionConflictError: Its state (or owner) does not allow it now.
+        """
+        ...
+
+    def escalate_overdue(
+        self, *, min_priority: int, claim_within_s: float, now: float
+    ) -> builtins.list[str]:
+        """Escalate to supervisors every alert still ``new`` at ``min_priority`` or above
+        that was received more than ``claim_within_s`` ago, once (a conditional update:
+        several service replicas may call this at once), each with an audit entry by
+        ``sla``.  Returns their event ids."""
+        ...
+
+    def disposition_stats(
+        self,
+        *,
+        by: Literal["rule", "camera"],
+        since: float,
+        until: float,
+        camera_ids: Collection[str] | None = None,
+    ) -> builtins.list[DispositionStats]:
+        """Per rule id or camera id, the alerts received in ``[since, until)`` (UNIX s)
+        of ``camera_ids`` (``None``: all) and what was made of them."""
         ...
