@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 import argus
-from alerts.api import create_app
+from alerts.api import AccessSettings, create_app
 from alerts.api.guards import default_allowed_hosts
 from alerts.bus import EventBus, InProcessBus
 from alerts.control import (
@@ -34,6 +34,7 @@ from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
 from alerts.s3_evidence import S3EvidenceStore
 from alerts.service import AlertService
 from alerts.sinks import JsonlSink
+from alerts.sla import SlaJob
 from alerts.store import SqliteAlertStore
 from argus.config import ArgusConfig, DetectorConfig, KafkaBusConfig
 from argus.reload import LiveConfig
@@ -392,6 +393,7 @@ def make_api(
     validate: Any = None,
     initial_rules: list[dict[str, Any]] | None = None,
     allowed_hosts: list[str] | None = None,
+    access: AccessSettings | None = None,
 ) -> FastAPI:
     """The alerting API over a store (with ``control``: rule sets and suppressions)."""
     return create_app(
@@ -406,6 +408,30 @@ def make_api(
         validate_rules=validate,
         initial_rules=initial_rules,
         allowed_hosts=allowed_hosts,
+        access=access,
+    )
+
+
+def access_settings(cfg: ArgusConfig) -> AccessSettings:
+    """Camera groups and session settings of the API, from the config."""
+    return AccessSettings(
+        camera_groups={cam.id: list(cam.groups) for cam in cfg.cameras},
+        session_lifetime_s=cfg.api.session_lifetime_s,
+        session_idle_s=cfg.api.session_idle_s,
+        secure_cookies=cfg.api.secure_cookies,
+    )
+
+
+def sla_job(cfg: ArgusConfig, store: SqliteAlertStore) -> SlaJob | None:
+    """The claim SLA of the config (``None`` when disabled); not started."""
+    sla = cfg.api.sla
+    if not sla.enabled:
+        return None
+    return SlaJob(
+        store,
+        min_priority=sla.min_priority,
+        claim_within_s=sla.claim_within_s,
+        check_every_s=sla.check_every_s,
     )
 
 

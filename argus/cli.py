@@ -59,6 +59,7 @@ def run_config(
     from alerts.store import AlertStoreError
     from argus.app import (
         ApiServer,
+        access_settings,
         alert_service,
         allowed_hosts,
         api_key,
@@ -70,6 +71,7 @@ def run_config(
         make_api,
         publish_stored_state,
         rules_validator,
+        sla_job,
     )
     from argus.reload import LiveConfig
     from detectors.onnx_detector import InferenceError, ModelLoadError
@@ -102,6 +104,7 @@ def run_config(
     stop = threading.Event()
     server = None
     service = None
+    sla: Any = None
     control: Any = None
     # Rule sets and suppressions changed by operators reach this worker over the
     # control channel: the compacted Kafka topic, or in-process when it serves the API.
@@ -148,6 +151,7 @@ def run_config(
             validate=rules_validator(cfg, pipeline.class_names),
             initial_rules=configured_rules(cfg),
             allowed_hosts=allowed_hosts(cfg, host or cfg.api.host),
+            access=access_settings(cfg),
         )
         publish_stored_state(pipeline.store, control)
         try:
@@ -158,6 +162,9 @@ def run_config(
             return EXIT_START_FAILED
         if service is not None:
             service.start()
+        sla = sla_job(cfg, pipeline.store)
+        if sla is not None:
+            sla.start()
         server.start()
         print(f"Alerting API:  {server.url}/        (operator page)", flush=True)
         print(f"API docs:      {server.url}/docs", flush=True)
@@ -184,6 +191,8 @@ def run_config(
             log.info("sources ended; still serving the API until stopped (Ctrl-C)")
             stop.wait()
     finally:  # whatever happened above: stop serving, stop consuming, close the store
+        if sla is not None:
+            sla.stop()
         if subscriber is not None:
             subscriber.stop()
         if control is not None and hasattr(control, "close"):
@@ -302,7 +311,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``argus serve``: the API over an existing store, no cameras."""
-    from argus.app import ApiServer, allowed_hosts, api_key, make_api, open_store
+    from argus.app import (
+        ApiServer,
+        access_settings,
+        allowed_hosts,
+        api_key,
+        make_api,
+        open_store,
+        sla_job,
+    )
 
     setup_logging(args.log_level or "INFO", args.log_format or "text")
     home = argus_home()
@@ -319,16 +336,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         store, evidence = open_store(cfg, home)
         key, key_from = api_key(home)
-        app = make_api(store, evidence, key, allowed_hosts=allowed_hosts(cfg, args.host))
+        app = make_api(
+            store,
+            evidence,
+            key,
+            allowed_hosts=allowed_hosts(cfg, args.host),
+            access=access_settings(cfg),
+        )
         server = ApiServer(app, args.host, args.port)
     except (AlertStoreError, OSError, ValueError) as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
+    sla = sla_job(cfg, store)
+    if sla is not None:
+        sla.start()
     server.start()
     print(f"Alerting API: {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
     stop = threading.Event()
     _install_stop(stop, [])
     stop.wait()
+    if sla is not None:
+        sla.stop()
     server.stop()
     return EXIT_OK
 
@@ -342,6 +370,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     from alerts.store import AlertStoreError
     from argus.app import (
         ApiServer,
+        access_settings,
         alert_service,
         allowed_hosts,
         api_key,
@@ -354,6 +383,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         open_store,
         publish_stored_state,
         rules_validator,
+        sla_job,
     )
 
     setup_logging(args.log_level or "INFO", args.log_format or "text")
@@ -384,14 +414,18 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
             validate=rules_validator(cfg, model_class_names(cfg, home)),
             initial_rules=configured_rules(cfg),
             allowed_hosts=allowed_hosts(cfg, args.host or cfg.api.host),
+            access=access_settings(cfg),
         )
         publish_stored_state(store, control)
         server = ApiServer(app, args.host or cfg.api.host, args.port or cfg.api.port)
     except (AlertStoreError, OSError, ValueError, RuntimeError) as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
+    sla = sla_job(cfg, store)
     try:
         service.start()
+        if sla is not None:
+            sla.start()
         server.start()
         print(f"Alert service: consuming {cfg.bus.kafka.topic} as group {cfg.bus.kafka.group_id}")
         print(f"Alerting API:  {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
@@ -399,6 +433,8 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         _install_stop(stop, [])
         stop.wait()
     finally:
+        if sla is not None:
+            sla.stop()
         shut_down(server, service, None)
         control.close()
         close_evidence(evidence)

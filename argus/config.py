@@ -124,6 +124,12 @@ class CameraConfig(_Strict):
         "UTC", description="IANA time zone of the camera's local time (rule schedules)."
     )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    groups: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        description="Camera groups: operators and supervisors see the alerts of the cameras "
+        "of their groups (admins see all).",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -415,6 +421,19 @@ class EvidenceConfig(_Strict):
     s3: S3EvidenceConfig | None = None
 
 
+class SlaConfig(_Strict):
+    """Alerts nobody claims in time go to the supervisors."""
+
+    enabled: bool = Field(True, description="false: no automatic escalation.")
+    min_priority: int = Field(
+        70, ge=0, le=100, description="Alerts at or above this priority are watched."
+    )
+    claim_within_s: float = Field(
+        180.0, ge=10.0, le=86400.0, description="Escalated if still new after this long."
+    )
+    check_every_s: float = Field(10.0, ge=1.0, le=600.0, description="How often to look.")
+
+
 class ApiConfig(_Strict):
     """The alerting API served with --serve."""
 
@@ -429,6 +448,19 @@ class ApiConfig(_Strict):
             "localhost, 127.0.0.1, ::1 and the listen address."
         ),
     )
+
+    session_lifetime_s: float = Field(
+        12 * 3600.0, ge=300.0, le=7 * 86400.0, description="A sign-in lasts at most this long."
+    )
+    session_idle_s: float = Field(
+        1800.0, ge=60.0, le=86400.0, description="A sign-in ends after this long unused."
+    )
+    secure_cookies: bool | None = Field(
+        None,
+        description="Mark the session cookie Secure (null: when the request came over HTTPS; "
+        "set true behind a proxy that ends TLS).",
+    )
+    sla: SlaConfig = Field(default_factory=lambda: SlaConfig())
 
     @field_validator("allowed_hosts")
     @classmethod

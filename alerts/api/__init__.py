@@ -25,8 +25,16 @@ Control plane (rules and suppressions, see ``alerts.control``): enabled by passi
 must then also be a ``ControlStore``.  Without ``control`` those routes answer 503.
 """
 
-from alerts.api.app import API_PREFIX, create_app
+from alerts.api.app import API_PREFIX, AccessSettings, create_app
 from alerts.api.models import MAX_JSON_DEPTH, MAX_RULES
 from alerts.api.redaction import public_view, redact
 
-__all__ = ["API_PREFIX", "MAX_JSON_DEPTH", "MAX_RULES", "create_app", "public_view", "redact"]
+__all__ = [
+    "API_PREFIX",
+    "MAX_JSON_DEPTH",
+    "MAX_RULES",
+    "AccessSettings",
+    "create_app",
+    "public_view",
+    "redact",
+]

@@ -4,23 +4,47 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from alerts.api.context import ApiContext, HealthFn, RulesValidator
 from alerts.api.errors import RejectionLog, SafeJSONResponse, install_handlers
 from alerts.api.guards import BodyGuard, HostGuard, MetricsMiddleware, default_allowed_hosts
 from alerts.api.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_RULES_BODY_BYTES
-from alerts.api.routes import actions, ops, pages, rule_types
+from alerts.api.permissions import CameraGroups
 from alerts.api.routes import alerts as alert_routes
+from alerts.api.routes import audit, auth, lifecycle, ops, pages, people, rule_types
 from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
+from alerts.api.security import Passwords, digest
 from alerts.control import ControlPublisher
 from alerts.evidence import MAX_URL_EXPIRY_S, EvidenceStore
-from alerts.store import AlertStore, ControlStore
+from alerts.store import AlertStore, AuditStore, ControlStore, LifecycleStore, PeopleStore
 
 API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """Who sees what, and how sign-in works.
+
+    Attributes:
+        camera_groups: Each camera's groups (``cameras[].groups``); a camera not named
+            here is seen only by admins.
+        session_lifetime_s: A session's absolute lifetime, seconds.
+        session_idle_s: A session ends after this long without a request, seconds.
+        secure_cookies: Mark cookies Secure (``None``: when the request came over HTTPS).
+        password_hasher: Argon2 parameters (``None``: RFC 9106's); tests pass cheap ones.
+    """
+
+    camera_groups: Mapping[str, list[str]] = field(default_factory=dict)
+    session_lifetime_s: float = 12 * 3600.0
+    session_idle_s: float = 1800.0
+    secure_cookies: bool | None = None
+    password_hasher: PasswordHasher | None = None
 
 
 def create_app(
@@ -38,6 +62,7 @@ def create_app(
     initial_rules: Sequence[Mapping[str, Any]] | None = None,
     max_rules_body_bytes: int = MAX_RULES_BODY_BYTES,
     allowed_hosts: Sequence[str] | None = None,
+    access: AccessSettings | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """Build the alerts API.
@@ -65,7 +90,10 @@ def create_app(
         allowed_hosts: ``Host`` header values served (``"*"``: any; ``"*.example.org"``:
             its subdomains); others get 400, except on ``/healthz``, ``/readyz`` and
             ``/metrics``.  ``None``: the loopback names and addresses.
-        clock: UNIX time source (suppression creation and expiry).
+        access: Camera groups, sessions and password hashing (``AccessSettings``);
+            users, sessions, tokens, the audit trail and the lifecycle are the store's
+            when it keeps them (``PeopleStore``, ``AuditStore``, ``LifecycleStore``).
+        clock: UNIX time source (suppression creation and expiry, sessions, audit).
 
     Raises:
         ValueError: ``api_key`` shorter than 16 characters (the key itself is not
@@ -87,10 +115,11 @@ def create_app(
             raise ValueError(f"control needs a ControlStore, got {type(store).__name__}")
         control_store = store
     rejections = RejectionLog()
+    settings = access or AccessSettings()
     ctx = ApiContext(
         store=store,
         evidence=evidence,
-        api_key=api_key.encode("utf-8"),
+        api_key_digest=digest(api_key),
         version=version,
         health=health,
         components=components,
@@ -101,6 +130,14 @@ def create_app(
         snapshot_url_expiry_s=snapshot_url_expiry_s,
         clock=clock,
         rejections=rejections,
+        people=store if isinstance(store, PeopleStore) else None,
+        audit=store if isinstance(store, AuditStore) else None,
+        lifecycle=store if isinstance(store, LifecycleStore) else None,
+        cameras=CameraGroups(settings.camera_groups),
+        passwords=Passwords(settings.password_hasher),
+        session_lifetime_s=settings.session_lifetime_s,
+        session_idle_s=settings.session_idle_s,
+        secure_cookies=settings.secure_cookies,
     )
 
     app = FastAPI(
@@ -126,7 +163,10 @@ def create_app(
         rejections=rejections,
     )
     app.add_middleware(MetricsMiddleware)
-    routers = (alert_routes, actions, evidence_routes, control_routes, rule_types, ops, pages)
+    routers = (
+        alert_routes, lifecycle, evidence_routes, control_routes, rule_types, auth, people,
+        audit, ops, pages,
+    )  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(ops.status_router)

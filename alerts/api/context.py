@@ -1,12 +1,11 @@
 """What the routes share: the stores, the control channel and the settings of one app.
 
 ``create_app`` builds one ``ApiContext`` and keeps it in ``app.state.argus``; routes take
-it with the ``Ctx`` dependency, and every ``/api/v1`` router depends on ``require_key``.
+it with the ``Ctx`` dependency; who may call what is ``alerts.api.auth``.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time
@@ -14,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Request
 
 from alerts.api.errors import RejectionLog
+from alerts.api.permissions import CameraGroups
+from alerts.api.security import Passwords, SignInThrottle
 from alerts.control import ControlPublisher, ControlPublishError, ControlValue
 from alerts.evidence import EvidenceStore
-from alerts.store import AlertStore, ControlStore
+from alerts.store import AlertStore, AuditStore, ControlStore, LifecycleStore, PeopleStore
 
 logger = logging.getLogger("alerts.api")
 
@@ -35,7 +35,8 @@ class ApiContext:
 
     store: AlertStore
     evidence: EvidenceStore
-    api_key: bytes
+    api_key_digest: str
+    """SHA-256 of the installation's API key (an admin token for every camera)."""
     version: str
     health: HealthFn | None = None
     components: HealthFn | None = None
@@ -48,6 +49,29 @@ class ApiContext:
     rejections: RejectionLog = field(default_factory=RejectionLog)
     control_lock: threading.Lock = field(default_factory=threading.Lock)
     """Serialises control changes within the process (read, publish, store)."""
+    people: PeopleStore | None = None
+    """Users, sessions and tokens (the store, when it keeps them)."""
+    audit: AuditStore | None = None
+    """The audit trail (the store, when it keeps one)."""
+    lifecycle: LifecycleStore | None = None
+    """Claims, escalations, closes (the store, when it keeps the lifecycle)."""
+    cameras: CameraGroups = field(default_factory=CameraGroups)
+    passwords: Passwords = field(default_factory=Passwords)
+    throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    session_lifetime_s: float = 12 * 3600.0
+    session_idle_s: float = 1800.0
+    secure_cookies: bool | None = None
+    """Mark cookies Secure: ``True``/``False``, or ``None``: when the request is HTTPS."""
+    _token_uses: dict[str, float] = field(default_factory=dict)
+
+    def token_use_due(self, token_id: str, now: float, every_s: float) -> bool:
+        """Whether a use of ``token_id`` at monotonic ``now`` should be audited (at most
+        once per ``every_s`` per token and process)."""
+        last = self._token_uses.get(token_id)
+        if last is not None and now - last < every_s:
+            return False
+        self._token_uses[token_id] = now
+        return True
 
     # -- control plane ----------------------------------------------------------------
 
@@ -95,33 +119,10 @@ def get_context(request: Request) -> ApiContext:
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
 
-_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The Argus API key.")
-_BEARER = HTTPBearer(auto_error=False, description="The Argus API key as a bearer token.")
-HeaderKey = Annotated[str | None, Security(_KEY_HEADER)]
-BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
-
-
-def require_key(request: Request, ctx: Ctx, header_key: HeaderKey, bearer_cred: BearerKey) -> None:
-    """Let the request through only with the API key (compared in constant time), else 401.
-
-    The key is never logged or echoed; rejections are logged through ``ctx.rejections``.
-    """
-    presented = [header_key, bearer_cred.credentials if bearer_cred else None]
-    ok = False
-    for candidate in presented:
-        if candidate is not None:
-            ok |= hmac.compare_digest(candidate.encode("utf-8", "replace"), ctx.api_key)
-    if not ok:
-        why = "invalid" if any(c is not None for c in presented) else "missing"
-        ctx.rejections.note(f"{why} API key", request.scope)
-        raise HTTPException(
-            status_code=401,
-            detail="missing or invalid API key",
-            headers={"WWW-Authenticate": 'Bearer realm="argus"'},
-        )
-
-
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or bad key"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not signed in, or a wrong key or token"},
+    403: {"description": "Signed in, but the role may not do this (or no CSRF token)"},
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such alert"}}
 TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "Body too large"}}
 UNCONFIGURED: dict[int | str, dict[str, Any]] = {

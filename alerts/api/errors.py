@@ -27,7 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from alerts.store import AlertStoreError
+from alerts.store import AlertStoreError, TransitionConflictError
+from alerts.store.lifecycle import ALLOWED
 from ingest.redact import escape_controls
 
 logger = logging.getLogger("alerts.api")
@@ -93,7 +94,19 @@ def install_handlers(app: FastAPI) -> None:
         logger.error("alert store failed on %s: %s", escape_controls(request.url.path)[:200], exc)
         return SafeJSONResponse({"detail": "alert store unavailable"}, status_code=503)
 
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TransitionConflictError)
+        owner = f", owned by {exc.owner}" if exc.owner else ""
+        body = {
+            "detail": f"the alert is {exc.state}{owner}: that is not possible now",
+            "state": exc.state,
+            "owner": exc.owner,
+            "allowed": list(ALLOWED[exc.state]),
+        }
+        return SafeJSONResponse(body, status_code=409)
+
     app.add_exception_handler(StarletteHTTPException, http_error)  # FastAPI's is a subclass
+    app.add_exception_handler(TransitionConflictError, conflict)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(AlertStoreError, store_failed)
 

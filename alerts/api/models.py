@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import HTTPException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from alerts.store import Alert
@@ -48,6 +49,12 @@ def _integral(value: Any) -> Any:
 
 JsonInt = Annotated[int, BeforeValidator(_integral), Strict()]
 """An integer as JSON Schema means it: ``5`` or ``5.0``, never ``"5"`` or ``true``."""
+
+
+def json_int(ge: int | None = None, le: int | None = None) -> Any:
+    """``JsonInt`` within bounds, for a field that may also be null (``json_int(0) | None``):
+    the bounds come before the validator, so the JSON Schema says minimum and maximum."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral), Strict()]
 
 
 Actor = Annotated[str, Field(min_length=1, max_length=100, pattern=ACTOR_PATTERN)]
@@ -122,8 +129,7 @@ class RulesUpdate(_Request):
     )
 
     rules: list[dict[str, Any]] = Field(max_length=MAX_RULES)
-    revision: JsonInt | None = Field(
-        ge=0,
+    revision: json_int(ge=0) | None = Field(  # type: ignore[valid-type]
         description="The revision this change is based on (409 if it is no longer the "
         "current one; 0: nothing stored yet); null replaces whatever is stored.",
     )
@@ -225,3 +231,8 @@ def invalid(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
     return InvalidRequest(detail=[ValidationProblem(loc=loc, msg=msg, type=kind)]).model_dump(
         exclude_none=True
     )
+
+
+def unprocessable(loc: list[str | int], msg: str, kind: str) -> HTTPException:
+    """A 422 in FastAPI's own form (``detail``: a list of problems), to raise."""
+    return HTTPException(status_code=422, detail=invalid(loc, msg, kind)["detail"])

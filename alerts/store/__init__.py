@@ -13,9 +13,12 @@ The same database holds the control plane's source of truth (``ControlStore``):
 operator *suppressions* (``selector.suppression.Suppression``) and the *rules*
 document (a list of rule dicts with a revision number for optimistic concurrency).
 
-Modules: ``models`` (``Alert``, statuses, errors), ``protocols`` (``AlertStore``,
-``ControlStore``), ``migrations`` (the SQLite schema, in order), ``sqlite``
-(``SqliteAlertStore``).  Everything is importable from ``alerts.store``.
+Modules: ``models`` (``Alert``, users, sessions, tokens, audit entries, errors),
+``protocols`` (``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``,
+``LifecycleStore``), ``lifecycle`` (states and what each allows), ``migrations`` (the
+SQLite schema, in order), ``sqlite`` (``SqliteAlertStore``, the base) and its mixins
+``sqlite_control``, ``sqlite_people``, ``sqlite_audit``, ``sqlite_lifecycle``.  Everything
+is importable from ``alerts.store``.
 """
 
 from alerts.store.migrations import MIGRATIONS

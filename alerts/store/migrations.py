@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 # Migrations, applied in order; PRAGMA user_version = number applied.  Append only.
-# Statements are split on ";" (no ";" inside a statement).  ``ALTER TABLE t ADD COLUMN c``
+# Statements are split on ";" where what precedes it is a complete SQL statement
+# (``split_statements``): a ";" inside a trigger's BEGIN ... END or inside a string
+# literal does not end one.  ``ALTER TABLE t ADD COLUMN c``
 # is guarded by the runner: skipped when ``t`` already has ``c`` (SQLite has no
 # ``ADD COLUMN IF NOT EXISTS``), so a column added by hand or by a newer build of this
 # code does not wedge the migration.
@@ -142,5 +145,118 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE alerts ADD COLUMN reason TEXT;
     """,
+    # 6: people, the audit trail and the alert lifecycle (issue 14).  Users (names unique
+    # case-insensitively), their sessions and machine tokens hold hashes only; ``groups``
+    # are JSON lists of camera groups.  ``audit`` is append-only: triggers refuse any UPDATE
+    # or DELETE of a row, whoever asks.  Alerts gain their lifecycle (``state`` apart from
+    # whether the event is ongoing); existing operator actions become closes:
+    # acknowledged -> closed / no_action, false_positive -> closed / false_alarm, with the
+    # acknowledgement's time, author and note as the close's.  ``status`` stays, following
+    # the state, for older clients.
+    """
+    CREATE TABLE IF NOT EXISTS users (
+        name                TEXT PRIMARY KEY COLLATE NOCASE,
+        role                TEXT NOT NULL CHECK (role IN ('operator', 'supervisor', 'admin')),
+        groups              TEXT NOT NULL,
+        password_hash       TEXT NOT NULL,
+        disabled            INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at          REAL NOT NULL,
+        updated_at          REAL NOT NULL,
+        password_changed_at REAL
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS sessions (
+        session_hash   TEXT PRIMARY KEY,
+        user           TEXT NOT NULL COLLATE NOCASE
+                       REFERENCES users (name) ON UPDATE CASCADE ON DELETE CASCADE,
+        csrf_hash      TEXT NOT NULL,
+        created_at     REAL NOT NULL,
+        expires_at     REAL NOT NULL,
+        last_seen_at   REAL NOT NULL,
+        idle_timeout_s REAL NOT NULL,
+        client         TEXT
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user);
+    CREATE TABLE IF NOT EXISTS tokens (
+        token_id     TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        role         TEXT NOT NULL CHECK (role IN ('operator', 'supervisor', 'admin')),
+        groups       TEXT NOT NULL,
+        secret_hash  TEXT NOT NULL,
+        created_by   TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        expires_at   REAL,
+        revoked_at   REAL,
+        last_used_at REAL
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS audit (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          REAL NOT NULL,
+        actor       TEXT NOT NULL,
+        actor_kind  TEXT NOT NULL
+                    CHECK (actor_kind IN ('user', 'token', 'api_key', 'system', 'anonymous')),
+        action      TEXT NOT NULL,
+        target_kind TEXT,
+        target_id   TEXT,
+        client      TEXT,
+        detail      TEXT NOT NULL DEFAULT '{}'
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at);
+    CREATE INDEX IF NOT EXISTS audit_by_actor ON audit (actor, seq);
+    CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target_kind, target_id, seq);
+    CREATE INDEX IF NOT EXISTS audit_by_action ON audit (action, seq);
+    CREATE TRIGGER IF NOT EXISTS audit_refuses_update BEFORE UPDATE ON audit
+    BEGIN
+        SELECT RAISE(ABORT, 'audit entries are append-only');
+    END;
+    CREATE TRIGGER IF NOT EXISTS audit_refuses_delete BEFORE DELETE ON audit
+    BEGIN
+        SELECT RAISE(ABORT, 'audit entries are append-only');
+    END;
+    ALTER TABLE alerts ADD COLUMN state TEXT NOT NULL DEFAULT 'new'
+        CHECK (state IN ('new', 'claimed', 'escalated', 'closed'));
+    ALTER TABLE alerts ADD COLUMN owner TEXT;
+    ALTER TABLE alerts ADD COLUMN claimed_at REAL;
+    ALTER TABLE alerts ADD COLUMN escalated_at REAL;
+    ALTER TABLE alerts ADD COLUMN escalated_by TEXT;
+    ALTER TABLE alerts ADD COLUMN escalated_to TEXT
+        CHECK (escalated_to IN ('supervisors', 'external'));
+    ALTER TABLE alerts ADD COLUMN escalation_ref TEXT;
+    ALTER TABLE alerts ADD COLUMN closed_at REAL;
+    ALTER TABLE alerts ADD COLUMN closed_by TEXT;
+    ALTER TABLE alerts ADD COLUMN disposition TEXT
+        CHECK (disposition IN ('true_incident', 'false_alarm', 'duplicate', 'test', 'no_action'));
+    ALTER TABLE alerts ADD COLUMN close_note TEXT;
+    UPDATE alerts SET state = 'closed',
+        disposition = CASE status WHEN 'false_positive' THEN 'false_alarm' ELSE 'no_action' END,
+        closed_at = acknowledged_at, closed_by = acknowledged_by, close_note = note
+    WHERE status IN ('acknowledged', 'false_positive') AND state = 'new';
+    CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, priority DESC, wall_time DESC);
+    CREATE INDEX IF NOT EXISTS alerts_sla ON alerts (state, priority, received_at);
+    CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_at);
+    """,
 )
 ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of one migration, in order.
+
+    Split on ";", a piece joined to the next while SQLite finds what it has so far an
+    incomplete statement (``sqlite3.complete_statement``: a trigger's ``BEGIN ... END``, a
+    string literal).  Migrations 1-5, which have no ";" inside a statement, split exactly
+    as by ``script.split(";")`` (blank pieces dropped).  Each statement is returned without
+    its final ";" and with its surrounding whitespace, as before.
+    """
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece
+        if sqlite3.complete_statement(pending + ";"):
+            if pending.strip():
+                statements.append(pending)
+            pending = ""
+        else:
+            pending += ";"
+    if pending.strip():  # an unfinished statement: let SQLite say what is wrong with it
+        statements.append(pending)
+    return statements

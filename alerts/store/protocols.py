@@ -44,8 +44,16 @@ class AlertStore(Protocol):
         open: bool | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        states: Collection[AlertState] | None = None,
+        ongoing: bool | None = None,
+        camera_ids: Collection[str] | None = None,
+        owner: str | None = None,
     ) -> builtins.list[Alert]:
-        """Alerts matching all given filters, most urgent then most recent first."""
+        """Alerts matching all given filters, most urgent then most recent first.
+
+        ``states``: lifecycle states (not closed: ``new``, ``claimed``, ``escalated``);
+        ``ongoing``: whether the event is still going on (``open`` is its older name);
+        ``camera_ids``: these cameras only (empty: none); ``owner``: claimed by them."""
         ...
 
     def count(
@@ -55,6 +63,10 @@ class AlertStore(Protocol):
         type: str | None = None,
         status: AlertStatus | None = None,
         open: bool | None = None,
+        states: Collection[AlertState] | None = None,
+        ongoing: bool | None = None,
+        camera_ids: Collection[str] | None = None,
+        owner: str | None = None,
     ) -> int:
         """Number of alerts matching the filters."""
         ...

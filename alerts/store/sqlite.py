@@ -1,5 +1,12 @@
-"""``SqliteAlertStore``: alerts, the control plane's source of truth and run markers, in one
-SQLite database (WAL, one connection guarded by a lock, migrations applied at open)."""
+"""``SqliteAlertStore``: alerts, the control plane's source of truth, run markers, people,
+the audit trail and the alert lifecycle, in one SQLite database (WAL, one connection
+guarded by a lock, migrations applied at open).
+
+This module is the base (connection, migrations, alerts and their filters, run markers);
+each other concern is a mixin of its own module: ``sqlite_control``, ``sqlite_people``,
+``sqlite_audit``, ``sqlite_lifecycle`` (which also holds ``acknowledge`` and
+``mark_false_positive``, now lifecycle closes).  ``sqlite_common`` holds what they share.
+"""
 
 from __future__ import annotations
 
@@ -10,53 +17,38 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Collection, Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from alerts.metrics import (
-    ALERTS_ACKNOWLEDGED,
-    ALERTS_CLOSED,
-    ALERTS_INTERRUPTED,
-    ALERTS_STORED,
-)
+from alerts.metrics import ALERTS_CLOSED, ALERTS_INTERRUPTED, ALERTS_STORED
 from alerts.schema import RUN_STARTED, InvalidEventError, validate_bus_record
-from alerts.store.migrations import ADD_COLUMN, MIGRATIONS
+from alerts.store.migrations import ADD_COLUMN, MIGRATIONS, split_statements
 from alerts.store.models import (
+    ALERT_STATES,
     ALERT_STATUSES,
     DEFAULT_LIMIT,
-    MAX_LIMIT,
     Alert,
-    AlertNotFoundError,
+    AlertState,
     AlertStatus,
     AlertStoreError,
-    DetailValue,
-    RulesRevisionConflictError,
 )
+from alerts.store.sqlite_audit import AuditMixin
+from alerts.store.sqlite_common import ALERT_COLUMNS as _COLUMNS
+from alerts.store.sqlite_common import check_page, fetch_alert, in_clause
+from alerts.store.sqlite_common import db_errors as _db_errors
+from alerts.store.sqlite_common import row_to_alert as _row_to_alert
+from alerts.store.sqlite_control import ControlMixin
+from alerts.store.sqlite_lifecycle import LifecycleMixin
+from alerts.store.sqlite_people import PeopleMixin
 from ingest.retry import Backoff
-from selector.suppression import Suppression
 
 logger = logging.getLogger("alerts.store")
 
-_COLUMNS = (
-    "event_id, schema_version, camera_id, type, rule_id, zone, track_id, label, score, "
-    "priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq, snapshot, "
-    "wall_time, status, acknowledged_at, acknowledged_by, note, received_at, line, direction, "
-    "details, end_reason, run_id, reason"
-)
 _ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
-_SUPPRESSION_COLUMNS = (
-    "suppression_id, camera_id, rule_id, zone, label, region_x1, region_y1, region_x2, "
-    "region_y2, expires_at, created_at, source_event_id, note"
-)
-_RULES_DOC = "rules"
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def _details_json(record: Mapping[str, Any]) -> str:
@@ -76,73 +68,18 @@ def _details_json(record: Mapping[str, Any]) -> str:
         ) from e
 
 
-def _parse_details(text: str | None, event_id: str) -> dict[str, DetailValue]:
-    """Stored ``details`` text as a dict; NULL (rows from before migration 3) is ``{}``."""
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        logger.warning("alert %s: stored details are not a JSON object; shown as {}", event_id)
-        return {}
-    return value
-
-
-def _row_to_alert(row: sqlite3.Row) -> Alert:
-    x1, y1, x2, y2 = row["bbox_x1"], row["bbox_y1"], row["bbox_x2"], row["bbox_y2"]
-    bbox = None if x1 is None else [x1, y1, x2, y2]
-    return Alert(
-        schema_version=row["schema_version"],
-        event_id=row["event_id"],
-        camera_id=row["camera_id"],
-        type=row["type"],
-        rule_id=row["rule_id"],
-        zone=row["zone"],
-        track_id=row["track_id"],
-        label=row["label"],
-        score=row["score"],
-        priority=row["priority"],
-        start_s=row["start_s"],
-        end_s=row["end_s"],
-        bbox=bbox,
-        start_seq=row["start_seq"],
-        snapshot=row["snapshot"],
-        wall_time=datetime.fromtimestamp(row["wall_time"], UTC),
-        status=row["status"],
-        acknowledged_at=_ts(row["acknowledged_at"]),
-        acknowledged_by=row["acknowledged_by"],
-        note=row["note"],
-        received_at=datetime.fromtimestamp(row["received_at"], UTC),
-        line=row["line"],
-        direction=row["direction"],
-        details=_parse_details(row["details"], row["event_id"]),
-        end_reason=row["end_reason"],
-        run_id=row["run_id"],
-        reason=row["reason"],
-    )
-
-
-def _row_to_suppression(row: sqlite3.Row) -> Suppression:
-    x1, y1, x2, y2 = row["region_x1"], row["region_y1"], row["region_x2"], row["region_y2"]
-    return Suppression(
-        suppression_id=row["suppression_id"],
-        camera_id=row["camera_id"],
-        rule_id=row["rule_id"],
-        zone=row["zone"],
-        label=row["label"],
-        region=None if x1 is None else (x1, y1, x2, y2),
-        expires_at=row["expires_at"],
-        created_at=row["created_at"],
-        source_event_id=row["source_event_id"],
-        note=row["note"],
-    )
-
-
 def _where(
-    camera_id: str | None, type: str | None, status: AlertStatus | None, open: bool | None
+    *,
+    camera_id: str | None,
+    type: str | None,
+    status: AlertStatus | None,
+    open: bool | None,
+    states: Collection[AlertState] | None = None,
+    ongoing: bool | None = None,
+    camera_ids: Collection[str] | None = None,
+    owner: str | None = None,
 ) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its parameters) of the alert filters, AND-ed."""
     clauses: list[str] = []
     params: list[Any] = []
     if camera_id is not None:
@@ -156,22 +93,28 @@ def _where(
             raise ValueError(f"status must be one of {ALERT_STATUSES}, got {status!r}")
         clauses.append("status = ?")
         params.append(status)
-    if open is not None:
-        clauses.append("end_s IS NULL" if open else "end_s IS NOT NULL")
+    if open is not None and ongoing is not None and open != ongoing:
+        raise ValueError("open is an alias of ongoing: give one, or both the same")
+    ongoing = open if ongoing is None else ongoing
+    if ongoing is not None:
+        clauses.append("end_s IS NULL" if ongoing else "end_s IS NOT NULL")
+    for column, values in (("state", states), ("camera_id", camera_ids)):
+        if values is not None:
+            if column == "state" and not set(values) <= set(ALERT_STATES):
+                raise ValueError(f"states must be among {ALERT_STATES}, got {sorted(values)!r}")
+            clause, more = in_clause(column, values, f"{column} filter")
+            clauses.append(clause)
+            params.extend(more)
+    if owner is not None:
+        clauses.append("owner = ? COLLATE NOCASE")
+        params.append(owner)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-@contextmanager
-def _db_errors(what: str, path: str) -> Iterator[None]:
-    """Turn ``sqlite3.Error`` into ``AlertStoreError`` (with the cause chained)."""
-    try:
-        yield
-    except sqlite3.Error as e:
-        raise AlertStoreError(f"{what}: {e}", path=path) from e
-
-
-class SqliteAlertStore:
-    """``AlertStore`` on one SQLite file (WAL mode), safe to share between threads.
+class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
+    """``AlertStore`` on one SQLite file (WAL mode), safe to share between threads; also
+    ``ControlStore`` (``sqlite_control``), ``PeopleStore`` (``sqlite_people``),
+    ``AuditStore`` (``sqlite_audit``) and ``LifecycleStore`` (``sqlite_lifecycle``).
 
     One connection guarded by a lock: the pipeline thread writes, API threads read.
     Upserts are idempotent by ``event_id``: the first record of an event creates the
@@ -180,7 +123,8 @@ class SqliteAlertStore:
     in ``end_s``, ``snapshot``, ``line`` and ``direction`` when they are still empty,
     and, when it is an end record carrying ``details``, replaces ``details`` with them
     (an incident's end holds the merged facts, e.g. ``members``).  Replaying records
-    gives the same row.  Operator fields are never touched by upserts.
+    gives the same row.  Operator fields (the lifecycle: ``state``, ``owner``, the
+    disposition, and the older ``status``) are never touched by upserts.
 
     A run marker (``upsert`` of ``{"kind": "run_started", "camera_id": C, "run_id": R,
     ...}``) closes every open alert of camera C not raised by run R, as
@@ -255,9 +199,8 @@ class SqliteAlertStore:
                 if version == len(MIGRATIONS):
                     self._conn.execute("COMMIT")
                     return
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self._apply_statement(statement)
+                for statement in split_statements(MIGRATIONS[version]):
+                    self._apply_statement(statement)
                 # PRAGMA takes no parameters; the value is an int read from the database.
                 self._conn.execute(f"PRAGMA user_version = {int(version) + 1:d}")
                 self._conn.execute("COMMIT")
@@ -510,9 +453,7 @@ class SqliteAlertStore:
     def get(self, event_id: str) -> Alert | None:
         """The alert with ``event_id``, or ``None``."""
         with self._lock, _db_errors(f"cannot read alert {event_id}", self.path):
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
-            ).fetchone()
+            row = fetch_alert(self._conn, event_id)
         return None if row is None else _row_to_alert(row)
 
     def list(
@@ -524,6 +465,10 @@ class SqliteAlertStore:
         open: bool | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        states: Collection[AlertState] | None = None,
+        ongoing: bool | None = None,
+        camera_ids: Collection[str] | None = None,
+        owner: str | None = None,
     ) -> builtins.list[Alert]:
         """Alerts matching every given filter (``None`` = any).
 
@@ -533,19 +478,31 @@ class SqliteAlertStore:
         Args:
             camera_id: Only this camera.
             type: Only this event type.
-            status: ``"new"``, ``"acknowledged"`` or ``"false_positive"``.
-            open: ``True`` only open alerts (no end yet), ``False`` only ended ones.
+            status: ``"new"``, ``"acknowledged"`` or ``"false_positive"`` (the older field).
+            open: The older name of ``ongoing``.
             limit: Page size, 1..``MAX_LIMIT``.
             offset: Rows to skip, >= 0.
+            states: Only alerts in one of these lifecycle states (empty: none).
+            ongoing: ``True`` only alerts whose event is still going on (no end yet),
+                ``False`` only ended ones; whatever their state.
+            camera_ids: Only these cameras (empty: none), e.g. a user's camera groups.
+            owner: Only alerts claimed by this user (case-insensitive).
 
         Raises:
-            ValueError: ``limit``/``offset``/``status`` out of range.
+            ValueError: ``limit``/``offset``/``status``/``states`` out of range, or
+                ``open`` and ``ongoing`` disagreeing.
         """
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be in 1..{MAX_LIMIT}, got {limit}")
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
-        where, params = _where(camera_id, type, status, open)
+        check_page(limit, offset)
+        where, params = _where(
+            camera_id=camera_id,
+            type=type,
+            status=status,
+            open=open,
+            states=states,
+            ongoing=ongoing,
+            camera_ids=camera_ids,
+            owner=owner,
+        )
         with self._lock, _db_errors("cannot list alerts", self.path):
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM alerts{where} {_ORDER} LIMIT ? OFFSET ?",
@@ -560,200 +517,25 @@ class SqliteAlertStore:
         type: str | None = None,
         status: AlertStatus | None = None,
         open: bool | None = None,
+        states: Collection[AlertState] | None = None,
+        ongoing: bool | None = None,
+        camera_ids: Collection[str] | None = None,
+        owner: str | None = None,
     ) -> int:
         """Number of alerts matching the filters (same meaning as in ``list``)."""
-        where, params = _where(camera_id, type, status, open)
+        where, params = _where(
+            camera_id=camera_id,
+            type=type,
+            status=status,
+            open=open,
+            states=states,
+            ongoing=ongoing,
+            camera_ids=camera_ids,
+            owner=owner,
+        )
         with self._lock, _db_errors("cannot count alerts", self.path):
             (n,) = self._conn.execute(f"SELECT COUNT(*) FROM alerts{where}", params).fetchone()
         return int(n)
-
-    def acknowledge(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
-        """Mark the alert acknowledged by ``by`` with an optional ``note``.
-
-        Acknowledging an already acknowledged alert changes nothing and returns it
-        (the first acknowledgement's time, author and note are kept).
-
-        Raises:
-            AlertNotFoundError: No such alert.
-        """
-        now = datetime.now(UTC).timestamp()
-        with self._lock, _db_errors(f"cannot acknowledge {event_id}", self.path):
-            changed = self._conn.execute(
-                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?, "
-                "acknowledged_by = ?, note = ? WHERE event_id = ? AND status = 'new'",
-                (now, by, note, event_id),
-            ).rowcount
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
-            ).fetchone()
-        if row is None:
-            raise AlertNotFoundError(event_id)
-        if changed:
-            ALERTS_ACKNOWLEDGED.inc()
-            logger.info("alert %s acknowledged by %s", event_id, by)
-        return _row_to_alert(row)
-
-    def mark_false_positive(self, event_id: str, *, by: str, note: str | None = None) -> Alert:
-        """Set the alert's status to ``false_positive`` (an operator's "false alarm").
-
-        Allowed from any status, and again (idempotent).  The first operator action's
-        time and author are kept (``acknowledged_at``/``acknowledged_by``); ``note``
-        replaces the stored note when given.
-
-        Raises:
-            AlertNotFoundError: No such alert.
-        """
-        now = datetime.now(UTC).timestamp()
-        with self._lock, _db_errors(f"cannot mark {event_id} false positive", self.path):
-            self._conn.execute(
-                "UPDATE alerts SET status = 'false_positive', "
-                "acknowledged_at = COALESCE(acknowledged_at, ?), "
-                "acknowledged_by = COALESCE(acknowledged_by, ?), note = COALESCE(?, note) "
-                "WHERE event_id = ?",
-                (now, by, note, event_id),
-            )
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
-            ).fetchone()
-        if row is None:
-            raise AlertNotFoundError(event_id)
-        logger.info("alert %s marked false positive by %s", event_id, by)
-        return _row_to_alert(row)
-
-    # -- control plane: suppressions and the rules document ---------------------
-
-    def add_suppression(self, suppression: Suppression) -> None:
-        """Store ``suppression``; one with the same ``suppression_id`` is replaced.
-
-        Raises:
-            AlertStoreError: The database failed.
-        """
-        s = suppression
-        region = s.region or (None, None, None, None)
-        with self._lock, _db_errors(f"cannot store suppression {s.suppression_id}", self.path):
-            self._conn.execute(
-                f"INSERT OR REPLACE INTO suppressions ({_SUPPRESSION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    s.suppression_id,
-                    s.camera_id,
-                    s.rule_id,
-                    s.zone,
-                    s.label,
-                    *region,
-                    s.expires_at,
-                    s.created_at,
-                    s.source_event_id,
-                    s.note,
-                ),
-            )
-        logger.info(
-            "suppression %s stored (camera %s, expires %.0f)",
-            s.suppression_id,
-            s.camera_id,
-            s.expires_at,
-        )
-
-    def get_suppression(self, suppression_id: str) -> Suppression | None:
-        """The suppression with that id (expired or not), or ``None``."""
-        with self._lock, _db_errors(f"cannot read suppression {suppression_id}", self.path):
-            row = self._conn.execute(
-                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions WHERE suppression_id = ?",
-                (suppression_id,),
-            ).fetchone()
-        return None if row is None else _row_to_suppression(row)
-
-    def list_suppressions(
-        self, *, active_only: bool = True, now: float | None = None
-    ) -> builtins.list[Suppression]:
-        """Suppressions, newest first (then by id).
-
-        Args:
-            active_only: Only those still in force at ``now`` (``now < expires_at``).
-            now: UNIX seconds; default the current time.
-        """
-        where, params = "", []
-        if active_only:
-            where, params = " WHERE expires_at > ?", [time.time() if now is None else now]
-        with self._lock, _db_errors("cannot list suppressions", self.path):
-            rows = self._conn.execute(
-                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions{where} "
-                "ORDER BY created_at DESC, suppression_id ASC",
-                params,
-            ).fetchall()
-        return [_row_to_suppression(r) for r in rows]
-
-    def delete_suppression(self, suppression_id: str) -> bool:
-        """Delete the suppression; ``False`` if there was none with that id."""
-        with self._lock, _db_errors(f"cannot delete suppression {suppression_id}", self.path):
-            deleted = self._conn.execute(
-                "DELETE FROM suppressions WHERE suppression_id = ?", (suppression_id,)
-            ).rowcount
-        if deleted:
-            logger.info("suppression %s deleted", suppression_id)
-        return bool(deleted)
-
-    def get_rules(self) -> tuple[int, builtins.list[dict[str, Any]]] | None:
-        """``(revision, rules)`` of the stored rules document, or ``None`` if never set.
-
-        Raises:
-            AlertStoreError: The database failed or the stored document is not JSON.
-        """
-        with self._lock, _db_errors("cannot read rules", self.path):
-            row = self._conn.execute(
-                "SELECT revision, body FROM control_documents WHERE name = ?", (_RULES_DOC,)
-            ).fetchone()
-        if row is None:
-            return None
-        try:
-            rules = json.loads(row["body"])
-        except ValueError as e:
-            raise AlertStoreError(f"stored rules are not JSON: {e}", path=self.path) from e
-        return int(row["revision"]), rules
-
-    def put_rules(self, rules: Sequence[Mapping[str, Any]], expected_revision: int | None) -> int:
-        """Replace the rules document (optimistic concurrency).
-
-        Args:
-            rules: The new rules (JSON-serialisable mappings); stored as given.
-            expected_revision: The revision the change is based on (0: none stored
-                yet), or ``None`` to replace whatever is stored.
-
-        Returns:
-            The new revision: the previous one plus 1 (the first is 1).
-
-        Raises:
-            RulesRevisionConflictError: ``expected_revision`` is not the stored revision.
-            TypeError / ValueError: ``rules`` is not JSON-serialisable.
-            AlertStoreError: The database failed.
-        """
-        body = json.dumps([dict(r) for r in rules], separators=(",", ":"), allow_nan=False)
-        now = datetime.now(UTC).timestamp()
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                row = self._conn.execute(
-                    "SELECT revision FROM control_documents WHERE name = ?", (_RULES_DOC,)
-                ).fetchone()
-                current = 0 if row is None else int(row["revision"])
-                if expected_revision is not None and expected_revision != current:
-                    self._conn.execute("ROLLBACK")
-                    raise RulesRevisionConflictError(expected_revision, current)
-                self._conn.execute(
-                    "INSERT INTO control_documents (name, revision, body, updated_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                    "revision = excluded.revision, body = excluded.body, "
-                    "updated_at = excluded.updated_at",
-                    (_RULES_DOC, current + 1, body, now),
-                )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                with suppress(sqlite3.Error):
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                raise AlertStoreError(f"cannot store rules: {e}", path=self.path) from e
-        logger.info("rules stored as revision %d (%d rules)", current + 1, len(rules))
-        return current + 1
 
     def ping(self) -> None:
         """Run a trivial query; raise ``AlertStoreError`` if the database is unusable."""

@@ -5,25 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
-from alerts.api.context import NOT_FOUND, UNAUTHORIZED, Ctx, require_key
+from alerts.api.auth import Who, needs
+from alerts.api.context import NOT_FOUND, UNAUTHORIZED, Ctx
 from alerts.api.models import (
     EVENT_TYPE_PATTERN,
     MAX_EVENT_TYPE_LENGTH,
     MAX_OFFSET,
     AlertPage,
 )
+from alerts.api.permissions import Permission, Principal
 from alerts.store import DEFAULT_LIMIT, MAX_LIMIT, Alert, AlertStatus
 
 EventIdPath = Annotated[uuid.UUID, Path(description="Event id (uuid).")]
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["alerts"])
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+READ = [needs(Permission.ALERTS_READ)]
 
 
-@router.get("/alerts", response_model=AlertPage, responses=UNAUTHORIZED)
+@router.get("/alerts", response_model=AlertPage, responses=UNAUTHORIZED, dependencies=READ)
 def list_alerts(
     ctx: Ctx,
+    who: Who,
     camera_id: Annotated[str | None, Query(max_length=128)] = None,
     type: Annotated[
         str | None,
@@ -39,26 +43,34 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AlertPage:
-    """Alerts matching all filters, highest priority first, then most recent."""
+    """Alerts of the cameras of your groups matching all filters, highest priority first,
+    then most recent."""
     filters: dict[str, Any] = {
         "camera_id": camera_id,
         "type": type,
         "status": status,
         "open": open,
+        "camera_ids": ctx.cameras.cameras_of(who),
     }
     items = ctx.store.list(**filters, limit=limit, offset=offset)
     return AlertPage(items=items, total=ctx.store.count(**filters), limit=limit, offset=offset)
 
 
-@router.get("/alerts/{event_id}", response_model=Alert, responses={**UNAUTHORIZED, **NOT_FOUND})
-def get_alert(ctx: Ctx, event_id: EventIdPath) -> Alert:
+@router.get(
+    "/alerts/{event_id}",
+    response_model=Alert,
+    responses={**UNAUTHORIZED, **NOT_FOUND},
+    dependencies=READ,
+)
+def get_alert(ctx: Ctx, who: Who, event_id: EventIdPath) -> Alert:
     """One alert by event id."""
-    return alert_or_404(ctx, event_id)
+    return alert_or_404(ctx, who, event_id)
 
 
-def alert_or_404(ctx: Ctx, event_id: uuid.UUID) -> Alert:
-    """The alert ``event_id``, or an HTTP 404."""
+def alert_or_404(ctx: Ctx, who: Principal, event_id: uuid.UUID | str) -> Alert:
+    """The alert ``event_id`` if ``who`` works on its camera, else an HTTP 404 (an alert
+    of another group's camera is not even said to exist)."""
     alert = ctx.store.get(str(event_id))
-    if alert is None:
+    if alert is None or not ctx.cameras.visible(who, alert.camera_id):
         raise HTTPException(status_code=404, detail="alert not found")
     return alert

@@ -13,9 +13,10 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
-from alerts.api.context import TOO_LARGE, UNAUTHORIZED, UNCONFIGURED, ApiContext, Ctx, require_key
+from alerts.api.auth import Who, needs, record
+from alerts.api.context import TOO_LARGE, UNAUTHORIZED, UNCONFIGURED, ApiContext, Ctx
 from alerts.api.errors import SafeJSONResponse
 from alerts.api.models import (
     MAX_PROBLEMS,
@@ -25,6 +26,7 @@ from alerts.api.models import (
     RulesUpdate,
     SuppressionOut,
 )
+from alerts.api.permissions import Permission
 from alerts.control import RULES_KEY, encode_value, rules_message, suppression_key
 from alerts.store import AlertStoreError, ControlStore, RulesRevisionConflictError
 
@@ -33,7 +35,7 @@ logger = logging.getLogger("alerts.api")
 SuppressionIdPath = Annotated[uuid.UUID, Path(description="Suppression id (uuid).")]
 NO_SUPPRESSION: dict[int | str, dict[str, Any]] = {404: {"description": "No such suppression"}}
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/api/v1")
 
 
 # ----------------------------------------------------------------------- suppressions
@@ -44,6 +46,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
     response_model=list[SuppressionOut],
     tags=["suppressions"],
     responses={**UNAUTHORIZED, **UNCONFIGURED},
+    dependencies=[needs(Permission.SUPPRESSIONS_READ)],
 )
 def list_suppressions(
     ctx: Ctx,
@@ -63,6 +66,7 @@ def list_suppressions(
     response_model=SuppressionOut,
     tags=["suppressions"],
     responses={**UNAUTHORIZED, **NO_SUPPRESSION, **UNCONFIGURED},
+    dependencies=[needs(Permission.SUPPRESSIONS_READ)],
 )
 def get_suppression(ctx: Ctx, suppression_id: SuppressionIdPath) -> SuppressionOut:
     """One suppression (expired or not)."""
@@ -79,8 +83,11 @@ def get_suppression(ctx: Ctx, suppression_id: SuppressionIdPath) -> SuppressionO
     response_class=Response,
     tags=["suppressions"],
     responses={**UNAUTHORIZED, **NO_SUPPRESSION, **UNCONFIGURED},
+    dependencies=[needs(Permission.SUPPRESSIONS_MANAGE)],
 )
-def delete_suppression(ctx: Ctx, suppression_id: SuppressionIdPath) -> Response:
+def delete_suppression(
+    ctx: Ctx, who: Who, request: Request, suppression_id: SuppressionIdPath
+) -> Response:
     """Lift a suppression on every worker (publishes a tombstone)."""
     cstore, _ = ctx.control_parts()
     sid = str(suppression_id)
@@ -95,6 +102,7 @@ def delete_suppression(ctx: Ctx, suppression_id: SuppressionIdPath) -> Response:
         except AlertStoreError:
             ctx.compensate(key, found.to_dict())
             raise
+    record(ctx, request, who, "suppression.delete", "suppression", sid, {"camera": found.camera_id})
     logger.info("suppression %s lifted", sid)
     return Response(status_code=204)
 
@@ -120,6 +128,7 @@ def _current_rules(ctx: ApiContext, cstore: ControlStore) -> RulesDocument | Non
         404: {"description": "No rules stored and no initial rules"},
         **UNCONFIGURED,
     },
+    dependencies=[needs(Permission.RULES_READ)],
 )
 def get_rules(ctx: Ctx) -> RulesDocument:
     """The current rule set and its revision (0: the configured rules, never changed)."""
@@ -162,8 +171,9 @@ def rule_problems(ctx: ApiContext, body: RulesUpdate) -> list[str]:
         },
         **UNCONFIGURED,
     },
+    dependencies=[needs(Permission.RULES_WRITE)],
 )
-def put_rules(ctx: Ctx, body: RulesUpdate) -> Any:
+def put_rules(ctx: Ctx, who: Who, request: Request, body: RulesUpdate) -> Any:
     """Replace the rule set; every worker applies it without a restart.
 
     The rules are checked first (``problems`` listed with 422); ``revision`` must be
@@ -200,6 +210,7 @@ def put_rules(ctx: Ctx, body: RulesUpdate) -> Any:
             prev = None if stored is None else rules_message(stored[0], stored[1], ctx.clock())
             ctx.compensate(RULES_KEY, prev)
             raise
+    record(ctx, request, who, "rules.put", "rules", str(revision), {"rules": len(body.rules)})
     logger.info("rules revision %d stored and published (%d rules)", revision, len(body.rules))
     return RulesDocument(revision=revision, rules=body.rules)
 

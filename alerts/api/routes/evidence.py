@@ -7,17 +7,21 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 
-from alerts.api.context import UNAUTHORIZED, Ctx, require_key
+from alerts.api.auth import Who, needs
+from alerts.api.context import UNAUTHORIZED, Ctx
 from alerts.api.models import SnapshotUrl
+from alerts.api.permissions import Permission, Principal
 from alerts.api.routes.alerts import EventIdPath, alert_or_404
 from alerts.evidence import EvidenceNotFoundError, InvalidEvidenceKeyError, UrlEvidenceStore
 
 logger = logging.getLogger("alerts.api")
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1", tags=["alerts"], dependencies=[needs(Permission.ALERTS_READ)]
+)
 
 NO_URL = "no URL for this snapshot (store serves bytes only or upload pending); use /snapshot"
 
@@ -38,8 +42,8 @@ def evidence_errors(key: str, event_id: uuid.UUID | str, action: str) -> Iterato
         raise HTTPException(status_code=503, detail="evidence store unavailable") from e
 
 
-def _snapshot_key(ctx: Ctx, event_id: uuid.UUID) -> str:
-    alert = alert_or_404(ctx, event_id)
+def _snapshot_key(ctx: Ctx, who: Principal, event_id: uuid.UUID) -> str:
+    alert = alert_or_404(ctx, who, event_id)
     if alert.snapshot is None:
         raise HTTPException(status_code=404, detail="alert has no snapshot")
     return alert.snapshot
@@ -55,9 +59,9 @@ def _snapshot_key(ctx: Ctx, event_id: uuid.UUID) -> str:
         503: {"description": "Evidence store unreachable"},
     },
 )
-def snapshot(ctx: Ctx, event_id: EventIdPath) -> Response:
+def snapshot(ctx: Ctx, who: Who, event_id: EventIdPath) -> Response:
     """The alert's evidence snapshot (JPEG), from whichever evidence store is used."""
-    key = _snapshot_key(ctx, event_id)
+    key = _snapshot_key(ctx, who, event_id)
     with evidence_errors(key, event_id, "reading"):
         jpeg = ctx.evidence.get(key)
     return Response(
@@ -79,9 +83,9 @@ def snapshot(ctx: Ctx, event_id: EventIdPath) -> Response:
         503: {"description": "Evidence store unreachable"},
     },
 )
-def snapshot_url(ctx: Ctx, event_id: EventIdPath) -> JSONResponse:
+def snapshot_url(ctx: Ctx, who: Who, event_id: EventIdPath) -> JSONResponse:
     """A short-lived direct URL (presigned S3 GET) to the alert's snapshot JPEG."""
-    key = _snapshot_key(ctx, event_id)
+    key = _snapshot_key(ctx, who, event_id)
     if not isinstance(ctx.evidence, UrlEvidenceStore):
         raise HTTPException(status_code=404, detail=NO_URL)
     with evidence_errors(key, event_id, "presigning"):

@@ -11,12 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from alerts.api.context import UNAUTHORIZED, ApiContext, Ctx, require_key
+from alerts.api.auth import OPEN, needs
+from alerts.api.context import UNAUTHORIZED, ApiContext, Ctx
 from alerts.api.models import Health, Readiness, Status
+from alerts.api.permissions import Permission
 from alerts.api.redaction import public_view, redact
 from alerts.store import AlertStoreError
 
@@ -26,8 +28,10 @@ DOWN_STATES = frozenset({"failed", "reconnecting"})
 """Camera states in which a camera delivers nothing: when every camera is in one, the
 process is not ready."""
 
-router = APIRouter(tags=["ops"])
-status_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["ops"])
+router = APIRouter(tags=["ops"], dependencies=[OPEN])
+status_router = APIRouter(
+    prefix="/api/v1", tags=["ops"], dependencies=[needs(Permission.STATUS_READ)]
+)
 
 
 @dataclass(frozen=True)

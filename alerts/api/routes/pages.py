@@ -17,6 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
 
+from alerts.api.auth import OPEN
+
 _OURS = resources.files("alerts.api") / "static"
 _SWAGGER = resources.files("fastapi_offline") / "static"
 
@@ -85,7 +87,7 @@ def _lookup(table: dict[str, str], name: str) -> Asset:
 
 AssetName = Annotated[str, Path(max_length=64)]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[OPEN])
 
 
 @router.get("/")

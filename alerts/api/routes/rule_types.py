@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from alerts.api.context import UNAUTHORIZED, require_key
+from alerts.api.auth import needs
+from alerts.api.context import UNAUTHORIZED
+from alerts.api.permissions import Permission
 from selector.rules.registry import rule_types
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["rules"])
+router = APIRouter(prefix="/api/v1", tags=["rules"], dependencies=[needs(Permission.RULES_READ)])
 
 
 class EventTypeOut(BaseModel):
