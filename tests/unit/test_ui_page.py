@@ -28,16 +28,17 @@ from typing import Any
 
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
-from alerts.api import create_app
+from alerts.api import AccessSettings, create_app
 from alerts.api.routes.pages import PAGE_CSP
 from alerts.control import InProcessControl
 from alerts.evidence import LocalEvidenceStore
 from alerts.store import SqliteAlertStore
 from selector.rules.registry import reason_of
-from tests.factories import make_event
+from tests.factories import T0, make_event
 
 pytestmark = pytest.mark.unit
 
@@ -85,13 +86,18 @@ def test_page_is_self_contained_and_uses_no_html_sinks() -> None:
     assert "http://" not in script and "https://" not in script
 
 
-def test_page_has_the_false_alarm_control() -> None:
+def test_page_has_the_sign_in_form_and_the_lifecycle_controls() -> None:
+    html = _html()
+    assert '<label for="username">Username</label>' in html
+    assert '<label for="password">Password</label>' in html
+    assert 'type="password" autocomplete="current-password"' in html
     script = _script()
-    assert '"False alarm"' in script and '"Acknowledge"' in script
-    assert "/false-positive`" in script
-    assert '"region"' in script
+    for control in ('"Claim"', '"Release"', '"Done"', '"False alarm"', '"Escalate"'):
+        assert control in script, control
+    assert 'disposition: "false_alarm"' in script and '"region"' in script
+    assert '"X-CSRF-Token"' in script and "X-API-Key" not in script
     assert f"const FALSE_ALARM_EXPIRY_S = {FALSE_ALARM_EXPIRY_S};" in script
-    assert 'showError("False alarm failed: "' in script
+    assert 'showError(what + " failed: "' in script and 'act(a, button, "False alarm"' in script
     assert 'role="alert"' in _html()
 
 
@@ -103,8 +109,10 @@ const el = () => ({ textContent: "", hidden: true, value: "", addEventListener()
 const elements = new Map();
 globalThis.document = { getElementById: (id) => elements.get(id) ??
   (elements.set(id, el()), elements.get(id)) };
-globalThis.sessionStorage = { getItem: () => null, setItem() {} };
+globalThis.document.cookie = "";
+globalThis.sessionStorage = { getItem: () => null, setItem() {}, removeItem() {} };
 globalThis.setInterval = () => 0;
+globalThis.fetch = async () => ({ ok: false, status: 401, json: async () => ({}) });
 globalThis.window = globalThis;
 """
 
@@ -198,17 +206,41 @@ class _Server:
         self._sock.close()
 
 
-def _add_harness(app: FastAPI) -> None:
-    """``/harness``: the operator page with the key preset and the first "False alarm" clicked.
+USER, PASSWORD = "kim", "a long operator password"
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
-    A script of this origin runs before the page's (deferred) one: it stores the key as the
-    key field would, accepts the confirmation and clicks the first row's button once.  The
-    page's own Content-Security-Policy applies.
+
+def _app(store: SqliteAlertStore, tmp_path: Path, **kw: Any) -> FastAPI:
+    """The API with one operator (``kim``) who may sign in."""
+    app = create_app(
+        store,
+        LocalEvidenceStore(tmp_path / "evidence"),
+        api_key=KEY,
+        access=AccessSettings(camera_groups={"cam-1": ["default"]}, password_hasher=CHEAP),
+        **kw,
+    )
+    store.add_user(
+        USER, role="operator", groups=["default"], password_hash=CHEAP.hash(PASSWORD), now=T0
+    )
+    return app
+
+
+def _add_harness(app: FastAPI) -> None:
+    """``/harness``: the operator page signed in as kim, the first "False alarm" clicked.
+
+    A script of this origin runs before the page's (deferred) one: once the sign-in form
+    shows, it types the name and password and submits the form as a person would; it
+    accepts the confirmation and clicks the first row's button once.  The page's own
+    Content-Security-Policy applies.
     """
     pre = (
-        f'sessionStorage.setItem("argus.apiKey", "{KEY}");'
-        "window.confirm = () => true;"
+        "window.confirm = () => true; let signed = false;"
         "const poll = setInterval(() => {"
+        ' const form = document.getElementById("sign-in");'
+        " if (!signed && form && !form.hidden) { signed = true;"
+        f'  document.getElementById("username").value = "{USER}";'
+        f'  document.getElementById("password").value = "{PASSWORD}";'
+        "  form.requestSubmit(); }"
         ' const b = document.querySelector("#rows tr button.false-alarm");'
         " if (b) { clearInterval(poll); b.click(); } }, 50);"
     )
@@ -284,13 +316,7 @@ def test_page_in_chromium_labels_escapes_and_marks_a_false_alarm(
     store: SqliteAlertStore, tmp_path: Path
 ) -> None:
     top = _fill(store)
-    app = create_app(
-        store,
-        LocalEvidenceStore(tmp_path / "evidence"),
-        api_key=KEY,
-        control=InProcessControl(),
-        validate_rules=lambda rules: [],
-    )
+    app = _app(store, tmp_path, control=InProcessControl(), validate_rules=lambda rules: [])
     _add_harness(app)
     with _Server(app) as server:
         dom = _dump_dom(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile")
@@ -312,7 +338,7 @@ def test_page_in_chromium_labels_escapes_and_marks_a_false_alarm(
     assert suppression.source_event_id == top and suppression.region is not None
     assert suppression.zone == HOSTILE_ZONE
     assert suppression.expires_at - suppression.created_at == pytest.approx(FALSE_ALARM_EXPIRY_S)
-    assert '<tr class="false_positive">' in dom
+    assert '<tr class="closed">' in dom and "closed: false alarm" in cells
     assert re.search(r'<p id="error" role="alert" hidden="">', dom)  # no error shown
     with _Server(app) as server:  # what an operator sees (the next row gets marked too)
         shot = _screenshot_dir(tmp_path) / "operator-page.png"
@@ -324,10 +350,15 @@ def test_page_in_chromium_shows_a_failed_false_alarm(
     store: SqliteAlertStore, tmp_path: Path
 ) -> None:
     top = _fill(store)
-    app = create_app(store, LocalEvidenceStore(tmp_path / "evidence"), api_key=KEY)  # no control
+    app = _app(store, tmp_path)  # no control plane
     _add_harness(app)
     with _Server(app) as server:
         dom = _dump_dom(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile")
+        signed_out = _dump_dom(f"http://127.0.0.1:{server.port}/", tmp_path / "profile3")
+        shot = _screenshot_dir(tmp_path) / "sign-in.png"
+        _screenshot(f"http://127.0.0.1:{server.port}/", tmp_path / "profile4", shot)
+    # nobody signed in: the form shows, the queue does not
+    assert '<form id="sign-in">' in signed_out and '<main id="queue" hidden="">' in signed_out
     error = re.search(r'<p id="error" role="alert">\s*<span id="error-text">(.*?)</span>', dom)
     assert error is not None, dom[:3000]
     assert unescape(error.group(1)).startswith(
