@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 import argus
+from argus.cli_people import add_people_commands
 from argus.config import ArgusConfig, ConfigError, load_config, parse_config
 from argus.logs import setup_logging
 from argus.paths import BUNDLED_FOOTAGE, argus_home
@@ -640,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--out", help="name of the variant (default: NAME-fp16)")
     mf.add_argument("--force", action="store_true", help="replace an existing variant")
     m.set_defaults(fn=cmd_models)
+
+    add_people_commands(sub)  # argus users ..., argus tokens ... (argus.cli_people)
     return p
 
 

@@ -310,8 +310,10 @@ const el = () => ({ textContent: "", hidden: true, value: "", className: "", cel
 const elements = new Map();
 globalThis.document = { getElementById: (id) => elements.get(id) ??
   (elements.set(id, el()), elements.get(id)), createElement: () => el() };
-globalThis.sessionStorage = { getItem: () => null, setItem() {} };
+globalThis.document.cookie = "";
+globalThis.sessionStorage = { getItem: () => null, setItem() {}, removeItem() {} };
 globalThis.setInterval = () => 0;
+globalThis.fetch = async () => ({ ok: false, status: 401, json: async () => ({}) });
 globalThis.window = globalThis;
 """
 
@@ -340,7 +342,7 @@ def test_the_operator_page_shows_interrupted_in_the_state_column(tmp_path: Path)
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == ["open", "ended", "interrupted", "ended"]
+    assert json.loads(out.stdout) == ["ongoing", "ended", "interrupted", "ended"]
 
 
 # ---------------------------------------------------------- alert service, sink, buses
