@@ -52,8 +52,10 @@ def run_config(
     host: str | None = None,
     port: int | None = None,
     announce_key: bool = False,
+    demo_user: str | None = None,
 ) -> int:
-    """Run a validated config; with ``serve`` also serve the API until stopped."""
+    """Run a validated config; with ``serve`` also serve the API until stopped (and with
+    ``demo_user``, make that user an admin with a fresh password, printed)."""
     from alerts.control import InProcessControl
     from alerts.s3_evidence import SpoolLockedError
     from alerts.spool import SpoolError
@@ -173,6 +175,9 @@ def run_config(
             print(f"API key:       {key}   (from {key_from})", flush=True)
         else:
             print(f"API key:       in {key_from}", flush=True)
+        if demo_user is not None:
+            password = demo_sign_in(pipeline.store, demo_user)
+            print(f"Sign in as:    {demo_user} / {password}   (an admin)", flush=True)
     _install_stop(stop, [pipeline.runner.stop])
 
     try:
@@ -204,6 +209,26 @@ def run_config(
     if result.interrupted and not serve:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_CAMERA_FAILED
+
+
+def demo_sign_in(store: Any, name: str) -> str:
+    """Make ``name`` an admin of every camera with a new random password; the password.
+
+    For the demo only: the password is printed, so it is new at every start.
+    """
+    import secrets
+    import time
+
+    from alerts.api.security import Passwords
+
+    password = secrets.token_urlsafe(12)
+    hashed = Passwords().hash(password)
+    now = time.time()
+    if store.get_user(name) is None:
+        store.add_user(name, role="admin", groups=["default"], password_hash=hashed, now=now)
+    else:
+        store.update_user(name, now=now, role="admin", disabled=False, password_hash=hashed)
+    return password
 
 
 def shut_down(server: Any, service: Any, store: Any) -> None:
@@ -307,7 +332,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_START_FAILED
     cfg = demo_config(footage, home)
     print(f"Argus {argus.__version__} demo: camera 'plaza' <- {footage} (looped, real speed)")
-    return run_config(cfg, "<demo>", serve=True, host=args.host, port=args.port, announce_key=True)
+    return run_config(
+        cfg,
+        "<demo>",
+        serve=True,
+        host=args.host,
+        port=args.port,
+        announce_key=True,
+        demo_user="demo",
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -160,6 +162,19 @@ def test_demo_serves_alerts_from_the_looping_footage(tmp_path: Path, serve_argus
     assert ready["cameras"]["plaza"]["state"] == "streaming"
     out = served.log.read_text()
     assert "API key:" in out and "http://127.0.0.1:" in out
+    # the printed user signs in and works the queue, as the page does
+    found = re.search(r"Sign in as:\s+(\S+) / (\S+)", out)
+    assert found, out[-2000:]
+    with httpx.Client(base_url=served.url, timeout=10.0) as browser:
+        login = {"username": found.group(1), "password": found.group(2)}
+        who = browser.post("/api/v1/auth/login", json=login)
+        assert who.status_code == 200 and who.json()["role"] == "admin", who.text
+        claim = browser.post(
+            f"/api/v1/alerts/{items[0]['event_id']}/claim",
+            headers={"X-CSRF-Token": who.json()["csrf_token"]},
+        )
+        assert claim.status_code == 200 and claim.json()["owner"] == found.group(1), claim.text
+    assert found.group(2) not in out.replace(f"/ {found.group(2)}", ""), "password logged"
     assert served.stop() in (0, 130)
     print(f"demo: first alert readable after {first_alert_s:.1f} s")
 
