@@ -16,7 +16,7 @@ from alerts.api.models import (
     AlertPage,
 )
 from alerts.api.permissions import Permission, Principal
-from alerts.store import DEFAULT_LIMIT, MAX_LIMIT, Alert, AlertStatus
+from alerts.store import DEFAULT_LIMIT, MAX_LIMIT, Alert, AlertState, AlertStatus
 
 EventIdPath = Annotated[uuid.UUID, Path(description="Event id (uuid).")]
 
@@ -38,18 +38,46 @@ def list_alerts(
             description='Only this event type, e.g. "fall", "line_crossing", "covered".',
         ),
     ] = None,
-    status: Annotated[AlertStatus | None, Query()] = None,
-    open: Annotated[bool | None, Query(description="Only open (true) / ended (false).")] = None,
+    status: Annotated[
+        AlertStatus | None,
+        Query(description="The older operator state (new, acknowledged, false_positive)."),
+    ] = None,
+    state: Annotated[
+        list[AlertState] | None,
+        Query(
+            description="Only alerts in one of these lifecycle states (repeat the parameter: "
+            "state=new&state=claimed&state=escalated is every alert not closed yet). "
+            "Whether the event is still going on is ongoing, not this."
+        ),
+    ] = None,
+    ongoing: Annotated[
+        bool | None,
+        Query(
+            description="Only alerts whose event is still going on (true: no end yet) or "
+            "has ended (false), whatever their lifecycle state: an ongoing event's alert "
+            "may be closed, an ended one's still new."
+        ),
+    ] = None,
+    open: Annotated[
+        bool | None,
+        Query(
+            description="Older name of ongoing (the event, not the alert's state); given "
+            "with ongoing, both apply (true and false: nothing matches)."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AlertPage:
     """Alerts of the cameras of your groups matching all filters, highest priority first,
     then most recent."""
+    if open is not None and ongoing is not None and open != ongoing:
+        return AlertPage(items=[], total=0, limit=limit, offset=offset)  # ongoing and ended
     filters: dict[str, Any] = {
         "camera_id": camera_id,
         "type": type,
         "status": status,
-        "open": open,
+        "states": None if state is None else sorted(set(state)),
+        "ongoing": ongoing if ongoing is not None else open,
         "camera_ids": ctx.cameras.cameras_of(who),
     }
     items = ctx.store.list(**filters, limit=limit, offset=offset)

@@ -7,8 +7,11 @@ of two users claiming one alert exactly one wins, the other gets 409 naming the 
 a transition the state does not allow is 409 with the ones it does.
 
 * Acting on a ``new`` alert (escalate, close) claims it first.
-* Operators act on alerts of their groups that are new or theirs; supervisors (and admins)
-  also on alerts others own and on escalated ones.
+* Operators act on alerts of their groups that are new or theirs (one they escalated to
+  an outside service stays theirs to close); supervisors (and admins) also on alerts
+  others own and on escalated ones.
+* A false alarm's suppression that cannot be made (camera-wide by an operator, a region
+  without a box, no control plane) is refused before the alert is claimed.
 * ``false_alarm`` creates the suppression ``POST /false-positive`` makes (region or rule;
   camera-wide for supervisors), published to every worker.
 * ``POST /ack`` (close, ``no_action``) and ``POST /false-positive`` (close, ``false_alarm``)
@@ -120,13 +123,27 @@ def _taken(
             ctx, request, who, alert, "claim", "claimed", {"new"},
             set_owner=by if by and who.kind == "api_key" else who.name, by=by,
         )  # fmt: skip
-    if alert.state == "escalated" and not who.can(Permission.ALERTS_ACT_ANY):
-        raise HTTPException(status_code=403, detail="escalated alerts are for supervisors")
     me = by if by and who.kind == "api_key" else who.name
+    if (
+        alert.state == "escalated"
+        and not who.can(Permission.ALERTS_ACT_ANY)
+        and not _kept(alert, me)
+    ):
+        raise HTTPException(status_code=403, detail="escalated alerts are for supervisors")
     mine_or_any = alert.owner == me or who.can(Permission.ALERTS_ACT_ANY)
     if alert.state == "claimed" and not mine_or_any:
         raise TransitionConflictError(alert.event_id, alert.state, alert.owner)
     return alert
+
+
+def _kept(alert: Alert, me: str) -> bool:
+    """Whether ``alert`` was escalated to an outside service by ``me``, who kept it (and
+    closes it when that service is done)."""
+    return (
+        alert.escalated_to == "external"
+        and alert.owner is not None
+        and alert.owner.casefold() == me.casefold()
+    )
 
 
 def _mine(who: Principal, by: str | None = None) -> str | None:
@@ -148,10 +165,16 @@ def claim(
     if alert.state == "escalated" and not who.can(Permission.ALERTS_ACT_ANY):
         raise HTTPException(status_code=403, detail="escalated alerts are for supervisors")
     note = body.note if body else None
-    return _move(
-        ctx, request, who, alert, "claim", "claimed", {"new", "escalated"},
-        set_owner=who.name, note=note,
-    )  # fmt: skip
+    try:
+        return _move(
+            ctx, request, who, alert, "claim", "claimed", {"new", "escalated"},
+            set_owner=who.name, note=note,
+        )  # fmt: skip
+    except TransitionConflictError as e:
+        # Another request of the same user (a double click) claimed it meanwhile: theirs.
+        if e.state == "claimed" and (e.owner or "").casefold() == who.name.casefold():
+            return alert_or_404(ctx, who, event_id)
+        raise
 
 
 @router.post(
@@ -202,8 +225,31 @@ def escalate(
 def close(ctx: Ctx, request: Request, who: Who, event_id: EventIdPath, body: CloseRequest) -> Alert:
     """Close an alert with how it was judged; a ``false_alarm`` also suppresses similar
     events on every worker for a while (``suppress``)."""
-    alert = _taken(ctx, request, who, alert_or_404(ctx, who, event_id))
+    alert = alert_or_404(ctx, who, event_id)
+    if body.disposition == "false_alarm":  # refused before the alert is claimed
+        _check_suppression(ctx, who, alert, _spec(alert, body.suppress))
+    alert = _taken(ctx, request, who, alert)
     return _close(ctx, request, who, alert, body.disposition, body.note, body.suppress)
+
+
+def _spec(alert: Alert, suppress: SuppressSpec | None) -> SuppressSpec:
+    """What a false alarm of ``alert`` suppresses: as asked, else its region (its rule
+    when it has no box)."""
+    return suppress or SuppressSpec(scope="region" if alert.bbox else "rule")
+
+
+def _check_suppression(ctx: ApiContext, who: Principal, alert: Alert, spec: SuppressSpec) -> None:
+    """Refuse a suppression that cannot be made before anything changes (a request
+    answered 403, 422 or 503 claims nothing); ``_with_suppression`` then makes it.
+
+    Raises:
+        HTTPException: 403 for a camera-wide one by an operator; 503 without a control
+            plane; 422 for scope ``region`` on an alert without a box.
+    """
+    if spec.scope == "camera" and not who.can(Permission.SUPPRESSIONS_MANAGE):
+        raise HTTPException(status_code=403, detail="camera-wide suppressions are for supervisors")
+    ctx.control_parts()
+    _suppression_for(alert, spec, "", 0.0)
 
 
 def _close(
@@ -220,7 +266,7 @@ def _close(
     with its suppression."""
     if disposition != "false_alarm":
         return _close_only(ctx, request, who, alert, disposition, note, by)
-    spec = suppress or SuppressSpec(scope="region" if alert.bbox else "rule")
+    spec = _spec(alert, suppress)
     closed, _ = _with_suppression(
         ctx, request, who, alert, spec, note or "",
         lambda: _close_only(ctx, request, who, alert, disposition, note, by),
@@ -238,8 +284,9 @@ def _close_only(
     by: str | None = None,
 ) -> Alert:
     from_states: set[AlertState] = {"claimed"}
-    if who.can(Permission.ALERTS_ACT_ANY):
-        from_states.add("escalated")
+    me = by if by and who.kind == "api_key" else who.name
+    if who.can(Permission.ALERTS_ACT_ANY) or _kept(alert, me):
+        from_states.add("escalated")  # the owner's check is the store's (require_owner)
     return _move(
         ctx, request, who, alert, "close", "closed", from_states,
         require_owner=_mine(who, by), fields={"disposition": disposition, "close_note": note},
@@ -396,6 +443,7 @@ def false_positive(
     req = body or FalsePositiveRequest()
     alert = alert_or_404(ctx, who, event_id)
     spec = SuppressSpec(scope=req.scope, expires_in_s=req.expires_in_s)
+    _check_suppression(ctx, who, alert, spec)  # refused before the alert is claimed
     if alert.state != "closed":
         alert = _taken(ctx, request, who, alert, req.by)
 
