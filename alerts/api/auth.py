@@ -50,7 +50,9 @@ _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="argus"'}
 
 
 def client_of(request: Request) -> str:
-    """The client's address (the connection's; no proxy header is trusted)."""
+    """The client's address: the connection's, or ``X-Forwarded-For``'s when the connection
+    comes from a proxy uvicorn trusts (its ``forwarded_allow_ips``, by default only
+    127.0.0.1: a reverse proxy on this machine)."""
     return request.client.host if request.client else "unknown"
 
 

@@ -110,8 +110,9 @@ class SignInThrottle:
     After ``per_pair`` failures for one (user name, client address) within ``window_s``,
     that pair is blocked for ``block_s`` (doubling while failures continue, up to
     ``max_block_s``); after ``per_client`` failures from one address (any names), the
-    address is.  A success clears its pair.  Only this process counts (each API replica
-    throttles on its own).
+    address is, except for users who signed in from it before (``trust_s``).  A success
+    clears its pair.  Only this process counts (each API replica throttles on its own);
+    every table is bounded.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class SignInThrottle:
         window_s: float = 900.0,
         block_s: float = 30.0,
         max_block_s: float = 900.0,
+        trust_s: float = 30 * 86400.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_pair = per_pair
@@ -129,20 +131,28 @@ class SignInThrottle:
         self.window_s = window_s
         self.block_s = block_s
         self.max_block_s = max_block_s
+        self.trust_s = trust_s
         self._clock = clock
         self._lock = threading.Lock()
         self._pairs: dict[tuple[str, str], _Window] = {}
         self._clients: dict[str, _Window] = {}
+        self._trusted: dict[tuple[str, str], float] = {}
 
     def retry_after(self, user: str, client: str) -> float:
-        """Seconds until this pair may try again (0: now)."""
+        """Seconds until this pair may try again (0: now).
+
+        A user who signed in from this address before (within ``trust_s``) is not held by
+        the address's block: a machine spraying names from the same address (a NAT, a
+        proxy) cannot lock out the operators who work there; their own pair still counts.
+        """
         now = self._clock()
+        pair = (user.lower(), client)
         with self._lock:
-            waits = [
-                w.blocked_until - now
-                for w in (self._pairs.get((user.lower(), client)), self._clients.get(client))
-                if w is not None
-            ]
+            windows = [self._pairs.get(pair)]
+            trusted = self._trusted.get(pair)
+            if trusted is None or now - trusted > self.trust_s:
+                windows.append(self._clients.get(client))
+            waits = [w.blocked_until - now for w in windows if w is not None]
         return max([0.0, *waits])
 
     def failed(self, user: str, client: str) -> None:
@@ -151,14 +161,16 @@ class SignInThrottle:
         with self._lock:
             self._count(self._pairs, (user.lower(), client), self.per_pair, now)
             self._count(self._clients, client, self.per_client, now)
-            if len(self._pairs) > 100_000:  # bounded: forget the oldest windows
-                for key in list(self._pairs)[:50_000]:
-                    del self._pairs[key]
+            for table in (self._pairs, self._clients):
+                _bound(table)
 
     def succeeded(self, user: str, client: str) -> None:
-        """A sign-in succeeded: the pair starts afresh."""
+        """A sign-in succeeded: the pair starts afresh, and is trusted from this address."""
         with self._lock:
-            self._pairs.pop((user.lower(), client), None)
+            pair = (user.lower(), client)
+            self._pairs.pop(pair, None)
+            self._trusted[pair] = self._clock()
+            _bound(self._trusted)
 
     def _count(self, table: dict[Any, _Window], key: Any, limit: int, now: float) -> None:
         w = table.get(key)
@@ -168,3 +180,13 @@ class SignInThrottle:
         if w.failures >= limit:
             over = w.failures - limit
             w.blocked_until = now + min(self.max_block_s, self.block_s * 2.0 ** min(over, 20))
+
+
+_MAX_ENTRIES = 100_000
+
+
+def _bound(table: dict[Any, Any]) -> None:
+    """Forget the oldest half of a table that grew past ``_MAX_ENTRIES`` (insertion order)."""
+    if len(table) > _MAX_ENTRIES:
+        for key in list(table)[: _MAX_ENTRIES // 2]:
+            del table[key]

@@ -212,6 +212,11 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN
         SELECT RAISE(ABORT, 'audit entries are append-only');
     END;
+    CREATE TRIGGER IF NOT EXISTS audit_refuses_replace BEFORE INSERT ON audit
+    WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
+    BEGIN
+        SELECT RAISE(ABORT, 'audit entries are append-only');
+    END;
     ALTER TABLE alerts ADD COLUMN state TEXT NOT NULL DEFAULT 'new'
         CHECK (state IN ('new', 'claimed', 'escalated', 'closed'));
     ALTER TABLE alerts ADD COLUMN owner TEXT;

@@ -239,9 +239,12 @@ class AuditStore(Protocol):
         until: float | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        alert_cameras: Collection[str] | None = None,
     ) -> builtins.list[AuditEntry]:
         """Entries matching every filter, newest first.  ``action`` matches a whole
-        action (``alert.claim``) or a prefix ending in a dot (``alert.``)."""
+        action (``alert.claim``) or a prefix ending in a dot (``alert.``);
+        ``alert_cameras``: only entries about the alerts and suppressions of these
+        cameras."""
         ...
 
     def count_audit(
@@ -253,6 +256,7 @@ class AuditStore(Protocol):
         target_id: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        alert_cameras: Collection[str] | None = None,
     ) -> int:
         """How many entries ``list_audit`` would give without paging."""
         ...

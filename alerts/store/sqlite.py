@@ -146,6 +146,7 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _private(Path(self.path))
         self._lock = threading.Lock()
         try:
             self._conn = sqlite3.connect(
@@ -557,3 +558,11 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _private(path: Path) -> None:
+    """Create the database file readable and writable by this account only (it holds the
+    password hashes); SQLite gives its -wal and -shm files the same mode.  An existing
+    file keeps the mode its owner chose."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

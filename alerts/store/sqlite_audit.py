@@ -1,12 +1,15 @@
 """The audit trail in ``SqliteAlertStore`` (``AuditStore``): who did what to what, when,
 from where.  Append-only: the ``audit`` table's triggers (migration 6) refuse any UPDATE
-or DELETE of a row, from this code or any other connection to the file."""
+or DELETE of a row, and an INSERT OR REPLACE over one, from this code or any other connection
+to the file.  (Whoever owns the file can still drop the triggers: the file is the
+installation's, readable and writable by its account only.)"""
 
 from __future__ import annotations
 
 import builtins
 import logging
 import sqlite3
+from collections.abc import Collection
 from typing import Any
 
 from alerts.store.models import DEFAULT_LIMIT, AuditEntry, DetailValue
@@ -75,10 +78,21 @@ def _audit_where(
     target_id: str | None,
     since: float | None,
     until: float | None,
+    alert_cameras: Collection[str] | None = None,
 ) -> tuple[str, builtins.list[Any]]:
     """The WHERE clause of the audit filters (AND-ed) and its parameters."""
     clauses: builtins.list[str] = []
     params: builtins.list[Any] = []
+    if alert_cameras is not None:  # entries about these cameras' alerts and suppressions
+        cams = sorted(alert_cameras)
+        marks = ", ".join("?" * len(cams)) or "NULL"
+        clauses.append(
+            "((target_kind = 'alert' AND target_id IN "
+            f"(SELECT event_id FROM alerts WHERE camera_id IN ({marks}))) OR "
+            "(target_kind = 'suppression' AND target_id IN "
+            f"(SELECT suppression_id FROM suppressions WHERE camera_id IN ({marks}))))"
+        )
+        params.extend(cams + cams)
     for column, value in (("actor", actor), ("target_kind", target_kind), ("target_id", target_id)):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -124,6 +138,7 @@ class AuditMixin(SqliteParts):
         until: float | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        alert_cameras: Collection[str] | None = None,
     ) -> builtins.list[AuditEntry]:
         """Entries matching every filter, newest (highest ``seq``) first.
 
@@ -136,6 +151,9 @@ class AuditMixin(SqliteParts):
             since: ``at`` at or after (UNIX s).
             until: ``at`` before (UNIX s, exclusive).
             limit: Page size, 1..``MAX_LIMIT``.
+            alert_cameras: Only entries about the alerts and suppressions of these
+                cameras (``None``: all entries; empty: none) - what a user of some camera
+                groups may read.
             offset: Entries to skip, >= 0.
 
         Raises:
@@ -149,6 +167,7 @@ class AuditMixin(SqliteParts):
             target_id=target_id,
             since=since,
             until=until,
+            alert_cameras=alert_cameras,
         )
         with self._lock, db_errors("cannot list audit entries", self.path):
             rows = self._conn.execute(
@@ -166,6 +185,7 @@ class AuditMixin(SqliteParts):
         target_id: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        alert_cameras: Collection[str] | None = None,
     ) -> int:
         """How many entries ``list_audit`` would give without paging."""
         where, params = _audit_where(
@@ -175,6 +195,7 @@ class AuditMixin(SqliteParts):
             target_id=target_id,
             since=since,
             until=until,
+            alert_cameras=alert_cameras,
         )
         with self._lock, db_errors("cannot count audit entries", self.path):
             (n,) = self._conn.execute(f"SELECT COUNT(*) FROM audit{where}", params).fetchone()

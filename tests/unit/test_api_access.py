@@ -136,9 +136,11 @@ class World:
         return str(r.json()["token_id"])
 
     def call(self, who: Who, method: str, path: str, body: Any) -> Any:
-        """One request as ``who``; a sign-out is followed by a fresh sign-in of ``who``."""
+        """One request as ``who``; a sign-out (or a sign-in over its session, which ends
+        that session) is followed by a fresh sign-in of ``who``."""
         r = self._call(who, method, path, body)
-        if path == "/api/v1/auth/logout" and who.cookies and who.role:
+        signs_out = path in ("/api/v1/auth/logout", "/api/v1/auth/login")  # ends the session
+        if signs_out and who.cookies and who.role:
             fresh = self._sign_in(who.name, who.role, who.group or "a")
             self.who[self.who.index(who)] = fresh
         return r

@@ -529,7 +529,7 @@ def test_statements_split_as_before_and_triggers_stay_whole() -> None:
         assert split_statements(script) == [s for s in script.split(";") if s.strip()]
     six = split_statements(MIGRATIONS[5])
     triggers = [s for s in six if "CREATE TRIGGER" in s]
-    assert len(triggers) == 2 and all(s.rstrip().endswith("END") for s in triggers)
+    assert len(triggers) == 3 and all(s.rstrip().endswith("END") for s in triggers)
     assert split_statements("SELECT 'a;b'; SELECT 2;") == ["SELECT 'a;b'", " SELECT 2"]
 
 

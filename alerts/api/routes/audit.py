@@ -66,6 +66,7 @@ def alert_audit(
 )
 def audit(
     ctx: Ctx,
+    who: Who,
     actor: Text = None,
     action: Annotated[
         str | None,
@@ -85,8 +86,10 @@ def audit(
 ) -> AuditPage:
     """The audit trail, newest first: every transition, sign-in and failed sign-in, token
     creation and use, rule change, suppression and user change, with who, when and from
-    where."""
+    where.  A supervisor reads what was done to the alerts of their groups' cameras; an
+    admin, everything."""
     trail = _trail(ctx)
+    cameras = ctx.cameras.cameras_of(who)  # None: every entry
 
     def count() -> int:
         return trail.count_audit(
@@ -96,6 +99,7 @@ def audit(
             target_id=target_id,
             since=since,
             until=until,
+            alert_cameras=cameras,
         )
 
     items = trail.list_audit(
@@ -107,6 +111,7 @@ def audit(
         until=until,
         limit=limit,
         offset=offset,
+        alert_cameras=cameras,
     )
     return AuditPage(items=items, total=count(), limit=limit, offset=offset)
 

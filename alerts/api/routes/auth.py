@@ -79,19 +79,24 @@ def login(ctx: Ctx, request: Request, body: LoginRequest) -> Response:
     ok = ctx.passwords.verify(stored, body.password)  # the same cost without a user
     if not ok or user is None or user.disabled:
         ctx.throttle.failed(body.username, client)
+        # The name tried goes to the trail only when such a user exists: people type their
+        # password into the name field, and supervisors read the trail.
         record(
             ctx,
             request,
             None,
             "auth.login_failed",
             "user",
-            None,
+            user.name if user is not None else None,
             {"reason": "disabled" if ok and user is not None else "wrong name or password"},
-            actor=escape_controls(body.username)[:100],
+            actor=user.name if user is not None else "(unknown user)",
         )
         ctx.rejections.note("sign-in failed", request.scope)
         raise HTTPException(status_code=401, detail=WRONG)
     ctx.throttle.succeeded(body.username, client)
+    earlier = request.cookies.get(SESSION_COOKIE)
+    if earlier:  # signing in again ends the session this browser had
+        people.delete_session(digest(earlier))
     session_id, csrf = new_secret(), new_secret()
     now = ctx.clock()
     session = people.create_session(
@@ -152,14 +157,28 @@ def me(who: Who) -> Me:
     status_code=204,
     response_class=Response,
     dependencies=[needs(Permission.SIGNED_IN)],
-    responses={**UNAUTHORIZED, 422: {"description": "Wrong current password, or too short"}},
+    responses={
+        **UNAUTHORIZED,
+        422: {"description": "Wrong current password, or too short"},
+        429: {"description": "Too many wrong passwords: wait Retry-After s"},
+    },
 )
 def change_password(ctx: Ctx, request: Request, who: Who, body: PasswordChange) -> Response:
     """A signed-in user changes their own password; their other sessions end."""
     people = ctx.people
     if who.kind != "user" or people is None:
         raise HTTPException(status_code=403, detail="only a signed-in user has a password")
+    client = client_of(request)
+    wait = ctx.throttle.retry_after(who.name, client)  # guessing through a live session
+    if wait > 0:
+        raise HTTPException(
+            status_code=429,
+            detail="too many wrong passwords: try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
     if not ctx.passwords.verify(people.password_hash(who.name), body.current_password):
+        ctx.throttle.failed(who.name, client)
+        record(ctx, request, who, "user.password_failed", "user", who.name)
         raise unprocessable(
             ["body", "current_password"], "the current password is wrong", "wrong_password"
         )

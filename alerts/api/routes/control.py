@@ -50,15 +50,17 @@ router = APIRouter(prefix="/api/v1")
 )
 def list_suppressions(
     ctx: Ctx,
+    who: Who,
     include_expired: Annotated[
         bool, Query(description="Also list suppressions that no longer apply.")
     ] = False,
 ) -> list[SuppressionOut]:
-    """Suppressions, newest first (only those still in force unless ``include_expired``)."""
+    """Suppressions of your groups' cameras, newest first (only those still in force
+    unless ``include_expired``)."""
     cstore, _ = ctx.control_parts()
     now = ctx.clock()
     items = cstore.list_suppressions(active_only=not include_expired, now=now)
-    return [SuppressionOut.of(s, now) for s in items]
+    return [SuppressionOut.of(s, now) for s in items if ctx.cameras.visible(who, s.camera_id)]
 
 
 @router.get(
@@ -68,11 +70,11 @@ def list_suppressions(
     responses={**UNAUTHORIZED, **NO_SUPPRESSION, **UNCONFIGURED},
     dependencies=[needs(Permission.SUPPRESSIONS_READ)],
 )
-def get_suppression(ctx: Ctx, suppression_id: SuppressionIdPath) -> SuppressionOut:
-    """One suppression (expired or not)."""
+def get_suppression(ctx: Ctx, who: Who, suppression_id: SuppressionIdPath) -> SuppressionOut:
+    """One suppression of your groups' cameras (expired or not)."""
     cstore, _ = ctx.control_parts()
     found = cstore.get_suppression(str(suppression_id))
-    if found is None:
+    if found is None or not ctx.cameras.visible(who, found.camera_id):
         raise HTTPException(status_code=404, detail="suppression not found")
     return SuppressionOut.of(found, ctx.clock())
 
@@ -93,7 +95,7 @@ def delete_suppression(
     sid = str(suppression_id)
     with ctx.control_lock:
         found = cstore.get_suppression(sid)
-        if found is None:
+        if found is None or not ctx.cameras.visible(who, found.camera_id):
             raise HTTPException(status_code=404, detail="suppression not found")
         key = suppression_key(sid)
         ctx.publish(key, None)

@@ -380,8 +380,12 @@ def _suppression_for(alert: Alert, spec: SuppressSpec, note: str, now: float) ->
 def reopen(
     ctx: Ctx, request: Request, who: Who, event_id: EventIdPath, body: NoteRequest | None = None
 ) -> Alert:
-    """Open a closed alert again; it is yours (its disposition is cleared)."""
+    """Open a closed alert again; it is yours (its disposition is cleared).  Operators
+    reopen what they closed; supervisors, any closed alert."""
     alert = alert_or_404(ctx, who, event_id)
+    others = alert.closed_by != who.name and not who.can(Permission.ALERTS_ACT_ANY)
+    if alert.state == "closed" and others:
+        raise TransitionConflictError(alert.event_id, alert.state, alert.closed_by)
     return _move(
         ctx, request, who, alert, "reopen", "claimed", {"closed"},
         set_owner=who.name, note=body.note if body else None,
@@ -451,6 +455,11 @@ def false_positive(
             return _close_only(ctx, request, who, alert, "false_alarm", req.note or None, req.by)
 
     else:
+        # A suppression from a closed alert: only for who closed it, or a supervisor (an
+        # operator must not silence a rule from an incident someone else judged).
+        me = req.by if req.by and who.kind == "api_key" else who.name
+        if not (alert.closed_by == me or who.can(Permission.SUPPRESSIONS_MANAGE)):
+            raise TransitionConflictError(alert.event_id, alert.state, alert.owner)
 
         def then() -> Alert:
             return alert
