@@ -180,6 +180,72 @@ def snapshot_key(camera_id: str, wall_time: float, event_id: str) -> str:
     return validate_key(f"{camera_id}/{day}/{event_id}.jpg")
 
 
+def clip_key(camera_id: str, wall_time: float, event_id: str) -> str:
+    """Key of an event's video clip: ``"<camera_id>/<YYYY-MM-DD>/<event_id>.mp4"``.
+
+    The same folder as the snapshot (:func:`snapshot_key`); the date is the UTC date of the
+    event's start.
+
+    Raises:
+        InvalidEvidenceKeyError: ``camera_id`` or ``event_id`` is not a valid segment.
+    """
+    return snapshot_key(camera_id, wall_time, event_id)[: -len(".jpg")] + ".mp4"
+
+
+MASKED_INFIX = ".masked"
+"""Inserted before the extension of an original's key to name its masked copy."""
+
+
+def masked_key(key: str) -> str:
+    """Key of the masked copy of the evidence under ``key`` (people blurred):
+    ``"cam/2026-12-06/<id>.jpg"`` -> ``"cam/2026-12-06/<id>.masked.jpg"``.
+
+    Raises:
+        InvalidEvidenceKeyError: ``key`` is not valid, has no extension, or is itself a
+            masked copy's key.
+    """
+    validate_key(key)
+    stem, dot, ext = key.rpartition(".")
+    if not dot or "/" in ext or not stem:
+        raise InvalidEvidenceKeyError(key, "has no extension")
+    if stem.endswith(MASKED_INFIX):
+        raise InvalidEvidenceKeyError(key, "is already a masked copy")
+    return validate_key(f"{stem}{MASKED_INFIX}.{ext}")
+
+
+def clip_info_key(clip: str) -> str:
+    """Key of the JSON that describes a clip (asked and actual window, whether the video
+    ended inside it): ``"<...>/<id>.mp4"`` -> ``"<...>/<id>.clip.json"``.
+
+    Raises:
+        InvalidEvidenceKeyError: ``clip`` is not a valid ``.mp4`` key.
+    """
+    validate_key(clip)
+    if not clip.endswith(".mp4"):
+        raise InvalidEvidenceKeyError(clip, "a clip's key ends in .mp4")
+    return validate_key(clip[: -len(".mp4")] + ".clip.json")
+
+
+def related_keys(key: str) -> list[str]:
+    """Every key an event's evidence may use beside ``key`` (a snapshot or a clip key):
+    the snapshot, the clip, their masked copies and the clip's description, ``key`` first.
+    What retention deletes together.
+
+    Raises:
+        InvalidEvidenceKeyError: ``key`` is not a valid ``.jpg`` or ``.mp4`` key.
+    """
+    validate_key(key)
+    stem, _, ext = key.rpartition(".")
+    if ext not in ("jpg", "mp4") or stem.endswith(MASKED_INFIX):
+        raise InvalidEvidenceKeyError(key, "not a snapshot (.jpg) or clip (.mp4) key")
+    keys = [key]
+    for other in (f"{stem}.jpg", f"{stem}.mp4"):
+        if other not in keys:
+            keys.append(other)
+    keys += [masked_key(f"{stem}.jpg"), masked_key(f"{stem}.mp4"), f"{stem}.clip.json"]
+    return [validate_key(k) for k in keys]
+
+
 class LocalEvidenceStore:
     """``EvidenceStore`` on a local directory; each key is a file under ``root``.
 

@@ -415,10 +415,58 @@ class S3EvidenceConfig(_Strict):
     )
 
 
+class ClipConfig(_Strict):
+    """A video clip per alert, cut from each camera's ring of compressed packets."""
+
+    enabled: bool = Field(True, description="false: no clips (snapshots only).")
+    pre_s: float = Field(
+        5.0, ge=0.0, le=30.0, description="Seconds of video before the event's start."
+    )
+    post_s: float = Field(
+        10.0, ge=1.0, le=60.0, description="Seconds of video after the event's start."
+    )
+    buffer_mb: float = Field(
+        32.0,
+        ge=1.0,
+        le=1024.0,
+        description="Most compressed video kept per camera, MiB (the oldest goes first).",
+    )
+    mask_detect_every: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Run the person detector on every n-th frame of a clip to mask it "
+        "(the masks of the frames between are the union of their neighbours').",
+    )
+
+
+class RetentionConfig(_Strict):
+    """How long alerts and their evidence are kept."""
+
+    days: int | None = Field(
+        30,
+        ge=1,
+        le=36500,
+        description="Alerts, snapshots and clips older than this many days are deleted; "
+        "null keeps them forever.",
+    )
+    groups: dict[str, Annotated[int, Field(ge=1, le=36500)]] = Field(
+        default_factory=dict,
+        description="Days per camera group (a camera in several groups keeps its evidence "
+        "for the shortest of their times).",
+    )
+    every_s: float = Field(
+        3600.0, ge=10.0, le=86400.0, description="How often the sweeper runs, seconds."
+    )
+
+
 class EvidenceConfig(_Strict):
-    """Where snapshots go: local disk (default, `storage.evidence_dir`) or S3."""
+    """Where snapshots and clips go: local disk (default, `storage.evidence_dir`) or S3;
+    clips; retention."""
 
     s3: S3EvidenceConfig | None = None
+    clips: ClipConfig = Field(default_factory=lambda: ClipConfig())
+    retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
 
 
 class SlaConfig(_Strict):

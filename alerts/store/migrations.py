@@ -239,6 +239,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS alerts_sla ON alerts (state, priority, received_at);
     CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_at);
     """,
+    # 7: the key of the event's video clip (issue 15)
+    """
+    ALTER TABLE alerts ADD COLUMN clip TEXT;
+    """,
 )
 ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 

@@ -124,6 +124,11 @@ class Alert(BaseModel):
     bbox: list[float] | None = Field(description="[x1, y1, x2, y2] pixels at the start frame.")
     start_seq: int
     snapshot: str | None = Field(description="Evidence key of the snapshot JPEG.")
+    clip: str | None = Field(
+        default=None,
+        description="Evidence key the video clip has once made (served masked at "
+        "/alerts/{id}/clip), or null when none is made.",
+    )
     line: str | None = Field(
         default=None, description="Name of the line crossed (line_crossing), else null."
     )

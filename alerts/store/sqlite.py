@@ -238,7 +238,7 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
         The first record creates the alert.  A later one of the same ``event_id``:
 
         * raises ``priority`` to the record's when higher (never lowers it);
-        * sets ``end_s`` (with ``end_reason = "ended"``), ``snapshot``, ``line``,
+        * sets ``end_s`` (with ``end_reason = "ended"``), ``snapshot``, ``clip``, ``line``,
           ``direction``, ``run_id`` where still null (an interrupted alert has its
           ``end_s``: it stays interrupted, unless the end record comes from the
           camera's current run, which replays the same recording: its end replaces it);
@@ -264,6 +264,7 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
         line, direction = record.get("line"), record.get("direction")
         run_id = record.get("run_id")
         reason = record.get("reason")
+        clip = record.get("clip")
         is_end = record["end_s"] is not None
         params = (
             event_id,
@@ -289,6 +290,7 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
             "ended" if is_end else None,
             run_id,
             reason,
+            clip,
         )
         with self._lock:
             try:
@@ -297,9 +299,9 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
                     "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
                     "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
                     "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
-                    "direction, details, end_reason, run_id, reason) "
+                    "direction, details, end_reason, run_id, reason, clip) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?, ?) "
+                    "?, ?, ?, ?) "
                     "ON CONFLICT (event_id) DO NOTHING",
                     params,
                 ).rowcount
@@ -328,8 +330,9 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
                     self._conn.execute(
                         "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
                         "line = COALESCE(line, ?), direction = COALESCE(direction, ?), "
-                        "run_id = COALESCE(run_id, ?) WHERE event_id = ?",
-                        (record["snapshot"], line, direction, run_id, event_id),
+                        "run_id = COALESCE(run_id, ?), clip = COALESCE(clip, ?) "
+                        "WHERE event_id = ?",
+                        (record["snapshot"], line, direction, run_id, clip, event_id),
                     )
                     if is_end and "details" in record:
                         self._conn.execute(

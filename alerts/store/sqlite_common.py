@@ -28,7 +28,8 @@ ALERT_COLUMNS = (
     "priority, start_s, end_s, bbox_x1, bbox_y1, bbox_x2, bbox_y2, start_seq, snapshot, "
     "wall_time, status, acknowledged_at, acknowledged_by, note, received_at, line, direction, "
     "details, end_reason, run_id, reason, state, owner, claimed_at, escalated_at, "
-    "escalated_by, escalated_to, escalation_ref, closed_at, closed_by, disposition, close_note"
+    "escalated_by, escalated_to, escalation_ref, closed_at, closed_by, disposition, close_note, "
+    "clip"
 )
 
 
@@ -92,6 +93,7 @@ def row_to_alert(row: sqlite3.Row) -> Alert:
         bbox=None if x1 is None else [x1, y1, x2, y2],
         start_seq=row["start_seq"],
         snapshot=row["snapshot"],
+        clip=row["clip"],
         wall_time=utc(row["wall_time"]),
         status=row["status"],
         acknowledged_at=ts(row["acknowledged_at"]),

@@ -58,12 +58,12 @@ def test_schema_file_is_valid_draft_2020_12_and_ships_as_package_data() -> None:
 def test_event_to_record_validates_and_has_exactly_the_schema_fields(event: Event) -> None:
     record = event.to_record()
     validate_record(record, allow_unknown=False)
-    # run_id (the worker run's) and reason (the rule type's words) are stamped by the
+    # run_id (the worker run's), reason (the rule type's words) and clip are stamped by the
     # runner (tests/unit/test_interrupted.py and test_rule_types.py hold the published
     # record to the exact field set); the selector's event knows neither
-    assert set(record) == set(record_fields()) - {"run_id", "reason"}
+    assert set(record) == set(record_fields()) - {"run_id", "reason", "clip"}
     # fields added later in version 1 are optional (absent means null / empty)
-    optional = {"line", "direction", "details", "run_id", "reason"}
+    optional = {"line", "direction", "details", "run_id", "reason", "clip"}
     assert set(load_schema()["required"]) == set(record_fields()) - optional
     # survives a JSON round trip (what a broker does)
     validate_record(json.loads(json.dumps(record)), allow_unknown=False)
