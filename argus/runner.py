@@ -45,7 +45,9 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from alerts.bus import EventBus
-from alerts.evidence import EvidenceStore, render_snapshot, snapshot_key
+from alerts.clips import ClipMaker
+from alerts.evidence import EvidenceStore, clip_key, masked_key, render_snapshot, snapshot_key
+from alerts.masking import Boxes, mask_people, person_boxes, union
 from alerts.schema import run_marker
 from argus import metrics
 from argus.slots import FrameSlot
@@ -54,6 +56,7 @@ from detectors.gating import MotionGate
 from detectors.scene import SceneAnalyzer, SceneStats
 from ingest import ActivityControl, Source, SourceError, SourceState
 from ingest.frame import Frame
+from ingest.packets import PacketRing
 from selector.camera import CameraSelector
 from selector.event import Event
 from selector.incidents import RulePolicy
@@ -181,6 +184,11 @@ class CameraRuntime:
     first_wall: float | None = None
     open_snapshots: dict[str, str | None] = field(default_factory=dict)
     """event_id -> snapshot key of events started and not yet ended."""
+    packets: PacketRing | None = None
+    """The camera's recent compressed video, for clips (None: no clips)."""
+    people: Boxes | None = None
+    """Person boxes (detections and tracks) of the frame whose events are being published:
+    what the masked snapshot blurs."""
     finished: bool = False
     """Set once the run is over: frames processed, events closed, sinks flushed."""
     stream_id: str = ""
@@ -262,6 +270,10 @@ class Runner:
         batch_size: Most frames per detector call.
         max_wait_s: How long a partial batch waits for more frames, seconds.
         progress_interval_s: Seconds between progress log lines.
+        clips: Makes each new event's video clip from its camera's ``packets`` (None: no
+            clips).
+        person_ids: Class ids of people: they are blurred in the masked copy of every
+            snapshot (detections and tracks of the frame).
         run_id: This worker run's id (the composition root gives each ``argus run`` a
             uuid4): stamped on every event record published (``run_id``), and announced
             per camera by a run marker when the run starts, before any of the camera's
@@ -281,8 +293,12 @@ class Runner:
         max_wait_s: float = 0.01,
         progress_interval_s: float = 10.0,
         run_id: str | None = None,
+        clips: ClipMaker | None = None,
+        person_ids: Iterable[int] = (),
     ) -> None:
         self.cameras = list(cameras)
+        self._clips = clips
+        self._person_ids = frozenset(person_ids)
         self.run_id = run_id
         self._stages = _as_stages(detect)
         self._bus = bus
@@ -724,6 +740,8 @@ class Runner:
                     closing = []
                 for event in closing:
                     self._publish(cam, event, None)
+            if cam.packets is not None:  # clips still waiting get the video there is
+                cam.packets.flush("the camera stopped")
         try:
             self._bus.flush(COMPLETE_FLUSH_S)
         except TimeoutError as e:  # e.g. the broker is away: the records stay spooled
@@ -802,7 +820,11 @@ class Runner:
             scene=scene,
             detected=detected,
         )
-        _, events = cam.selector.update(dets, info)
+        tracks, events = cam.selector.update(dets, info)
+        if events:  # who to blur in the masked snapshot
+            cam.people = union(
+                [person_boxes(dets, self._person_ids), person_boxes(tracks, self._person_ids)]
+            )
         if detected:
             self.decision_latencies_s.append(max(0.0, time.time() - frame.wall_time))
         self._pace(cam, frame)
@@ -884,6 +906,7 @@ class Runner:
                 log.warning(msg, extra={"camera_id": cam.camera_id})
 
     def _publish(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> None:
+        is_new = event.is_open and event.event_id not in cam.open_snapshots
         if event.is_open and event.event_id in cam.open_snapshots:
             key = cam.open_snapshots[event.event_id]  # a priority update of an open incident
         elif event.is_open:
@@ -905,6 +928,9 @@ class Runner:
         if key is not None:
             event = event.with_snapshot(key)
         record = event.to_record()
+        clip = self._clip(cam, event) if event.is_open and frame is not None and is_new else None
+        if clip is not None:
+            record["clip"] = clip
         reason = reason_of(event)  # in words, from its rule type's template
         if reason:
             record["reason"] = reason
@@ -938,19 +964,49 @@ class Runner:
                 )
         log.info("worker run %s started (%d cameras)", self.run_id, len(self.cameras))
 
+    def _clip(self, cam: CameraRuntime, event: Event) -> str | None:
+        """Ask for the event's clip; its future key, or None when none is made."""
+        if self._clips is None or cam.packets is None:
+            return None
+        try:
+            key = clip_key(cam.camera_id, event.wall_time, event.event_id)
+            self._clips.request(
+                cam.packets,
+                camera_id=cam.camera_id,
+                event_id=event.event_id,
+                key=key,
+                start_s=event.start_s,
+            )
+            return key
+        except Exception:  # evidence is best effort: the alert goes on without a clip
+            log.exception(
+                "asking for a clip failed",
+                extra={"camera_id": cam.camera_id, "event_id": event.event_id},
+            )
+            return None
+
     def _snapshot(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> str | None:
+        """Store the event's snapshot and its masked copy (people blurred, stored first:
+        the copy operators see); the snapshot's key, or None."""
         if frame is None:
             return None
         try:
-            jpeg = render_snapshot(
-                frame.image,
-                event.bbox,
-                f"{event.label or event.type} #{event.track_id}",
-                zone_polygon=cam.zones[event.zone].polygon if event.zone else None,
-                caption=f"{cam.camera_id} {event.type} t={event.start_s:.1f}s p={event.priority}",
-            )
+
+            def render(image: np.ndarray) -> bytes:
+                return render_snapshot(
+                    image,
+                    event.bbox,
+                    f"{event.label or event.type} #{event.track_id}",
+                    zone_polygon=cam.zones[event.zone].polygon if event.zone else None,
+                    caption=(
+                        f"{cam.camera_id} {event.type} t={event.start_s:.1f}s p={event.priority}"
+                    ),
+                )
+
             key = snapshot_key(cam.camera_id, event.wall_time, event.event_id)
-            self._evidence.put(key, jpeg)
+            people = cam.people if cam.people is not None else np.empty((0, 4), np.float32)
+            self._evidence.put(masked_key(key), render(mask_people(frame.image, people)))
+            self._evidence.put(key, render(frame.image))
             return key
         except Exception:
             # Evidence is best effort: losing a snapshot must not lose the alert.

@@ -159,6 +159,7 @@ def decode_video(
     max_consecutive_errors: int,
     thinner: Thinner | None = None,
     tally: DemuxTally | None = None,
+    on_packet: Callable[[av.Packet[av.video.stream.VideoStream]], None] | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Yield the decoded frames of ``stream`` in presentation order, skipping bad packets.
 
@@ -168,6 +169,9 @@ def decode_video(
 
     With a ``tally`` (files), the demuxed packets are counted in it, and a last packet the
     file cuts short is not decoded (see :class:`DemuxTally`).
+
+    ``on_packet`` sees every non-empty demuxed packet before it is thinned or decoded (the
+    camera's :class:`ingest.packets.PacketRing`, for clips).
 
     A packet that fails to decode is reported to ``on_bad_packet`` and skipped (no frame is
     invented for it).  A demuxer error is reported too and, when ``resume_demux_on_error``
@@ -185,6 +189,8 @@ def decode_video(
                 container.demux(stream) if tally is None else _demuxed(container, stream, tally)
             )
             for packet in packets:
+                if on_packet is not None and packet.size:
+                    on_packet(packet)
                 todo: Sequence[object] = (packet,)
                 drain = False
                 if thinner is not None and packet.size:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from ingest.errors import SourceUsageError
 from ingest.frame import Frame
+from ingest.packets import PacketRing
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,9 @@ class SourceBase:
         self._first_frame_latency_s: float | None = None
         self._last_wall: float | None = None
         self._thinned = 0
+        self.packets: PacketRing | None = None
+        """Where every demuxed video packet is also kept, for clips (``None``: nowhere).
+        Set it before ``frames()`` is called."""
 
     # ------------------------------------------------------------- protocol
     @property

@@ -273,6 +273,9 @@ class FileSource(SourceBase):
         while not self.closed:
             t_open = time.monotonic()
             container, stream = self._open()
+            ring = self.packets
+            if ring is not None:
+                ring.open_segment(stream)
             fps = _av.nominal_fps(stream)
             if fps is None:
                 log.warning(
@@ -302,6 +305,7 @@ class FileSource(SourceBase):
                     max_consecutive_errors=self._max_consecutive_errors,
                     thinner=thinner,
                     tally=tally,
+                    on_packet=None if ring is None else ring.add,
                 ):
                     raw = _av.frame_time_s(vf, stream)
                     if raw is None:
@@ -347,6 +351,8 @@ class FileSource(SourceBase):
                     if self.closed:
                         return
                     frame = self._make_frame(image, out, wall)
+                    if ring is not None and raw is not None:
+                        ring.anchor(raw, out)
                     before_out, last_out = last_out, out
                     if frame.seq == 0 or shown == 1:
                         self._set_state(SourceState.STREAMING, f"{frame.width}x{frame.height}")
@@ -364,6 +370,8 @@ class FileSource(SourceBase):
                 ) from e
             finally:
                 container.close()
+                if ring is not None:
+                    ring.end_segment("the camera stopped" if self.closed else "the recording ended")
             truncated = early_end(
                 self._path,
                 tally,

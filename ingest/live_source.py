@@ -119,6 +119,8 @@ class _AvConnection:
             raise _ConnectFailedError("no video stream in the source")
         _av.configure_decoder(stream, threads=threads, thread_type="AUTO")
         self._stream = stream
+        if source.packets is not None:
+            source.packets.open_segment(stream)
         self.nominal_fps = _av.nominal_fps(stream)
         # MJPEG-over-HTTP carries no clock (FFmpeg invents 25 fps timestamps): use arrival time.
         fmt_names = set(self._container.format.name.split(","))
@@ -141,6 +143,7 @@ class _AvConnection:
                 resume_demux_on_error=False,
                 max_consecutive_errors=50,
                 thinner=thinner,
+                on_packet=None if self._source.packets is None else self._source.packets.add,
             ):
                 raw = None if self._arrival_time else _av.frame_time_s(vf, self._stream)
                 if thinner is not None and not thinner.keep(
@@ -477,6 +480,8 @@ class LiveSource(SourceBase):
                     if replay is not None and pts_s <= replay[0]:
                         wall = replay[1] - (replay[0] - pts_s)  # a look-back: when it arrived
                     frame = self._make_frame(image, pts_s, wall)
+                    if self.packets is not None and raw is not None:
+                        self.packets.anchor(raw, pts_s)
                     failures = 0
                     if first:
                         first = False
@@ -507,4 +512,8 @@ class LiveSource(SourceBase):
                 self._record_error(last_error)
             finally:
                 conn.close()
+                if self.packets is not None:
+                    self.packets.end_segment(
+                        "the camera stopped" if self.closed else "the connection was lost"
+                    )
             failures += 1

@@ -1,0 +1,607 @@
+"""Video clips of alerts: cut from the camera's packet ring, kept as they came, masked.
+
+For each alert the runner asks the camera's :class:`ingest.packets.PacketRing` for the
+video from ``pre_s`` before the event's start to ``post_s`` after it.  Once the stream has
+passed the window (or stopped inside it) the ring hands the packets over and
+:class:`ClipMaker`, on its own thread, makes:
+
+* **the original** under the alert's clip key (``camera/date/event_id.mp4``): the packets
+  remuxed into MP4 as they came, from the keyframe at or before the window's start (no
+  decoding) when the codec is one MP4 holds (H.264, H.265, MPEG-4 part 2, VP9, AV1);
+  other codecs (e.g. the MS-MPEG4 of AVI files) are transcoded to H.264, trimmed to the
+  window;
+* **the masked copy** (``event_id.masked.mp4``), what the API serves by default: the
+  window decoded, every person blurred in every frame (the person detector runs on the
+  clip's frames, pre-roll included, every ``detect_every``-th frame; a frame is masked
+  with the boxes of the detected frames around it), encoded to H.264 (yuv420p, MP4
+  with the index first: Chromium plays it while it downloads), trimmed to the window
+  to the frame;
+* **its description** (``event_id.clip.json``, :class:`ClipInfo`): the window asked, what
+  the clip holds, whether the video ended inside it and why.
+
+Everything goes through the evidence store (local disk, or S3 through its spool: clips
+made while S3 is away are uploaded when it returns).  A clip that fails is logged and
+counted; the alert is never affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any, cast
+
+import av
+import av.error
+import av.video.stream
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import Counter, Histogram
+
+from alerts.evidence import EvidenceStore, clip_info_key, masked_key
+from alerts.masking import Boxes, mask_people, person_boxes, union
+from detectors.detections import Detections
+from ingest.packets import ClipPackets, PacketRing
+
+log = logging.getLogger(__name__)
+
+REMUXABLE = frozenset({"h264", "hevc", "mpeg4", "vp9", "av1"})
+"""Codecs kept as they came (remuxed into MP4); others are transcoded to H.264."""
+MASK_CODEC = "libx264"
+TIME_BASE = Fraction(1, 1000)
+"""Time base of the encoded clips' timestamps, seconds."""
+
+CLIPS_MADE = Counter(
+    "argus_clips_made_total", "Alert clips made and stored.", ["camera_id", "remuxed"]
+)
+CLIPS_FAILED = Counter(
+    "argus_clips_failed_total",
+    "Alert clips that could not be made (no video of the window, a codec, the store).",
+    ["camera_id", "reason"],
+)
+CLIP_SECONDS = Histogram(
+    "argus_clip_build_seconds",
+    "Wall time to make one clip (decode, detect people, mask, encode, store), seconds.",
+    buckets=(0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+
+Detect = Callable[[Sequence[npt.NDArray[np.uint8]]], list[Detections]]
+"""``detect(images) -> detections`` of a person detector (e.g. ``OnnxDetector.detect``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClipInfo:
+    """What one clip holds (stored as ``event_id.clip.json``); times are camera seconds,
+    the clock of the alert's ``start_s``.
+
+    Attributes:
+        event_id: The alert.
+        camera_id: Its camera.
+        asked_start_s: Start of the window asked for (event start minus the pre-roll).
+        asked_end_s: End of the window asked for (event start plus the post-roll).
+        start_s: First frame of the masked clip (the one served).
+        end_s: End of its last frame.
+        original_start_s: First frame of the original (a keyframe when remuxed).
+        original_end_s: End of the original's last frame.
+        complete: The clip covers the window asked, to a frame.
+        note: Why not, in words (the video ended inside the window; the buffer no longer
+            held its start), else ``None``.
+        frames: Frames in the masked clip.
+        codec: The camera's codec.
+        remuxed: The original is the camera's own packets (``False``: transcoded).
+        masking: ``frames_detected`` (frames the person detector ran on), ``boxes``
+            (person boxes found), ``seconds`` (wall time of the whole build).
+    """
+
+    event_id: str
+    camera_id: str
+    asked_start_s: float
+    asked_end_s: float
+    start_s: float
+    end_s: float
+    original_start_s: float
+    original_end_s: float
+    complete: bool
+    note: str | None
+    frames: int
+    codec: str
+    remuxed: bool
+    masking: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """The description as UTF-8 JSON, times rounded to the millisecond."""
+        data = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        data["masking"] = {k: round(v, 3) for k, v in self.masking.items()}
+        return json.dumps(data, sort_keys=True).encode()
+
+
+class ClipError(RuntimeError):
+    """A clip cannot be made (no video of its window, a codec FFmpeg cannot handle).
+
+    Attributes:
+        reason: A short label for the metric (``no_video``, ``codec``, ``store``).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class ClipJob:
+    """One clip to make: whose, where to store it, and the packets (``None``: the ring held
+    no video of the window)."""
+
+    camera_id: str
+    event_id: str
+    key: str
+    packets: ClipPackets | None
+
+
+@dataclass(slots=True)
+class _Decoded:
+    index: int
+    t: float
+    image: npt.NDArray[np.uint8]
+    boxes: Boxes | None = None
+
+
+class _Encoder:
+    """H.264 in MP4 (``faststart``) into memory, frames stamped in ms from ``t0``."""
+
+    def __init__(self, width: int, height: int, rate: Fraction, *, crf: int, preset: str):
+        # a file, not memory: faststart moves the index to the front in a second pass
+        # that reopens the output by name
+        fd, self._path = tempfile.mkstemp(prefix="argus-clip-", suffix=".mp4")
+        os.close(fd)
+        self._out = av.open(self._path, "w", format="mp4", options={"movflags": "+faststart"})
+        st = cast(av.video.stream.VideoStream, self._out.add_stream(MASK_CODEC, rate=rate))
+        self._w, self._h = width - width % 2, height - height % 2
+        st.width, st.height = self._w, self._h
+        st.pix_fmt = "yuv420p"
+        st.time_base = TIME_BASE
+        st.codec_context.time_base = TIME_BASE
+        st.codec_context.options = {"preset": preset, "crf": str(crf)}
+        self._st = st
+        self.frames = 0
+        self._last_pts = -1
+
+    def add(self, image: npt.NDArray[np.uint8], t_rel: float) -> None:
+        img = image[: self._h, : self._w]
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+        pts = max(round(t_rel / TIME_BASE), self._last_pts + 1)
+        vf.pts, vf.time_base = pts, TIME_BASE
+        self._last_pts = pts
+        for p in self._st.encode(vf):
+            self._out.mux(p)
+        self.frames += 1
+
+    def finish(self) -> bytes:
+        try:
+            for p in self._st.encode(None):
+                self._out.mux(p)
+            self._out.close()
+            with open(self._path, "rb") as f:
+                return f.read()
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+
+    def abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            self._out.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._path)
+
+
+def remux(clip: ClipPackets) -> bytes:
+    """The clip's packets as they came, in MP4 (``faststart``), timestamps from 0.
+
+    Raises:
+        ClipError: no template, or FFmpeg refuses the codec in MP4.
+    """
+    if clip.template is None or not clip.packets:
+        raise ClipError("codec", f"no stream template for codec {clip.info.codec}")
+    first = clip.packets[0]
+    t0 = first.dts if first.dts is not None else (first.pts or 0)
+    fd, path = tempfile.mkstemp(prefix="argus-clip-", suffix=".mp4")
+    os.close(fd)
+    try:
+        with (
+            av.open(io.BytesIO(clip.template)) as tpl,
+            av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as out,
+        ):
+            ost = out.add_stream_from_template(tpl.streams.video[0])
+            ost.time_base = clip.info.time_base
+            for sp in clip.packets:
+                p = av.Packet(sp.data)
+                p.pts = None if sp.pts is None else sp.pts - t0
+                p.dts = None if sp.dts is None else sp.dts - t0
+                p.duration = sp.duration
+                p.time_base = clip.info.time_base
+                p.is_keyframe = sp.keyframe
+                p.stream = ost
+                out.mux(p)
+        with open(path, "rb") as f:
+            return f.read()
+    except (av.error.FFmpegError, ValueError) as e:
+        raise ClipError("codec", f"cannot remux {clip.info.codec} into MP4: {e}") from e
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def decode(clip: ClipPackets) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+    """The clip's frames in presentation order: ``(camera seconds, (H, W, 3) uint8 BGR)``.
+    Packets that fail to decode are skipped (logged at debug).
+
+    Raises:
+        ClipError: no template to decode with.
+    """
+    if clip.template is None:
+        raise ClipError("codec", f"no stream template for codec {clip.info.codec}")
+    tb = clip.info.time_base
+    with av.open(io.BytesIO(clip.template)) as tpl:
+        dec = tpl.streams.video[0].codec_context
+        dec.thread_type = "AUTO"
+
+        def frames_of(packet: av.Packet[Any] | None) -> list[av.VideoFrame]:
+            try:
+                return [f for f in dec.decode(packet) if isinstance(f, av.VideoFrame)]
+            except av.error.FFmpegError as e:
+                log.debug("clip packet skipped: %s", e)
+                return []
+
+        n = 0
+        for sp in clip.packets:
+            p = av.Packet(sp.data)
+            p.pts, p.dts, p.time_base = sp.pts, sp.dts, tb
+            for vf in frames_of(p):
+                yield _time_of(vf, tb, clip, n), _bgr(vf)
+                n += 1
+        for vf in frames_of(None):
+            yield _time_of(vf, tb, clip, n), _bgr(vf)
+            n += 1
+
+
+def _bgr(vf: av.VideoFrame) -> npt.NDArray[np.uint8]:
+    return np.ascontiguousarray(vf.to_ndarray(format="bgr24"), dtype=np.uint8)
+
+
+def _time_of(vf: av.VideoFrame, tb: Fraction, clip: ClipPackets, n: int) -> float:
+    if vf.pts is None:
+        return clip.start_s + n * clip.frame_interval_s
+    return float(vf.pts * tb) + clip.offset_s
+
+
+class ClipMaker:
+    """Makes and stores the clips of a worker's alerts on one background thread.
+
+    Args:
+        evidence: Where clips go.
+        detector: Builds the person detector (called once, on the maker's thread, so
+            the detector's own threads start at the maker's lower CPU priority); ``None``:
+            no detector (then nobody is found and the "masked" copy equals the original:
+            only for models without a person class).
+        person_ids: Class ids of people in the detector's output.
+        detect_every: Run the detector on every n-th frame of the clip.
+        crf: x264 quality of the encoded copies (lower is better, bigger).
+        preset: x264 speed preset.
+        max_pending: Clips waiting at most; more are dropped (logged, counted).
+        nice: CPU niceness added to the maker's thread (Linux), so live analysis wins.
+        pre_s: Seconds of video before an event's start.
+        post_s: Seconds of video after an event's start.
+    """
+
+    def __init__(
+        self,
+        evidence: EvidenceStore,
+        *,
+        pre_s: float = 5.0,
+        post_s: float = 10.0,
+        detector: Callable[[], Detect] | None,
+        person_ids: Iterable[int],
+        detect_every: int = 1,
+        crf: int = 26,
+        preset: str = "veryfast",
+        max_pending: int = 64,
+        nice: int = 10,
+    ) -> None:
+        if detect_every < 1 or pre_s < 0 or post_s <= 0:
+            raise ValueError(
+                f"ClipMaker needs detect_every >= 1 ({detect_every}), pre_s >= 0 ({pre_s}) "
+                f"and post_s > 0 ({post_s})"
+            )
+        self.pre_s, self.post_s = pre_s, post_s
+        self._evidence = evidence
+        self._factory = detector
+        self._detect: Detect | None = None
+        self._person_ids = frozenset(person_ids)
+        self.detect_every = detect_every
+        self._crf = crf
+        self._preset = preset
+        self._nice = nice
+        self._queue: queue.Queue[ClipJob | None] = queue.Queue(maxsize=max_pending)
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._busy = 0
+        self.made = 0
+        self.failed = 0
+        self.last: ClipInfo | None = None
+
+    # ---------------------------------------------------------------- asking
+    def request(
+        self,
+        ring: PacketRing,
+        *,
+        camera_id: str,
+        event_id: str,
+        key: str,
+        start_s: float,
+    ) -> None:
+        """Ask for the clip of an event that started at ``start_s`` (camera seconds); it is
+        made once the camera's stream has passed ``start_s + post_s`` (or stopped)."""
+
+        def deliver(packets: ClipPackets | None) -> None:
+            self.submit(ClipJob(camera_id, event_id, key, packets))
+
+        with self._idle:
+            self._busy += 1  # counted from the request: wait_idle waits for it too
+        try:
+            ring.request(max(0.0, start_s - self.pre_s), start_s + self.post_s, deliver)
+        except Exception:
+            with self._idle:
+                self._busy -= 1
+            raise
+
+    def submit(self, job: ClipJob) -> None:
+        """Queue a clip (from the ring's callback; never blocks, never raises)."""
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            log.error(
+                "clip queue full: clip of event %s dropped",
+                job.event_id,
+                extra={"camera_id": job.camera_id},
+            )
+            CLIPS_FAILED.labels(job.camera_id, "queue_full").inc()
+            self._done()
+
+    # ---------------------------------------------------------------- thread
+    def start(self) -> None:
+        """Start the maker's thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="clip-maker", daemon=True)
+            self._thread.start()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every clip asked for so far is made (or failed); ``False`` on time-out.
+        Clips whose window the stream has not passed yet count as not made."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._busy > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Make what is queued (up to ``timeout_s``), then stop the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("clip maker still busy after %.0f s: clips queued are lost", timeout_s)
+        self._thread = None
+
+    def _done(self) -> None:
+        with self._idle:
+            self._busy = max(0, self._busy - 1)
+            self._idle.notify_all()
+
+    def _run(self) -> None:
+        if self._nice:
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self.make(job)
+            except Exception:  # one bad clip must not stop the others
+                log.exception(
+                    "clip of event %s failed", job.event_id, extra={"camera_id": job.camera_id}
+                )
+                CLIPS_FAILED.labels(job.camera_id, "error").inc()
+                self.failed += 1
+            finally:
+                self._done()
+
+    # ---------------------------------------------------------------- making
+    def make(self, job: ClipJob) -> ClipInfo | None:
+        """Make and store one clip (on the calling thread); ``None`` when there is no video.
+
+        Raises:
+            ClipError: the codec cannot be remuxed or decoded.
+            OSError / alerts.s3_evidence.EvidenceUnavailableError: the store failed.
+        """
+        started = time.monotonic()
+        clip = job.packets
+        if clip is None or not clip.packets:
+            log.warning(
+                "no clip for event %s: the camera's buffer held no video of its window",
+                job.event_id,
+                extra={"camera_id": job.camera_id},
+            )
+            CLIPS_FAILED.labels(job.camera_id, "no_video").inc()
+            self.failed += 1
+            return None
+        remuxed = clip.info.codec in REMUXABLE and clip.template is not None
+        original = remux(clip) if remuxed else None
+        masked, plain, stats = self._mask(clip, transcode=not remuxed)
+        if masked.frames == 0:
+            masked.abandon()
+            if plain is not None:
+                plain.abandon()
+            raise ClipError("no_video", "no frame of the window could be decoded")
+        first_t, last_t = stats["first_t"], stats["last_t"]
+        masked_bytes = masked.finish()
+        if plain is not None:
+            original = plain.finish()
+        assert original is not None
+        seconds = time.monotonic() - started
+        end_s = last_t + clip.frame_interval_s
+        info = ClipInfo(
+            event_id=job.event_id,
+            camera_id=job.camera_id,
+            asked_start_s=clip.asked_start_s,
+            asked_end_s=clip.asked_end_s,
+            start_s=first_t,
+            end_s=end_s,
+            original_start_s=clip.start_s if remuxed else first_t,
+            original_end_s=clip.end_s if remuxed else end_s,
+            complete=False,
+            note=None,
+            frames=masked.frames,
+            codec=clip.info.codec,
+            remuxed=remuxed,
+            masking={
+                "frames_detected": stats["detected"],
+                "boxes": stats["boxes"],
+                "seconds": seconds,
+            },
+        )
+        info = _judged(info, clip)
+        self._evidence.put(masked_key(job.key), masked_bytes)
+        self._evidence.put(job.key, original)
+        self._evidence.put(clip_info_key(job.key), info.to_json())
+        CLIPS_MADE.labels(job.camera_id, str(remuxed).lower()).inc()
+        CLIP_SECONDS.observe(time.monotonic() - started)
+        self.made += 1
+        self.last = info
+        log.info(
+            "clip of event %s: %.1f-%.1f s, %d frames, %d people boxes masked, %.1f s%s",
+            job.event_id,
+            info.start_s,
+            info.end_s,
+            info.frames,
+            int(stats["boxes"]),
+            seconds,
+            "" if info.note is None else f" ({info.note})",
+            extra={"camera_id": job.camera_id},
+        )
+        return info
+
+    def _detector(self) -> Detect | None:
+        if self._detect is None and self._factory is not None:
+            self._detect = self._factory()
+        return self._detect
+
+    def _mask(
+        self, clip: ClipPackets, *, transcode: bool
+    ) -> tuple[_Encoder, _Encoder | None, dict[str, float]]:
+        """Decode the window, find people, blur them, encode (and, with ``transcode``,
+        encode the unmasked frames too: the original of a codec MP4 cannot hold)."""
+        detect = self._detector()
+        k = self.detect_every
+        half = clip.frame_interval_s / 2
+        rate = clip.info.rate or Fraction(round(1.0 / clip.frame_interval_s))
+        masked: _Encoder | None = None
+        plain: _Encoder | None = None
+        stats = {"detected": 0.0, "boxes": 0.0, "first_t": 0.0, "last_t": 0.0}
+        index = 0
+
+        def finalize(item: _Decoded, boxes: Boxes | None) -> None:
+            nonlocal masked, plain
+            image = item.image if boxes is None else mask_people(item.image, boxes)
+            if masked is None:
+                h, w = item.image.shape[:2]
+                masked = _Encoder(w, h, rate, crf=self._crf, preset=self._preset)
+                plain = (
+                    _Encoder(w, h, rate, crf=max(self._crf - 6, 0), preset=self._preset)
+                    if transcode
+                    else None
+                )
+                stats["first_t"] = item.t
+            rel = item.t - stats["first_t"]
+            masked.add(image, rel)
+            if plain is not None:
+                plain.add(item.image, rel)
+            stats["last_t"] = item.t
+
+        # a frame is masked with the boxes of the detected frames within k of it: it is
+        # final once k more frames are decoded; the deque holds its whole neighbourhood
+        recent: deque[_Decoded] = deque(maxlen=2 * k + 1)
+
+        def settle(target: int) -> None:
+            item = next((r for r in recent if r.index == target), None)
+            if item is None or not (clip.asked_start_s - half <= item.t < clip.asked_end_s - half):
+                return
+            near = [r.boxes for r in recent if r.boxes is not None and abs(r.index - target) <= k]
+            finalize(item, union(near) if near else None)
+
+        for t, image in decode(clip):
+            if t < clip.asked_start_s - half - k * clip.frame_interval_s:
+                continue  # before the window and its masks' neighbourhood
+            if t >= clip.asked_end_s - half + k * clip.frame_interval_s:
+                break
+            item = _Decoded(index, t, image)
+            index += 1
+            if item.index % k == 0 and detect is not None:
+                item.boxes = person_boxes(detect([image])[0], self._person_ids)
+                stats["detected"] += 1
+                stats["boxes"] += len(item.boxes)
+            recent.append(item)
+            settle(item.index - k)
+        for target in range(max(0, index - k), index):
+            settle(target)
+        if masked is None:  # nothing inside the window: the caller sees 0 frames
+            masked = _Encoder(
+                max(clip.info.width, 2), max(clip.info.height, 2), rate, crf=30, preset=self._preset
+            )
+        return masked, plain, stats
+
+
+def _judged(info: ClipInfo, clip: ClipPackets) -> ClipInfo:
+    """``info`` with ``complete`` and ``note`` set from what the clip covers."""
+    tol = clip.frame_interval_s * 1.01
+    notes = []
+    if info.start_s > info.asked_start_s + tol:
+        notes.append(
+            f"the camera's buffer held video from {info.start_s - info.asked_start_s:.1f} s "
+            "into the window only"
+        )
+    if info.end_s < info.asked_end_s - tol:
+        why = clip.ended or "the video stopped"
+        notes.append(
+            f"the video ended {info.end_s - info.asked_start_s:.1f} s into the "
+            f"{info.asked_end_s - info.asked_start_s:.1f} s window ({why})"
+        )
+    return ClipInfo(
+        **{
+            **{f: getattr(info, f) for f in info.__dataclass_fields__},
+            "complete": not notes,
+            "note": "; ".join(notes) or None,
+        }
+    )
+
+
+def clip_json(data: bytes) -> dict[str, Any]:
+    """A stored clip description read back (see :class:`ClipInfo`)."""
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("a clip description is a JSON object")
+    return value
