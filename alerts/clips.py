@@ -12,10 +12,11 @@ passed the window (or stopped inside it) the ring hands the packets over and
   window;
 * **the masked copy** (``event_id.masked.mp4``), what the API serves by default: the
   window decoded, every person blurred in every frame (the person detector runs on the
-  clip's frames, pre-roll included, every ``detect_every``-th frame; a frame is masked
-  with the boxes of the detected frames around it), encoded to H.264 (yuv420p, MP4
-  with the index first: Chromium plays it while it downloads), trimmed to the window
-  to the frame;
+  clip's frames, pre-roll included, every ``detect_every``-th frame, down to a faint
+  score; :func:`alerts.masking.held_masks` turns its boxes into masks that follow a
+  person through missed detections and partial occlusion, forwards and backwards in
+  time), encoded to H.264 (yuv420p, MP4 with the index first: Chromium plays it while
+  it downloads), trimmed to the window to the frame;
 * **its description** (``event_id.clip.json``, :class:`ClipInfo`): the window asked, what
   the clip holds, whether the video ended inside it and why.
 
@@ -35,7 +36,6 @@ import queue
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -49,7 +49,7 @@ import numpy.typing as npt
 from prometheus_client import Counter, Histogram
 
 from alerts.evidence import EvidenceStore, clip_info_key, masked_key
-from alerts.masking import Boxes, mask_people, person_boxes, union
+from alerts.masking import Boxes, held_masks, mask_people
 from detectors.detections import Detections
 from ingest.packets import ClipPackets, PacketRing
 
@@ -146,14 +146,6 @@ class ClipJob:
     event_id: str
     key: str
     packets: ClipPackets | None
-
-
-@dataclass(slots=True)
-class _Decoded:
-    index: int
-    t: float
-    image: npt.NDArray[np.uint8]
-    boxes: Boxes | None = None
 
 
 class _Encoder:
@@ -301,6 +293,10 @@ class ClipMaker:
         nice: CPU niceness added to the maker's thread (Linux), so live analysis wins.
         pre_s: Seconds of video before an event's start.
         post_s: Seconds of video after an event's start.
+        strong: Score of a sure person detection (the detector must report down to
+            ``weak``).
+        weak: Lowest score of a faint one, kept where it continues a person (see
+            :func:`alerts.masking.held_masks`).
     """
 
     def __init__(
@@ -316,6 +312,8 @@ class ClipMaker:
         preset: str = "veryfast",
         max_pending: int = 64,
         nice: int = 10,
+        strong: float = 0.35,
+        weak: float = 0.1,
     ) -> None:
         if detect_every < 1 or pre_s < 0 or post_s <= 0:
             raise ValueError(
@@ -323,6 +321,7 @@ class ClipMaker:
                 f"and post_s > 0 ({post_s})"
             )
         self.pre_s, self.post_s = pre_s, post_s
+        self.strong, self.weak = strong, weak
         self._evidence = evidence
         self._factory = detector
         self._detect: Detect | None = None
@@ -514,60 +513,59 @@ class ClipMaker:
         self, clip: ClipPackets, *, transcode: bool
     ) -> tuple[_Encoder, _Encoder | None, dict[str, float]]:
         """Decode the window, find people, blur them, encode (and, with ``transcode``,
-        encode the unmasked frames too: the original of a codec MP4 cannot hold)."""
+        encode the unmasked frames too: the original of a codec MP4 cannot hold).
+
+        Two passes over the packets: the first runs the detector on the window's frames
+        (and the ``hold`` frames around it) and keeps only the boxes; the second decodes
+        again, blurs what :func:`alerts.masking.held_masks` says, and encodes.  Memory:
+        a few frames, whatever the clip's length.
+        """
         detect = self._detector()
-        k = self.detect_every
-        half = clip.frame_interval_s / 2
-        rate = clip.info.rate or Fraction(round(1.0 / clip.frame_interval_s))
+        dt = clip.frame_interval_s
+        half = dt / 2
+        hold = self.detect_every  # a frame also takes the masks of its neighbours
+        lo, hi = clip.asked_start_s - half, clip.asked_end_s - half  # the window: [lo, hi)
+        rate = clip.info.rate or Fraction(round(1.0 / dt))
+        stats = {"detected": 0.0, "boxes": 0.0, "first_t": 0.0, "last_t": 0.0}
+        times: list[float] = []
+        boxes: list[Boxes] = []
+        scores: list[npt.NDArray[np.float32]] = []
+        for t, image in decode(clip):
+            if t < lo - hold * dt:
+                continue
+            if t >= hi + hold * dt:
+                break
+            found = Detections.empty()
+            if detect is not None and len(times) % self.detect_every == 0:
+                found = detect([image])[0]
+                stats["detected"] += 1
+            people = np.isin(found.class_id, np.asarray(sorted(self._person_ids), np.int64))
+            times.append(t)
+            boxes.append(np.asarray(found.xyxy[people], np.float32).reshape(-1, 4))
+            scores.append(np.asarray(found.score[people], np.float32).reshape(-1))
+        stats["boxes"] = float(sum(len(b) for b in boxes))
+        masks = held_masks(boxes, scores, strong=self.strong, weak=self.weak, hold=hold)
+        by_time = dict(zip((round(t, 6) for t in times), masks, strict=True))
+
         masked: _Encoder | None = None
         plain: _Encoder | None = None
-        stats = {"detected": 0.0, "boxes": 0.0, "first_t": 0.0, "last_t": 0.0}
-        index = 0
-
-        def finalize(item: _Decoded, boxes: Boxes | None) -> None:
-            nonlocal masked, plain
-            image = item.image if boxes is None else mask_people(item.image, boxes)
-            if masked is None:
-                h, w = item.image.shape[:2]
-                masked = _Encoder(w, h, rate, crf=self._crf, preset=self._preset)
-                plain = (
-                    _Encoder(w, h, rate, crf=max(self._crf - 6, 0), preset=self._preset)
-                    if transcode
-                    else None
-                )
-                stats["first_t"] = item.t
-            rel = item.t - stats["first_t"]
-            masked.add(image, rel)
-            if plain is not None:
-                plain.add(item.image, rel)
-            stats["last_t"] = item.t
-
-        # a frame is masked with the boxes of the detected frames within k of it: it is
-        # final once k more frames are decoded; the deque holds its whole neighbourhood
-        recent: deque[_Decoded] = deque(maxlen=2 * k + 1)
-
-        def settle(target: int) -> None:
-            item = next((r for r in recent if r.index == target), None)
-            if item is None or not (clip.asked_start_s - half <= item.t < clip.asked_end_s - half):
-                return
-            near = [r.boxes for r in recent if r.boxes is not None and abs(r.index - target) <= k]
-            finalize(item, union(near) if near else None)
-
         for t, image in decode(clip):
-            if t < clip.asked_start_s - half - k * clip.frame_interval_s:
-                continue  # before the window and its masks' neighbourhood
-            if t >= clip.asked_end_s - half + k * clip.frame_interval_s:
+            if t < lo:
+                continue
+            if t >= hi:
                 break
-            item = _Decoded(index, t, image)
-            index += 1
-            if item.index % k == 0 and detect is not None:
-                item.boxes = person_boxes(detect([image])[0], self._person_ids)
-                stats["detected"] += 1
-                stats["boxes"] += len(item.boxes)
-            recent.append(item)
-            settle(item.index - k)
-        for target in range(max(0, index - k), index):
-            settle(target)
+            if masked is None:
+                h, w = image.shape[:2]
+                masked = _Encoder(w, h, rate, crf=self._crf, preset=self._preset)
+                if transcode:
+                    plain = _Encoder(w, h, rate, crf=max(self._crf - 6, 0), preset=self._preset)
+                stats["first_t"] = t
+            mask = by_time.get(round(t, 6))
+            rel = t - stats["first_t"]
+            masked.add(image if mask is None or not len(mask) else mask_people(image, mask), rel)
+            if plain is not None:
+                plain.add(image, rel)
+            stats["last_t"] = t
         if masked is None:  # nothing inside the window: the caller sees 0 frames
             masked = _Encoder(
                 max(clip.info.width, 2), max(clip.info.height, 2), rate, crf=30, preset=self._preset

@@ -91,6 +91,14 @@ class EvidenceStore(Protocol):
         """Whether something is stored under ``key``."""
         ...
 
+    def delete(self, key: str) -> bool:
+        """Remove what is stored under ``key`` (idempotent); whether something was there.
+
+        Raises ``InvalidEvidenceKeyError`` for a bad key, ``OSError`` when the backing
+        store fails (then the evidence may still be there: ask again later).
+        """
+        ...
+
 
 MAX_URL_EXPIRY_S = 7 * 86400
 """Longest lifetime of a snapshot URL, seconds (the S3 presigning limit)."""
@@ -306,6 +314,36 @@ class LocalEvidenceStore:
     def exists(self, key: str) -> bool:
         """Whether a file is stored under ``key`` (raises on a bad key)."""
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> bool:
+        """Remove the file under ``key``; whether there was one (idempotent).
+
+        The key's date folder (``<camera>/<YYYY-MM-DD>``) goes too once empty, but only
+        when its date is two days or more before today (UTC): ``put`` creates the folder
+        and then its temporary file in two steps, and removing the folder in between
+        would fail that ``put``.  Evidence is written for recent events only (or beside an
+        original still in the folder, which is then not empty), never into such a folder.
+
+        Raises:
+            InvalidEvidenceKeyError: Bad key.
+            OSError: The file exists but cannot be removed.
+        """
+        path = self._path(key)
+        if not path.is_file():
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:  # removed meanwhile (by another sweeper): not ours
+            return False
+        logger.debug("deleted evidence %s", key)
+        folder = path.parent
+        try:
+            day = datetime.strptime(folder.name, "%Y-%m-%d").replace(tzinfo=UTC)
+            if folder != self.root and (datetime.now(UTC) - day).days >= 2:
+                folder.rmdir()  # refused unless empty
+        except (ValueError, OSError):  # not a date folder, or not empty: it stays
+            pass
+        return True
 
     def url_for(self, key: str, expires_s: int | None = None) -> str | None:
         """Always ``None``: local files are served as bytes by the API (``get``).

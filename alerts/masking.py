@@ -20,10 +20,14 @@ import numpy.typing as npt
 
 from detectors.detections import Detections
 
-GROW = 0.12
-"""Each side of a box grows by this share of the box's width (x) or height (y)."""
+GROW = 0.15
+"""Each side of a box grows by this share of the box's width (x) or height (y)..."""
 MIN_GROW_PX = 4.0
 """... and by at least this many pixels."""
+FEATHER = 0.15
+"""The blur fades out over this share of the grown box's larger side beyond it..."""
+MIN_FEATHER_PX = 4
+"""... and over at least this many pixels."""
 SHRINK = 16
 """The region is shrunk this many times (at least to 1 pixel) and scaled back up."""
 
@@ -68,17 +72,30 @@ def grown(boxes: Boxes, width: int, height: int) -> npt.NDArray[np.int32]:
 def mask_people(image: npt.NDArray[np.uint8], boxes: Boxes) -> npt.NDArray[np.uint8]:
     """A copy of ``image`` (``(H, W, 3)`` uint8) with every box's grown region blurred.
 
-    Overlapping regions are blurred once each, in turn (the result is as blurred).
+    The blur fades out over ``FEATHER`` of the box's size beyond the grown box (a smooth
+    step, no seam: a hard edge would itself be a sharp line across whoever is near it).
+    Overlapping regions are blurred once each, in turn.
     """
     out = image.copy()
     h, w = image.shape[:2]
     for x1, y1, x2, y2 in grown(boxes, w, h).tolist():
-        roi = out[y1:y2, x1:x2]
+        f = max(MIN_FEATHER_PX, int(FEATHER * max(x2 - x1, y2 - y1)))
+        rx1, ry1, rx2, ry2 = max(x1 - f, 0), max(y1 - f, 0), min(x2 + f, w), min(y2 + f, h)
+        roi = out[ry1:ry2, rx1:rx2]
         rh, rw = roi.shape[:2]
         small = cv2.resize(
             roi, (max(1, rw // SHRINK), max(1, rh // SHRINK)), interpolation=cv2.INTER_AREA
         )
-        out[y1:y2, x1:x2] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        blurred = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        xs = np.arange(rx1, rx2, dtype=np.float32) + 0.5
+        ys = np.arange(ry1, ry2, dtype=np.float32) + 0.5
+        dx = np.maximum(np.maximum(x1 - xs, xs - x2), 0.0)
+        dy = np.maximum(np.maximum(y1 - ys, ys - y2), 0.0)
+        d = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / f
+        ramp = np.clip(1.0 - d, 0.0, 1.0)
+        alpha = (ramp * ramp * (3.0 - 2.0 * ramp))[..., None]  # smoothstep: 1 inside, 0 at f
+        mixed = blurred * alpha + roi.astype(np.float32) * (1.0 - alpha)
+        out[ry1:ry2, rx1:rx2] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
@@ -94,3 +111,79 @@ def sharpness(gray: npt.NDArray[np.uint8]) -> float:
     if gray.size == 0:
         return 0.0
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 when apart)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    total = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / total) if total > 0 else 0.0
+
+
+def _joined(extent: npt.NDArray[np.float32], box: npt.NDArray[np.float32]) -> Boxes:
+    """The smallest box holding ``extent`` (a whole person's box) and ``box``."""
+    lo, hi = np.minimum(extent[:2], box[:2]), np.maximum(extent[2:], box[2:])
+    return np.asarray(np.concatenate([lo, hi]), np.float32)
+
+
+def held_masks(
+    boxes: Sequence[Boxes],
+    scores: Sequence[npt.NDArray[np.float32]],
+    *,
+    strong: float,
+    weak: float,
+    hold: int,
+    link: float = 0.3,
+    gap: int = 2,
+) -> list[Boxes]:
+    """The boxes to blur in each frame of a clip, from its person detections.
+
+    A detection at or above ``strong`` is a person.  One below it but at or above ``weak``
+    is a person when it continues one: it overlaps (IoU >= ``link``) a person within
+    ``gap`` frames before or after it -- hysteresis in time, followed forwards and
+    backwards, so a person half hidden behind a post, turning, or entering the picture
+    stays masked for as long as the detector still sees a trace of them, and the frames
+    before their first sure detection (the pre-roll) are covered too.  A faint sighting
+    is masked over the whole person's size it continues (the part that shows may be a
+    sliver: the box of the person it continues, joined with it).  A frame's mask is what
+    was found within ``hold`` frames of it (a detector that misses one frame leaves no
+    gap).
+
+    Args:
+        boxes: Per frame, ``(n, 4)`` float32 person boxes in pixels.
+        scores: Per frame, ``(n,)`` their scores.
+        strong: Score of a sure detection.
+        weak: Lowest score of a faint one.
+        hold: Frames on either side whose masks a frame also takes.
+        link: IoU for a faint sighting to continue a person.
+        gap: Frames apart a faint sighting may be from the person it continues.
+
+    Returns:
+        Per frame, the boxes to blur (``(m, 4)`` float32).
+    """
+    n = len(boxes)
+    bx = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]
+    sc = [np.asarray(s, np.float32).reshape(-1) for s in scores]
+    person = [s >= strong for s in sc]
+    extent = [b.copy() for b in bx]  # the whole person each box stands for
+    for order in (range(n), range(n - 1, -1, -1)) * 2:
+        step = 1 if order.step > 0 else -1
+        for i in order:
+            for a in np.flatnonzero(~person[i] & (sc[i] >= weak)):
+                for j in range(i - step, i - step * (gap + 1), -step):
+                    if not 0 <= j < n:
+                        break
+                    hit = next(
+                        (c for c in np.flatnonzero(person[j]) if iou(bx[i][a], bx[j][c]) >= link),
+                        None,
+                    )
+                    if hit is not None:
+                        person[i][a] = True
+                        extent[i][a] = _joined(extent[j][hit], bx[i][a])
+                        break
+    found = [np.concatenate([bx[i][person[i]], extent[i][person[i]]]) for i in range(n)]
+    return [union(found[max(0, i - hold) : i + hold + 1]) for i in range(n)]

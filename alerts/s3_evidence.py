@@ -95,7 +95,7 @@ class EvidenceUnavailableError(OSError):
 
     Attributes:
         key: The evidence key of the request.
-        operation: ``"get"``, ``"exists"`` or ``"url_for"``.
+        operation: ``"get"``, ``"exists"``, ``"url_for"`` or ``"delete"``.
         reason: Exception type and S3 error code or message (no credentials).
     """
 
@@ -255,6 +255,7 @@ class S3EvidenceStore:
         self._queue: deque[str] = deque()  # keys to upload, oldest first
         self._queued: set[str] = set()
         self._gen: dict[str, int] = {}  # every key with a spool file -> write generation
+        self._uploading: str | None = None  # the key whose put_object is in flight
         self._closed = False
         self._poke = threading.Event()  # cuts a backoff wait short (flush, close)
         self._bucket_ready = False
@@ -369,6 +370,56 @@ class S3EvidenceStore:
         if self._spool_path(key).is_file():
             return True
         return self._in_bucket(key, "exists")
+
+    def delete(self, key: str, timeout_s: float = 60.0) -> bool:
+        """Remove ``key`` from the spool (so it is never uploaded), the quarantine and the
+        bucket; whether it was in any of them.  Idempotent.
+
+        An upload of ``key`` in flight is waited for (at most ``timeout_s``), so the
+        object it writes is removed too.  The spool copy goes first: should S3 fail, the
+        key is at least never uploaded, and a later call removes the object.
+
+        Raises:
+            InvalidEvidenceKeyError: Bad key.
+            EvidenceUnavailableError: S3 cannot be reached (or refused), or the upload
+                in flight did not finish within ``timeout_s``.
+        """
+        path = self._spool_path(key)  # validates
+        quarantined = (self.quarantine_dir / key).resolve()
+        if not quarantined.is_relative_to(self.quarantine_dir.resolve()):
+            raise InvalidEvidenceKeyError(key, "resolves outside the quarantine directory")
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._cond:
+            while self._uploading == key:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise EvidenceUnavailableError(key, "delete", "upload still in flight")
+                self._cond.wait(min(left, 0.5))
+            spooled = self._gen.pop(key, None) is not None
+            if key in self._queued:  # the uploader skips a key it finds gone (_upload)
+                self._queued.discard(key)
+                self._queue.remove(key)
+            path.unlink(missing_ok=True)
+            closed = self._closed
+            self._cond.notify_all()
+        if spooled and not closed:  # close() already took the leftovers off the gauge
+            SPOOL_DEPTH.dec()
+        found = spooled
+        if quarantined.is_file():
+            quarantined.unlink(missing_ok=True)
+            found = True
+        if self._in_bucket(key, "delete"):
+            try:
+                self._client.remove_object(self.bucket, key)
+            except S3Error as e:
+                if e.code not in _MISSING_CODES:
+                    raise EvidenceUnavailableError(key, "delete", _describe(e)) from None
+            except Exception as e:
+                raise EvidenceUnavailableError(key, "delete", _describe(e)) from None
+            found = True
+        if found:
+            logger.debug("deleted evidence %s", key)
+        return found
 
     def url_for(self, key: str, expires_s: int | None = None) -> str | None:
         """A presigned GET URL for the uploaded object, or ``None`` while only spooled.
@@ -610,30 +661,42 @@ class S3EvidenceStore:
     def _upload(self, key: str) -> bool:
         """Upload the oldest spooled key; True if an object was written."""
         with self._cond:
+            if key not in self._gen:  # deleted (``delete``) since it was queued
+                if self._queue and self._queue[0] == key:
+                    self._queue.popleft()
+                    self._queued.discard(key)
+                self._cond.notify_all()
+                return False
             gen = self._gen[key]
+            self._uploading = key
         path = self.spool_dir / key
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            # Removed behind our back (someone cleaned the spool): nothing left to send.
-            logger.error("spooled snapshot %s vanished before upload", key)
-            self._done(key, gen, path, uploaded=False)
-            return False
-        try:
-            self._client.put_object(
-                self.bucket, key, io.BytesIO(data), len(data), content_type=CONTENT_TYPE
-            )
-        except S3Error as e:
-            if e.code == "NoSuchBucket":
-                self._bucket_ready = False
-            if e.code in PERMANENT_CODES:
-                self._quarantine(key, path, str(e.code))
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                # Removed behind our back (someone cleaned the spool): nothing left to send.
+                logger.error("spooled snapshot %s vanished before upload", key)
                 self._done(key, gen, path, uploaded=False)
                 return False
-            raise
-        UPLOADS.inc()
-        UPLOADED_BYTES.inc(len(data))
-        self._done(key, gen, path, uploaded=True)
+            try:
+                self._client.put_object(
+                    self.bucket, key, io.BytesIO(data), len(data), content_type=CONTENT_TYPE
+                )
+            except S3Error as e:
+                if e.code == "NoSuchBucket":
+                    self._bucket_ready = False
+                if e.code in PERMANENT_CODES:
+                    self._quarantine(key, path, str(e.code))
+                    self._done(key, gen, path, uploaded=False)
+                    return False
+                raise
+            UPLOADS.inc()
+            UPLOADED_BYTES.inc(len(data))
+            self._done(key, gen, path, uploaded=True)
+        finally:
+            with self._cond:
+                self._uploading = None
+                self._cond.notify_all()  # a ``delete`` of this key may be waiting
         logger.debug("uploaded evidence %s (%d bytes)", key, len(data))
         return True
 
@@ -648,7 +711,7 @@ class S3EvidenceStore:
                 del self._gen[key]
                 if not self._closed:  # close() already took the leftovers off the gauge
                     SPOOL_DEPTH.dec()
-            elif key not in self._queued:  # rewritten during the upload: send again
+            elif key in self._gen and key not in self._queued:  # rewritten meanwhile: again
                 self._queue.append(key)
                 self._queued.add(key)
             if uploaded:

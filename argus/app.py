@@ -21,6 +21,7 @@ import argus
 from alerts.api import AccessSettings, create_app
 from alerts.api.guards import default_allowed_hosts
 from alerts.bus import EventBus, InProcessBus
+from alerts.clips import ClipMaker
 from alerts.control import (
     DEFAULT_CONTROL_TOPIC,
     ControlPublisher,
@@ -31,6 +32,7 @@ from alerts.control import (
 )
 from alerts.evidence import EvidenceStore, LocalEvidenceStore
 from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
+from alerts.retention import RetentionJob
 from alerts.s3_evidence import S3EvidenceStore
 from alerts.service import AlertService
 from alerts.sinks import JsonlSink
@@ -46,6 +48,8 @@ from detectors.onnx_detector import OnnxDetector
 from detectors.scene import SceneAnalyzer
 from detectors.spec import ModelSpec
 from ingest import ActivityControl, ReconnectPolicy, open_source, source_fingerprint
+from ingest.base import SourceBase
+from ingest.packets import PacketRing
 from models.registry import load_manifest
 from selector.camera import CameraSelector
 from selector.rules.base import needs_scene
@@ -89,6 +93,8 @@ def build_detector(
     return detector, spec
 
 
+CLIP_CLOSE_S = 120.0
+"""How long closing a run waits for the clips still being made, seconds."""
 CLOSE_FLUSH_S = 10.0
 """How long closing a run waits for the bus to deliver what is spooled, seconds."""
 
@@ -111,13 +117,18 @@ class Pipeline:
     """Each camera's rule builder (run-time rule changes go through it)."""
     class_names: tuple[str, ...] = ()
     """The model's class names (to validate rule sets sent at run time)."""
+    clips: ClipMaker | None = None
+    """Makes the alerts' video clips (None: clips are off)."""
 
     def close(self) -> None:
         """Deliver what can be delivered, then close sinks, bus, evidence and store.
 
-        Records the broker did not take in time stay in the on-disk spool and are sent
-        by the next run; snapshots not yet uploaded stay in theirs.
+        Clips whose video is in hand are made first (up to ``CLIP_CLOSE_S``). Records the
+        broker did not take in time stay in the on-disk spool and are sent by the next run;
+        snapshots and clips not yet uploaded stay in theirs.
         """
+        if self.clips is not None:
+            self.clips.stop(CLIP_CLOSE_S)
         try:
             self.bus.flush(CLOSE_FLUSH_S)
         except BusFlushTimeoutError as e:
@@ -269,6 +280,7 @@ def build_pipeline(
     for sink in sinks:
         bus.subscribe(sink.write)
 
+    clips = clip_maker(cfg, evidence, names, home, source)
     ready = threading.Condition()
     cameras: list[CameraRuntime] = []
     decode_threads = decode_threads_for(len(cfg.cameras))
@@ -306,6 +318,15 @@ def build_pipeline(
             decode_threads=decode_threads,
             activity=activity,
         )
+        ring = None
+        if clips is not None and isinstance(src, SourceBase):
+            clip_cfg = cfg.evidence.clips
+            ring = PacketRing(
+                cam_cfg.id,
+                keep_s=clip_cfg.pre_s + clip_cfg.post_s + 1.0,
+                max_bytes=int(clip_cfg.buffer_mb * 2**20),
+            )
+            src.packets = ring
         # Live: one slot, newest wins (latency never builds up). Files at full speed:
         # a few frames of look-ahead so the detector can batch, never dropping one.
         slot: FrameSlot[Item] = (
@@ -333,6 +354,7 @@ def build_pipeline(
                 ),
                 activity=activity,
                 stream_id="" if src.live else source_fingerprint(cam_cfg.source),
+                packets=ring,
             )
         )
     runner = Runner(
@@ -347,7 +369,11 @@ def build_pipeline(
         # one id per worker run: stamped on its records, announced per camera at start
         # (the store then closes what an earlier, killed run of the camera left open)
         run_id=str(uuid.uuid4()),
+        clips=clips,
+        person_ids=person_ids(names),
     )
+    if clips is not None:
+        clips.start()
     return Pipeline(
         runner=runner,
         bus=bus,
@@ -356,6 +382,52 @@ def build_pipeline(
         sinks=sinks,
         rulebooks=rulebooks,
         class_names=tuple(names),
+        clips=clips,
+    )
+
+
+def person_ids(names: list[str]) -> frozenset[int]:
+    """Class ids of people in the model's ``names`` (blurred in masked evidence)."""
+    return frozenset(i for i, n in enumerate(names) if n == "person")
+
+
+MASK_WEAK = 0.1
+"""Lowest score of a faint sighting that continues a person followed (half hidden)."""
+
+
+def clip_maker(
+    cfg: ArgusConfig, evidence: EvidenceStore, names: list[str], home: Path, source: str
+) -> ClipMaker | None:
+    """The clip maker of the config (``None`` when clips are off); not started.  Its person
+    detector is a second session of the configured model (one thread, built on the
+    maker's own thread when the first clip is made)."""
+    clip_cfg = cfg.evidence.clips
+    if not clip_cfg.enabled:
+        return None
+    ids = person_ids(names)
+    if not ids:
+        log.warning("the model has no person class: clips are made without masks")
+    det_cfg = cfg.detector.model_copy(
+        update={
+            "conf_threshold": MASK_WEAK,
+            "threads": 1,
+            "batch_size": 1,
+            "class_thresholds": {},
+        }
+    )
+
+    def detector() -> Any:
+        return build_detector(det_cfg, home / "models", source, home)[0].detect
+
+    return ClipMaker(
+        evidence,
+        pre_s=clip_cfg.pre_s,
+        post_s=clip_cfg.post_s,
+        detector=detector if ids else None,
+        person_ids=ids,
+        detect_every=clip_cfg.mask_detect_every,
+        strong=cfg.detector.conf_threshold,
+        weak=MASK_WEAK,
     )
 
 
@@ -432,6 +504,24 @@ def sla_job(cfg: ArgusConfig, store: SqliteAlertStore) -> SlaJob | None:
         min_priority=sla.min_priority,
         claim_within_s=sla.claim_within_s,
         check_every_s=sla.check_every_s,
+    )
+
+
+def retention_job(
+    cfg: ArgusConfig, store: SqliteAlertStore, evidence: EvidenceStore
+) -> RetentionJob | None:
+    """The retention sweeper of the config (``None`` when everything is kept forever);
+    not started."""
+    retention = cfg.evidence.retention
+    if retention.days is None and not retention.groups:
+        return None
+    return RetentionJob(
+        store,
+        evidence,
+        days=retention.days,
+        group_days=retention.groups,
+        camera_groups={cam.id: list(cam.groups) for cam in cfg.cameras},
+        every_s=retention.every_s,
     )
 
 

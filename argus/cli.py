@@ -73,6 +73,7 @@ def run_config(
         kafka_control_subscriber,
         make_api,
         publish_stored_state,
+        retention_job,
         rules_validator,
         sla_job,
     )
@@ -108,6 +109,7 @@ def run_config(
     server = None
     service = None
     sla: Any = None
+    retention: Any = None
     control: Any = None
     # Rule sets and suppressions changed by operators reach this worker over the
     # control channel: the compacted Kafka topic, or in-process when it serves the API.
@@ -168,6 +170,9 @@ def run_config(
         sla = sla_job(cfg, pipeline.store)
         if sla is not None:
             sla.start()
+        retention = retention_job(cfg, pipeline.store, pipeline.evidence)
+        if retention is not None:
+            retention.start()
         server.start()
         print(f"Alerting API:  {server.url}/        (operator page)", flush=True)
         print(f"API docs:      {server.url}/docs", flush=True)
@@ -199,6 +204,8 @@ def run_config(
     finally:  # whatever happened above: stop serving, stop consuming, close the store
         if sla is not None:
             sla.stop()
+        if retention is not None:
+            retention.stop()
         if subscriber is not None:
             subscriber.stop()
         if control is not None and hasattr(control, "close"):
@@ -352,6 +359,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key,
         make_api,
         open_store,
+        retention_job,
         sla_job,
     )
 
@@ -384,6 +392,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sla = sla_job(cfg, store)
     if sla is not None:
         sla.start()
+    retention = retention_job(cfg, store, evidence)
+    if retention is not None:
+        retention.start()
     server.start()
     print(f"Alerting API: {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
     stop = threading.Event()
@@ -391,6 +402,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop.wait()
     if sla is not None:
         sla.stop()
+    if retention is not None:
+        retention.stop()
     server.stop()
     return EXIT_OK
 
@@ -416,6 +429,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         model_class_names,
         open_store,
         publish_stored_state,
+        retention_job,
         rules_validator,
         sla_job,
     )
@@ -456,10 +470,13 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
     sla = sla_job(cfg, store)
+    retention = retention_job(cfg, store, evidence)
     try:
         service.start()
         if sla is not None:
             sla.start()
+        if retention is not None:
+            retention.start()
         server.start()
         print(f"Alert service: consuming {cfg.bus.kafka.topic} as group {cfg.bus.kafka.group_id}")
         print(f"Alerting API:  {server.url}/  (docs: {server.url}/docs; API key in {key_from})")
@@ -469,6 +486,8 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     finally:
         if sla is not None:
             sla.stop()
+        if retention is not None:
+            retention.stop()
         shut_down(server, service, None)
         control.close()
         close_evidence(evidence)

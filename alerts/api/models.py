@@ -154,6 +154,52 @@ class SnapshotUrl(BaseModel):
     expires_in_s: int = Field(description="Seconds from now until the URL stops working.")
 
 
+class ClipUrl(BaseModel):
+    """Body of ``GET /alerts/{event_id}/clip-url``."""
+
+    url: str = Field(description="Presigned GET URL of the masked MP4 clip; needs no API key.")
+    expires_in_s: int = Field(description="Seconds from now until the URL stops working.")
+
+
+class ClipMasking(BaseModel):
+    """How the clip's masked copy was made."""
+
+    frames_detected: int = Field(ge=0, description="Frames the person detector ran on.")
+    boxes: int = Field(ge=0, description="Person boxes found, over all frames.")
+    seconds: float = Field(ge=0, description="Wall time of the whole clip build, seconds.")
+
+
+class ClipInfo(BaseModel):
+    """Body of ``GET /alerts/{event_id}/clip-info``: the clip the worker made, as it
+    described it beside the clip (``<event_id>.clip.json``, see ``alerts.clips``).
+
+    Times are the camera's stream seconds, the clock of the alert's ``start_s``/``end_s``.
+    """
+
+    event_id: str
+    camera_id: str
+    asked_start_s: float = Field(description="Start of the window asked for (event start - pre_s).")
+    asked_end_s: float = Field(description="End of the window asked for (event start + post_s).")
+    start_s: float = Field(description="First frame of the masked clip (the one served).")
+    end_s: float = Field(description="End of the masked clip's last frame.")
+    original_start_s: float | None = Field(
+        None, description="First frame of the original (a keyframe when remuxed)."
+    )
+    original_end_s: float | None = Field(None, description="End of the original's last frame.")
+    complete: bool = Field(description="Whether the clip covers the window asked, to a frame.")
+    note: str | None = Field(
+        None,
+        description="Why it does not, in words (e.g. \"the video ended 3.2 s into the clip's "
+        'window"); null when complete.',
+    )
+    frames: int = Field(ge=0, description="Frames in the masked clip.")
+    codec: str = Field(description='The camera\'s codec, e.g. "h264".')
+    remuxed: bool = Field(
+        description="Whether the original is the camera's own packets (false: transcoded)."
+    )
+    masking: ClipMasking | None = Field(None, description="How the masked copy was made.")
+
+
 class SuppressionOut(BaseModel):
     """One suppression (``Suppression.to_dict()`` plus ``active``)."""
 

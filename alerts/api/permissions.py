@@ -11,11 +11,16 @@ neither fails the test that walks every route of the app against every role
 | read and act on alerts of their groups; false alarms by region or rule | ✓ | ✓ | ✓ |
 | act on alerts others own or escalated; camera-wide suppressions; lift any suppression | | ✓ | ✓ |
 | the audit trail, disposition figures, the pipeline's detailed status | | ✓ | ✓ |
+| evidence unmasked (the original snapshot and clip, people not blurred; audited) | | ✓ | ✓ |
 | users, machine tokens, the rule set | | | ✓ |
 
 Camera groups: a user (or token) works on the cameras of its groups; admins, and the
 installation's API key, on every camera.  An alert outside a principal's groups does not
 exist for it (404).
+
+Evidence (snapshots, clips) is served masked, every person blurred; the original only to
+a role holding ``VIEW_UNMASKED``, and each such view is written to the audit trail
+(``alerts.api.routes.evidence``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class Permission(enum.StrEnum):
     AUDIT_READ = "audit.read"
     STATS_READ = "stats.read"
     STATUS_READ = "status.read"
+    VIEW_UNMASKED = "evidence.unmasked"
+    """See evidence unmasked: the original snapshot and clip, people not blurred."""
     USERS_MANAGE = "users.manage"
     TOKENS_MANAGE = "tokens.manage"
     SIGNED_IN = "signed_in"
@@ -63,12 +70,19 @@ _SUPERVISOR = _OPERATOR | {
     Permission.AUDIT_READ,
     Permission.STATS_READ,
     Permission.STATUS_READ,
+    Permission.VIEW_UNMASKED,
 }
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     "operator": _OPERATOR,
     "supervisor": frozenset(_SUPERVISOR),
     "admin": frozenset(Permission),
 }
+
+
+def roles_with(permission: Permission) -> list[Role]:
+    """The roles that hold ``permission``, least powerful first (for answers that say who
+    may do something)."""
+    return [role for role, held in ROLE_PERMISSIONS.items() if permission in held]
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,24 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE alerts ADD COLUMN clip TEXT;
     """,
+    # 8: retention (issue 15).  ``jobs``: background jobs that must run once per period
+    # however many replicas share the database; a replica claims a job with a conditional
+    # write that only succeeds once ``due_at`` has passed (``sqlite_retention``).  An index
+    # finds a camera's alerts older than its retention cutoff.  It is partial on purpose
+    # (``wall_time`` is never NULL): SQLite uses it only for a query that says
+    # ``wall_time IS NOT NULL`` (``expired_alerts``), so it does not take
+    # ``camera_id = ? AND end_s IS NULL`` over from ``alerts_open_by_camera`` (without
+    # statistics the planner picks either).
+    """
+    CREATE TABLE IF NOT EXISTS jobs (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        claimed_at REAL NOT NULL,
+        due_at     REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS alerts_by_camera_time ON alerts (camera_id, wall_time)
+        WHERE wall_time IS NOT NULL;
+    """,
 )
 ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 

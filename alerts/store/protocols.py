@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from alerts.store.models import (
     DEFAULT_LIMIT,
@@ -311,4 +311,43 @@ class LifecycleStore(Protocol):
     ) -> builtins.list[DispositionStats]:
         """Per rule id or camera id, the alerts received in ``[since, until)`` (UNIX s)
         of ``camera_ids`` (``None``: all) and what was made of them."""
+        ...
+
+
+class ExpiredAlert(NamedTuple):
+    """An alert past its retention: what deleting it takes (``RetentionStore``)."""
+
+    event_id: str
+    snapshot: str | None
+    """Its snapshot's evidence key, if any."""
+    clip: str | None
+    """Its clip's evidence key, if any."""
+
+
+@runtime_checkable
+class RetentionStore(Protocol):
+    """Deleting old alerts, and jobs that run once per period across replicas.
+
+    Audit entries are never deleted (append-only); they keep naming alerts that are gone.
+    """
+
+    def claim_job(self, name: str, *, holder: str, now: float, every_s: float) -> bool:
+        """Claim the run of job ``name`` due at ``now`` (UNIX s) for ``holder``: ``True``
+        for exactly one caller until ``now + every_s``, whatever the number of processes
+        sharing the store; ``False`` for everyone else (a conditional write)."""
+        ...
+
+    def alert_cameras(self) -> builtins.list[str]:
+        """Every camera id that has alerts, sorted."""
+        ...
+
+    def expired_alerts(
+        self, camera_id: str, *, before: float, limit: int, offset: int = 0
+    ) -> builtins.list[ExpiredAlert]:
+        """Alerts of ``camera_id`` whose event started (``wall_time``) before ``before``
+        (UNIX s), oldest first, at most ``limit`` after skipping ``offset``."""
+        ...
+
+    def delete_alerts(self, event_ids: Collection[str]) -> int:
+        """Delete these alerts (unknown ids are ignored); how many were deleted."""
         ...

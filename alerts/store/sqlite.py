@@ -5,7 +5,8 @@ guarded by a lock, migrations applied at open).
 This module is the base (connection, migrations, alerts and their filters, run markers);
 each other concern is a mixin of its own module: ``sqlite_control``, ``sqlite_people``,
 ``sqlite_audit``, ``sqlite_lifecycle`` (which also holds ``acknowledge`` and
-``mark_false_positive``, now lifecycle closes).  ``sqlite_common`` holds what they share.
+``mark_false_positive``, now lifecycle closes), ``sqlite_retention``.  ``sqlite_common``
+holds what they share.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from alerts.store.sqlite_common import row_to_alert as _row_to_alert
 from alerts.store.sqlite_control import ControlMixin
 from alerts.store.sqlite_lifecycle import LifecycleMixin
 from alerts.store.sqlite_people import PeopleMixin
+from alerts.store.sqlite_retention import RetentionMixin
 from ingest.retry import Backoff
 
 logger = logging.getLogger("alerts.store")
@@ -111,10 +113,11 @@ def _where(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin):
+class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin, RetentionMixin):
     """``AlertStore`` on one SQLite file (WAL mode), safe to share between threads; also
     ``ControlStore`` (``sqlite_control``), ``PeopleStore`` (``sqlite_people``),
-    ``AuditStore`` (``sqlite_audit``) and ``LifecycleStore`` (``sqlite_lifecycle``).
+    ``AuditStore`` (``sqlite_audit``), ``LifecycleStore`` (``sqlite_lifecycle``) and
+    ``RetentionStore`` (``sqlite_retention``).
 
     One connection guarded by a lock: the pipeline thread writes, API threads read.
     Upserts are idempotent by ``event_id``: the first record of an event creates the

@@ -212,6 +212,8 @@ def bench_config(
             for c in cameras
         ],
         "storage": {"sqlite": str(tmp / "alerts.db"), "evidence_dir": str(tmp / "evidence")},
+        # the analysis alone (a clip's cost is measured by benchmarks/clip_cost.py)
+        "evidence": {"clips": {"enabled": False}},
         "detector": detector,
         "gating": {"enabled": gating, **(ACTIVITY_DRIVEN if gating else {})},
         "log": {"progress_interval_s": 3600},

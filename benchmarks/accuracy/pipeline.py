@@ -87,6 +87,7 @@ def config_for(
             "rules": rules,
             "sinks": [{"jsonl": str(work / "events.jsonl")}],
             "storage": {"sqlite": str(work / "alerts.db"), "evidence_dir": str(work / "evidence")},
+            "evidence": {"clips": {"enabled": False}},  # accuracy, not evidence
         }
     )
     if gating:

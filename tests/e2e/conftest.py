@@ -81,6 +81,8 @@ def issue_config(tmp: Path, **camera: Any) -> dict[str, Any]:
         ],
         "sinks": [{"jsonl": str(tmp / "events.jsonl")}],
         "storage": {"sqlite": str(tmp / "alerts.db"), "evidence_dir": str(tmp / "evidence")},
+        # clips cost seconds of CPU each: tests that check them turn them on
+        "evidence": {"clips": {"enabled": False}},
     }
 
 

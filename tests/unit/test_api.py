@@ -18,6 +18,7 @@ from alerts.api import create_app, redact
 from alerts.evidence import (
     EvidenceNotFoundError,
     LocalEvidenceStore,
+    masked_key,
     render_snapshot,
     snapshot_key,
 )
@@ -44,6 +45,7 @@ class Env:
         if jpeg is not None:
             key = snapshot_key(event.camera_id, event.wall_time, event.event_id)
             self.evidence.put(key, jpeg)
+            self.evidence.put(masked_key(key), jpeg)  # served by default
             event = event.with_snapshot(key)
         self.store.upsert(event.to_record())
         return event
@@ -447,6 +449,9 @@ class UrlStore:
     def exists(self, key: str) -> bool:
         return key in self.blobs
 
+    def delete(self, key: str) -> bool:
+        return self.blobs.pop(key, None) is not None
+
     def url_for(self, key: str, expires_s: int | None = None) -> str | None:
         self.calls.append((key, expires_s))
         if self.error is not None:
@@ -478,7 +483,7 @@ def test_snapshot_url_from_a_presigning_store(url_env: UrlEnv) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == {"url": url_env.evidence.url, "expires_in_s": 120}  # type: ignore[attr-defined]
     assert r.headers["Cache-Control"] == "no-store"
-    assert url_env.evidence.calls == [(ev.snapshot, 120)]  # type: ignore[attr-defined]
+    assert url_env.evidence.calls == [(masked_key(ev.snapshot), 120)]  # type: ignore[attr-defined]
     # the bytes route serves the same store's get()
     r = url_env.client.get(f"/api/v1/alerts/{ev.event_id}/snapshot", headers=AUTH)
     assert r.status_code == 200 and r.content == b"\xff\xd8jpeg"

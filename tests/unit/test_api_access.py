@@ -8,12 +8,14 @@ Principals: nobody; operators of group a (a session, and a machine token) and of
 b; a supervisor and an admin (sessions); the installation's API key.  Expected: nobody
 gets 401 on every route but the open ones; a role without the permission gets 403; one
 with it gets neither (200, 201, 204, 404, 409 or 422 as the route says); an operator of
-group b does not even see an alert of group a's camera (404).
+group b does not even see an alert of group a's camera (404).  Evidence unmasked
+(``?unmasked=true``), a decision inside the evidence routes, has its own walk.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -30,7 +32,13 @@ from alerts.api import AccessSettings, create_app
 from alerts.api.auth import CSRF_HEADER, Require
 from alerts.api.permissions import ROLE_PERMISSIONS, Permission, open_access
 from alerts.control import InProcessControl
-from alerts.evidence import LocalEvidenceStore, snapshot_key
+from alerts.evidence import (
+    LocalEvidenceStore,
+    clip_info_key,
+    clip_key,
+    masked_key,
+    snapshot_key,
+)
 from alerts.store import SqliteAlertStore
 from selector.suppression import Suppression
 from tests.factories import T0, make_event
@@ -42,6 +50,21 @@ PASSWORD = "correct horse battery staple"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 FRAMEWORK_OPEN = {"/openapi.json"}
 """Routes FastAPI adds itself: open (the OpenAPI document describes, it holds no data)."""
+CLIP_INFO = {
+    "asked_start_s": 0.0,
+    "asked_end_s": 15.0,
+    "start_s": 0.0,
+    "end_s": 15.0,
+    "original_start_s": 0.0,
+    "original_end_s": 15.0,
+    "complete": True,
+    "note": None,
+    "frames": 150,
+    "codec": "h264",
+    "remuxed": True,
+    "masking": {"frames_detected": 150, "boxes": 12, "seconds": 0.4},
+}
+"""A clip's description as the worker writes it (less its event and camera ids)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +137,14 @@ class World:
         n = next(self._n)
         event = make_event(n, camera=camera)
         key = snapshot_key(camera, event.wall_time, event.event_id)
-        self.evidence.put(key, b"\xff\xd8\xff\xe0jpeg")
-        self.store.upsert(event.with_snapshot(key).to_record())
+        clip = clip_key(camera, event.wall_time, event.event_id)
+        for k in (key, masked_key(key)):
+            self.evidence.put(k, b"\xff\xd8\xff\xe0jpeg")
+        for k in (clip, masked_key(clip)):
+            self.evidence.put(k, b"\x00\x00\x00\x18ftypmp42")
+        info = {"event_id": event.event_id, "camera_id": camera, **CLIP_INFO}
+        self.evidence.put(clip_info_key(clip), json.dumps(info).encode())
+        self.store.upsert(event.with_snapshot(key).to_record() | {"clip": clip})
         return event.event_id
 
     def suppression(self) -> str:
@@ -179,6 +208,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ),
     ("GET", "/api/v1/alerts/{event_id}/snapshot"): _alert_route("/snapshot"),
     ("GET", "/api/v1/alerts/{event_id}/snapshot-url"): _alert_route("/snapshot-url"),
+    ("GET", "/api/v1/alerts/{event_id}/clip"): _alert_route("/clip"),
+    ("GET", "/api/v1/alerts/{event_id}/clip-info"): _alert_route("/clip-info"),
+    ("GET", "/api/v1/alerts/{event_id}/clip-url"): _alert_route("/clip-url"),
     ("GET", "/api/v1/alerts/{event_id}/audit"): _alert_route("/audit"),
     ("GET", "/api/v1/suppressions"): lambda w: ("/api/v1/suppressions", None),
     ("GET", "/api/v1/suppressions/{suppression_id}"): lambda w: (
@@ -318,3 +350,22 @@ def test_a_session_without_its_csrf_token_may_read_but_not_change(world: World) 
     assert world.call(wrong, "POST", f"/api/v1/alerts/{eid}/claim", None).status_code == 403
     assert world.store.get(eid).state == "new"  # type: ignore[union-attr]
     assert world.call(op, "POST", f"/api/v1/alerts/{eid}/claim", None).status_code == 200
+
+
+@pytest.mark.parametrize("evidence", ["snapshot", "clip"])
+def test_unmasked_evidence_by_role(world: World, evidence: str) -> None:
+    """``?unmasked=true`` is a decision inside the evidence routes (their route-level one
+    is reading alerts): only roles holding VIEW_UNMASKED get the original."""
+    failures = []
+    for who in list(world.who):
+        url = f"/api/v1/alerts/{world.alert()}/{evidence}?unmasked=true"
+        r = world.call(who, "GET", url, None)
+        if who.role is None:
+            want = 401
+        elif Permission.VIEW_UNMASKED not in ROLE_PERMISSIONS[who.role]:  # type: ignore[index]
+            want = 403
+        else:
+            want = 200
+        if r.status_code != want:
+            failures.append(f"{evidence} unmasked as {who.name}: {r.status_code}, want {want}")
+    assert not failures, "\n".join(failures)

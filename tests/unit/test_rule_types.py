@@ -159,7 +159,8 @@ def test_the_toy_rule_raises_events_with_its_reason_through_the_runner(tmp_path:
     assert end["reason"].startswith("1 person in view for ")
     for record in records:
         validate_record(record, allow_unknown=False)
-        assert set(record) == set(record_fields()) - {"run_id"}  # no run id given here
+        # no run id given here, and no clips
+        assert set(record) == set(record_fields()) - {"run_id", "clip"}
 
 
 # ------------------------------------------------------------------------- the registry

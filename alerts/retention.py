@@ -1,0 +1,345 @@
+"""Retention: alerts, their snapshots and clips older than their camera's days are deleted.
+
+``RetentionJob`` sweeps once per ``every_s``: it first claims the period in the store
+(``RetentionStore.claim_job``: a conditional write, so of several alert-service replicas
+sharing the store exactly one sweeps), then, camera by camera, takes the alerts whose event
+started before the camera's cutoff, oldest first and in batches, deletes all their evidence
+(``alerts.evidence.related_keys``: snapshot, clip, masked copies, the clip's description)
+and then their rows.  An alert whose evidence cannot be deleted (S3 down, a file that
+cannot be removed) stays, evidence and all, for the next sweep.  Audit entries are never
+deleted; each sweep that deleted something adds one (``retention.sweep`` by ``retention``).
+
+A camera's days: the shortest of ``group_days`` over the camera groups it is in that
+``group_days`` names; ``days`` when it names none of them (and for cameras the config does
+not know: alerts of a camera removed since, or of another site's worker); ``None``: kept
+forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol
+
+from prometheus_client import Counter
+
+from alerts.evidence import EvidenceStore, InvalidEvidenceKeyError, related_keys, validate_key
+from alerts.store import AlertStoreError, AuditEntry, AuditStore
+from alerts.store.protocols import ExpiredAlert, RetentionStore
+
+logger = logging.getLogger(__name__)
+
+RETENTION_DELETED = Counter(
+    "argus_retention_deleted_total",
+    "Deleted by retention: alerts (rows), snapshots (JPEG objects, masked copies included) "
+    "and clips (MP4 objects, masked copies included).",
+    ["kind"],
+)
+JOB_NAME = "retention"
+"""The job's name in the store's ``jobs`` table."""
+ACTOR = "retention"
+"""The audit actor of a sweep (``actor_kind`` ``system``)."""
+DAY_S = 86400.0
+MAX_FAILURES_PER_CAMERA = 10
+"""Evidence deletes that may fail for one camera in one sweep before it waits for the next
+(S3 down: no point asking for every alert; a few bad ones are skipped, not a wall)."""
+_EARLY_FRACTION = 0.01
+"""A claim holds for ``every_s`` less this fraction, so a replica whose timer fires a little
+early (or whose clock is a little behind) still wins its next period instead of skipping it."""
+
+
+class RetentionJobStore(RetentionStore, AuditStore, Protocol):
+    """What the job needs of a store: deleting old alerts and appending to the audit trail."""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one ``RetentionJob.sweep_once`` did.
+
+    Attributes:
+        claimed: Whether this replica won the period (``False``: another one sweeps; all
+            counts are zero).
+        alerts: Alert rows deleted.
+        snapshots: Snapshot objects deleted (``.jpg``, masked copies included).
+        clips: Clip objects deleted (``.mp4``, masked copies included).
+        kept: Expired alerts left for the next sweep (their evidence could not be deleted).
+        cameras: Cameras with alerts deleted, sorted.
+    """
+
+    claimed: bool
+    alerts: int = 0
+    snapshots: int = 0
+    clips: int = 0
+    kept: int = 0
+    cameras: tuple[str, ...] = ()
+
+
+@dataclass
+class _Tally:
+    alerts: int = 0
+    snapshots: int = 0
+    clips: int = 0
+    kept: int = 0
+
+
+def default_holder() -> str:
+    """``host/pid/random``: who holds a claim, for operators reading the ``jobs`` table."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def _evidence_keys(alert: ExpiredAlert) -> list[str]:
+    """Every evidence key of the alert (its snapshot's and clip's related keys), no repeats.
+
+    A stored key that is not a snapshot or clip key (another layout) is deleted alone; one
+    that is no valid key at all names nothing this store could hold (logged, skipped).
+    """
+    keys: dict[str, None] = {}
+    for key in (alert.snapshot, alert.clip):
+        if key is None:
+            continue
+        try:
+            keys.update(dict.fromkeys(related_keys(key)))
+        except InvalidEvidenceKeyError:
+            try:
+                keys[validate_key(key)] = None
+            except InvalidEvidenceKeyError as e:
+                logger.warning("alert %s: evidence key not deleted: %s", alert.event_id, e)
+    return list(keys)
+
+
+class RetentionJob:
+    """Deletes expired alerts and their evidence in the background (``start``/``stop``, or
+    ``with``); ``sweep_once`` does one period's work now.
+
+    Args:
+        store: The alert store (``RetentionStore`` and ``AuditStore``).
+        evidence: Where the snapshots and clips are.
+        days: Days to keep the alerts of a camera in no group of ``group_days``
+            (``None``: forever).
+        group_days: Days per camera group; a camera in several keeps the shortest.
+        camera_groups: The groups of each camera of the config.
+        every_s: How often to sweep, seconds (one replica per period).
+        batch_size: Alerts taken (and their rows deleted) at once, 1..500.
+        holder: Who claims the periods (default ``default_holder()``).
+        clock: UNIX time source.
+
+    Raises:
+        ValueError: A bound is out of range (days < 1, ``every_s`` <= 0, ...).
+    """
+
+    def __init__(
+        self,
+        store: RetentionJobStore,
+        evidence: EvidenceStore,
+        *,
+        days: int | None,
+        group_days: Mapping[str, int] | None = None,
+        camera_groups: Mapping[str, Collection[str]] | None = None,
+        every_s: float = 3600.0,
+        batch_size: int = 200,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        group_days = dict(group_days or {})
+        bad = {g: d for g, d in group_days.items() if d < 1}
+        if (days is not None and days < 1) or bad:
+            raise ValueError(f"retention days must be >= 1, got days={days}, groups {bad}")
+        if not every_s > 0 or not 1 <= batch_size <= 500:
+            raise ValueError(
+                f"RetentionJob needs every_s > 0 ({every_s}) and 1 <= batch_size <= 500 "
+                f"({batch_size})"
+            )
+        self._store = store
+        self._evidence = evidence
+        self.days = days
+        self.group_days = group_days
+        self.camera_groups = {cam: frozenset(g) for cam, g in (camera_groups or {}).items()}
+        self.every_s = every_s
+        self.batch_size = batch_size
+        self.holder = holder or default_holder()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def days_for(self, camera_id: str) -> int | None:
+        """How many days the alerts of ``camera_id`` are kept (``None``: forever)."""
+        groups = self.camera_groups.get(camera_id, frozenset())
+        listed = [days for group, days in self.group_days.items() if group in groups]
+        return min(listed) if listed else self.days
+
+    def sweep_once(self, now: float | None = None) -> SweepResult:
+        """Claim this period and, if won, delete what expired by ``now`` (UNIX s).
+
+        Raises:
+            AlertStoreError: The claim, or the audit entry, could not be written (a
+                camera whose alerts cannot be read or deleted is logged and skipped).
+        """
+        now = self._clock() if now is None else now
+        every = self.every_s * (1.0 - _EARLY_FRACTION)
+        if not self._store.claim_job(JOB_NAME, holder=self.holder, now=now, every_s=every):
+            logger.debug("retention: another replica sweeps this period")
+            return SweepResult(claimed=False)
+        total = _Tally()
+        cameras: list[str] = []
+        for camera_id in self._store.alert_cameras():
+            if self._stop.is_set():
+                break
+            days = self.days_for(camera_id)
+            if days is None:
+                continue
+            before = total.alerts
+            try:
+                self._sweep_camera(camera_id, now - days * DAY_S, total)
+            except AlertStoreError as e:  # the next sweep tries again
+                logger.warning("retention of camera %s failed: %s", camera_id, e)
+            if total.alerts > before:
+                cameras.append(camera_id)
+        result = SweepResult(
+            claimed=True,
+            alerts=total.alerts,
+            snapshots=total.snapshots,
+            clips=total.clips,
+            kept=total.kept,
+            cameras=tuple(cameras),
+        )
+        self._report(result, now)
+        return result
+
+    def _sweep_camera(self, camera_id: str, cutoff: float, tally: _Tally) -> None:
+        """Delete the camera's alerts that started before ``cutoff``, batch by batch,
+        adding to ``tally``."""
+        failures = 0  # alerts kept: they stay first in line, so the next batch skips them
+        while not self._stop.is_set():
+            batch = self._store.expired_alerts(
+                camera_id, before=cutoff, limit=self.batch_size, offset=failures
+            )
+            if not batch:
+                return
+            gone: list[str] = []
+            for alert in batch:
+                if self._stop.is_set():  # stopping: delete the rows of what already went
+                    break
+                if self._delete_evidence(alert, tally):
+                    gone.append(alert.event_id)
+                    continue
+                tally.kept += 1
+                failures += 1
+                if failures >= MAX_FAILURES_PER_CAMERA:
+                    break
+            deleted = self._store.delete_alerts(gone)
+            tally.alerts += deleted
+            RETENTION_DELETED.labels(kind="alert").inc(deleted)
+            if failures >= MAX_FAILURES_PER_CAMERA:
+                logger.warning(
+                    "retention of camera %s: the evidence of %d alerts could not be deleted; "
+                    "the rest waits for the next sweep",
+                    camera_id,
+                    failures,
+                )
+                return
+            if len(batch) < self.batch_size:
+                return
+
+    def _delete_evidence(self, alert: ExpiredAlert, tally: _Tally) -> bool:
+        """Delete every evidence key of ``alert``; ``False`` (logged) when one failed."""
+        for key in _evidence_keys(alert):
+            try:
+                deleted = self._evidence.delete(key)
+            except (OSError, InvalidEvidenceKeyError) as e:
+                logger.warning(
+                    "retention: cannot delete evidence %s of alert %s (kept for the next "
+                    "sweep): %s",
+                    key,
+                    alert.event_id,
+                    e,
+                )
+                return False
+            if not deleted:
+                continue
+            if key.endswith(".jpg"):
+                tally.snapshots += 1
+                RETENTION_DELETED.labels(kind="snapshot").inc()
+            elif key.endswith(".mp4"):
+                tally.clips += 1
+                RETENTION_DELETED.labels(kind="clip").inc()
+        return True
+
+    def _report(self, result: SweepResult, now: float) -> None:
+        """The sweep's log line and, when it deleted something, its audit entry."""
+        if not (result.alerts or result.snapshots or result.clips):
+            logger.debug(
+                "retention sweep: nothing expired%s",
+                f" ({result.kept} alerts kept for the next sweep)" if result.kept else "",
+            )
+            return
+        logger.info(
+            "retention sweep: deleted %d alerts, %d snapshots, %d clips (cameras: %s); "
+            "%d alerts kept for the next sweep",
+            result.alerts,
+            result.snapshots,
+            result.clips,
+            ", ".join(result.cameras) or "-",
+            result.kept,
+        )
+        self._store.append_audit(
+            AuditEntry(
+                at=datetime.fromtimestamp(now, UTC),
+                actor=ACTOR,
+                actor_kind="system",
+                action="retention.sweep",
+                detail={
+                    "alerts": result.alerts,
+                    "snapshots": result.snapshots,
+                    "clips": result.clips,
+                    "kept": result.kept,
+                    "cameras": list(result.cameras),
+                    "holder": self.holder,
+                },
+            )
+        )
+
+    def start(self) -> None:
+        """Sweep now and then every ``every_s`` in a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("retention job already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop sweeping (a sweep under way stops after its current batch); idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def __enter__(self) -> RetentionJob:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.sweep_once()
+            except AlertStoreError as e:  # the next period asks again
+                logger.warning("retention sweep failed: %s", e)
+            except Exception:  # a bug must not end the job silently
+                logger.exception("retention sweep failed")
+            if self._stop.wait(self.every_s):
+                return
