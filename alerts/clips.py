@@ -395,10 +395,25 @@ class ClipMaker:
                 self._idle.wait(left)
         return True
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Make what is queued (up to ``timeout_s``), then stop the thread."""
+    def stop(self, timeout_s: float = 30.0, *, drop_queued: bool = False) -> None:
+        """Make what is queued (up to ``timeout_s``), then stop the thread.  With
+        ``drop_queued`` (the process was asked to stop), only the clip being made is
+        finished; those waiting are dropped, logged and counted (``reason="stopped"``)."""
         if self._thread is None:
             return
+        if drop_queued:
+            dropped = 0
+            while True:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    CLIPS_FAILED.labels(job.camera_id, "stopped").inc()
+                    dropped += 1
+                    self._done()
+            if dropped:
+                log.warning("stopping: %d clips waiting to be made are dropped", dropped)
         self._queue.put(None)
         self._thread.join(timeout_s)
         if self._thread.is_alive():

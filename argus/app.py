@@ -94,7 +94,9 @@ def build_detector(
 
 
 CLIP_CLOSE_S = 120.0
-"""How long closing a run waits for the clips still being made, seconds."""
+"""How long closing a run that ended on its own waits for the clips being made, seconds."""
+CLIP_STOP_S = 10.0
+"""... and a run stopped by a signal, for the clip being made (a service manager's patience)."""
 CLOSE_FLUSH_S = 10.0
 """How long closing a run waits for the bus to deliver what is spooled, seconds."""
 
@@ -120,15 +122,16 @@ class Pipeline:
     clips: ClipMaker | None = None
     """Makes the alerts' video clips (None: clips are off)."""
 
-    def close(self) -> None:
+    def close(self, *, stopped: bool = False) -> None:
         """Deliver what can be delivered, then close sinks, bus, evidence and store.
 
-        Clips whose video is in hand are made first (up to ``CLIP_CLOSE_S``). Records the
-        broker did not take in time stay in the on-disk spool and are sent by the next run;
-        snapshots and clips not yet uploaded stay in theirs.
+        Clips whose video is in hand are made first (up to ``CLIP_CLOSE_S``; when the run
+        was ``stopped`` by a signal, only the clip being made, up to ``CLIP_STOP_S``).
+        Records the broker did not take in time stay in the on-disk spool and are sent by
+        the next run; snapshots and clips not yet uploaded stay in theirs.
         """
         if self.clips is not None:
-            self.clips.stop(CLIP_CLOSE_S)
+            self.clips.stop(CLIP_STOP_S if stopped else CLIP_CLOSE_S, drop_queued=stopped)
         try:
             self.bus.flush(CLOSE_FLUSH_S)
         except BusFlushTimeoutError as e:

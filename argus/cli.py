@@ -189,7 +189,7 @@ def run_config(
         try:
             result = pipeline.runner.run()
         finally:
-            pipeline.close()
+            pipeline.close(stopped=stop.is_set())
         print(
             f"argus: {result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps), "
             f"detector on {result.detected} ({result.detector_fraction:.1%}), "

@@ -308,3 +308,17 @@ def test_the_maker_thread_makes_what_the_ring_hands_over(video: Path, tmp_path: 
     maker.stop()
     assert maker.made == 2
     assert store.exists("cam/d/e20.masked.mp4") and store.exists("cam/d/e50.clip.json")
+
+
+def test_stopping_on_a_signal_drops_the_clips_still_waiting(video: Path, tmp_path: Path) -> None:
+    ring = PacketRing("cam", keep_s=16, max_bytes=64 << 20)
+    (clip,) = play(video, ring, [(45, 2.5, 5.5)])
+    store = LocalEvidenceStore(tmp_path / "ev")
+    maker = ClipMaker(store, detector=lambda: red_person, person_ids=[0])
+    for i in range(3):  # queued before the thread runs: none started
+        maker.submit(ClipJob("cam", f"q{i}", f"cam/d/q{i}.mp4", clip))
+    maker.start()
+    maker.stop(30, drop_queued=True)
+    # at most the one the thread had already taken is made; wait_idle sees none pending
+    assert maker.made <= 1 and maker.wait_idle(0.1)
+    assert sum(store.exists(f"cam/d/q{i}.mp4") for i in range(3)) == maker.made

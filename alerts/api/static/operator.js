@@ -172,6 +172,16 @@ function render(items) {
       thumb(a.event_id).then((u) => { if (u) img.src = u; });
       shot.appendChild(img);
     }
+    if (a.clip) {  // the masked video, played by the browser (same origin: the session)
+      const link = document.createElement("a");
+      link.href = `/api/v1/alerts/${encodeURIComponent(a.event_id)}/clip`;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.className = "clip";
+      link.textContent = "Clip";
+      link.title = "Video of the event, people blurred";
+      shot.appendChild(link);
+    }
     const act = cell(tr, "");
     act.className = "actions";
     act.replaceChildren(...actions(a));
