@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 REMUXABLE = frozenset({"h264", "hevc", "mpeg4", "vp9", "av1"})
 """Codecs kept as they came (remuxed into MP4); others are transcoded to H.264."""
 MASK_CODEC = "libx264"
+LINK_GAP_S = 0.5
+"""A faint detection continues a person seen this long before or after it, seconds."""
 TIME_BASE = Fraction(1, 1000)
 """Time base of the encoded clips' timestamps, seconds."""
 
@@ -151,7 +153,16 @@ class ClipJob:
 class _Encoder:
     """H.264 in MP4 (``faststart``) into memory, frames stamped in ms from ``t0``."""
 
-    def __init__(self, width: int, height: int, rate: Fraction, *, crf: int, preset: str):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        rate: Fraction,
+        *,
+        crf: int,
+        preset: str,
+        max_height: int | None = None,
+    ):
         # a file, not memory: faststart moves the index to the front in a second pass
         # that reopens the output by name
         fd, self._path = tempfile.mkstemp(prefix="argus-clip-", suffix=".mp4")
@@ -159,7 +170,11 @@ class _Encoder:
         self._out = av.open(self._path, "w", format="mp4", options={"movflags": "+faststart"})
         st = cast(av.video.stream.VideoStream, self._out.add_stream(MASK_CODEC, rate=rate))
         self._w, self._h = width - width % 2, height - height % 2
-        st.width, st.height = self._w, self._h
+        self._scaled: tuple[int, int] | None = None
+        if max_height is not None and height > max_height:
+            w = round(width * max_height / height)
+            self._scaled = (w - w % 2, max_height - max_height % 2)
+        st.width, st.height = self._scaled or (self._w, self._h)
         st.pix_fmt = "yuv420p"
         st.time_base = TIME_BASE
         st.codec_context.time_base = TIME_BASE
@@ -171,6 +186,9 @@ class _Encoder:
     def add(self, image: npt.NDArray[np.uint8], t_rel: float) -> None:
         img = image[: self._h, : self._w]
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+        if self._scaled is not None:  # smaller for the screen (swscale, area average)
+            w, h = self._scaled
+            vf = vf.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
         pts = max(round(t_rel / TIME_BASE), self._last_pts + 1)
         vf.pts, vf.time_base = pts, TIME_BASE
         self._last_pts = pts
@@ -297,6 +315,8 @@ class ClipMaker:
             ``weak``).
         weak: Lowest score of a faint one, kept where it continues a person (see
             :func:`alerts.masking.held_masks`).
+        max_height: The masked copy of a taller camera is scaled down to this height,
+            pixels (``None``: never); the original keeps its size.
     """
 
     def __init__(
@@ -314,6 +334,7 @@ class ClipMaker:
         nice: int = 10,
         strong: float = 0.35,
         weak: float = 0.1,
+        max_height: int | None = 720,
     ) -> None:
         if detect_every < 1 or pre_s < 0 or post_s <= 0:
             raise ValueError(
@@ -322,6 +343,7 @@ class ClipMaker:
             )
         self.pre_s, self.post_s = pre_s, post_s
         self.strong, self.weak = strong, weak
+        self.max_height = max_height
         self._evidence = evidence
         self._factory = detector
         self._detect: Detect | None = None
@@ -559,7 +581,14 @@ class ClipMaker:
             boxes.append(np.asarray(found.xyxy[people], np.float32).reshape(-1, 4))
             scores.append(np.asarray(found.score[people], np.float32).reshape(-1))
         stats["boxes"] = float(sum(len(b) for b in boxes))
-        masks = held_masks(boxes, scores, strong=self.strong, weak=self.weak, hold=hold)
+        masks = held_masks(
+            boxes,
+            scores,
+            strong=self.strong,
+            weak=self.weak,
+            hold=hold,
+            gap=max(2, round(LINK_GAP_S / dt)),
+        )
         by_time = dict(zip((round(t, 6) for t in times), masks, strict=True))
 
         masked: _Encoder | None = None
@@ -571,7 +600,9 @@ class ClipMaker:
                 break
             if masked is None:
                 h, w = image.shape[:2]
-                masked = _Encoder(w, h, rate, crf=self._crf, preset=self._preset)
+                masked = _Encoder(
+                    w, h, rate, crf=self._crf, preset=self._preset, max_height=self.max_height
+                )
                 if transcode:
                     plain = _Encoder(w, h, rate, crf=max(self._crf - 6, 0), preset=self._preset)
                 stats["first_t"] = t

@@ -4,7 +4,7 @@ Evidence shows people, and personal-information law (Korea's PIPA among others) 
 them protected: Argus serves every snapshot and clip masked by default and keeps the
 original for the roles allowed to lift the mask (see the API's ``?unmasked=true``).
 
-A masked region is the person's box grown by ``GROW`` of its size on every side (boxes
+A masked region is the person's box grown by ``GROW`` of its height on every side (boxes
 from a detector or a tracker are a little tight, and a person moves between the frames a
 mask is computed from), then blurred by shrinking it ``SHRINK`` times and scaling it back
 up: what is left are colours and a silhouette, no face, no text, no gait detail.
@@ -21,7 +21,7 @@ import numpy.typing as npt
 from detectors.detections import Detections
 
 GROW = 0.15
-"""Each side of a box grows by this share of the box's width (x) or height (y)..."""
+"""Each side of a box grows by this share of the box's larger side (a person's height)..."""
 MIN_GROW_PX = 4.0
 """... and by at least this many pixels."""
 FEATHER = 0.15
@@ -45,15 +45,16 @@ def person_boxes(dets: Detections, person_ids: Iterable[int]) -> Boxes:
 
 
 def grown(boxes: Boxes, width: int, height: int) -> npt.NDArray[np.int32]:
-    """``boxes`` grown by ``GROW`` (at least ``MIN_GROW_PX``) on every side, clipped to a
+    """``boxes`` grown by ``GROW`` of their larger side (at least ``MIN_GROW_PX``) on every
+    side, clipped to a
     ``width`` x ``height`` picture, as int32 ``[x1, y1, x2, y2]`` (empty boxes dropped)."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     if b.size == 0:
         return np.empty((0, 4), np.int32)
     w = np.maximum(b[:, 2] - b[:, 0], 0.0)
     h = np.maximum(b[:, 3] - b[:, 1], 0.0)
-    gx = np.maximum(w * GROW, MIN_GROW_PX)
-    gy = np.maximum(h * GROW, MIN_GROW_PX)
+    g = np.maximum(np.maximum(w, h) * GROW, MIN_GROW_PX)  # a standing person's arms, a step
+    gx = gy = g
     out = np.stack(
         [
             np.floor(b[:, 0] - gx),
@@ -78,7 +79,7 @@ def mask_people(image: npt.NDArray[np.uint8], boxes: Boxes) -> npt.NDArray[np.ui
     """
     out = image.copy()
     h, w = image.shape[:2]
-    for x1, y1, x2, y2 in grown(boxes, w, h).tolist():
+    for x1, y1, x2, y2 in grown(merged(boxes), w, h).tolist():
         f = max(MIN_FEATHER_PX, int(FEATHER * max(x2 - x1, y2 - y1)))
         rx1, ry1, rx2, ry2 = max(x1 - f, 0), max(y1 - f, 0), min(x2 + f, w), min(y2 + f, h)
         roi = out[ry1:ry2, rx1:rx2]
@@ -99,34 +100,76 @@ def mask_people(image: npt.NDArray[np.uint8], boxes: Boxes) -> npt.NDArray[np.ui
     return out
 
 
+MERGE_OVERLAP = 0.6
+"""Boxes that overlap this much (intersection over the smaller) are blurred as one."""
+
+
+def merged(boxes: Boxes) -> Boxes:
+    """``boxes`` with those that overlap by ``MERGE_OVERLAP`` or more replaced by the box
+    holding them (the many faint boxes around one person become one), ``(m, 4)`` float32."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if len(b) < 2:
+        return b
+    areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    kept: list[npt.NDArray[np.float32]] = []
+    for box in b[np.argsort(-areas)]:
+        for i, k in enumerate(kept):
+            if _overlap_smaller(k, box) >= MERGE_OVERLAP:
+                kept[i] = np.concatenate([np.minimum(k[:2], box[:2]), np.maximum(k[2:], box[2:])])
+                break
+        else:
+            kept.append(box.copy())
+    return np.asarray(kept, np.float32).reshape(-1, 4)
+
+
+def _overlap_smaller(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(w * h / smaller) if smaller > 0 else 1.0
+
+
 def union(boxes: Sequence[Boxes]) -> Boxes:
     """All the boxes of several lists, ``(n, 4)`` float32."""
     parts = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]
     return np.concatenate(parts) if parts else np.empty((0, 4), np.float32)
 
 
-def sharpness(gray: npt.NDArray[np.uint8]) -> float:
-    """Variance of the Laplacian of a grey picture: high for detail, ~0 for a smooth one
-    (what the masking tests and ``argus bench`` compare)."""
+def sharpness(gray: npt.NDArray[np.uint8], where: npt.NDArray[np.bool_] | None = None) -> float:
+    """Variance of the Laplacian of a grey picture (over the pixels ``where`` is true, all
+    by default): high for detail, ~0 for a smooth one (what the masking tests compare)."""
     if gray.size == 0:
         return 0.0
-    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    lap = cv2.Laplacian(gray, cv2.CV_64F)
+    values = lap if where is None else lap[where]
+    return float(values.var()) if values.size else 0.0
 
 
-def iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
-    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 when apart)."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
+def _widened(box: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``box`` grown by ``GROW`` of its larger side on every side (not clipped)."""
+    g = max(float(max(box[2] - box[0], box[3] - box[1])) * GROW, MIN_GROW_PX)
+    return np.asarray(box + np.array([-g, -g, g, g], np.float32), np.float32)
+
+
+def _inside(box: npt.NDArray[np.float32], other: npt.NDArray[np.float32]) -> float:
+    """The share of ``box``'s area that lies within ``other``."""
+    w = min(box[2], other[2]) - max(box[0], other[0])
+    h = min(box[3], other[3]) - max(box[1], other[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    if w <= 0 or h <= 0 or area <= 0:
         return 0.0
-    inter = w * h
-    total = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / total) if total > 0 else 0.0
+    return float(w * h / area)
 
 
-def _joined(extent: npt.NDArray[np.float32], box: npt.NDArray[np.float32]) -> Boxes:
-    """The smallest box holding ``extent`` (a whole person's box) and ``box``."""
-    lo, hi = np.minimum(extent[:2], box[:2]), np.maximum(extent[2:], box[2:])
+def _carried(extent: npt.NDArray[np.float32], box: npt.NDArray[np.float32]) -> Boxes:
+    """A whole person's box (``extent``: its size and height in the picture) carried across
+    to a faint sighting ``box`` of them (centred on it), joined with it.  The size does not
+    grow along a chain of faint sightings: a walking person leaves no smear."""
+    dx = (box[0] + box[2]) / 2 - (extent[0] + extent[2]) / 2
+    moved = extent + np.array([dx, 0.0, dx, 0.0], np.float32)
+    lo, hi = np.minimum(moved[:2], box[:2]), np.maximum(moved[2:], box[2:])
     return np.asarray(np.concatenate([lo, hi]), np.float32)
 
 
@@ -137,19 +180,20 @@ def held_masks(
     strong: float,
     weak: float,
     hold: int,
-    link: float = 0.3,
-    gap: int = 2,
+    link: float = 0.5,
+    gap: int = 5,
 ) -> list[Boxes]:
     """The boxes to blur in each frame of a clip, from its person detections.
 
     A detection at or above ``strong`` is a person.  One below it but at or above ``weak``
-    is a person when it continues one: it overlaps (IoU >= ``link``) a person within
-    ``gap`` frames before or after it -- hysteresis in time, followed forwards and
+    is a person when it continues one: at least ``link`` of it lies within a person's box
+    grown by ``GROW`` in one of the ``gap`` frames before or after it -- hysteresis in
+    time, followed forwards and
     backwards, so a person half hidden behind a post, turning, or entering the picture
     stays masked for as long as the detector still sees a trace of them, and the frames
     before their first sure detection (the pre-roll) are covered too.  A faint sighting
     is masked over the whole person's size it continues (the part that shows may be a
-    sliver: the box of the person it continues, joined with it).  A frame's mask is what
+    sliver: the box of that person, carried across to it).  A frame's mask is what
     was found within ``hold`` frames of it (a detector that misses one frame leaves no
     gap).
 
@@ -159,7 +203,8 @@ def held_masks(
         strong: Score of a sure detection.
         weak: Lowest score of a faint one.
         hold: Frames on either side whose masks a frame also takes.
-        link: IoU for a faint sighting to continue a person.
+        link: Share of a faint sighting inside a person's grown box for it to continue
+            them.
         gap: Frames apart a faint sighting may be from the person it continues.
 
     Returns:
@@ -178,12 +223,16 @@ def held_masks(
                     if not 0 <= j < n:
                         break
                     hit = next(
-                        (c for c in np.flatnonzero(person[j]) if iou(bx[i][a], bx[j][c]) >= link),
+                        (
+                            c
+                            for c in np.flatnonzero(person[j])
+                            if _inside(bx[i][a], _widened(bx[j][c])) >= link
+                        ),
                         None,
                     )
                     if hit is not None:
                         person[i][a] = True
-                        extent[i][a] = _joined(extent[j][hit], bx[i][a])
+                        extent[i][a] = _carried(extent[j][hit], bx[i][a])
                         break
     found = [np.concatenate([bx[i][person[i]], extent[i][person[i]]]) for i in range(n)]
     return [union(found[max(0, i - hold) : i + hold + 1]) for i in range(n)]

@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import io
 import logging
+import mimetypes
 import os
 import tempfile
 import threading
@@ -680,7 +681,11 @@ class S3EvidenceStore:
                 return False
             try:
                 self._client.put_object(
-                    self.bucket, key, io.BytesIO(data), len(data), content_type=CONTENT_TYPE
+                    self.bucket,
+                    key,
+                    io.BytesIO(data),
+                    len(data),
+                    content_type=mimetypes.guess_type(key)[0] or CONTENT_TYPE,
                 )
             except S3Error as e:
                 if e.code == "NoSuchBucket":

@@ -322,7 +322,8 @@ def build_pipeline(
             activity=activity,
         )
         ring = None
-        if clips is not None and isinstance(src, SourceBase):
+        # a device (V4L2 through OpenCV) gives pictures, not packets: no clips
+        if clips is not None and isinstance(src, SourceBase) and src.stats().kind != "device":
             clip_cfg = cfg.evidence.clips
             ring = PacketRing(
                 cam_cfg.id,
@@ -431,6 +432,7 @@ def clip_maker(
         detect_every=clip_cfg.mask_detect_every,
         strong=cfg.detector.conf_threshold,
         weak=MASK_WEAK,
+        max_height=clip_cfg.masked_height,
     )
 
 

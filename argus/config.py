@@ -431,6 +431,13 @@ class ClipConfig(_Strict):
         le=1024.0,
         description="Most compressed video kept per camera, MiB (the oldest goes first).",
     )
+    masked_height: int | None = Field(
+        720,
+        ge=144,
+        le=4320,
+        description="The masked copy (what operators watch) of a taller camera is scaled "
+        "down to this height, pixels (null: never); the original keeps its size.",
+    )
     mask_detect_every: int = Field(
         1,
         ge=1,

@@ -11,6 +11,7 @@ the people the picture is unchanged but for the encoding.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -38,6 +39,8 @@ pytestmark = pytest.mark.e2e
 CACHE = argus_home() / "bench" / "accuracy"
 MARGIN = GROW + FEATHER + 0.2
 """How far a mask may reach beyond a true box, as a share of the box's larger side."""
+CHANGED = 6.0
+"""Grey levels of the smoothed masked-minus-unmasked difference that count as a change."""
 MIN_BOX_PX = 12
 """True boxes less than this high or wide (a person almost wholly off the picture) are
 not judged: a handful of pixels has no sharpness to speak of."""
@@ -55,6 +58,19 @@ def frames_of(path: Path) -> list[tuple[float, npt.NDArray[np.uint8]]]:
         ]
 
 
+def in_front(
+    occluders: Sequence[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], float]], foot_y: float
+) -> npt.NDArray[np.bool_]:
+    """Pixels of the fixed things drawn over a person whose feet are at ``foot_y`` (those
+    standing nearer the camera: lower in the picture), grown by 2 px (the Laplacian there
+    sees their edge)."""
+    mask = np.zeros((FRAME_H, FRAME_W), np.uint8)
+    for ys, xs, base_y in occluders:
+        if base_y > foot_y:
+            mask[ys, xs] = 1
+    return np.asarray(cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0)
+
+
 def gray(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), np.uint8)
 
@@ -65,6 +81,7 @@ def test_every_person_is_blurred_in_every_frame_of_the_clip(tmp_path: Path) -> N
     bgs, patches = backgrounds(bank), object_patches(bank)
     scn = generate("crowding", 1, 11, bank, bgs, patches, quick=True)
     assert scn.sim is not None
+    bg = bgs[scn.background]
     video = tmp_path / "crowd.mp4"
     n = write_video(scn, bank, bgs, patches, video)
 
@@ -109,7 +126,6 @@ def test_every_person_is_blurred_in_every_frame_of_the_clip(tmp_path: Path) -> N
     outside_diffs: list[float] = []
     changed: list[float] = []
     encoding: list[float] = []  # what the encoding alone changes there
-    enc_changed: list[float] = []
     judged_boxes = 0
     for (t_rel, image), (_, unmasked) in zip(masked, plain, strict=True):
         k = round((info.start_s + t_rel) * 10)
@@ -125,8 +141,11 @@ def test_every_person_is_blurred_in_every_frame_of_the_clip(tmp_path: Path) -> N
             if x2 - x1 < MIN_BOX_PX or y2 - y1 < MIN_BOX_PX:
                 continue
             judged_boxes += 1
-            before = sharpness(g0[y1:y2, x1:x2])
-            ratio = sharpness(g[y1:y2, x1:x2]) / max(before, 1e-6)
+            # the person's pixels: the box less what stands in front of them (a lamp post
+            # nearer the camera hides part of someone behind it: that is not them)
+            mine = ~in_front(bg.occluders, float(tr.xy[k, 1]))[y1:y2, x1:x2]
+            before = sharpness(g0[y1:y2, x1:x2], mine)
+            ratio = sharpness(g[y1:y2, x1:x2], mine) / max(before, 1e-6)
             ratios.append(ratio)
             if ratio >= 0.2:
                 worst.append(f"t={k / 10:.1f} s person {i} box {x1},{y1},{x2},{y2}: {ratio:.2f}")
@@ -137,27 +156,25 @@ def test_every_person_is_blurred_in_every_frame_of_the_clip(tmp_path: Path) -> N
         for x1, y1, x2, y2 in people:
             m = MARGIN * max(x2 - x1, y2 - y1) + 8
             away[max(int(y1 - m), 0) : int(y2 + m), max(int(x1 - m), 0) : int(x2 + m)] = False
+        # what the masking changed, not the encoder's noise: the difference smoothed
+        smooth = cv2.GaussianBlur((g.astype(np.float32) - gp.astype(np.float32)), (9, 9), 0)
+        changed.append(float((np.abs(smooth)[away] > CHANGED).mean()))
         outside_diffs.append(float(np.abs(g.astype(int) - gp.astype(int))[away].mean()))
         encoding.append(float(np.abs(gp.astype(int) - g0.astype(int))[away].mean()))
-        enc_changed.append(float((np.abs(gp.astype(int) - g0.astype(int))[away] > 8).mean()))
-        changed.append(float((np.abs(g.astype(int) - gp.astype(int))[away] > 8).mean()))
     assert judged_boxes > 150, "the window has people in it"
     assert not worst, f"{len(worst)} of {judged_boxes} person boxes not masked: {worst[:10]}"
-    # the masked copy differs from the unmasked encoding less than that encoding differs
-    # from the camera's picture: what is left is the encoder's own choices
-    over = [(d, e) for d, e in zip(outside_diffs, encoding, strict=True) if d > e]
-    assert not over, f"the picture changed away from people: {over}"
-    # what is blurred away from people: faint detections of things (a stone) and the
-    # size a half-hidden person is given -- privacy errs that way, a little
-    assert max(changed) < 0.05, f"pixels changed by more than 8 away from people: {changed}"
+    # away from people the masked copy is the unmasked encoding but for what the detector
+    # takes for a person at its faint threshold (the tripod, now and then): privacy errs
+    # that way, a little
+    assert float(np.mean(changed)) < 0.03, f"the picture changed away from people: {changed}"
+    assert max(changed) < 0.06, f"the picture changed away from people: {changed}"
     print(
         f"\nmasked clip of {info.frames} frames, {judged_boxes} person boxes: sharpness ratio "
         f"max {max(ratios):.3f}, median {float(np.median(ratios)):.3f}; mean grey difference "
         f"away from people (against the same encoding unmasked) max {max(outside_diffs):.2f} "
         f"(the encoding alone: mean {float(np.mean(encoding)):.2f}), "
-        f"pixels changed by > 8 there: mean {float(np.mean(changed)):.2%}, max {max(changed):.2%} "
-        f"(the encoding alone: mean {float(np.mean(enc_changed)):.2%}, "
-        f"max {max(enc_changed):.2%}); "
+        f"share changed by masking there (smoothed difference > {CHANGED}): mean "
+        f"{float(np.mean(changed)):.2%}, max {max(changed):.2%}; "
         f"CPU {cpu:.1f} s, wall {wall:.1f} s "
         f"({VTEST.name} sprites)"
     )
