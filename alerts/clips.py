@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 REMUXABLE = frozenset({"h264", "hevc", "mpeg4", "vp9", "av1"})
 """Codecs kept as they came (remuxed into MP4); others are transcoded to H.264."""
 MASK_CODEC = "libx264"
+DROP_LOG_EVERY_S = 60.0
+"""Clips dropped because the queue is full are logged at most this often, seconds."""
 LINK_GAP_S = 0.5
 """A faint detection continues a person seen this long before or after it, seconds."""
 TIME_BASE = Fraction(1, 1000)
@@ -358,6 +360,8 @@ class ClipMaker:
         self._busy = 0
         self.made = 0
         self.failed = 0
+        self._dropped = 0
+        self._dropped_logged = -DROP_LOG_EVERY_S
         self.last: ClipInfo | None = None
 
     # ---------------------------------------------------------------- asking
@@ -390,12 +394,18 @@ class ClipMaker:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            log.error(
-                "clip queue full: clip of event %s dropped",
-                job.event_id,
-                extra={"camera_id": job.camera_id},
-            )
             CLIPS_FAILED.labels(job.camera_id, "queue_full").inc()
+            self._dropped += 1
+            now = time.monotonic()
+            if now - self._dropped_logged >= DROP_LOG_EVERY_S:  # at most a line a minute
+                log.warning(
+                    "clips come faster than they are made: %d dropped (the latest: event %s); "
+                    "set evidence.clips.mask_detect_every: 2, or fewer alerts",
+                    self._dropped,
+                    job.event_id,
+                    extra={"camera_id": job.camera_id},
+                )
+                self._dropped, self._dropped_logged = 0, now
             self._done()
 
     # ---------------------------------------------------------------- thread

@@ -313,6 +313,8 @@ def demo_config(footage: Path, home: Path) -> ArgusConfig:
             {"type": "camera_health", "camera": "plaza"},
         ],
         "sinks": [{"jsonl": str(home / "demo-events.jsonl")}],
+        # a clip per alert; on a small machine, people are found on every 2nd frame
+        "evidence": {"clips": {"mask_detect_every": 2}},
     }
     return parse_config(data, "<demo>")
 
