@@ -98,9 +98,11 @@ class Served:
     url: str
     log: Path
 
-    def get(self, path: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {API_KEY}"} if auth else {}
-        return httpx.get(self.url + path, headers=headers, timeout=10.0, **kw)
+    def get(
+        self, path: str, *, auth: bool = True, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        sent = {"Authorization": f"Bearer {API_KEY}"} if auth else {}
+        return httpx.get(self.url + path, headers=sent | (headers or {}), timeout=10.0, **kw)
 
     def stop(self) -> int:
         if self.proc.poll() is None:

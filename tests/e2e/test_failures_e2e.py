@@ -12,6 +12,7 @@ import cv2
 import httpx
 import pytest
 
+from alerts.evidence import masked_key
 from tests.e2e.conftest import (
     ARGUS,
     VTEST,
@@ -158,6 +159,12 @@ def test_demo_serves_alerts_from_the_looping_footage(tmp_path: Path, serve_argus
     assert items[0]["camera_id"] == "plaza" and items[0]["type"] == "intrusion"
     snap = served.get(f"/api/v1/alerts/{items[0]['event_id']}/snapshot")
     assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+    # the masked copy (people blurred); the original only with ?unmasked=true (key: admin)
+    key = items[0]["snapshot"]
+    assert snap.content == (home / "evidence" / masked_key(key)).read_bytes()
+    raw = served.get(f"/api/v1/alerts/{items[0]['event_id']}/snapshot", params={"unmasked": "true"})
+    assert raw.status_code == 200 and raw.content == (home / "evidence" / key).read_bytes()
+    assert raw.content != snap.content
     ready = served.get("/readyz", auth=False).json()
     assert ready["cameras"]["plaza"]["state"] == "streaming"
     out = served.log.read_text()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from alerts.evidence import masked_key
 from deploy.localstack import LocalStack
 from tests.e2e.conftest import (
     ARGUS,
@@ -29,6 +30,18 @@ from tests.infra import kill_broker, kill_s3, restart_broker, restart_s3
 
 pytestmark = pytest.mark.e2e
 
+BUCKET = "argus-evidence-e2e"
+
+
+def object_bytes(client: Any, bucket: str, key: str) -> bytes:
+    """The bytes of one object of the bucket."""
+    resp = client.get_object(bucket, key)
+    try:
+        return bytes(resp.read())
+    finally:
+        resp.close()
+        resp.release_conn()
+
 
 def split_config(tmp: Path, stack: LocalStack, topic: str, source: Path) -> Path:
     data = issue_config(tmp, source=str(source))
@@ -40,7 +53,8 @@ def split_config(tmp: Path, stack: LocalStack, topic: str, source: Path) -> Path
             "group_id": f"{topic}-alerts",
         }
     }
-    data["evidence"] = {"s3": {"endpoint": stack.s3_endpoint, "bucket": "argus-evidence-e2e"}}
+    # issue_config's clips stay off (clips through S3: tests/integration/test_s3_evidence.py)
+    data["evidence"] = {**data["evidence"], "s3": {"endpoint": stack.s3_endpoint, "bucket": BUCKET}}
     return write_config(tmp, data)
 
 
@@ -144,25 +158,32 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
         from tests.e2e.conftest import API_KEY
 
         first = got[0]
+        auth = {"X-API-Key": API_KEY}
         snap = httpx.get(
-            f"{url}/api/v1/alerts/{first['event_id']}/snapshot",
-            headers={"X-API-Key": API_KEY},
-            timeout=10,
+            f"{url}/api/v1/alerts/{first['event_id']}/snapshot", headers=auth, timeout=10
         )
         assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
         client = localstack.minio_client()
-        assert client.stat_object("argus-evidence-e2e", first["snapshot"]).size == len(snap.content)
-        presigned = httpx.get(
-            f"{url}/api/v1/alerts/{first['event_id']}/snapshot-url",
-            headers={"X-API-Key": API_KEY},
+        # the masked copy (people blurred) by default; the original with ?unmasked=true
+        assert snap.content == object_bytes(client, BUCKET, masked_key(first["snapshot"]))
+        raw = httpx.get(
+            f"{url}/api/v1/alerts/{first['event_id']}/snapshot",
+            params={"unmasked": "true"},
+            headers=auth,  # the API key: an admin
             timeout=10,
         )
-        assert presigned.status_code == 200
+        assert raw.status_code == 200
+        assert raw.content == object_bytes(client, BUCKET, first["snapshot"]) != snap.content
+        presigned = httpx.get(
+            f"{url}/api/v1/alerts/{first['event_id']}/snapshot-url", headers=auth, timeout=10
+        )
+        assert presigned.status_code == 200  # of the masked copy only
         assert httpx.get(presigned.json()["url"], timeout=10).content == snap.content
         if fault != "none":
             assert "spool" in out.lower(), "the worker said it was spooling"
-        for a in got:  # every snapshot ended up in the bucket
-            assert client.stat_object("argus-evidence-e2e", a["snapshot"]).size > 0
+        for a in got:  # every snapshot and its masked copy ended up in the bucket
+            assert client.stat_object(BUCKET, a["snapshot"]).size > 0
+            assert client.stat_object(BUCKET, masked_key(a["snapshot"])).size > 0
     finally:
         service.terminate()
         service.wait(timeout=30)

@@ -7,11 +7,13 @@ clean shutdown on SIGINT that closes every open event.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from tests.e2e.conftest import (
@@ -66,6 +68,7 @@ def test_live_rtsp_camera_alerts_and_clean_shutdown(
                 "sqlite": str(tmp_path / "alerts.db"),
                 "evidence_dir": str(tmp_path / "ev"),
             },
+            "evidence": {"clips": {"pre_s": 2, "post_s": 3}},  # short: a few seconds to wait
         },
     )
     served = serve_argus(["run", str(cfg), "--serve"], home, tmp_path / "argus.log")
@@ -75,7 +78,8 @@ def test_live_rtsp_camera_alerts_and_clean_shutdown(
         items = served.get("/api/v1/alerts").json()["items"]
         time.sleep(0.5)
     assert items, f"no alert from the live camera in 90 s:\n{served.log.read_text()[-3000:]}"
-    assert items[0]["camera_id"] == "plaza" and items[0]["snapshot"]
+    assert items[0]["camera_id"] == "plaza" and items[0]["snapshot"] and items[0]["clip"]
+    check_clip(served, items[0])
 
     ready = served.get("/readyz", auth=False)
     assert ready.json()["cameras"]["plaza"]["state"] == "streaming"
@@ -93,3 +97,46 @@ def test_live_rtsp_camera_alerts_and_clean_shutdown(
     opened = {r["event_id"] for r in records if r["end_s"] is None}
     closed = {r["event_id"] for r in records if r["end_s"] is not None}
     assert opened and opened == closed, "every event still open at shutdown is closed"
+
+
+def decode_mp4(data: bytes) -> tuple[str, int]:
+    """The codec of an MP4's video and how many frames decode from it."""
+    with av.open(io.BytesIO(data), "r") as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        return codec, len(list(container.decode(stream)))
+
+
+def check_clip(served: Any, alert: dict[str, Any]) -> None:
+    """The alert's clip of the live H.264 camera: 404 with Retry-After while it is made,
+    then the masked MP4 (ranges too), its description, and the original as it came."""
+    base = f"/api/v1/alerts/{alert['event_id']}"
+    deadline = time.monotonic() + 60
+    while True:
+        r = served.get(f"{base}/clip")
+        if r.status_code != 404:
+            break
+        # being made (Retry-After), not "no clip" or "not made" (no Retry-After)
+        assert r.headers.get("retry-after", "").isdigit(), r.text
+        assert time.monotonic() < deadline, f"no clip in 60 s:\n{served.log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4", r.text[:200]
+    masked = r.content
+    codec, frames = decode_mp4(masked)
+    assert codec == "h264" and frames > 0
+    part = served.get(f"{base}/clip", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == masked[:100]
+    assert part.headers["content-range"] == f"bytes 0-99/{len(masked)}"
+    info = served.get(f"{base}/clip-info")
+    assert info.status_code == 200, info.text
+    described = info.json()
+    # the camera's H.264 packets were remuxed, not transcoded; the window is the one asked
+    assert described["remuxed"] is True and described["codec"] == "h264"
+    assert described["frames"] == frames
+    assert described["asked_start_s"] == pytest.approx(max(0.0, alert["start_s"] - 2))
+    assert described["asked_end_s"] == pytest.approx(alert["start_s"] + 3)
+    raw = served.get(f"{base}/clip", params={"unmasked": "true"})  # the API key: an admin
+    assert raw.status_code == 200 and raw.headers["content-type"] == "video/mp4"
+    assert raw.content != masked
+    codec, frames = decode_mp4(raw.content)
+    assert codec == "h264" and frames > 0

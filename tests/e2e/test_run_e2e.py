@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from alerts.evidence import masked_key
 from alerts.schema import validate_record
 from selector.zones import PolygonZone
 from tests.e2e.conftest import (
@@ -189,6 +190,16 @@ def test_snapshots_show_the_event(served_run: Any) -> None:
         edge = img[max(y1, 0), x1 + 2 : x2 - 2].astype(int)
         red = (edge[:, 2] > 150) & (edge[:, 1] < 100) & (edge[:, 0] < 100)
         assert red.mean() > 0.5, f"box edge not drawn in {path}"
+        # its masked copy: the same picture, the box drawn over the blurred person
+        masked = cv2.imread(str(tmp / "evidence" / masked_key(s["snapshot"])))
+        assert masked is not None and masked.shape == img.shape, path
+        edge = masked[max(y1, 0), x1 + 2 : x2 - 2].astype(int)
+        red = (edge[:, 2] > 150) & (edge[:, 1] < 100) & (edge[:, 0] < 100)
+        assert red.mean() > 0.5, f"box edge not drawn in the masked copy of {path}"
+        inside = (slice(max(y1, 0) + 4, round(s["bbox"][3]) - 4), slice(x1 + 4, x2 - 4))
+        sharp = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[inside], cv2.CV_64F).var()
+        blur = cv2.Laplacian(cv2.cvtColor(masked, cv2.COLOR_BGR2GRAY)[inside], cv2.CV_64F).var()
+        assert blur < sharp / 2, f"person not blurred in the masked copy of {path}"
 
 
 def test_api_serves_prioritized_alerts_with_snapshots(served_run: Any) -> None:
@@ -212,7 +223,13 @@ def test_api_serves_prioritized_alerts_with_snapshots(served_run: Any) -> None:
     assert one.status_code == 200 and one.json()["event_id"] == top["event_id"]
     snap = served.get(f"/api/v1/alerts/{top['event_id']}/snapshot")
     assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
-    assert snap.content == (tmp / "evidence" / top["snapshot"]).read_bytes()
+    # the masked copy by default (people blurred), the original only when asked for
+    original = (tmp / "evidence" / top["snapshot"]).read_bytes()
+    masked = (tmp / "evidence" / masked_key(top["snapshot"])).read_bytes()
+    assert snap.content == masked != original
+    raw = served.get(f"/api/v1/alerts/{top['event_id']}/snapshot", params={"unmasked": "true"})
+    assert raw.status_code == 200 and raw.content == original  # the API key is an admin
+    assert raw.headers["cache-control"] == "no-store"
 
     assert served.get("/api/v1/alerts", auth=False).status_code == 401
     assert API_KEY not in served.get("/readyz", auth=False).text

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from alerts.api import create_app
 from alerts.bus import InProcessBus
-from alerts.evidence import LocalEvidenceStore, render_snapshot, save_snapshot
+from alerts.evidence import LocalEvidenceStore, masked_key, render_snapshot, save_snapshot
+from alerts.masking import mask_people
 from alerts.sinks import JsonlSink
 from alerts.store import SqliteAlertStore
 from selector.event import Event, make_event_id
@@ -94,13 +95,28 @@ def test_real_frame_through_bus_store_sink_and_api(tmp_path: Path) -> None:
     ) as client:
         page = client.get("/api/v1/alerts", headers=AUTH).json()
         assert page["total"] == 1 and page["items"][0]["end_s"] == 14.2
-        r = client.get(f"/api/v1/alerts/{event.event_id}/snapshot", headers=AUTH)
+        url = f"/api/v1/alerts/{event.event_id}/snapshot"
+        # only the original stored (as ``save_snapshot`` does): 404, never the original
+        r = client.get(url, headers=AUTH)
+        assert r.status_code == 404 and "no masked copy" in r.json()["detail"]
+        # the masked copy, as the worker stores it: people blurred, then the box drawn
+        key = event.snapshot or ""
+        people = np.array([event.bbox], np.float32)
+        evidence.put(masked_key(key), render_snapshot(mask_people(frame, people), event.bbox, "p"))
+        r = client.get(url, headers=AUTH)
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-        assert r.content == evidence.get(event.snapshot or "")
+        assert r.content == evidence.get(masked_key(key)) != evidence.get(key)
         shot = _decode(r.content)
         assert shot.shape == frame.shape
-        b, g, r_ = shot[335, 300].astype(int)  # left edge of the box
+        b, g, r_ = shot[335, 300].astype(int)  # left edge of the box, drawn over the blur
         assert r_ > 180 and b < 90 and g < 90
+        inside = (slice(300, 410), slice(308, 352))  # the person, inside the box's lines
+        original = _decode(evidence.get(key))
+        sharp = cv2.Laplacian(cv2.cvtColor(original, cv2.COLOR_BGR2GRAY)[inside], cv2.CV_64F)
+        blurred = cv2.Laplacian(cv2.cvtColor(shot, cv2.COLOR_BGR2GRAY)[inside], cv2.CV_64F)
+        assert blurred.var() < sharp.var() / 4, (blurred.var(), sharp.var())
+        unmasked = client.get(url, headers=AUTH, params={"unmasked": "true"})  # key: admin
+        assert unmasked.status_code == 200 and unmasked.content == evidence.get(key)
         ack = client.post(f"/api/v1/alerts/{event.event_id}/ack", headers=AUTH, json={})
         assert ack.json()["status"] == "acknowledged"
     store.close()

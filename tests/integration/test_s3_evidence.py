@@ -6,6 +6,8 @@ needed here) on free ports in a temporary directory, and stopped at the end of t
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import signal
@@ -20,18 +22,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from alerts.api import create_app
-from alerts.evidence import EvidenceNotFoundError, snapshot_key
-from alerts.s3_evidence import CONTENT_TYPE, S3EvidenceStore
+from alerts.clips import ClipMaker
+from alerts.evidence import (
+    EvidenceNotFoundError,
+    clip_info_key,
+    clip_key,
+    masked_key,
+    snapshot_key,
+)
+from alerts.s3_evidence import CONTENT_TYPE, LOCK_NAME, S3EvidenceStore
 from alerts.store import SqliteAlertStore
 from deploy.localstack import BinaryNotFoundError, LocalStack, find_weed
+from ingest.file_source import FileSource
+from ingest.packets import PacketRing
 from tests.factories import make_event
 from tests.infra import make_localstack, wait_for
+from tests.unit.test_clips import red_person, write_video
 
 pytestmark = pytest.mark.integration
 
@@ -149,19 +162,25 @@ def test_api_snapshot_routes_on_s3(s3: LocalStack, bucket: str, tmp_path: Path) 
     try:
         event = make_event(1)
         k = snapshot_key(event.camera_id, event.wall_time, event.event_id)
-        data = jpeg(2)
-        store.put(k, data)
+        original, masked = jpeg(2), jpeg(3)
+        store.put(masked_key(k), masked)  # as the worker stores them: the masked copy first
+        store.put(k, original)
         alerts.upsert(event.with_snapshot(k).to_record())
         app = create_app(alerts, store, api_key=API_KEY, snapshot_url_expiry_s=60)
         with TestClient(app, base_url="http://127.0.0.1") as client:
             auth = {"X-API-Key": API_KEY}
             base = f"/api/v1/alerts/{event.event_id}"
-            assert client.get(f"{base}/snapshot", headers=auth).content == data  # spool or S3
+            # the masked copy by default, the original with ?unmasked=true (the key: admin)
+            assert client.get(f"{base}/snapshot", headers=auth).content == masked  # spool or S3
             assert store.flush(WAIT_S)
-            assert client.get(f"{base}/snapshot", headers=auth).content == data  # from S3
+            assert client.get(f"{base}/snapshot", headers=auth).content == masked  # from S3
+            raw = client.get(f"{base}/snapshot", headers=auth, params={"unmasked": "true"})
+            assert raw.status_code == 200 and raw.content == original
             r = client.get(f"{base}/snapshot-url", headers=auth)
             assert r.status_code == 200 and r.json()["expires_in_s"] == 60
-            assert http_get(r.json()["url"]) == (200, data)
+            url = r.json()["url"]  # of the masked copy, never the original
+            assert url.split("?")[0].endswith("/" + masked_key(k))
+            assert http_get(url) == (200, masked)
             assert client.get(f"{base}/snapshot-url").status_code == 401
     finally:
         store.close()
@@ -208,6 +227,98 @@ def test_s3_outage_spools_then_everything_reaches_the_bucket(
         assert all(s3.secret_key not in m and s3.access_key not in m for m in messages)
     finally:
         store.close()
+
+
+def test_a_clip_made_while_s3_is_down_is_spooled_and_uploaded_later_none_lost(
+    s3: LocalStack, bucket: str, tmp_path: Path
+) -> None:
+    """Issue 15: S3 down while a clip is made.  Its three objects (original, masked copy,
+    description) wait in the spool, the API serves the clip from there, and once S3 is back
+    all three reach the bucket, byte for byte, with the right content types."""
+    video = tmp_path / "walk.mp4"
+    write_video(video, 60)  # 6 s of H.264, a keyframe a second, B-frames
+    spool = tmp_path / "spool"
+    # a long backoff: after the first failed upload nothing is retried until flush() pokes
+    # it, so the bucket can be looked at with S3 back and the clip not yet sent
+    store = make_store(s3, bucket, spool, retry_initial_s=60.0, retry_max_s=60.0)
+    alerts = SqliteAlertStore(tmp_path / "alerts.sqlite")
+    try:
+        store.put("warm/2024-05-01/up.jpg", jpeg(1))  # the bucket exists before the outage
+        assert store.flush(WAIT_S)
+        event = make_event(1)
+        key = clip_key(event.camera_id, event.wall_time, event.event_id)
+        keys = [key, masked_key(key), clip_info_key(key)]
+        alerts.upsert(event.to_record() | {"clip": key})
+        app = create_app(alerts, store, api_key=API_KEY)
+        s3.kill_s3()
+        try:
+            maker = ClipMaker(
+                store, detector=lambda: red_person, person_ids=[0], pre_s=1.0, post_s=2.0
+            )
+            maker.start()
+            ring = PacketRing("cam-1", keep_s=8, max_bytes=64 << 20)
+            src = FileSource("cam-1", video, realtime=False)
+            src.packets = ring
+            for n, frame in enumerate(src.frames()):
+                if n == 25:  # the event starts at 2.5 s: the clip is 1.5-4.5 s
+                    maker.request(
+                        ring,
+                        camera_id="cam-1",
+                        event_id=event.event_id,
+                        key=key,
+                        start_s=frame.pts_s,
+                    )
+            assert maker.wait_idle(60)
+            maker.stop()
+            assert maker.made == 1 and maker.failed == 0
+            wait_for(lambda: store.failures >= 1, WAIT_S, "an upload to fail")
+            # all three in the spool, none lost
+            files = {p.relative_to(spool).as_posix() for p in spool.rglob("*") if p.is_file()}
+            assert files - {LOCK_NAME} == set(keys) and store.spool_depth == 3
+            made = {k: (spool / k).read_bytes() for k in keys}
+            info = json.loads(made[clip_info_key(key)])
+            assert info["event_id"] == event.event_id and info["remuxed"] is True
+            assert info["codec"] == "h264" and info["frames"] == 30 and info["complete"]
+            with TestClient(app, base_url="http://127.0.0.1") as client:
+                auth = {"X-API-Key": API_KEY}
+                base = f"/api/v1/alerts/{event.event_id}"
+                r = client.get(f"{base}/clip", headers=auth)  # served from the spool
+                assert r.status_code == 200 and r.content == made[masked_key(key)]
+                r = client.get(f"{base}/clip-url", headers=auth)
+                assert r.status_code == 404 and "upload pending" in r.json()["detail"]
+        finally:
+            s3.start_s3()  # same ports, same data dir
+        # S3 is back but the uploader still waits out its backoff: not in the bucket yet
+        listed = s3.minio_client(retries=2).list_objects(bucket, recursive=True)
+        assert {o.object_name for o in listed} == {"warm/2024-05-01/up.jpg"}
+        assert store.flush(WAIT_S), f"{store.spool_depth} still spooled"
+        objects = bucket_objects(s3, bucket)
+        assert {k: objects[k] for k in keys} == made and len(objects) == 4
+        assert not [p for p in spool.rglob("*") if p.is_file() and p.name != LOCK_NAME]
+        types = {k: s3.minio_client().stat_object(bucket, k).content_type for k in keys}
+        assert types == {
+            key: "video/mp4",
+            masked_key(key): "video/mp4",
+            clip_info_key(key): "application/json",
+        }
+        frames = {}
+        for k in (key, masked_key(key)):  # both play: H.264, every frame of the window
+            with av.open(io.BytesIO(objects[k]), "r") as c:
+                st = c.streams.video[0]
+                assert st.codec_context.name == "h264"
+                frames[k] = len(list(c.decode(st)))
+        # the masked copy: the window 1.5-4.5 s to the frame; the original from the keyframe
+        # at 1.0 s to at least 4.5 s
+        assert frames[masked_key(key)] == 30 and frames[key] >= 35, frames
+        with TestClient(app, base_url="http://127.0.0.1") as client:  # now a direct URL
+            r = client.get(f"/api/v1/alerts/{event.event_id}/clip-url", headers=auth)
+            assert r.status_code == 200
+            with urllib.request.urlopen(r.json()["url"], timeout=5) as got:
+                assert got.headers["Content-Type"] == "video/mp4"
+                assert got.read() == made[masked_key(key)]
+    finally:
+        store.close()
+        alerts.close()
 
 
 CHILD = textwrap.dedent(
