@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 REMUXABLE = frozenset({"h264", "hevc", "mpeg4", "vp9", "av1"})
 """Codecs kept as they came (remuxed into MP4); others are transcoded to H.264."""
 MASK_CODEC = "libx264"
+CANCEL_WAIT_S = 5.0
+"""How long a cancelled clip maker is given to leave the frame it is on, seconds."""
 DROP_LOG_EVERY_S = 60.0
 """Clips dropped because the queue is full are logged at most this often, seconds."""
 LINK_GAP_S = 0.5
@@ -139,6 +141,10 @@ class ClipError(RuntimeError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class ClipCancelledError(RuntimeError):
+    """The maker was stopped while making a clip (nothing of it is stored)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +361,7 @@ class ClipMaker:
         self._preset = preset
         self._nice = nice
         self._queue: queue.Queue[ClipJob | None] = queue.Queue(maxsize=max_pending)
+        self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._busy = 0
@@ -449,7 +456,15 @@ class ClipMaker:
         self._queue.put(None)
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            log.warning("clip maker still busy after %.0f s: clips queued are lost", timeout_s)
+            # cancel the clip being made (checked at every frame) and drop the rest: the
+            # thread must be out of the decoder and the detector before the process exits
+            self._cancel.set()
+            self._thread.join(CANCEL_WAIT_S)
+            log.warning(
+                "clip maker still busy after %.0f s: the clip being made and those queued "
+                "are dropped",
+                timeout_s,
+            )
         self._thread = None
 
     def _done(self) -> None:
@@ -465,8 +480,19 @@ class ClipMaker:
             job = self._queue.get()
             if job is None:
                 return
+            if self._cancel.is_set():
+                CLIPS_FAILED.labels(job.camera_id, "stopped").inc()
+                self._done()
+                continue
             try:
                 self.make(job)
+            except ClipCancelledError:
+                log.warning(
+                    "clip of event %s not made: stopping",
+                    job.event_id,
+                    extra={"camera_id": job.camera_id},
+                )
+                CLIPS_FAILED.labels(job.camera_id, "stopped").inc()
             except Exception:  # one bad clip must not stop the others
                 log.exception(
                     "clip of event %s failed", job.event_id, extra={"camera_id": job.camera_id}
@@ -551,6 +577,10 @@ class ClipMaker:
         )
         return info
 
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise ClipCancelledError("the clip maker is stopping")
+
     def _detector(self) -> Detect | None:
         if self._detect is None and self._factory is not None:
             self._detect = self._factory()
@@ -578,6 +608,7 @@ class ClipMaker:
         boxes: list[Boxes] = []
         scores: list[npt.NDArray[np.float32]] = []
         for t, image in decode(clip):
+            self._check_cancel()
             if t < lo - hold * dt:
                 continue
             if t >= hi + hold * dt:
@@ -604,6 +635,7 @@ class ClipMaker:
         masked: _Encoder | None = None
         plain: _Encoder | None = None
         for t, image in decode(clip):
+            self._check_cancel()
             if t < lo:
                 continue
             if t >= hi:

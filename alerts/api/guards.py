@@ -110,6 +110,7 @@ class HostGuard:
 
 # ---------------------------------------------------------------------------- bodies
 
+
 def parsed_as_json(content_type: str) -> bool:
     """Whether FastAPI parses a body of this ``Content-Type`` as JSON: none given,
     ``application/json`` or any ``application/*+json`` (parameters ignored)."""

@@ -46,9 +46,7 @@ class SuppressSpec(_Request):
         '("rule" for an alert without a box); "rule": the rule on this camera; "camera": '
         "the whole camera (supervisors).",
     )
-    expires_in_s: JsonInt = Field(
-        DEFAULT_SUPPRESSION_S, ge=MIN_SUPPRESSION_S, le=MAX_SUPPRESSION_S
-    )
+    expires_in_s: JsonInt = Field(DEFAULT_SUPPRESSION_S, ge=MIN_SUPPRESSION_S, le=MAX_SUPPRESSION_S)
 
 
 class CloseRequest(_Request):

@@ -6,6 +6,8 @@ detector on a generated scene is tested in tests/e2e/test_clip_masking.py."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -233,8 +235,10 @@ def test_the_maker_stores_the_original_as_it_came_and_a_copy_with_the_person_blu
     times, frames = decoded(store.get(masked_key(key)), tmp_path / "m.mp4")
     assert len(frames) == 30 and times[0] == pytest.approx(0.0)
     _, originals = decoded(store.get(key), tmp_path / "o2.mp4")
-    by_time = {round(t - start + 2.0, 3): f for t, f in zip(
-        [float(x) for x in sorted(remuxed)], originals, strict=True)}
+    by_time = {
+        round(t - start + 2.0, 3): f
+        for t, f in zip([float(x) for x in sorted(remuxed)], originals, strict=True)
+    }
     for t, masked in zip(times, frames, strict=True):
         i = round((t + 2.5) * FPS)
         x1, y1, x2, y2 = person_box(i)
@@ -243,7 +247,7 @@ def test_the_maker_stores_the_original_as_it_came_and_a_copy_with_the_person_blu
         gray = np.asarray(cv2.cvtColor(masked, cv2.COLOR_BGR2GRAY), np.uint8)
         gray0 = np.asarray(cv2.cvtColor(orig, cv2.COLOR_BGR2GRAY), np.uint8)
         assert sharpness(gray[inside]) < 0.2 * sharpness(gray0[inside]), f"frame at {t}"
-        (gx1, gy1, gx2, gy2), = grown(np.array([person_box(i)], np.float32), W, H).tolist()
+        ((gx1, gy1, gx2, gy2),) = grown(np.array([person_box(i)], np.float32), W, H).tolist()
         outside = np.ones((H, W), bool)
         outside[max(gy1 - 8, 0) : gy2 + 8, max(gx1 - 8, 0) : gx2 + 8] = False
         diff = np.abs(masked.astype(int) - orig.astype(int))[outside]
@@ -322,3 +326,25 @@ def test_stopping_on_a_signal_drops_the_clips_still_waiting(video: Path, tmp_pat
     # at most the one the thread had already taken is made; wait_idle sees none pending
     assert maker.made <= 1 and maker.wait_idle(0.1)
     assert sum(store.exists(f"cam/d/q{i}.mp4") for i in range(3)) == maker.made
+
+
+def test_a_maker_past_its_time_cancels_the_clip_it_is_making(video: Path, tmp_path: Path) -> None:
+    ring = PacketRing("cam", keep_s=16, max_bytes=64 << 20)
+    (clip,) = play(video, ring, [(45, 2.5, 5.5)])
+    started = threading.Event()
+
+    def slow(images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        started.set()
+        time.sleep(0.05)  # 30 frames: 1.5 s, longer than stop() waits
+        return red_person(images)
+
+    store = LocalEvidenceStore(tmp_path / "ev")
+    maker = ClipMaker(store, detector=lambda: slow, person_ids=[0])
+    maker.start()
+    maker.submit(ClipJob("cam", "slow", "cam/d/slow.mp4", clip))
+    assert started.wait(10)
+    thread = maker._thread
+    assert thread is not None
+    maker.stop(0.2)  # the thread leaves the clip at the next frame: out before exit
+    assert not thread.is_alive() and maker.made == 0
+    assert not store.exists("cam/d/slow.mp4") and not store.exists("cam/d/slow.masked.mp4")
