@@ -182,6 +182,7 @@ class S3EvidenceStore:
         http_client: urllib3.PoolManager | None = None,
         client: Any = None,
         max_spool_files: int = 20_000,
+        max_spool_bytes: int = 4 << 30,
     ) -> None:
         """
         Args:
@@ -198,6 +199,8 @@ class S3EvidenceStore:
                 failure up to ``retry_max_s``).
             max_spool_files: Bound of the spool; beyond it the oldest queued snapshots are
                 dropped (counted in ``argus_evidence_spool_dropped_total``).
+            max_spool_bytes: Bound of the spool in bytes (clips are megabytes each: a
+                long outage must not fill the disk); beyond it, the same.
             retry_max_s: Longest wait between upload attempts, seconds.
             http_client: urllib3 pool for the ``minio`` client (default
                 ``default_http_client``).
@@ -235,9 +238,16 @@ class S3EvidenceStore:
                 http_client=http_client or default_http_client(secure=secure),
             )
 
-        if max_spool_files < 1:
-            raise ValueError(f"max_spool_files must be >= 1, got {max_spool_files}")
+        if max_spool_files < 1 or max_spool_bytes < 1:
+            raise ValueError(
+                f"max_spool_files and max_spool_bytes must be >= 1, got {max_spool_files}, "
+                f"{max_spool_bytes}"
+            )
         self._max_spool_files = max_spool_files
+        self._max_spool_bytes = max_spool_bytes
+        self._sizes: dict[str, int] = {}
+        """Bytes of each key's spool file (the keys of ``_gen``)."""
+        self._spool_bytes = 0
         self._dropping = False
         self.dropped = 0
         """Snapshots dropped because the spool reached ``max_spool_files``."""
@@ -274,6 +284,7 @@ class S3EvidenceStore:
         with self._cond:
             for key in leftovers:
                 self._gen[key] = 0
+                self._sized(key, self._spool_path(key).stat().st_size)
                 self._queue.append(key)
                 self._queued.add(key)
             self._catching_up = bool(leftovers)
@@ -314,6 +325,7 @@ class S3EvidenceStore:
                 fsync_dir(path.parent)  # the rename itself must survive a power cut
                 new = key not in self._gen
                 self._gen[key] = self._gen.get(key, 0) + 1
+                self._sized(key, len(jpeg))
                 if key not in self._queued:
                     self._queue.append(key)
                     self._queued.add(key)
@@ -397,6 +409,7 @@ class S3EvidenceStore:
                     raise EvidenceUnavailableError(key, "delete", "upload still in flight")
                 self._cond.wait(min(left, 0.5))
             spooled = self._gen.pop(key, None) is not None
+            self._sized(key, None)
             if key in self._queued:  # the uploader skips a key it finds gone (_upload)
                 self._queued.discard(key)
                 self._queue.remove(key)
@@ -618,17 +631,28 @@ class S3EvidenceStore:
                 self._poke.clear()
                 backoff.wait(self._poke)
 
+    def _sized(self, key: str, size: int | None) -> None:
+        """Note the spool file of ``key`` holds ``size`` bytes (``None``: gone); ``_cond``
+        held."""
+        self._spool_bytes -= self._sizes.pop(key, 0)
+        if size is not None:
+            self._sizes[key] = size
+            self._spool_bytes += size
+
     def _enforce_bound_locked(self) -> int:
         """Drop the oldest queued snapshots beyond ``max_spool_files`` (``_cond`` held).
 
         Never the one being uploaded (``_queue[0]``).  Returns how many were dropped.
         """
         dropped = 0
-        while len(self._gen) > self._max_spool_files and len(self._queue) > 1:
+        while (
+            len(self._gen) > self._max_spool_files or self._spool_bytes > self._max_spool_bytes
+        ) and len(self._queue) > 1:
             victim = self._queue[1]
             del self._queue[1]
             self._queued.discard(victim)
             self._gen.pop(victim, None)
+            self._sized(victim, None)
             (self.spool_dir / victim).unlink(missing_ok=True)
             dropped += 1
         if dropped:
@@ -636,10 +660,11 @@ class S3EvidenceStore:
             if not self._dropping:
                 self._dropping = True
                 logger.warning(
-                    "evidence spool %s full (%d snapshots): dropping the oldest "
+                    "evidence spool %s full (%d files or %d MiB): dropping the oldest "
                     "(see argus_evidence_spool_dropped_total)",
                     self.spool_dir,
                     self._max_spool_files,
+                    self._max_spool_bytes >> 20,
                 )
         else:
             self._dropping = False
@@ -714,6 +739,7 @@ class S3EvidenceStore:
             if self._gen.get(key) == gen:
                 path.unlink(missing_ok=True)
                 del self._gen[key]
+                self._sized(key, None)
                 if not self._closed:  # close() already took the leftovers off the gauge
                     SPOOL_DEPTH.dec()
             elif key in self._gen and key not in self._queued:  # rewritten meanwhile: again

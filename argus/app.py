@@ -182,6 +182,7 @@ def open_evidence(cfg: ArgusConfig, home: Path, role: str = "worker") -> Evidenc
         region=s3.region,
         spool_dir=spool if role == "worker" else spool.with_name(f"{spool.name}-{role}"),
         url_expiry_s=s3.url_expiry_s,
+        max_spool_bytes=s3.spool_max_mb << 20,
     )
 
 

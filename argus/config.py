@@ -413,6 +413,13 @@ class S3EvidenceConfig(_Strict):
         None,
         description="Snapshots wait here while S3 is away (default $ARGUS_HOME/spool/evidence).",
     )
+    spool_max_mb: int = Field(
+        4096,
+        ge=1,
+        le=1 << 20,
+        description="Most evidence the spool holds while S3 is away, MiB (clips are megabytes "
+        "each); beyond it the oldest goes (argus_evidence_spool_dropped_total).",
+    )
 
 
 class ClipConfig(_Strict):

@@ -379,6 +379,23 @@ def test_spool_bound_drops_the_oldest_queued_never_the_one_in_flight(env: Env) -
     assert set(env.fake.objects) == {key(0), key(4), key(5)}
 
 
+def test_spool_bound_in_bytes_drops_the_oldest_too(env: Env) -> None:
+    env.fake.down = True
+    size = len(jpeg(0))
+    s = env.store(max_spool_bytes=3 * size + 1)  # room for three of them
+    for n in range(6):
+        s.put(key(n), jpeg(n))
+    wait_until(lambda: s.spool_depth == 3)
+    assert s.dropped == 3 and env.spooled() == sorted([key(0), key(4), key(5)])
+    env.fake.down = False
+    assert s.flush(WAIT_S)
+    assert set(env.fake.objects) == {key(0), key(4), key(5)}
+    env.fake.down = True  # what was uploaded no longer counts: three more fit
+    for n in range(6, 9):
+        s.put(key(n), jpeg(n))
+    assert s.dropped == 3 and env.spooled() == sorted(key(n) for n in range(6, 9))
+
+
 def test_a_snapshot_s3_refuses_for_good_is_quarantined_and_the_rest_upload(env: Env) -> None:
     refused = key(1)
     real_put = env.fake.put_object
