@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from alerts.masking import mask_people
 from selector.event import Event
 
 logger = logging.getLogger(__name__)
@@ -446,8 +447,11 @@ def save_snapshot(
     *,
     zone_polygon: npt.NDArray[np.floating] | npt.NDArray[np.integer] | None = None,
     quality: int = 85,
+    people: npt.NDArray[np.float32] | None = None,
 ) -> Event:
-    """Render the event's snapshot from ``image``, store it, return the event carrying its key.
+    """Render the event's snapshot from ``image``, store it with its masked copy (people
+    blurred: what the API serves by default, stored first), return the event carrying the
+    snapshot's key.
 
     Args:
         store: Where to put the JPEG.
@@ -455,6 +459,8 @@ def save_snapshot(
         image: The frame the event started on, ``(H, W, 3)`` uint8 BGR.
         zone_polygon: Zone outline ``(k, 2)`` pixels, or ``None``.
         quality: JPEG quality.
+        people: ``(n, 4)`` boxes of the people in ``image``, pixels, blurred in the
+            masked copy; ``None``: the event's own box when its label is ``person``.
 
     Returns:
         ``event.with_snapshot(key)``.
@@ -470,8 +476,14 @@ def save_snapshot(
     when = datetime.fromtimestamp(event.wall_time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     zone = f" [{event.zone}]" if event.zone else ""
     caption = f"{event.camera_id} {when} {event.type}{zone} p{event.priority}"
-    jpeg = render_snapshot(
-        image, event.bbox, label, zone_polygon=zone_polygon, caption=caption, quality=quality
-    )
-    store.put(key, jpeg)
+    if people is None:
+        people = np.asarray(
+            [event.bbox] if event.bbox is not None and event.label == "person" else [],
+            np.float32,
+        ).reshape(-1, 4)
+    for picture, where in ((mask_people(image, people), masked_key(key)), (image, key)):
+        jpeg = render_snapshot(
+            picture, event.bbox, label, zone_polygon=zone_polygon, caption=caption, quality=quality
+        )
+        store.put(where, jpeg)
     return event.with_snapshot(key)

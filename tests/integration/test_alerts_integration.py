@@ -96,7 +96,10 @@ def test_real_frame_through_bus_store_sink_and_api(tmp_path: Path) -> None:
         page = client.get("/api/v1/alerts", headers=AUTH).json()
         assert page["total"] == 1 and page["items"][0]["end_s"] == 14.2
         url = f"/api/v1/alerts/{event.event_id}/snapshot"
-        # only the original stored (as ``save_snapshot`` does): 404, never the original
+        # evidence from before masking existed: only the original (``save_snapshot`` now
+        # writes both; its masked copy is taken away here): 404, never the original
+        assert evidence.exists(masked_key(event.snapshot or ""))
+        evidence.delete(masked_key(event.snapshot or ""))
         r = client.get(url, headers=AUTH)
         assert r.status_code == 404 and "no masked copy" in r.json()["detail"]
         # the masked copy, as the worker stores it: people blurred, then the box drawn

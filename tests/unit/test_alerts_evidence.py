@@ -14,6 +14,7 @@ from alerts.evidence import (
     EvidenceStore,
     InvalidEvidenceKeyError,
     LocalEvidenceStore,
+    masked_key,
     render_snapshot,
     save_snapshot,
     snapshot_key,
@@ -178,8 +179,18 @@ def test_save_snapshot_stores_and_returns_event_with_key(tmp_path: Path) -> None
         start_seq=42,
         wall_time=1_714_557_600.0,
     )
-    image = np.full((120, 160, 3), 90, np.uint8)
+    yy, xx = np.mgrid[0:120, 0:160]
+    image = np.repeat((((yy // 2 + xx // 2) % 2) * 200 + 20)[..., None], 3, axis=2)
+    image = image.astype(np.uint8)  # a fine checkerboard: sharp everywhere
     out = save_snapshot(store, event, image)
     assert out.snapshot == f"cam-1/2024-05-01/{EID}.jpg"
     assert out.event_id == event.event_id and event.snapshot is None
-    assert _decode(store.get(out.snapshot)).shape == (120, 160, 3)
+    original = _decode(store.get(out.snapshot))
+    masked = _decode(store.get(masked_key(out.snapshot)))  # the person's box blurred
+    assert original.shape == masked.shape == (120, 160, 3)
+    inside, far = (slice(20, 80), slice(20, 50)), (slice(20, 80), slice(130, 155))
+    lap = [
+        cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.CV_64F) for x in (original, masked)
+    ]
+    assert lap[1][inside].var() < 0.2 * lap[0][inside].var()
+    assert lap[1][far].var() == pytest.approx(lap[0][far].var(), rel=0.05)
