@@ -28,11 +28,12 @@ counted; the alert is never affected.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import io
+import itertools
 import json
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
@@ -147,6 +148,56 @@ class ClipCancelledError(RuntimeError):
     """The maker was stopped while making a clip (nothing of it is stored)."""
 
 
+class _ClipQueue:
+    """The clips waiting, the most urgent first (then the oldest); bounded: a clip more
+    urgent than the least urgent one waiting takes its place."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._heap: list[tuple[int, int, ClipJob]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, job: ClipJob) -> ClipJob | None:
+        """Queue ``job``; the clip dropped to make room (``job`` itself, or a less urgent
+        one), or ``None``."""
+        with self._cond:
+            entry = (-job.priority, next(self._seq), job)
+            if len(self._heap) < self.maxsize:
+                heapq.heappush(self._heap, entry)
+                self._cond.notify()
+                return None
+            least = max(self._heap)  # least urgent, newest: a handful of entries
+            if entry >= least:
+                return job
+            self._heap.remove(least)
+            heapq.heapify(self._heap)
+            heapq.heappush(self._heap, entry)
+            self._cond.notify()
+            return least[2]
+
+    def get(self) -> ClipJob | None:
+        """The most urgent clip, waiting for one; ``None`` once closed and empty."""
+        with self._cond:
+            while not self._heap and not self._closed:
+                self._cond.wait()
+            return heapq.heappop(self._heap)[2] if self._heap else None
+
+    def drain(self) -> list[ClipJob]:
+        """Take every waiting clip out."""
+        with self._cond:
+            jobs = [e[2] for e in self._heap]
+            self._heap.clear()
+            return jobs
+
+    def close(self) -> None:
+        """No more clips: ``get`` returns ``None`` once the queue is empty."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
 @dataclass(frozen=True, slots=True)
 class ClipJob:
     """One clip to make: whose, where to store it, and the packets (``None``: the ring held
@@ -156,6 +207,8 @@ class ClipJob:
     event_id: str
     key: str
     packets: ClipPackets | None
+    priority: int = 0
+    """The alert's priority (0-100): the most urgent clips are made first."""
 
 
 class _Encoder:
@@ -315,7 +368,8 @@ class ClipMaker:
         detect_every: Run the detector on every n-th frame of the clip.
         crf: x264 quality of the encoded copies (lower is better, bigger).
         preset: x264 speed preset.
-        max_pending: Clips waiting at most; more are dropped (logged, counted).
+        max_pending: Clips waiting at most (each holds its compressed video: 1-5 MiB);
+            past it the least urgent is dropped (logged, counted).
         nice: CPU niceness added to the maker's thread (Linux), so live analysis wins.
         pre_s: Seconds of video before an event's start.
         post_s: Seconds of video after an event's start.
@@ -338,7 +392,7 @@ class ClipMaker:
         detect_every: int = 1,
         crf: int = 26,
         preset: str = "veryfast",
-        max_pending: int = 64,
+        max_pending: int = 16,
         nice: int = 10,
         strong: float = 0.35,
         weak: float = 0.1,
@@ -360,7 +414,7 @@ class ClipMaker:
         self._crf = crf
         self._preset = preset
         self._nice = nice
-        self._queue: queue.Queue[ClipJob | None] = queue.Queue(maxsize=max_pending)
+        self._queue = _ClipQueue(max_pending)
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
@@ -380,12 +434,14 @@ class ClipMaker:
         event_id: str,
         key: str,
         start_s: float,
+        priority: int = 0,
     ) -> None:
         """Ask for the clip of an event that started at ``start_s`` (camera seconds); it is
-        made once the camera's stream has passed ``start_s + post_s`` (or stopped)."""
+        made once the camera's stream has passed ``start_s + post_s`` (or stopped), the
+        most urgent (``priority``, 0-100) first."""
 
         def deliver(packets: ClipPackets | None) -> None:
-            self.submit(ClipJob(camera_id, event_id, key, packets))
+            self.submit(ClipJob(camera_id, event_id, key, packets, priority))
 
         with self._idle:
             self._busy += 1  # counted from the request: wait_idle waits for it too
@@ -398,22 +454,24 @@ class ClipMaker:
 
     def submit(self, job: ClipJob) -> None:
         """Queue a clip (from the ring's callback; never blocks, never raises)."""
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            CLIPS_FAILED.labels(job.camera_id, "queue_full").inc()
-            self._dropped += 1
-            now = time.monotonic()
-            if now - self._dropped_logged >= DROP_LOG_EVERY_S:  # at most a line a minute
-                log.warning(
-                    "clips come faster than they are made: %d dropped (the latest: event %s); "
-                    "set evidence.clips.mask_detect_every: 2, or fewer alerts",
-                    self._dropped,
-                    job.event_id,
-                    extra={"camera_id": job.camera_id},
-                )
-                self._dropped, self._dropped_logged = 0, now
-            self._done()
+        dropped = self._queue.put(job)
+        if dropped is None:
+            return
+        CLIPS_FAILED.labels(dropped.camera_id, "queue_full").inc()
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_logged >= DROP_LOG_EVERY_S:  # at most a line a minute
+            log.warning(
+                "clips come faster than they are made: %d of the least urgent dropped (the "
+                "latest: event %s, priority %d); raise evidence.clips.mask_detect_every, or "
+                "raise the rules' thresholds",
+                self._dropped,
+                dropped.event_id,
+                dropped.priority,
+                extra={"camera_id": dropped.camera_id},
+            )
+            self._dropped, self._dropped_logged = 0, now
+        self._done()
 
     # ---------------------------------------------------------------- thread
     def start(self) -> None:
@@ -441,19 +499,13 @@ class ClipMaker:
         if self._thread is None:
             return
         if drop_queued:
-            dropped = 0
-            while True:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is not None:
-                    CLIPS_FAILED.labels(job.camera_id, "stopped").inc()
-                    dropped += 1
-                    self._done()
+            dropped = self._queue.drain()
+            for job in dropped:
+                CLIPS_FAILED.labels(job.camera_id, "stopped").inc()
+                self._done()
             if dropped:
-                log.warning("stopping: %d clips waiting to be made are dropped", dropped)
-        self._queue.put(None)
+                log.warning("stopping: %d clips waiting to be made are dropped", len(dropped))
+        self._queue.close()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             # cancel the clip being made (checked at every frame) and drop the rest: the

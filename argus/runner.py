@@ -976,6 +976,7 @@ class Runner:
                 event_id=event.event_id,
                 key=key,
                 start_s=event.start_s,
+                priority=event.priority,
             )
             return key
         except Exception:  # evidence is best effort: the alert goes on without a clip

@@ -348,3 +348,19 @@ def test_a_maker_past_its_time_cancels_the_clip_it_is_making(video: Path, tmp_pa
     maker.stop(0.2)  # the thread leaves the clip at the next frame: out before exit
     assert not thread.is_alive() and maker.made == 0
     assert not store.exists("cam/d/slow.mp4") and not store.exists("cam/d/slow.masked.mp4")
+
+
+def test_the_most_urgent_clips_are_made_first_and_a_full_queue_drops_the_least_urgent(
+    tmp_path: Path,
+) -> None:
+    made: list[str] = []
+    maker = ClipMaker(
+        LocalEvidenceStore(tmp_path / "ev"), detector=None, person_ids=[0], max_pending=3
+    )
+    maker.make = lambda job: made.append(job.event_id)  # type: ignore[method-assign]
+    for name, priority in (("low", 10), ("high", 90), ("mid", 50), ("lower", 5), ("top", 95)):
+        maker.submit(ClipJob("cam", name, f"cam/d/{name}.mp4", None, priority))
+    # full at three: "lower" (5) did not get in, "top" (95) took the place of "low" (10)
+    maker.start()
+    maker.stop(10)
+    assert made == ["top", "high", "mid"]
