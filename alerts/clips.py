@@ -149,8 +149,9 @@ class ClipCancelledError(RuntimeError):
 
 
 class _ClipQueue:
-    """The clips waiting, the most urgent first (then the oldest); bounded: a clip more
-    urgent than the least urgent one waiting takes its place."""
+    """The clips waiting, the most urgent first (then the newest: what operators look at
+    now); bounded: a new clip takes the place of the least urgent (then oldest) one waiting
+    when it is at least as urgent."""
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
@@ -163,13 +164,13 @@ class _ClipQueue:
         """Queue ``job``; the clip dropped to make room (``job`` itself, or a less urgent
         one), or ``None``."""
         with self._cond:
-            entry = (-job.priority, next(self._seq), job)
+            entry = (-job.priority, -next(self._seq), job)  # the newest first at a tie
             if len(self._heap) < self.maxsize:
                 heapq.heappush(self._heap, entry)
                 self._cond.notify()
                 return None
-            least = max(self._heap)  # least urgent, newest: a handful of entries
-            if entry >= least:
+            least = max(self._heap)  # least urgent, oldest: a handful of entries
+            if entry > least:
                 return job
             self._heap.remove(least)
             heapq.heapify(self._heap)

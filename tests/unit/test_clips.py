@@ -358,9 +358,17 @@ def test_the_most_urgent_clips_are_made_first_and_a_full_queue_drops_the_least_u
         LocalEvidenceStore(tmp_path / "ev"), detector=None, person_ids=[0], max_pending=3
     )
     maker.make = lambda job: made.append(job.event_id)  # type: ignore[method-assign]
-    for name, priority in (("low", 10), ("high", 90), ("mid", 50), ("lower", 5), ("top", 95)):
+    for name, priority in (
+        ("low", 10),
+        ("high", 90),
+        ("mid", 50),
+        ("lower", 5),
+        ("top", 95),
+        ("mid2", 50),
+    ):
         maker.submit(ClipJob("cam", name, f"cam/d/{name}.mp4", None, priority))
-    # full at three: "lower" (5) did not get in, "top" (95) took the place of "low" (10)
+    # full at three: "lower" (5) did not get in, "top" (95) took the place of "low" (10),
+    # "mid2" of the older "mid" (as urgent: the newest is what operators look at)
     maker.start()
     maker.stop(10)
-    assert made == ["top", "high", "mid"]
+    assert made == ["top", "high", "mid2"]
