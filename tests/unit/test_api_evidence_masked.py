@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from alerts.evidence import (
     masked_key,
     snapshot_key,
 )
+from alerts.schema import run_marker
 from alerts.store import SqliteAlertStore
 from tests.factories import make_event, write_clip
 from tests.unit.test_api_access import CLIP_INFO, KEY, Who, World
@@ -473,3 +475,18 @@ def test_byte_range_not_satisfiable(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiableError) as info:
         byte_range(header, size)
     assert info.value.size == size and info.value.header == header
+
+
+def test_an_interrupted_alert_without_its_clip_says_at_once_it_will_not_be_made(
+    world: World,
+) -> None:
+    eid = _add(world, clip="none")
+    # the camera's next worker run starts: the alert its killed predecessor left open is
+    # closed as interrupted, and nobody is making its clip any more
+    world.store.upsert(run_marker("cam-a", str(uuid.uuid4()), time.time() + 1))
+    alert = world.store.get(eid)
+    assert alert is not None and alert.end_reason == "interrupted"
+    for route in ("clip", "clip-info"):
+        r = _get(world, "op-a", f"/api/v1/alerts/{eid}/{route}")
+        assert r.status_code == 404 and "Retry-After" not in r.headers, route
+        assert "was not made" in r.json()["detail"] and "interrupted" in r.json()["detail"]

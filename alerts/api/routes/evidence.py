@@ -123,9 +123,18 @@ def _may_view_unmasked(ctx: Ctx, request: Request, who: Principal, what: str) ->
 
 def _missing_clip(ctx: Ctx, alert: Alert, what: str, original: str | None = None) -> HTTPException:
     """The 404 of a clip (or its description) not stored: being made (``Retry-After``)
-    while the alert is younger than ``CLIP_DUE_S``, else not made.  ``original``: the
+    while the alert is younger than ``CLIP_DUE_S`` and its worker is not known to be gone
+    (an interrupted alert), else not made.  ``original``: the
     clip's key when the masked copy was asked for (an old one may exist without it)."""
     age = ctx.clock() - alert.received_at.timestamp()
+    if alert.end_reason == "interrupted":  # its worker is gone: nobody is making it
+        if original is not None and ctx.evidence.exists(original):
+            return _only_original("clip")
+        return HTTPException(
+            status_code=404,
+            detail=f"the {what} was not made: the worker stopped before the clip's window "
+            "had passed (the alert was interrupted)",
+        )
     if age < CLIP_DUE_S:
         return HTTPException(
             status_code=404,
