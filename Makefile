@@ -12,20 +12,23 @@ APT_RTSP := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-go
             gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
 # Debian's headless browser, for the operator page's end-to-end checks.
 APT_BROWSER := chromium
+# Debian's PostgreSQL binaries, for the local server deploy/postgres.py runs (tests, one machine).
+APT_POSTGRES := postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-unit test-fast lint bench bench-accuracy infra-up infra-down infra-status setup venv footage rtsp-deps browser-deps model clean help
+.PHONY: demo test test-unit test-fast lint bench bench-accuracy infra-up infra-down infra-status setup venv footage rtsp-deps browser-deps postgres-deps model clean help
 
 help:
 	@echo "make demo   - set everything up and run the live demo (API on http://127.0.0.1:8000)"
 	@echo "make test   - set everything up and run every test CI runs (unit, integration, e2e)"
 	@echo "make test-unit | test-fast | lint | bench | model | footage"
 	@echo "make infra-up | infra-down | infra-status - local Kafka-protocol broker + S3 server"
+	@echo "  (PostgreSQL too: .venv/bin/python -m deploy.localstack up --with-postgres)"
 
 demo: setup model
 	$(BIN)/argus demo
 
-test: setup model rtsp-deps browser-deps
+test: setup model rtsp-deps browser-deps postgres-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	ARGUS_NO_SKIP=1 $(BIN)/pytest -q
@@ -83,6 +86,12 @@ browser-deps:
 	@if command -v chromium >/dev/null && command -v node >/dev/null; then echo "browser-deps: present"; else \
 	  echo "browser-deps: installing Debian's chromium (and nodejs) for the operator page tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_BROWSER) $$(command -v node >/dev/null || echo nodejs) >/dev/null; fi
+
+# Debian's package also creates and starts a system cluster on 5432; ours picks a free port.
+postgres-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "postgres-deps: present"; else \
+	  echo "postgres-deps: installing Debian's postgresql for the local PostgreSQL server"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_POSTGRES) >/dev/null; fi
 
 # Obtain, convert and verify the default detector (NanoDet-g) into $ARGUS_HOME/models.
 model: venv footage

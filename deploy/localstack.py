@@ -23,11 +23,15 @@ Layout of ``HOME``::
 CLI (``make infra-up`` / ``make infra-down``)::
 
     python -m deploy.localstack up     [--home DIR] [--kafka-port N] [--s3-port N] [--ports-base N]
+                                       [--with-postgres] [--pg-port N]
     python -m deploy.localstack status [--home DIR]
     python -m deploy.localstack down   [--home DIR]
 
 ``up`` starts both detached (they outlive the command), prints the endpoints and where the
-credentials file is (never the secret).  Default ``HOME``: ``$ARGUS_HOME/infra``
+credentials file is (never the secret).  ``up --with-postgres [--pg-port N]`` also starts a local
+PostgreSQL (``deploy/postgres.py``, data in ``HOME/postgres``); once set up there, later ``up``s
+start it too.  It is opt-in because nothing uses it yet and ``make infra-up`` must not need it.
+Default ``HOME``: ``$ARGUS_HOME/infra``
 (``ARGUS_HOME`` defaults to ``$XDG_DATA_HOME/argus``, i.e. ``~/.local/share/argus``).
 
 Ports: the Kafka and S3 ports are given; SeaweedFS opens about eight more (master, volume,
@@ -819,6 +823,27 @@ def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:.0f} MiB"
 
 
+def _print_postgres_status(home: Path, out: IO[str]) -> bool:
+    """One line for PostgreSQL; False only when it is set up in ``home`` but not running."""
+    from deploy.postgres import LocalPostgres
+
+    pg = LocalPostgres(home)
+    s = pg.status()
+    label = "postgresql"
+    if s["running"]:
+        print(
+            f"{label:15} running  pid {s['pid']}  {s['dsn']}  version {s['version']}  "
+            f"data {s['data_dir']}  log {s['log']}",
+            file=out,
+        )
+        return True
+    if s["initialised"]:
+        print(f"{label:15} stopped  (port {s['port']}, data {s['data_dir']})", file=out)
+        return False
+    print(f"{label:15} not set up  (up --with-postgres)", file=out)
+    return True
+
+
 def _print_status(stack: LocalStack, out: IO[str]) -> bool:
     st = stack.status()
     for server, label in (("kafka", "kafka (tansu)"), ("s3", "s3 (seaweedfs)")):
@@ -831,13 +856,25 @@ def _print_status(stack: LocalStack, out: IO[str]) -> bool:
             )
         else:
             print(f"{label:15} stopped  (port {s['port']})", file=out)
-    return all(s["running"] for s in st.values())
+    pg_ok = _print_postgres_status(stack.home, out)
+    return pg_ok and all(s["running"] for s in st.values())
+
+
+def _postgres_up(home: Path, wanted: bool, port: int | None) -> str | None:
+    """Start PostgreSQL when asked or already set up in ``home``; its DSN, or None."""
+    from deploy.postgres import LocalPostgres
+
+    pg = LocalPostgres(home, port)
+    if not (wanted or pg.initialised):
+        return None
+    pg.start()
+    return pg.dsn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m deploy.localstack up|down|status``; exit 0 on success, 1 on failure.
 
-    ``status`` exits 0 when both run, 3 when not.
+    ``status`` exits 0 when both run (and PostgreSQL, where it is set up), 3 when not.
     """
     ap = argparse.ArgumentParser(
         prog="python -m deploy.localstack",
@@ -853,6 +890,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="move SeaweedFS's other ports to BASE..BASE+7 (default: SeaweedFS's own)",
     )
+    ap.add_argument(
+        "--with-postgres",
+        action="store_true",
+        help="up: also start a local PostgreSQL (always, once set up in this home)",
+    )
+    ap.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (default: free)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -871,16 +914,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             stack.up()
+            pg_dsn = _postgres_up(home, args.with_postgres, args.pg_port)
             print(f"kafka bootstrap: {stack.bootstrap}")
             print(f"s3 endpoint:     {stack.s3_url}  (region {S3_REGION})")
             print(f"s3 access key:   {stack.access_key}")
             print(f"credentials:     {stack.credentials_path}  (access_key, secret_key)")
             print(f"logs:            {stack.logs_dir}")
             times = ", ".join(f"{k} {v:.2f} s" for k, v in stack.startup_s.items())
+            if pg_dsn:
+                print(f"postgresql dsn:  {pg_dsn}")
             if times:
                 print(f"started in:      {times}")
             return 0
         if args.command == "down":
+            from deploy.postgres import LocalPostgres
+
+            LocalPostgres(home).stop()
             previous.stop()
             print(f"stopped (data kept in {home})")
             return 0
