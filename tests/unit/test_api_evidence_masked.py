@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import av
 import numpy as np
@@ -41,7 +42,7 @@ from alerts.evidence import (
     snapshot_key,
 )
 from alerts.schema import run_marker
-from alerts.store import SqliteAlertStore
+from alerts.store import AlertStoreError, SqliteAlertStore
 from tests.factories import make_event, write_clip
 from tests.unit.test_api_access import CLIP_INFO, KEY, Who, World
 
@@ -490,3 +491,32 @@ def test_an_interrupted_alert_without_its_clip_says_at_once_it_will_not_be_made(
         r = _get(world, "op-a", f"/api/v1/alerts/{eid}/{route}")
         assert r.status_code == 404 and "Retry-After" not in r.headers, route
         assert "was not made" in r.json()["detail"] and "interrupted" in r.json()["detail"]
+
+
+def test_an_unmasked_clip_whose_view_cannot_be_audited_is_not_shown_then_or_after(
+    world: World,
+) -> None:
+    eid = _add(world)
+    url = f"/api/v1/alerts/{eid}/clip?unmasked=true"
+    real = world.store.append_audit
+
+    def failing(entry: Any) -> None:
+        if entry.action == "evidence.unmasked":
+            raise AlertStoreError("audit trail unavailable", path="x")
+        real(entry)
+
+    with mock.patch.object(world.store, "append_audit", failing):
+        assert _get(world, "sup-a", url).status_code == 503
+    # the trail is back a moment later: the view is audited before anything is shown
+    r = _get(world, "sup-a", url)
+    assert r.status_code == 200 and [e.actor for e in _unmasked_views(world)] == ["sup-a"]
+
+
+def test_no_unmasked_evidence_from_a_store_without_an_audit_trail(world: World) -> None:
+    eid = _add(world)
+    ctx = world.app.state.argus
+    with mock.patch.object(ctx, "audit", None):
+        for route in ("snapshot", "clip"):
+            r = _get(world, "adm", f"/api/v1/alerts/{eid}/{route}?unmasked=true")
+            assert r.status_code == 403 and "audit" in r.json()["detail"], route
+            assert _get(world, "adm", f"/api/v1/alerts/{eid}/{route}").status_code == 200

@@ -111,6 +111,12 @@ def _only_original(what: str) -> HTTPException:
 
 
 def _may_view_unmasked(ctx: Ctx, request: Request, who: Principal, what: str) -> None:
+    if ctx.audit is None:  # an unmasked view that cannot be written down is not given
+        raise HTTPException(
+            status_code=403,
+            detail=f"the unmasked {what} is served only where views are audited, and this "
+            "store keeps no audit trail",
+        )
     if not who.can(Permission.VIEW_UNMASKED):
         need = Permission.VIEW_UNMASKED.value
         ctx.rejections.note(f"{who.role} lacks {need}", request.scope)
@@ -178,19 +184,23 @@ class _ClipViews:
         self._last: dict[tuple[str, str, str], float] = {}
 
     def due(self, who: Principal, event_id: str, now: float) -> bool:
-        """Whether this view is to be audited (and if so, note it as audited at ``now``)."""
+        """Whether this view is to be audited (none of this viewer's views of the alert
+        was audited in the last ``UNMASKED_CLIP_AUDIT_S``)."""
         key = (who.kind, who.name, event_id)
         with self._lock:
             last = self._last.get(key)
-            if last is not None and 0 <= now - last < UNMASKED_CLIP_AUDIT_S:
-                return False
+            return last is None or not 0 <= now - last < UNMASKED_CLIP_AUDIT_S
+
+    def audited(self, who: Principal, event_id: str, now: float) -> None:
+        """Note the view as audited at ``now`` (only once the trail has it)."""
+        key = (who.kind, who.name, event_id)
+        with self._lock:
             if len(self._last) >= _MAX_VIEWS:
                 fresh = {
                     k: t for k, t in self._last.items() if 0 <= now - t < UNMASKED_CLIP_AUDIT_S
                 }
                 self._last = fresh if len(fresh) < _MAX_VIEWS else {}
             self._last[key] = now
-            return True
 
 
 _CLIP_VIEWS_LOCK = threading.Lock()
@@ -417,8 +427,10 @@ def clip(
             detail=f"range not satisfiable: the clip has {size} bytes",
             headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
         ) from e
-    if unmasked and _clip_views(request).due(who, alert.event_id, ctx.clock()):
-        _audit_unmasked(ctx, request, who, alert, "clip")
+    views, now = _clip_views(request), ctx.clock()
+    if unmasked and views.due(who, alert.event_id, now):
+        _audit_unmasked(ctx, request, who, alert, "clip")  # raises: nothing is shown
+        views.audited(who, alert.event_id, now)
     name = f"{event_id}{'' if unmasked else '.masked'}.mp4"
     headers = {
         "Accept-Ranges": "bytes",
