@@ -63,6 +63,8 @@ CANCEL_WAIT_S = 5.0
 """How long a cancelled clip maker is given to leave the frame it is on, seconds."""
 DROP_LOG_EVERY_S = 60.0
 """Clips dropped because the queue is full are logged at most this often, seconds."""
+WHOLE_PICTURE = np.array([[-1e6, -1e6, 1e6, 1e6]], np.float32)
+"""A box over the whole picture (clipped to it when grown): blur everything."""
 LINK_GAP_S = 0.5
 """A faint detection continues a person seen this long before or after it, seconds."""
 TIME_BASE = Fraction(1, 1000)
@@ -295,10 +297,16 @@ def remux(clip: ClipPackets) -> bytes:
         ):
             ost = out.add_stream_from_template(tpl.streams.video[0])
             ost.time_base = clip.info.time_base
+            last_dts: int | None = None
             for sp in clip.packets:
                 p = av.Packet(sp.data)
                 p.pts = None if sp.pts is None else sp.pts - t0
-                p.dts = None if sp.dts is None else sp.dts - t0
+                dts = None if sp.dts is None else sp.dts - t0
+                if dts is not None and last_dts is not None and dts <= last_dts:
+                    dts = last_dts + 1  # a camera repeating a timestamp: the muxer refuses it
+                    if p.pts is not None and p.pts < dts:
+                        p.pts = dts
+                p.dts = last_dts = dts
                 p.duration = sp.duration
                 p.time_base = clip.info.time_base
                 p.is_keyframe = sp.keyframe
@@ -575,7 +583,18 @@ class ClipMaker:
             self.failed += 1
             return None
         remuxed = clip.info.codec in REMUXABLE and clip.template is not None
-        original = remux(clip) if remuxed else None
+        original = None
+        if remuxed:
+            try:
+                original = remux(clip)
+            except ClipError as e:  # e.g. broken timestamps: keep the clip, transcoded
+                log.warning(
+                    "clip of event %s: %s; the original is transcoded instead",
+                    job.event_id,
+                    e,
+                    extra={"camera_id": job.camera_id},
+                )
+                remuxed = False
         masked, plain, stats = self._mask(clip, transcode=not remuxed)
         if masked.frames == 0:
             masked.abandon()
@@ -687,31 +706,50 @@ class ClipMaker:
 
         masked: _Encoder | None = None
         plain: _Encoder | None = None
-        for t, image in decode(clip):
-            self._check_cancel()
-            if t < lo:
-                continue
-            if t >= hi:
-                break
-            if masked is None:
-                h, w = image.shape[:2]
-                masked = _Encoder(
-                    w, h, rate, crf=self._crf, preset=self._preset, max_height=self.max_height
-                )
-                if transcode:
-                    plain = _Encoder(w, h, rate, crf=max(self._crf - 6, 0), preset=self._preset)
-                stats["first_t"] = t
-            mask = by_time.get(round(t, 6))
-            rel = t - stats["first_t"]
-            masked.add(image if mask is None or not len(mask) else mask_people(image, mask), rel)
-            if plain is not None:
-                plain.add(image, rel)
-            stats["last_t"] = t
+        try:
+            for t, image in decode(clip):
+                self._check_cancel()
+                if t < lo:
+                    continue
+                if t >= hi:
+                    break
+                if masked is None:
+                    h, w = image.shape[:2]
+                    masked = _Encoder(
+                        w, h, rate, crf=self._crf, preset=self._preset, max_height=self.max_height
+                    )
+                    if transcode:
+                        plain = _Encoder(w, h, rate, crf=max(self._crf - 6, 0), preset=self._preset)
+                    stats["first_t"] = t
+                mask = _mask_at(by_time, t, dt)
+                rel = t - stats["first_t"]
+                masked.add(mask_people(image, mask) if len(mask) else image, rel)
+                if plain is not None:
+                    plain.add(image, rel)
+                stats["last_t"] = t
+        except BaseException:  # cancelled, or a decoder/encoder error: no temp file left
+            for encoder in (masked, plain):
+                if encoder is not None:
+                    encoder.abandon()
+            raise
         if masked is None:  # nothing inside the window: the caller sees 0 frames
             masked = _Encoder(
                 max(clip.info.width, 2), max(clip.info.height, 2), rate, crf=30, preset=self._preset
             )
         return masked, plain, stats
+
+
+def _mask_at(by_time: dict[float, Boxes], t: float, dt: float) -> Boxes:
+    """The mask of the frame at ``t`` from the first pass; a frame the first pass did not
+    see (the decoder dropped it there) takes its nearest neighbour's within a frame, and
+    with none, the whole picture is blurred (nobody looked at it)."""
+    mask = by_time.get(round(t, 6))
+    if mask is not None:
+        return mask
+    near = [k for k in by_time if abs(k - t) <= dt * 1.01]
+    if near:
+        return by_time[min(near, key=lambda k: abs(k - t))]
+    return WHOLE_PICTURE
 
 
 def _judged(info: ClipInfo, clip: ClipPackets) -> ClipInfo:

@@ -66,7 +66,10 @@ class StreamInfo:
     def of(cls, stream: Any) -> StreamInfo:
         """The info of a PyAV video stream (``av.video.stream.VideoStream``)."""
         cc = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate
+        rate = next(
+            (r for r in (stream.average_rate, stream.guessed_rate) if r and 0.1 <= r <= 1000),
+            None,
+        )  # an absurd declared rate (a broken stream) is no rate
         extradata = cc.extradata
         return cls(
             codec=str(cc.name),

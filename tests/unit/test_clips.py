@@ -5,6 +5,7 @@ detector on a generated scene is tested in tests/e2e/test_clip_masking.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -18,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from alerts.clips import ClipJob, ClipMaker
+from alerts.clips import ClipJob, ClipMaker, _mask_at
 from alerts.evidence import LocalEvidenceStore, clip_info_key, masked_key
-from alerts.masking import grown, sharpness
+from alerts.masking import grown, mask_people, sharpness
 from detectors.detections import Detections
 from ingest.file_source import FileSource
 from ingest.packets import ClipPackets, PacketRing
@@ -372,3 +373,32 @@ def test_the_most_urgent_clips_are_made_first_and_a_full_queue_drops_the_least_u
     maker.start()
     maker.stop(10)
     assert made == ["top", "high", "mid2"]
+
+
+def test_a_repeated_timestamp_still_gives_a_clip_and_its_original(
+    video: Path, tmp_path: Path
+) -> None:
+    ring = PacketRing("cam", keep_s=16, max_bytes=64 << 20)
+    (clip,) = play(video, ring, [(45, 2.5, 5.5)])
+    assert clip is not None
+    packets = list(clip.packets)
+    k = 12  # a camera's glitch: one packet with the timestamps of the one before
+    packets[k] = dataclasses.replace(packets[k], dts=packets[k - 1].dts, pts=packets[k - 1].pts)
+    store = LocalEvidenceStore(tmp_path / "ev")
+    maker = ClipMaker(store, detector=lambda: red_person, person_ids=[0])
+    info = maker.make(
+        ClipJob("cam", "g", "cam/d/g.mp4", dataclasses.replace(clip, packets=packets))
+    )
+    assert info is not None and info.frames >= 29
+    assert store.exists("cam/d/g.mp4") and store.exists("cam/d/g.masked.mp4")
+
+
+def test_a_frame_the_first_pass_did_not_see_takes_a_neighbours_mask_or_is_blurred_whole() -> None:
+    box = np.array([[10, 10, 20, 20]], np.float32)
+    by_time = {1.0: box, 1.1: box + 1}
+    assert _mask_at(by_time, 1.0, 0.1) is box
+    assert np.array_equal(_mask_at(by_time, 1.2, 0.1), box + 1)  # one frame away
+    whole = _mask_at(by_time, 2.0, 0.1)
+    image = np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)
+    blurred = mask_people(image, whole)
+    assert sharpness(np.asarray(blurred[..., 0])) < 0.05 * sharpness(np.asarray(image[..., 0]))
