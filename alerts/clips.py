@@ -50,7 +50,7 @@ import numpy.typing as npt
 from prometheus_client import Counter, Histogram
 
 from alerts.evidence import EvidenceStore, clip_info_key, masked_key
-from alerts.masking import Boxes, held_masks, mask_people
+from alerts.masking import WHOLE_PICTURE, Boxes, held_masks, mask_people
 from detectors.detections import Detections
 from ingest.packets import ClipPackets, PacketRing
 
@@ -63,8 +63,6 @@ CANCEL_WAIT_S = 5.0
 """How long a cancelled clip maker is given to leave the frame it is on, seconds."""
 DROP_LOG_EVERY_S = 60.0
 """Clips dropped because the queue is full are logged at most this often, seconds."""
-WHOLE_PICTURE = np.array([[-1e6, -1e6, 1e6, 1e6]], np.float32)
-"""A box over the whole picture (clipped to it when grown): blur everything."""
 LINK_GAP_S = 0.5
 """A faint detection continues a person seen this long before or after it, seconds."""
 TIME_BASE = Fraction(1, 1000)
@@ -212,6 +210,8 @@ class ClipJob:
     packets: ClipPackets | None
     priority: int = 0
     """The alert's priority (0-100): the most urgent clips are made first."""
+    note: str | None = None
+    """Said in the clip's description (e.g. why its window is not the usual one)."""
 
 
 class _Encoder:
@@ -425,6 +425,7 @@ class ClipMaker:
         self._nice = nice
         self._queue = _ClipQueue(max_pending)
         self._cancel = threading.Event()
+        self._detect_lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._busy = 0
@@ -444,18 +445,32 @@ class ClipMaker:
         key: str,
         start_s: float,
         priority: int = 0,
+        raised_s: float | None = None,
     ) -> None:
         """Ask for the clip of an event that started at ``start_s`` (camera seconds); it is
         made once the camera's stream has passed ``start_s + post_s`` (or stopped), the
-        most urgent (``priority``, 0-100) first."""
+        most urgent (``priority``, 0-100) first.
+
+        An event raised well after it began (``raised_s``: a fall raised once the person
+        has stayed down, a frozen picture once it has stayed frozen) gets what the ring still
+        holds of it, up to ``post_s`` after it was raised, and its description says so.
+        """
+        begin, end, note = max(0.0, start_s - self.pre_s), start_s + self.post_s, None
+        oldest = None if raised_s is None else raised_s - (ring.keep_s - 1.0)
+        if oldest is not None and raised_s is not None and begin < oldest:
+            begin, end = max(begin, oldest), max(end, raised_s + self.post_s)
+            note = (
+                f"the event began {raised_s - start_s:.1f} s before it was raised; the "
+                f"camera's buffer held the last {raised_s - begin:.1f} s before that"
+            )
 
         def deliver(packets: ClipPackets | None) -> None:
-            self.submit(ClipJob(camera_id, event_id, key, packets, priority))
+            self.submit(ClipJob(camera_id, event_id, key, packets, priority, note))
 
         with self._idle:
             self._busy += 1  # counted from the request: wait_idle waits for it too
         try:
-            ring.request(max(0.0, start_s - self.pre_s), start_s + self.post_s, deliver)
+            ring.request(begin, end, deliver)
         except Exception:
             with self._idle:
                 self._busy -= 1
@@ -628,7 +643,7 @@ class ClipMaker:
                 "seconds": seconds,
             },
         )
-        info = _judged(info, clip)
+        info = _judged(info, clip, job.note)
         self._evidence.put(masked_key(job.key), masked_bytes)
         self._evidence.put(job.key, original)
         self._evidence.put(clip_info_key(job.key), info.to_json())
@@ -654,9 +669,26 @@ class ClipMaker:
             raise ClipCancelledError("the clip maker is stopping")
 
     def _detector(self) -> Detect | None:
-        if self._detect is None and self._factory is not None:
-            self._detect = self._factory()
-        return self._detect
+        with self._detect_lock:
+            if self._detect is None and self._factory is not None:
+                self._detect = self._factory()
+            return self._detect
+
+    def _run_detector(self, detect: Detect, image: npt.NDArray[np.uint8]) -> Detections:
+        with self._detect_lock:  # one frame at a time: the snapshot's and the clips'
+            return detect([image])[0]
+
+    def people(self, image: npt.NDArray[np.uint8]) -> Boxes:
+        """Every person the masking detector finds in ``image`` (``(H, W, 3)`` uint8 BGR),
+        down to the faint score: ``(n, 4)`` float32 boxes (for the masked snapshot of a
+        frame the live detector skipped).  Empty without a detector."""
+        detect = self._detector()
+        if detect is None:
+            return np.empty((0, 4), np.float32)
+        found = self._run_detector(detect, image)
+        keep = np.isin(found.class_id, np.asarray(sorted(self._person_ids), np.int64))
+        keep &= found.score >= self.weak
+        return np.asarray(found.xyxy[keep], np.float32).reshape(-1, 4)
 
     def _mask(
         self, clip: ClipPackets, *, transcode: bool
@@ -687,7 +719,7 @@ class ClipMaker:
                 break
             found = Detections.empty()
             if detect is not None and len(times) % self.detect_every == 0:
-                found = detect([image])[0]
+                found = self._run_detector(detect, image)
                 stats["detected"] += 1
             people = np.isin(found.class_id, np.asarray(sorted(self._person_ids), np.int64))
             times.append(t)
@@ -752,10 +784,11 @@ def _mask_at(by_time: dict[float, Boxes], t: float, dt: float) -> Boxes:
     return WHOLE_PICTURE
 
 
-def _judged(info: ClipInfo, clip: ClipPackets) -> ClipInfo:
-    """``info`` with ``complete`` and ``note`` set from what the clip covers."""
+def _judged(info: ClipInfo, clip: ClipPackets, note: str | None = None) -> ClipInfo:
+    """``info`` with ``complete`` and ``note`` set from what the clip covers (and ``note``,
+    said first: the window is not the usual one)."""
     tol = clip.frame_interval_s * 1.01
-    notes = []
+    notes = [] if note is None else [note]
     if info.start_s > info.asked_start_s + tol:
         notes.append(
             f"the camera's buffer held video from {info.start_s - info.asked_start_s:.1f} s "

@@ -34,6 +34,9 @@ SHRINK = 16
 Boxes = npt.NDArray[np.float32]
 """``(n, 4)`` float32 boxes ``[x1, y1, x2, y2]`` in pixels."""
 
+WHOLE_PICTURE: Boxes = np.array([[-1e6, -1e6, 1e6, 1e6]], np.float32)
+"""A box over any picture (clipped to it when grown): blur everything."""
+
 
 def person_boxes(dets: Detections, person_ids: Iterable[int]) -> Boxes:
     """The boxes of the detections whose class is a person, ``(n, 4)`` float32 pixels."""

@@ -410,8 +410,12 @@ def clip_maker(
     if not clip_cfg.enabled:
         return None
     ids = person_ids(names)
-    if not ids:
-        log.warning("the model has no person class: clips are made without masks")
+    if not ids:  # nothing could be masked: a "masked" copy would show everyone
+        log.warning(
+            "the model has no person class: no clips and no masked snapshots are made "
+            "(operators see no evidence; supervisors and admins see the original snapshots)"
+        )
+        return None
     det_cfg = cfg.detector.model_copy(
         update={
             "conf_threshold": MASK_WEAK,
@@ -428,7 +432,7 @@ def clip_maker(
         evidence,
         pre_s=clip_cfg.pre_s,
         post_s=clip_cfg.post_s,
-        detector=detector if ids else None,
+        detector=detector,
         person_ids=ids,
         detect_every=clip_cfg.mask_detect_every,
         strong=cfg.detector.conf_threshold,

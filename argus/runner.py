@@ -47,7 +47,7 @@ import numpy as np
 from alerts.bus import EventBus
 from alerts.clips import ClipMaker
 from alerts.evidence import EvidenceStore, clip_key, masked_key, render_snapshot, snapshot_key
-from alerts.masking import Boxes, mask_people, person_boxes, union
+from alerts.masking import WHOLE_PICTURE, Boxes, mask_people, person_boxes, union
 from alerts.schema import run_marker
 from argus import metrics
 from argus.slots import FrameSlot
@@ -822,9 +822,7 @@ class Runner:
         )
         tracks, events = cam.selector.update(dets, info)
         if events:  # who to blur in the masked snapshot
-            cam.people = union(
-                [person_boxes(dets, self._person_ids), person_boxes(tracks, self._person_ids)]
-            )
+            cam.people = self._people(frame, dets, tracks, detected=detected)
         if detected:
             self.decision_latencies_s.append(max(0.0, time.time() - frame.wall_time))
         self._pace(cam, frame)
@@ -964,10 +962,23 @@ class Runner:
                 )
         log.info("worker run %s started (%d cameras)", self.run_id, len(self.cameras))
 
+    def _people(
+        self, frame: Frame, dets: Detections, tracks: Detections, *, detected: bool
+    ) -> Boxes:
+        """The people to blur in a snapshot of ``frame``: the detector's and the tracker's,
+        and on a frame the live detector skipped (a quiet camera's health event), those the
+        clip maker's masking detector finds; with none to ask, the whole picture."""
+        found = [person_boxes(dets, self._person_ids), person_boxes(tracks, self._person_ids)]
+        if not detected:
+            if self._clips is None:
+                return WHOLE_PICTURE  # nobody looked: blur everything
+            found.append(self._clips.people(frame.image))
+        return union(found)
+
     def _clip(self, cam: CameraRuntime, event: Event) -> str | None:
         """Ask for the event's clip; its future key, or None when none is made."""
-        if self._clips is None or cam.packets is None:
-            return None
+        if self._clips is None or cam.packets is None or not cam.packets.usable:
+            return None  # no clip can be cut (e.g. a stream without timestamps)
         try:
             key = clip_key(cam.camera_id, event.wall_time, event.event_id)
             self._clips.request(
@@ -977,6 +988,7 @@ class Runner:
                 key=key,
                 start_s=event.start_s,
                 priority=event.priority,
+                raised_s=cam.last_pts_s,
             )
             return key
         except Exception:  # evidence is best effort: the alert goes on without a clip
@@ -1005,8 +1017,9 @@ class Runner:
                 )
 
             key = snapshot_key(cam.camera_id, event.wall_time, event.event_id)
-            people = cam.people if cam.people is not None else np.empty((0, 4), np.float32)
-            self._evidence.put(masked_key(key), render(mask_people(frame.image, people)))
+            if self._person_ids:  # without a person class nothing can be masked: no copy
+                people = cam.people if cam.people is not None else WHOLE_PICTURE
+                self._evidence.put(masked_key(key), render(mask_people(frame.image, people)))
             self._evidence.put(key, render(frame.image))
             return key
         except Exception:

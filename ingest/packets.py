@@ -346,6 +346,17 @@ class PacketRing:
         self._hand_over(ready)
 
     @property
+    def usable(self) -> bool:
+        """Whether a clip can be cut from the current stream: it has a keyframe kept, a
+        template to remux and decode with, and a known tie to the camera clock.  Streams
+        without timestamps (MJPEG over HTTP, raw elementary streams) never are."""
+        with self._lock:
+            if not self._segments:
+                return False
+            seg = self._segments[-1]
+            return seg.offset_s is not None and seg.template is not None and bool(seg.gops)
+
+    @property
     def nbytes(self) -> int:
         """Bytes of compressed video held now."""
         with self._lock:

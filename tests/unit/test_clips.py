@@ -402,3 +402,38 @@ def test_a_frame_the_first_pass_did_not_see_takes_a_neighbours_mask_or_is_blurre
     image = np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)
     blurred = mask_people(image, whole)
     assert sharpness(np.asarray(blurred[..., 0])) < 0.05 * sharpness(np.asarray(image[..., 0]))
+
+
+def test_an_event_raised_long_after_it_began_gets_what_the_ring_still_holds(
+    video: Path, tmp_path: Path
+) -> None:
+    jobs: list[ClipJob] = []
+
+    class Catch(ClipMaker):
+        def submit(self, job: ClipJob) -> None:
+            jobs.append(job)
+
+    maker = Catch(
+        LocalEvidenceStore(tmp_path / "ev"), detector=None, person_ids=[0], pre_s=1.0, post_s=1.0
+    )
+    ring = PacketRing("cam", keep_s=3.0, max_bytes=64 << 20)
+    src = FileSource("cam", video, realtime=False)
+    src.packets = ring
+    for n, frame in enumerate(src.frames()):
+        if n == 60:  # a fall raised at 6.0 s that began at 1.0 s: long gone from a 3 s ring
+            maker.request(
+                ring,
+                camera_id="cam",
+                event_id="f",
+                key="cam/d/f.mp4",
+                start_s=1.0,
+                raised_s=frame.pts_s,
+            )
+    (job,) = jobs
+    assert job.packets is not None
+    assert job.packets.asked_start_s == pytest.approx(4.0)  # 6.0 - (3.0 - 1.0)
+    assert job.packets.asked_end_s == pytest.approx(7.0)  # 1.0 s after it was raised
+    assert job.note == (
+        "the event began 5.0 s before it was raised; the camera's buffer held the last "
+        "2.0 s before that"
+    )

@@ -18,7 +18,9 @@ import pytest
 from alerts.bus import InProcessBus
 from alerts.clips import ClipMaker
 from alerts.evidence import LocalEvidenceStore, masked_key
-from alerts.masking import sharpness
+from alerts.masking import WHOLE_PICTURE, sharpness
+from argus.app import clip_maker
+from argus.config import parse_config
 from argus.runner import Runner
 from ingest import SourceState
 from ingest.frame import Frame
@@ -68,7 +70,8 @@ def run(tmp_path: Path, **kw: Any) -> tuple[list[dict[str, Any]], LocalEvidenceS
     cam = camera("a", TexturedSource("a", 30), ready)  # type: ignore[arg-type]
     cam.packets = kw.pop("packets", None)
     store = LocalEvidenceStore(tmp_path / "ev")
-    runner = Runner([cam], walker, bus, store, ready=ready, person_ids=[0], **kw)
+    kw.setdefault("person_ids", [0])
+    runner = Runner([cam], walker, bus, store, ready=ready, **kw)
     assert runner.run().ok
     return records, store
 
@@ -94,7 +97,12 @@ def test_a_new_event_asks_for_its_clip_and_carries_its_key(tmp_path: Path) -> No
         def request(self, ring: PacketRing, **kw: Any) -> None:
             asked.append(kw)
 
-    ring = PacketRing("a", keep_s=16, max_bytes=1 << 20)
+    class Usable(PacketRing):  # as a real stream's ring is (the scripted source has none)
+        @property
+        def usable(self) -> bool:
+            return True
+
+    ring = Usable("a", keep_s=16, max_bytes=1 << 20)
     maker = Recorder(LocalEvidenceStore(tmp_path / "c"), detector=None, person_ids=[0])
     records, _ = run(tmp_path, packets=ring, clips=maker)
     start, end = records
@@ -102,4 +110,49 @@ def test_a_new_event_asks_for_its_clip_and_carries_its_key(tmp_path: Path) -> No
     assert "clip" not in end  # the store keeps the start record's
     (only,) = asked  # one clip per event, asked when it starts
     assert only["event_id"] == start["event_id"] and only["key"] == start["clip"]
-    assert only["start_s"] == start["start_s"]
+    assert only["start_s"] == start["start_s"] and only["raised_s"] == pytest.approx(1.3)
+
+
+def test_no_clip_is_asked_for_a_stream_clips_cannot_be_cut_from(tmp_path: Path) -> None:
+    asked: list[dict[str, Any]] = []
+
+    class Recorder(ClipMaker):
+        def request(self, ring: PacketRing, **kw: Any) -> None:
+            asked.append(kw)
+
+    ring = PacketRing("a", keep_s=16, max_bytes=1 << 20)  # never a packet: no timestamps
+    maker = Recorder(LocalEvidenceStore(tmp_path / "c"), detector=None, person_ids=[0])
+    records, _ = run(tmp_path, packets=ring, clips=maker)
+    assert records and all("clip" not in r for r in records) and asked == []
+
+
+def test_who_is_blurred_on_a_frame_the_live_detector_skipped(tmp_path: Path) -> None:
+    frame = next(TexturedSource("a", 1).frames())
+    none = walker([frame.image])[0][:0]
+    seen = np.array([[5, 5, 25, 45]], np.float32)
+
+    class Masking(ClipMaker):  # the clip maker's own detector, asked for the snapshot
+        def people(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+            return seen
+
+    maker = Masking(LocalEvidenceStore(tmp_path / "c"), detector=None, person_ids=[0])
+    store = LocalEvidenceStore(tmp_path / "ev")
+    with_maker = Runner(
+        [], walker, InProcessBus(), store, ready=threading.Condition(), person_ids=[0], clips=maker
+    )
+    without = Runner([], walker, InProcessBus(), store, ready=threading.Condition(), person_ids=[0])
+    # the frame went through the detector: its people (none here) are all there is
+    assert len(with_maker._people(frame, none, none, detected=True)) == 0
+    # skipped: the masking detector is asked; with none to ask, the whole picture goes
+    assert np.array_equal(with_maker._people(frame, none, none, detected=False), seen)
+    assert np.array_equal(without._people(frame, none, none, detected=False), WHOLE_PICTURE)
+
+
+def test_a_model_without_people_makes_no_masked_copy_nor_clips(tmp_path: Path) -> None:
+    # nothing could be blurred: a "masked" copy would show everyone, so there is none
+    # (operators get a 404 that says so; supervisors see the original)
+    records, store = run(tmp_path, person_ids=[])
+    key = records[0]["snapshot"]
+    assert store.exists(key) and not store.exists(masked_key(key))
+    cfg = parse_config({"cameras": [{"id": "a", "source": "x.mp4"}], "rules": []})
+    assert clip_maker(cfg, store, ["car", "truck"], tmp_path, "<test>") is None
