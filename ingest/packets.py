@@ -35,6 +35,9 @@ import av.error
 
 log = logging.getLogger(__name__)
 
+CLOCK_JUMP_FRAMES = 3
+"""A frame whose tie to the camera clock moves by more than this many frame intervals
+starts a new segment (the camera's clock jumped)."""
 REORDER_FRAMES = 8
 """Streams without decoding timestamps: a window is complete this many frames after its
 end (pictures sent out of order, B-frames, arrive within it)."""
@@ -311,7 +314,22 @@ class PacketRing:
         time was ``raw_s`` was delivered as ``Frame.pts_s == pts_s``."""
         with self._lock:
             if self._segments:
-                self._segments[-1].offset_s = pts_s - raw_s
+                seg = self._segments[-1]
+                offset = pts_s - raw_s
+                if seg.offset_s is not None and abs(offset - seg.offset_s) > CLOCK_JUMP_FRAMES * (
+                    seg.frame_interval_s
+                ):
+                    # the camera's clock jumped (the source keeps the camera clock going on):
+                    # what came before cannot be placed with the new tie; a new segment,
+                    # from the next keyframe, with the same stream
+                    seg.ended = "the camera's clock jumped"
+                    seg = _Segment(
+                        info=seg.info,
+                        template=seg.template,
+                        frame_interval_s=seg.frame_interval_s,
+                    )
+                    self._segments.append(seg)
+                seg.offset_s = offset
             ready = self._take_ready_locked()
         self._hand_over(ready)
 

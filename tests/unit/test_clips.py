@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import cv2
@@ -437,3 +438,49 @@ def test_an_event_raised_long_after_it_began_gets_what_the_ring_still_holds(
         "the event began 5.0 s before it was raised; the camera's buffer held the last "
         "2.0 s before that"
     )
+
+
+class _Packet:
+    """A stand-in for a demuxed packet: 1000 bytes at ``raw`` seconds (1/90000 units)."""
+
+    TB = Fraction(1, 90000)
+
+    def __init__(self, raw: float, key: bool) -> None:
+        self.pts = self.dts = round(raw / self.TB)
+        self.duration, self.is_keyframe, self.size = 9000, key, 1000
+
+    def __bytes__(self) -> bytes:
+        return b"x" * 1000
+
+
+def test_a_camera_clock_that_jumps_back_starts_a_new_segment_and_clips_go_on() -> None:
+    stream = SimpleNamespace(
+        codec_context=SimpleNamespace(
+            name="h264", width=2, height=2, extradata=None, pix_fmt="yuv420p"
+        ),
+        average_rate=Fraction(10),
+        guessed_rate=None,
+        time_base=_Packet.TB,
+    )
+    ring = PacketRing("c", keep_s=16.0, max_bytes=10**9)
+    ring.open_segment(stream)
+    camera_s = 0.0
+
+    def feed(raw: float) -> None:  # one frame: the source goes on with the camera clock
+        nonlocal camera_s
+        ring.add(_Packet(raw, round(raw * 10) % 10 == 0))
+        ring.anchor(raw, camera_s)
+        camera_s += 0.1
+
+    for i in range(300):
+        feed(1000 + i / 10)  # 30 s with the camera's timestamps at 1000 s
+    for i in range(300):
+        feed(i / 10)  # its clock restarts at 0: camera seconds go on from 30
+    got: list[ClipPackets | None] = []
+    ring.request(50.0, 60.0, got.append)
+    for i in range(300, 400):
+        feed(i / 10)
+    (clip,) = got
+    assert clip is not None and clip.ended is None
+    assert clip.start_s == pytest.approx(50.0) and clip.end_s == pytest.approx(60.0)
+    assert ring.nbytes <= 1000 * (16 * 10 + 20)  # the old clock's video is not pinned
