@@ -365,14 +365,12 @@ class PacketRing:
 
     @property
     def usable(self) -> bool:
-        """Whether a clip can be cut from the current stream: it has a keyframe kept, a
-        template to remux and decode with, and a known tie to the camera clock.  Streams
-        without timestamps (MJPEG over HTTP, raw elementary streams) never are."""
+        """Whether clips can be cut from the current stream: its timestamps are tied to the
+        camera clock (a stream joined mid-GOP has no keyframe kept yet, but will have by
+        the time a window passes).  Streams without timestamps (MJPEG over HTTP, raw
+        elementary streams) never are."""
         with self._lock:
-            if not self._segments:
-                return False
-            seg = self._segments[-1]
-            return seg.offset_s is not None and seg.template is not None and bool(seg.gops)
+            return bool(self._segments) and self._segments[-1].offset_s is not None
 
     @property
     def nbytes(self) -> int:

@@ -166,6 +166,7 @@ def test_a_stream_joined_mid_gop_is_kept_from_its_first_keyframe(video: Path) ->
             ring.add(p)
         ring.anchor(0.0, 0.0)
     assert ring.dropped_unanchored == 7
+    assert ring.usable  # timestamps tied to the camera clock: clips can be asked for
     got: list[ClipPackets | None] = []
     ring.request(0.0, 3.0, got.append)
     assert got and got[0] is not None and got[0].start_s == pytest.approx(1.0)
