@@ -20,18 +20,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Protocol
 
 from prometheus_client import Counter
 
 from alerts.evidence import EvidenceStore, InvalidEvidenceKeyError, related_keys, validate_key
+from alerts.jobs import DaemonJob
 from alerts.store import AlertStoreError, AuditEntry, AuditStore
 from alerts.store.protocols import ExpiredAlert, RetentionStore
 
@@ -115,7 +114,7 @@ def _evidence_keys(alert: ExpiredAlert) -> list[str]:
     return list(keys)
 
 
-class RetentionJob:
+class RetentionJob(DaemonJob):
     """Deletes expired alerts and their evidence in the background (``start``/``stop``, or
     ``with``); ``sweep_once`` does one period's work now.
 
@@ -134,6 +133,8 @@ class RetentionJob:
     Raises:
         ValueError: A bound is out of range (days < 1, ``every_s`` <= 0, ...).
     """
+
+    thread_name = "retention"
 
     def __init__(
         self,
@@ -157,6 +158,7 @@ class RetentionJob:
                 f"RetentionJob needs every_s > 0 ({every_s}) and 1 <= batch_size <= 500 "
                 f"({batch_size})"
             )
+        super().__init__()
         self._store = store
         self._evidence = evidence
         self.days = days
@@ -166,8 +168,6 @@ class RetentionJob:
         self.batch_size = batch_size
         self.holder = holder or default_holder()
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def days_for(self, camera_id: str) -> int | None:
         """How many days the alerts of ``camera_id`` are kept (``None``: forever)."""
@@ -305,33 +305,6 @@ class RetentionJob:
                 },
             )
         )
-
-    def start(self) -> None:
-        """Sweep now and then every ``every_s`` in a daemon thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("retention job already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop sweeping (a sweep under way stops after its current batch); idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def __enter__(self) -> RetentionJob:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _run(self) -> None:
         while True:

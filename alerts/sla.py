@@ -9,13 +9,12 @@ is logged and asked again at the next check.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from prometheus_client import Counter
 
+from alerts.jobs import DaemonJob
 from alerts.store import AlertStoreError, LifecycleStore
 
 logger = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ SLA_ESCALATIONS = Counter(
 )
 
 
-class SlaJob:
+class SlaJob(DaemonJob):
     """Escalates overdue alerts in the background (``start``/``stop``, or ``with``).
 
     Args:
@@ -36,6 +35,8 @@ class SlaJob:
         check_every_s: How often to look, seconds.
         clock: UNIX time source.
     """
+
+    thread_name = "sla"
 
     def __init__(
         self,
@@ -51,13 +52,12 @@ class SlaJob:
                 f"SlaJob needs 0 <= min_priority <= 100 ({min_priority}), claim_within_s > 0 "
                 f"({claim_within_s}) and check_every_s > 0 ({check_every_s})"
             )
+        super().__init__()
         self._store = store
         self.min_priority = min_priority
         self.claim_within_s = claim_within_s
         self.check_every_s = check_every_s
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> list[str]:
         """Escalate what is overdue now; the event ids escalated (by this call)."""
@@ -73,33 +73,6 @@ class SlaJob:
                 ", ".join(ids[:10]),
             )
         return ids
-
-    def start(self) -> None:
-        """Start checking in a daemon thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("SLA job already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sla", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop checking (idempotent)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def __enter__(self) -> SlaJob:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _run(self) -> None:
         while not self._stop.wait(self.check_every_s):
