@@ -37,7 +37,7 @@ from alerts.store import SqliteAlertStore
 from ingest.packets import PacketRing
 from tests.factories import make_event
 from tests.unit.test_clips import FPS, W, person_box, picture, play, red_person, write_video
-from tests.unit.test_ui_page import CHROMIUM, PASSWORD, USER, _app, _Server
+from tests.unit.test_ui_page import CHROMIUM, HEADLESS, PASSWORD, USER, _app, _Server
 
 pytestmark = pytest.mark.e2e
 
@@ -60,11 +60,7 @@ class Browser:
                 "-c",
                 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null',
                 CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
+                *HEADLESS,
                 f"--user-data-dir={profile}",
                 "--remote-debugging-pipe",
                 "--window-size=800,600",

@@ -44,6 +44,14 @@ pytestmark = pytest.mark.unit
 
 KEY = "test-key-0123456789abcdef"
 NODE = shutil.which("node")
+HEADLESS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+)
+"""Chromium's flags for a quiet headless run in a container (every browser test uses them)."""
 CHROMIUM = next(
     (
         p
@@ -374,11 +382,7 @@ def _screenshot(url: str, profile: Path, out: Path) -> None:
     done = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=8000",
             "--window-size=1280,1000",
