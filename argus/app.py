@@ -37,8 +37,9 @@ from alerts.s3_evidence import S3EvidenceStore
 from alerts.service import AlertService
 from alerts.sinks import JsonlSink
 from alerts.sla import SlaJob
-from alerts.store import SqliteAlertStore
-from argus.config import ArgusConfig, DetectorConfig, KafkaBusConfig
+from alerts.store import SqlAlertStore, SqliteAlertStore
+from alerts.store.postgres import PostgresAlertStore
+from argus.config import ArgusConfig, DetectorConfig, KafkaBusConfig, StorageConfig
 from argus.reload import LiveConfig
 from argus.rulebook import RuleBook, class_ids, validate_rules
 from argus.runner import CameraRuntime, Item, Runner, source_state_logger
@@ -114,7 +115,7 @@ class Pipeline:
     bus: EventBus
     evidence: EvidenceStore
     sinks: list[JsonlSink]
-    store: SqliteAlertStore | None = None
+    store: SqlAlertStore | None = None
     rulebooks: dict[str, RuleBook] = dataclasses.field(default_factory=dict)
     """Each camera's rule builder (run-time rule changes go through it)."""
     class_names: tuple[str, ...] = ()
@@ -186,11 +187,31 @@ def open_evidence(cfg: ArgusConfig, home: Path, role: str = "worker") -> Evidenc
     )
 
 
+def open_alert_store(storage: StorageConfig, home: Path) -> SqlAlertStore:
+    """The alert store ``storage`` names: PostgreSQL (``storage.postgres``, the password from
+    its environment variable) or SQLite (``storage.sqlite``, default ``home/alerts.db``).
+
+    Raises:
+        AlertStoreError: The database cannot be opened, reached or migrated.
+    """
+    pg = storage.postgres
+    if pg is None:
+        return SqliteAlertStore(storage.sqlite or home / "alerts.db")
+    return PostgresAlertStore(
+        pg.dsn,
+        password=os.environ.get(pg.password_env) or None,
+        schema=pg.schema_,
+        connect_timeout_s=pg.connect_timeout_s,
+        statement_timeout_s=pg.statement_timeout_s,
+        application_name=f"argus-{socket.gethostname()}-{os.getpid()}"[:63],
+    )
+
+
 def open_store(
     cfg: ArgusConfig, home: Path, role: str = "alerts"
-) -> tuple[SqliteAlertStore, EvidenceStore]:
+) -> tuple[SqlAlertStore, EvidenceStore]:
     """The alert store and evidence store named in the config (defaults under ``home``)."""
-    store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
+    store = open_alert_store(cfg.storage, home)
     return store, open_evidence(cfg, home, role)
 
 
@@ -236,7 +257,7 @@ def kafka_bus(k: KafkaBusConfig, home: Path) -> KafkaEventBus:
     )
 
 
-def alert_service(k: KafkaBusConfig, store: SqliteAlertStore) -> AlertService:
+def alert_service(k: KafkaBusConfig, store: SqlAlertStore) -> AlertService:
     """The consumer that writes event records from Kafka into ``store``."""
     return AlertService(
         k.bootstrap,
@@ -270,15 +291,15 @@ def build_pipeline(
     names = list(spec.class_names)
 
     evidence = open_evidence(cfg, home)
-    store: SqliteAlertStore | None = None
+    store: SqlAlertStore | None = None
     bus: EventBus
     if cfg.bus.kafka is not None:
         bus = kafka_bus(cfg.bus.kafka, home)
         if with_store:
-            store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
+            store = open_alert_store(cfg.storage, home)
     else:
         bus = InProcessBus()
-        store = SqliteAlertStore(cfg.storage.sqlite or home / "alerts.db")
+        store = open_alert_store(cfg.storage, home)
         bus.subscribe(store.upsert)
     sinks = [JsonlSink(s.jsonl) for s in cfg.sinks]
     for sink in sinks:
@@ -464,7 +485,7 @@ def api_key(home: Path) -> tuple[str, str]:
 
 
 def make_api(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
     evidence: EvidenceStore,
     key: str,
     health: Any = None,
@@ -504,7 +525,7 @@ def access_settings(cfg: ArgusConfig) -> AccessSettings:
     )
 
 
-def sla_job(cfg: ArgusConfig, store: SqliteAlertStore) -> SlaJob | None:
+def sla_job(cfg: ArgusConfig, store: SqlAlertStore) -> SlaJob | None:
     """The claim SLA of the config (``None`` when disabled); not started."""
     sla = cfg.api.sla
     if not sla.enabled:
@@ -518,7 +539,7 @@ def sla_job(cfg: ArgusConfig, store: SqliteAlertStore) -> SlaJob | None:
 
 
 def retention_job(
-    cfg: ArgusConfig, store: SqliteAlertStore, evidence: EvidenceStore
+    cfg: ArgusConfig, store: SqlAlertStore, evidence: EvidenceStore
 ) -> RetentionJob | None:
     """The retention sweeper of the config (``None`` when everything is kept forever);
     not started."""
@@ -632,7 +653,7 @@ def kafka_control_subscriber(k: KafkaBusConfig, live: LiveConfig) -> KafkaContro
     )
 
 
-def publish_stored_state(store: SqliteAlertStore, control: ControlPublisher) -> None:
+def publish_stored_state(store: SqlAlertStore, control: ControlPublisher) -> None:
     """Send the stored rule set and active suppressions again (start of an API process),
     so workers and the compacted topic agree with the store; a broker that is away only
     delays this (logged)."""

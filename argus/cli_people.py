@@ -2,9 +2,9 @@
 
 The same things the admin API does (``alerts/api/routes/people.py``), with the same checks
 and audit entries, for the machine's administrator: no API key or sign-in needed, the
-store is opened directly.  Which store: ``--config FILE``'s ``storage.sqlite``, else
-``$ARGUS_HOME/alerts.db`` (as ``argus serve`` and ``argus run --serve`` use); only the
-SQLite store is opened, never the evidence store.
+store is opened directly.  Which store: ``--config FILE``'s storage section (SQLite's
+``storage.sqlite`` or ``storage.postgres``), else ``$ARGUS_HOME/alerts.db`` (as
+``argus serve`` and ``argus run --serve`` use); never the evidence store.
 
 Every change writes an audit entry by actor ``cli`` (kind ``system``), with the action
 the API names it (``user.create``, ``user.update``, ``user.password``, ``token.create``,
@@ -36,7 +36,7 @@ from argus.paths import argus_home
 
 if TYPE_CHECKING:  # imported when a command runs: `argus --help` stays quick
     from alerts.api.security import Passwords
-    from alerts.store import Role, SqliteAlertStore, Token, User
+    from alerts.store import Role, SqlAlertStore, Token, User
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 """As in ``argus.cli``: 0 success, 2 could not be done as asked."""
@@ -64,19 +64,19 @@ class BadInputError(ValueError):
 # ---------------------------------------------------------------------------- helpers
 
 
-def _store(args: argparse.Namespace) -> SqliteAlertStore:
-    """The SQLite alert store the API serves (``open_store`` without the evidence)."""
-    from alerts.store import SqliteAlertStore
-    from argus.config import ConfigError, load_config
+def _store(args: argparse.Namespace) -> SqlAlertStore:
+    """The alert store the API serves (``open_store`` without the evidence): SQLite or
+    PostgreSQL, as ``--config``'s storage section says."""
+    from argus.app import open_alert_store
+    from argus.config import ConfigError, StorageConfig, load_config
 
-    path: Path | None = None
+    storage = StorageConfig()
     if args.config:
         try:
-            cfg = load_config(Path(args.config))
+            storage = load_config(Path(args.config)).storage
         except ConfigError as e:
             raise BadInputError(str(e)) from e
-        path = cfg.storage.sqlite
-    return SqliteAlertStore(path or argus_home() / "alerts.db")
+    return open_alert_store(storage, argus_home())
 
 
 def _os_user() -> str | None:
@@ -87,7 +87,7 @@ def _os_user() -> str | None:
 
 
 def _audit(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
     action: str,
     target_kind: str,
     target_id: str,
@@ -198,7 +198,7 @@ def _say(text: str) -> None:
 # ---------------------------------------------------------------------------- users
 
 
-def _users_add(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _users_add(store: SqlAlertStore, args: argparse.Namespace) -> int:
     from alerts.store import UserExistsError
 
     name = _user_name(args.name)
@@ -222,7 +222,7 @@ def _users_add(store: SqliteAlertStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _users_list(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _users_list(store: SqlAlertStore, args: argparse.Namespace) -> int:
     users = store.list_users()
     if args.json:
         print(_json(users))
@@ -236,7 +236,7 @@ def _users_list(store: SqliteAlertStore, args: argparse.Namespace) -> int:
 
 
 def _update(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
     name: str,
     *,
     role: Role | None = None,
@@ -262,19 +262,19 @@ def _update(
     return user
 
 
-def _users_disable(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _users_disable(store: SqlAlertStore, args: argparse.Namespace) -> int:
     user = _update(store, args.name, disabled=True)
     _say(f"user {user.name!r} disabled (their sessions ended)")
     return EXIT_OK
 
 
-def _users_enable(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _users_enable(store: SqlAlertStore, args: argparse.Namespace) -> int:
     user = _update(store, args.name, disabled=False)
     _say(f"user {user.name!r} enabled")
     return EXIT_OK
 
 
-def _users_set(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _users_set(store: SqlAlertStore, args: argparse.Namespace) -> int:
     if args.role is None and args.groups is None:
         raise BadInputError("nothing to change: give --role and/or --groups")
     role = None if args.role is None else _role(args.role)
@@ -284,7 +284,7 @@ def _users_set(store: SqliteAlertStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _users_reset_password(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _users_reset_password(store: SqlAlertStore, args: argparse.Namespace) -> int:
     from alerts.store import UserNotFoundError
 
     name = _user_name(args.name)
@@ -305,7 +305,7 @@ def _users_reset_password(store: SqliteAlertStore, args: argparse.Namespace) -> 
 # ---------------------------------------------------------------------------- tokens
 
 
-def _tokens_create(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _tokens_create(store: SqlAlertStore, args: argparse.Namespace) -> int:
     from alerts.api.models import ACTOR_PATTERN
     from alerts.api.security import digest, new_token
     from alerts.store import Token
@@ -345,7 +345,7 @@ def _tokens_create(store: SqliteAlertStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tokens_list(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _tokens_list(store: SqlAlertStore, args: argparse.Namespace) -> int:
     tokens = store.list_tokens()
     if args.json:
         print(_json(tokens))
@@ -369,7 +369,7 @@ def _tokens_list(store: SqliteAlertStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tokens_revoke(store: SqliteAlertStore, args: argparse.Namespace) -> int:
+def _tokens_revoke(store: SqlAlertStore, args: argparse.Namespace) -> int:
     token_id = args.token_id
     if not re.fullmatch(TOKEN_ID_PATTERN, token_id):
         raise BadInputError(
@@ -390,7 +390,7 @@ def _tokens_revoke(store: SqliteAlertStore, args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- wiring
 
-Command = Callable[["SqliteAlertStore", argparse.Namespace], int]
+Command = Callable[["SqlAlertStore", argparse.Namespace], int]
 
 
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:
@@ -419,7 +419,9 @@ def add_people_commands(sub: Any) -> None:
     ``add_subparsers`` result of ``argus.cli.build_parser``)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", help="config whose storage.sqlite to use (default: $ARGUS_HOME/alerts.db)"
+        "--config",
+        help="config whose storage section (sqlite or postgres) to use "
+        "(default: $ARGUS_HOME/alerts.db)",
     )
     roles = "{" + ",".join(ROLE_NAMES) + "}"
 

@@ -321,15 +321,71 @@ class GatingConfig(_Strict):
     )
 
 
+class PostgresConfig(_Strict):
+    """The alert store in PostgreSQL, shared by several alert-service replicas.
+
+    The password is never written in the config: it comes from ``password_env`` (or libpq's
+    own ``PGPASSWORD`` / ``~/.pgpass``).
+    """
+
+    dsn: str = Field(
+        description="libpq connection string or URI without the password, e.g. "
+        "postgresql://argus@db.example:5432/argus?sslmode=verify-full.",
+        min_length=1,
+    )
+    password_env: str = Field(
+        "ARGUS_PG_PASSWORD",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the password (unset: none, or libpq's "
+        "own PGPASSWORD / ~/.pgpass).",
+    )
+    schema_: str | None = Field(
+        None,
+        alias="schema",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Keep the tables in this schema (created if missing); default the "
+        "role's own (public).",
+    )
+    connect_timeout_s: float = Field(
+        5.0, ge=1.0, le=60.0, description="Give up connecting after this long, seconds."
+    )
+    statement_timeout_s: float = Field(
+        30.0, gt=0.0, le=600.0, description="The server cancels a longer statement, seconds."
+    )
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password(cls, dsn: str) -> str:
+        from alerts.store.postgres import dsn_has_password
+
+        if dsn_has_password(dsn):  # ValueError for a malformed one (message names no part)
+            raise ValueError(
+                "storage.postgres.dsn must not hold the password: put it in the environment "
+                "variable named by storage.postgres.password_env"
+            )
+        return dsn
+
+
 class StorageConfig(_Strict):
     """Where alerts and evidence are kept (default: under $ARGUS_HOME)."""
 
     sqlite: Path | None = Field(
         None, description="Alert store file (default $ARGUS_HOME/alerts.db)."
     )
+    postgres: PostgresConfig | None = Field(
+        None,
+        description="Keep alerts, users and the audit trail in PostgreSQL instead of SQLite "
+        "(for several alert-service replicas).",
+    )
     evidence_dir: Path | None = Field(
         None, description="Snapshot folder (default $ARGUS_HOME/evidence)."
     )
+
+    @model_validator(mode="after")
+    def _one_alert_store(self) -> StorageConfig:
+        if self.sqlite is not None and self.postgres is not None:
+            raise ValueError("storage: give sqlite or postgres, not both")
+        return self
 
 
 class KafkaSecurityConfig(_Strict):
@@ -686,8 +742,14 @@ def parse_config(data: Any, source: str = "<config>", *, strict: bool = False) -
         raise ConfigError(source, problems) from e
 
 
+_UNQUOTED_KEYS = frozenset({"dsn"})
+"""Keys whose bad value is never repeated in an error (a DSN may hold a password)."""
+
+
 def _input_hint(err: Any) -> str:
     if err["type"] in {"extra_forbidden", "missing"}:
+        return ""
+    if err["loc"] and err["loc"][-1] in _UNQUOTED_KEYS:
         return ""
     value = err.get("input")
     if isinstance(value, dict | list):

@@ -15,8 +15,10 @@ import pytest
 
 NO_SKIP = os.environ.get("ARGUS_NO_SKIP") == "1"
 
-# One local Kafka-protocol broker + S3 server for the whole session (fixture `localstack`).
-pytest_plugins = ["tests.infra"]
+# One local Kafka-protocol broker + S3 server for the whole session (fixture `localstack`);
+# one local PostgreSQL (fixture `postgres`) and the store tests on both backends
+# (fixture `store_factory`).
+pytest_plugins = ["tests.infra", "tests.pg"]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -5,9 +5,9 @@ fields plus what operators do with it (``status``, acknowledgement).  The store 
 fed by subscribing ``store.upsert`` to the event bus; the API reads it.  The bus also
 carries *run markers*: a worker run announces itself per camera when it starts, and
 the store closes that camera's alerts an earlier run left open (the earlier process
-was killed or crashed before their end), with ``end_reason = "interrupted"``.  A
-PostgreSQL store slots in behind the same protocol later (the SQL is plain and
-parameterised; ``ON CONFLICT`` upserts exist there too).
+was killed or crashed before their end), with ``end_reason = "interrupted"``.  Two
+backends implement every protocol with the same SQL: SQLite (one machine, the default)
+and PostgreSQL (several alert-service replicas sharing one database).
 
 The same database holds the control plane's source of truth (``ControlStore``):
 operator *suppressions* (``selector.suppression.Suppression``) and the *rules*
@@ -15,10 +15,12 @@ document (a list of rule dicts with a revision number for optimistic concurrency
 
 Modules: ``models`` (``Alert``, users, sessions, tokens, audit entries, errors),
 ``protocols`` (``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``,
-``LifecycleStore``), ``lifecycle`` (states and what each allows), ``migrations`` (the
-SQLite schema, in order), ``sqlite`` (``SqliteAlertStore``, the base) and its mixins
-``sqlite_control``, ``sqlite_people``, ``sqlite_audit``, ``sqlite_lifecycle``.  Everything
-is importable from ``alerts.store``.
+``LifecycleStore``, ``RetentionStore``), ``lifecycle`` (states and what each allows),
+``sql_base`` (``SqlAlertStore``: the mixins ``sql_alerts``, ``sql_control``,
+``sql_people``, ``sql_audit``, ``sql_lifecycle``, ``sql_retention`` on one connection),
+``sqlite`` (``SqliteAlertStore``; its schema in ``migrations``), ``postgres``
+(``PostgresAlertStore``; its schema in ``pg_migrations``) and ``open`` (the store a
+configuration names).  Everything is importable from ``alerts.store``.
 """
 
 from alerts.store.migrations import MIGRATIONS
@@ -58,6 +60,7 @@ from alerts.store.protocols import (
     LifecycleStore,
     PeopleStore,
 )
+from alerts.store.sql_base import SqlAlertStore
 from alerts.store.sqlite import SqliteAlertStore
 
 _MIGRATIONS = MIGRATIONS  # the name tests and tools used before the split
@@ -91,6 +94,7 @@ __all__ = [
     "Role",
     "RulesRevisionConflictError",
     "Session",
+    "SqlAlertStore",
     "SqliteAlertStore",
     "Token",
     "TransitionConflictError",

@@ -245,7 +245,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 8: retention (issue 15).  ``jobs``: background jobs that must run once per period
     # however many replicas share the database; a replica claims a job with a conditional
-    # write that only succeeds once ``due_at`` has passed (``sqlite_retention``).  An index
+    # write that only succeeds once ``due_at`` has passed (``sql_retention``).  An index
     # finds a camera's alerts older than its retention cutoff.  It is partial on purpose
     # (``wall_time`` is never NULL): SQLite uses it only for a query that says
     # ``wall_time IS NOT NULL`` (``expired_alerts``), so it does not take

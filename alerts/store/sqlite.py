@@ -1,141 +1,36 @@
-"""``SqliteAlertStore``: alerts, the control plane's source of truth, run markers, people,
-the audit trail and the alert lifecycle, in one SQLite database (WAL, one connection
-guarded by a lock, migrations applied at open).
+"""``SqliteAlertStore``: the alert store in one SQLite file (WAL, one connection guarded by
+a lock, migrations applied at open); the single-machine default.
 
-This module is the base (connection, migrations, alerts and their filters, run markers);
-each other concern is a mixin of its own module: ``sqlite_control``, ``sqlite_people``,
-``sqlite_audit``, ``sqlite_lifecycle`` (which also holds ``acknowledge`` and
-``mark_false_positive``, now lifecycle closes), ``sqlite_retention``.  ``sqlite_common``
-holds what they share.
+Everything but the connection and the schema is plain SQL shared with PostgreSQL
+(``sql_base.SqlAlertStore``).
 """
 
 from __future__ import annotations
 
-import builtins
-import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Mapping
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
-from alerts.metrics import ALERTS_CLOSED, ALERTS_INTERRUPTED, ALERTS_STORED
-from alerts.schema import RUN_STARTED, InvalidEventError, validate_bus_record
 from alerts.store.migrations import ADD_COLUMN, MIGRATIONS, split_statements
-from alerts.store.models import (
-    ALERT_STATES,
-    ALERT_STATUSES,
-    DEFAULT_LIMIT,
-    Alert,
-    AlertState,
-    AlertStatus,
-    AlertStoreError,
-)
-from alerts.store.sqlite_audit import AuditMixin
-from alerts.store.sqlite_common import ALERT_COLUMNS as _COLUMNS
-from alerts.store.sqlite_common import check_page, fetch_alert, in_clause
-from alerts.store.sqlite_common import db_errors as _db_errors
-from alerts.store.sqlite_common import row_to_alert as _row_to_alert
-from alerts.store.sqlite_control import ControlMixin
-from alerts.store.sqlite_lifecycle import LifecycleMixin
-from alerts.store.sqlite_people import PeopleMixin
-from alerts.store.sqlite_retention import RetentionMixin
+from alerts.store.models import AlertStoreError
+from alerts.store.sql_base import SqlAlertStore
+from alerts.store.sql_common import db_errors as _db_errors
 from ingest.retry import Backoff
 
 logger = logging.getLogger("alerts.store")
 
-_ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
 
-
-def _details_json(record: Mapping[str, Any]) -> str:
-    """The record's ``details`` as compact JSON text (keys sorted: replays store equal text).
-
-    Raises:
-        InvalidEventError: A value is a non-finite number (not JSON).
+class SqliteAlertStore(SqlAlertStore):
+    """The alert store (every store protocol) on one SQLite file in WAL mode, safe to share
+    between threads; several processes may open the same file (writes wait up to
+    ``timeout_s`` for each other).
     """
-    details = record.get("details") or {}
-    try:
-        return json.dumps(details, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except ValueError as e:
-        raise InvalidEventError(
-            "details values must be finite numbers, strings, booleans or null",
-            path="$.details",
-            event_id=str(record.get("event_id")),
-        ) from e
 
-
-def _where(
-    *,
-    camera_id: str | None,
-    type: str | None,
-    status: AlertStatus | None,
-    open: bool | None,
-    states: Collection[AlertState] | None = None,
-    ongoing: bool | None = None,
-    camera_ids: Collection[str] | None = None,
-    owner: str | None = None,
-) -> tuple[str, list[Any]]:
-    """The WHERE clause (with its parameters) of the alert filters, AND-ed."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if camera_id is not None:
-        clauses.append("camera_id = ?")
-        params.append(camera_id)
-    if type is not None:
-        clauses.append("type = ?")
-        params.append(type)
-    if status is not None:
-        if status not in ALERT_STATUSES:
-            raise ValueError(f"status must be one of {ALERT_STATUSES}, got {status!r}")
-        clauses.append("status = ?")
-        params.append(status)
-    if open is not None and ongoing is not None and open != ongoing:
-        raise ValueError("open is an alias of ongoing: give one, or both the same")
-    ongoing = open if ongoing is None else ongoing
-    if ongoing is not None:
-        clauses.append("end_s IS NULL" if ongoing else "end_s IS NOT NULL")
-    for column, values in (("state", states), ("camera_id", camera_ids)):
-        if values is not None:
-            if column == "state" and not set(values) <= set(ALERT_STATES):
-                raise ValueError(f"states must be among {ALERT_STATES}, got {sorted(values)!r}")
-            clause, more = in_clause(column, values, f"{column} filter")
-            clauses.append(clause)
-            params.extend(more)
-    if owner is not None:
-        clauses.append("owner = ? COLLATE NOCASE")
-        params.append(owner)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin, RetentionMixin):
-    """``AlertStore`` on one SQLite file (WAL mode), safe to share between threads; also
-    ``ControlStore`` (``sqlite_control``), ``PeopleStore`` (``sqlite_people``),
-    ``AuditStore`` (``sqlite_audit``), ``LifecycleStore`` (``sqlite_lifecycle``) and
-    ``RetentionStore`` (``sqlite_retention``).
-
-    One connection guarded by a lock: the pipeline thread writes, API threads read.
-    Upserts are idempotent by ``event_id``: the first record of an event creates the
-    alert (start or end, whichever arrives first).  A later record raises ``priority``
-    to its own when higher (escalation of a persisting incident; never lowered), fills
-    in ``end_s``, ``snapshot``, ``line`` and ``direction`` when they are still empty,
-    and, when it is an end record carrying ``details``, replaces ``details`` with them
-    (an incident's end holds the merged facts, e.g. ``members``).  Replaying records
-    gives the same row.  Operator fields (the lifecycle: ``state``, ``owner``, the
-    disposition, and the older ``status``) are never touched by upserts.
-
-    A run marker (``upsert`` of ``{"kind": "run_started", "camera_id": C, "run_id": R,
-    ...}``) closes every open alert of camera C not raised by run R, as
-    ``interrupted`` (see ``close_earlier_runs``).  An interrupted alert stays so: a later
-    record of it (a replay, a late end) changes neither ``end_s`` nor ``end_reason``,
-    except the end record of the camera's current run (a recording played again gives the
-    same event ids, and that run saw the event end).
-    """
+    backend = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
         """
@@ -152,10 +47,10 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin, Re
             _private(Path(self.path))
         self._lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(
+            self._sqlite = self._conn = sqlite3.connect(
                 self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
-            self._conn.row_factory = sqlite3.Row
+            self._sqlite.row_factory = sqlite3.Row
             self._use_wal(timeout_s)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -234,336 +129,10 @@ class SqliteAlertStore(ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin, Re
             (version,) = self._conn.execute("PRAGMA user_version").fetchone()
         return int(version)
 
-    def upsert(self, record: Mapping[str, Any]) -> None:
-        """Store one event record (start or end), idempotent by ``event_id``; or apply
-        a run marker (``close_earlier_runs``).
-
-        The first record creates the alert.  A later one of the same ``event_id``:
-
-        * raises ``priority`` to the record's when higher (never lowers it);
-        * sets ``end_s`` (with ``end_reason = "ended"``), ``snapshot``, ``clip``, ``line``,
-          ``direction``, ``run_id`` where still null (an interrupted alert has its
-          ``end_s``: it stays interrupted, unless the end record comes from the
-          camera's current run, which replays the same recording: its end replaces it);
-        * if it is an end record (``end_s`` set) with a ``details`` field, replaces
-          ``details`` (a record without the optional field leaves them as they are).
-
-        Raises:
-            InvalidEventError: The record is neither a valid event record nor a valid
-                run marker.
-            AlertStoreError: The database failed.
-        """
-        if validate_bus_record(record) == RUN_STARTED:
-            self.close_earlier_runs(
-                record["camera_id"],
-                record["run_id"],
-                datetime.fromisoformat(record["wall_time"]).timestamp(),
-            )
-            return
-        wall_time = datetime.fromisoformat(record["wall_time"]).timestamp()
-        bbox = record["bbox"] or (None, None, None, None)
-        event_id = record["event_id"]
-        details = _details_json(record)
-        line, direction = record.get("line"), record.get("direction")
-        run_id = record.get("run_id")
-        reason = record.get("reason")
-        clip = record.get("clip")
-        is_end = record["end_s"] is not None
-        params = (
-            event_id,
-            record["schema_version"],
-            record["camera_id"],
-            record["type"],
-            record["rule_id"],
-            record["zone"],
-            record["track_id"],
-            record["label"],
-            record["score"],
-            record["priority"],
-            record["start_s"],
-            record["end_s"],
-            *bbox,
-            record["start_seq"],
-            record["snapshot"],
-            wall_time,
-            datetime.now(UTC).timestamp(),
-            line,
-            direction,
-            details,
-            "ended" if is_end else None,
-            run_id,
-            reason,
-            clip,
-        )
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                inserted = self._conn.execute(
-                    "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
-                    "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
-                    "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
-                    "direction, details, end_reason, run_id, reason, clip) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?, ?, ?) "
-                    "ON CONFLICT (event_id) DO NOTHING",
-                    params,
-                ).rowcount
-                closed = escalated = 0
-                if not inserted:
-                    closed = self._conn.execute(
-                        "UPDATE alerts SET end_s = ?, end_reason = 'ended' "
-                        "WHERE event_id = ? AND end_s IS NULL AND ? IS NOT NULL",
-                        (record["end_s"], event_id, record["end_s"]),
-                    ).rowcount
-                    if not closed and is_end and run_id is not None:
-                        # The camera's current run saw this event end (it replays the same
-                        # recording, same event ids): its end replaces the "interrupted"
-                        # an earlier, killed run left.  Ends from other runs change nothing.
-                        closed = self._conn.execute(
-                            "UPDATE alerts SET end_s = ?, end_reason = 'ended', run_id = ? "
-                            "WHERE event_id = ? AND end_reason = 'interrupted' AND EXISTS "
-                            "(SELECT 1 FROM worker_runs w "
-                            "WHERE w.camera_id = alerts.camera_id AND w.run_id = ?)",
-                            (record["end_s"], run_id, event_id, run_id),
-                        ).rowcount
-                    escalated = self._conn.execute(
-                        "UPDATE alerts SET priority = ? WHERE event_id = ? AND priority < ?",
-                        (record["priority"], event_id, record["priority"]),
-                    ).rowcount
-                    self._conn.execute(
-                        "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
-                        "line = COALESCE(line, ?), direction = COALESCE(direction, ?), "
-                        "run_id = COALESCE(run_id, ?), clip = COALESCE(clip, ?) "
-                        "WHERE event_id = ?",
-                        (record["snapshot"], line, direction, run_id, clip, event_id),
-                    )
-                    if is_end and "details" in record:
-                        self._conn.execute(
-                            "UPDATE alerts SET details = ? WHERE event_id = ?",
-                            (details, event_id),
-                        )
-                    if reason is not None and (closed or not is_end):
-                        # the end that closed it says how long it lasted; an end refused
-                        # (the alert already ended, or interrupted) leaves the reason be
-                        self._conn.execute(
-                            "UPDATE alerts SET reason = ? WHERE event_id = ? "
-                            "AND (reason IS NULL OR ?)",
-                            (reason, event_id, bool(closed)),
-                        )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                with suppress(sqlite3.Error):
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                raise AlertStoreError(
-                    f"cannot store event_id={event_id}: {e}", path=self.path
-                ) from e
-        if inserted:
-            ALERTS_STORED.labels(type=record["type"]).inc()
-            logger.debug(
-                "alert %s created (%s, priority %d)", event_id, record["type"], record["priority"]
-            )
-        if escalated:
-            logger.debug("alert %s escalated to priority %d", event_id, record["priority"])
-        if (inserted and is_end) or closed:
-            ALERTS_CLOSED.labels(type=record["type"]).inc()
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        """Bus-subscriber form of ``upsert``."""
-        self.upsert(record)
-
-    def close_earlier_runs(
-        self, camera_id: str, run_id: str, started_at: float
-    ) -> builtins.list[str]:
-        """A worker run ``run_id`` of ``camera_id`` started at ``started_at`` (its marker).
-
-        Every alert of the camera that is still open and was not raised by this run
-        (another ``run_id``, or none: stored before runs were recorded) is closed:
-        ``end_reason = "interrupted"``, ``end_s = start_s`` (its real end is unknown:
-        the process that would have sent it is gone).  Status, acknowledgement and
-        note are kept.  The bus is FIFO per camera, so the earlier run's records have
-        all been stored by the time its successor's marker arrives.
-
-        The run is remembered as the camera's latest; a marker that started before the
-        latest one (a redelivered, stale marker) closes nothing, and replaying the
-        latest closes nothing new.  One camera is served by one worker at a time: two
-        workers on one camera would close each other's alerts at every start.
-
-        Args:
-            camera_id: The camera.
-            run_id: The run that started.
-            started_at: Its start, UNIX seconds (the marker's ``wall_time``).
-
-        Returns:
-            The ``event_id``s of the alerts closed (empty for a stale marker).
-
-        Raises:
-            AlertStoreError: The database failed.
-        """
-        now = datetime.now(UTC).timestamp()
-        closed: builtins.list[tuple[str, str]] = []
-        stale = False
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                latest = self._conn.execute(
-                    "SELECT run_id, started_at FROM worker_runs WHERE camera_id = ?",
-                    (camera_id,),
-                ).fetchone()
-                stale = (
-                    latest is not None
-                    and latest["run_id"] != run_id
-                    and latest["started_at"] > started_at
-                )
-                if not stale:
-                    self._conn.execute(
-                        "INSERT INTO worker_runs (camera_id, run_id, started_at, received_at) "
-                        "VALUES (?, ?, ?, ?) ON CONFLICT (camera_id) DO UPDATE SET "
-                        "run_id = excluded.run_id, started_at = excluded.started_at, "
-                        "received_at = excluded.received_at",
-                        (camera_id, run_id, started_at, now),
-                    )
-                    closed = [
-                        (r["event_id"], r["type"])
-                        for r in self._conn.execute(
-                            "UPDATE alerts SET end_s = start_s, end_reason = 'interrupted' "
-                            "WHERE camera_id = ? AND end_s IS NULL "
-                            "AND (run_id IS NULL OR run_id != ?) RETURNING event_id, type",
-                            (camera_id, run_id),
-                        ).fetchall()
-                    ]
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                with suppress(sqlite3.Error):
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                raise AlertStoreError(
-                    f"cannot apply the start of run {run_id} of camera {camera_id}: {e}",
-                    path=self.path,
-                ) from e
-        extra = {"camera_id": camera_id, "run_id": run_id}
-        if stale:
-            logger.info(
-                "stale run marker (the run started before the camera's latest): nothing closed",
-                extra=extra,
-            )
-            return []
-        for _, type_ in closed:
-            ALERTS_INTERRUPTED.labels(type=type_).inc()
-        logger.info(
-            "worker run started; alerts an earlier run left open, closed as interrupted: %d",
-            len(closed),
-            extra=extra,
-        )
-        return [event_id for event_id, _ in closed]
-
-    def get(self, event_id: str) -> Alert | None:
-        """The alert with ``event_id``, or ``None``."""
-        with self._lock, _db_errors(f"cannot read alert {event_id}", self.path):
-            row = fetch_alert(self._conn, event_id)
-        return None if row is None else _row_to_alert(row)
-
-    def list(
-        self,
-        *,
-        camera_id: str | None = None,
-        type: str | None = None,
-        status: AlertStatus | None = None,
-        open: bool | None = None,
-        limit: int = DEFAULT_LIMIT,
-        offset: int = 0,
-        states: Collection[AlertState] | None = None,
-        ongoing: bool | None = None,
-        camera_ids: Collection[str] | None = None,
-        owner: str | None = None,
-    ) -> builtins.list[Alert]:
-        """Alerts matching every given filter (``None`` = any).
-
-        Ordered by ``priority`` descending, then ``wall_time`` descending (most urgent,
-        then most recent first), then ``event_id`` for a stable page order.
-
-        Args:
-            camera_id: Only this camera.
-            type: Only this event type.
-            status: ``"new"``, ``"acknowledged"`` or ``"false_positive"`` (the older field).
-            open: The older name of ``ongoing``.
-            limit: Page size, 1..``MAX_LIMIT``.
-            offset: Rows to skip, >= 0.
-            states: Only alerts in one of these lifecycle states (empty: none).
-            ongoing: ``True`` only alerts whose event is still going on (no end yet),
-                ``False`` only ended ones; whatever their state.
-            camera_ids: Only these cameras (empty: none), e.g. a user's camera groups.
-            owner: Only alerts claimed by this user (case-insensitive).
-
-        Raises:
-            ValueError: ``limit``/``offset``/``status``/``states`` out of range, or
-                ``open`` and ``ongoing`` disagreeing.
-        """
-        check_page(limit, offset)
-        where, params = _where(
-            camera_id=camera_id,
-            type=type,
-            status=status,
-            open=open,
-            states=states,
-            ongoing=ongoing,
-            camera_ids=camera_ids,
-            owner=owner,
-        )
-        with self._lock, _db_errors("cannot list alerts", self.path):
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts{where} {_ORDER} LIMIT ? OFFSET ?",
-                (*params, limit, offset),
-            ).fetchall()
-        return [_row_to_alert(r) for r in rows]
-
-    def count(
-        self,
-        *,
-        camera_id: str | None = None,
-        type: str | None = None,
-        status: AlertStatus | None = None,
-        open: bool | None = None,
-        states: Collection[AlertState] | None = None,
-        ongoing: bool | None = None,
-        camera_ids: Collection[str] | None = None,
-        owner: str | None = None,
-    ) -> int:
-        """Number of alerts matching the filters (same meaning as in ``list``)."""
-        where, params = _where(
-            camera_id=camera_id,
-            type=type,
-            status=status,
-            open=open,
-            states=states,
-            ongoing=ongoing,
-            camera_ids=camera_ids,
-            owner=owner,
-        )
-        with self._lock, _db_errors("cannot count alerts", self.path):
-            (n,) = self._conn.execute(f"SELECT COUNT(*) FROM alerts{where}", params).fetchone()
-        return int(n)
-
-    def ping(self) -> None:
-        """Run a trivial query; raise ``AlertStoreError`` if the database is unusable."""
-        with self._lock, _db_errors("alert store not usable", self.path):
-            self._conn.execute("SELECT 1 FROM alerts LIMIT 1").fetchall()
-
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> SqliteAlertStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+            self._sqlite.close()
 
 
 def _private(path: Path) -> None:

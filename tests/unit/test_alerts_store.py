@@ -22,23 +22,33 @@ from alerts.store import (
     AlertStoreError,
     ControlStore,
     RulesRevisionConflictError,
+    SqlAlertStore,
     SqliteAlertStore,
 )
 from selector.event import Event
 from selector.suppression import Suppression
 from tests.factories import BBOX, SCORE, T0, make_event
+from tests.pg import StoreFactory
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+def store(store_factory: StoreFactory) -> SqlAlertStore:
+    """A store on a fresh database, SQLite and PostgreSQL in turn."""
+    return store_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+    """A SQLite store (for what only SQLite has: its file, its migrations, its pragmas)."""
     s = SqliteAlertStore(tmp_path / "db" / "alerts.sqlite")
     yield s
     s.close()
 
 
-def test_satisfies_protocol_and_uses_wal_and_migrations(store: SqliteAlertStore) -> None:
+def test_satisfies_protocol_and_uses_wal_and_migrations(sqlite_store: SqliteAlertStore) -> None:
+    store = sqlite_store
     assert isinstance(store, AlertStore)
     assert store.schema_version == len(_MIGRATIONS)
     conn = sqlite3.connect(store.path)
@@ -64,7 +74,7 @@ def test_satisfies_protocol_and_uses_wal_and_migrations(store: SqliteAlertStore)
         conn.close()
 
 
-def test_start_end_and_replays_make_one_row_with_end(store: SqliteAlertStore) -> None:
+def test_start_end_and_replays_make_one_row_with_end(store: SqlAlertStore) -> None:
     ev = make_event(1)
     start, end = ev.to_record(), ev.closed(9.5).to_record()
     store.upsert(start)
@@ -84,7 +94,7 @@ def test_start_end_and_replays_make_one_row_with_end(store: SqliteAlertStore) ->
 
 
 def test_end_without_start_creates_the_alert_and_late_start_changes_nothing(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     ev = make_event(2)
     store.upsert(ev.closed(4.0).to_record())
@@ -95,7 +105,7 @@ def test_end_without_start_creates_the_alert_and_late_start_changes_nothing(
     assert alert is not None and alert.end_s == 4.0
 
 
-def test_snapshot_is_filled_in_but_never_replaced(store: SqliteAlertStore) -> None:
+def test_snapshot_is_filled_in_but_never_replaced(store: SqlAlertStore) -> None:
     ev = make_event(3)
     store.upsert(ev.to_record())
     store.upsert(ev.with_snapshot("cam-1/2024-05-01/a.jpg").closed(5.0).to_record())
@@ -104,7 +114,7 @@ def test_snapshot_is_filled_in_but_never_replaced(store: SqliteAlertStore) -> No
     assert alert is not None and alert.snapshot == "cam-1/2024-05-01/a.jpg"
 
 
-def test_stored_and_closed_counters(store: SqliteAlertStore) -> None:
+def test_stored_and_closed_counters(store: SqlAlertStore) -> None:
     labels = {"type": "counter-test"}
     stored0 = REGISTRY.get_sample_value("argus_alerts_stored_total", labels) or 0.0
     closed0 = REGISTRY.get_sample_value("argus_alerts_closed_total", labels) or 0.0
@@ -120,7 +130,7 @@ def test_stored_and_closed_counters(store: SqliteAlertStore) -> None:
     assert REGISTRY.get_sample_value("argus_alerts_closed_total", labels) == closed0 + 1
 
 
-def test_invalid_record_is_rejected_and_nothing_stored(store: SqliteAlertStore) -> None:
+def test_invalid_record_is_rejected_and_nothing_stored(store: SqlAlertStore) -> None:
     bad = make_event(5).to_record()
     bad["score"] = 3.0
     with pytest.raises(InvalidEventError, match="score"):
@@ -128,7 +138,7 @@ def test_invalid_record_is_rejected_and_nothing_stored(store: SqliteAlertStore) 
     assert store.count() == 0
 
 
-def test_order_is_priority_then_recency(store: SqliteAlertStore) -> None:
+def test_order_is_priority_then_recency(store: SqlAlertStore) -> None:
     spec = [
         (1, 10, T0 + 100),
         (2, 90, T0 + 1),
@@ -146,7 +156,7 @@ def test_order_is_priority_then_recency(store: SqliteAlertStore) -> None:
     assert store.list(offset=10) == []
 
 
-def test_filters_and_count(store: SqliteAlertStore) -> None:
+def test_filters_and_count(store: SqlAlertStore) -> None:
     store.upsert(make_event(1, camera="cam-1", type_="intrusion").to_record())
     store.upsert(make_event(2, camera="cam-2", type_="intrusion").to_record())
     store.upsert(make_event(3, camera="cam-2", type_="loitering").closed(9.0).to_record())
@@ -169,12 +179,12 @@ def test_filters_and_count(store: SqliteAlertStore) -> None:
 
 
 @pytest.mark.parametrize("kw", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"status": "closed"}])
-def test_list_argument_bounds(store: SqliteAlertStore, kw: dict[str, Any]) -> None:
+def test_list_argument_bounds(store: SqlAlertStore, kw: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         store.list(**kw)
 
 
-def test_acknowledge_is_idempotent_and_keeps_first(store: SqliteAlertStore) -> None:
+def test_acknowledge_is_idempotent_and_keeps_first(store: SqlAlertStore) -> None:
     ev = make_event(1)
     store.upsert(ev.to_record())
     acks0 = REGISTRY.get_sample_value("argus_alerts_acknowledged_total") or 0.0
@@ -190,7 +200,7 @@ def test_acknowledge_is_idempotent_and_keeps_first(store: SqliteAlertStore) -> N
     assert a3 is not None and a3.status == "acknowledged" and a3.end_s == 3.0
 
 
-def test_acknowledge_unknown_raises(store: SqliteAlertStore) -> None:
+def test_acknowledge_unknown_raises(store: SqlAlertStore) -> None:
     with pytest.raises(AlertNotFoundError) as info:
         store.acknowledge("00000000-0000-0000-0000-000000000000", by="x")
     assert info.value.event_id == "00000000-0000-0000-0000-000000000000"
@@ -232,7 +242,7 @@ def test_unusable_file_raises_store_error(tmp_path: Path) -> None:
     assert isinstance(info.value.__cause__, sqlite3.Error)
 
 
-def test_concurrent_writers_while_reading(store: SqliteAlertStore) -> None:
+def test_concurrent_writers_while_reading(store: SqlAlertStore) -> None:
     n_per_thread = 150
     errors: list[BaseException] = []
     done = threading.Event()
@@ -270,7 +280,7 @@ def test_concurrent_writers_while_reading(store: SqliteAlertStore) -> None:
     assert store.count(open=True) == 0
 
 
-def test_store_as_bus_subscriber(store: SqliteAlertStore) -> None:
+def test_store_as_bus_subscriber(store: SqlAlertStore) -> None:
     bus = InProcessBus()
     bus.subscribe(store)
     ev = make_event(1)
@@ -362,7 +372,7 @@ def test_version_1_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_false_positive_status_and_filter(store: SqliteAlertStore) -> None:
+def test_false_positive_status_and_filter(store: SqlAlertStore) -> None:
     for n in (1, 2, 3):
         store.upsert(make_event(n).to_record())
     a = store.mark_false_positive(make_event(1).event_id, by="alice", note=None)
@@ -381,7 +391,7 @@ def test_false_positive_status_and_filter(store: SqliteAlertStore) -> None:
         store.mark_false_positive("00000000-0000-0000-0000-000000000000", by="x")
 
 
-def test_suppressions_round_trip_list_and_delete(store: SqliteAlertStore) -> None:
+def test_suppressions_round_trip_list_and_delete(store: SqlAlertStore) -> None:
     s1 = _suppression(1)
     s2 = _suppression(2, region=None, rule_id=None, zone=None, label=None, source_event_id=None)
     expired = _suppression(3, expires_at=T0 + 10)
@@ -403,7 +413,7 @@ def test_suppressions_round_trip_list_and_delete(store: SqliteAlertStore) -> Non
     assert store.get_suppression(s1.suppression_id) is None
 
 
-def test_rules_document_optimistic_concurrency(store: SqliteAlertStore) -> None:
+def test_rules_document_optimistic_concurrency(store: SqlAlertStore) -> None:
     assert store.get_rules() is None
     with pytest.raises(RulesRevisionConflictError) as info:
         store.put_rules([{"a": 1}], 1)  # nothing stored: current is 0
@@ -420,7 +430,7 @@ def test_rules_document_optimistic_concurrency(store: SqliteAlertStore) -> None:
     assert store.get_rules() == (3, [])
 
 
-def test_concurrent_rule_writers_one_wins_per_revision(store: SqliteAlertStore) -> None:
+def test_concurrent_rule_writers_one_wins_per_revision(store: SqlAlertStore) -> None:
     results: list[int | str] = []
     lock = threading.Lock()
 
@@ -573,7 +583,8 @@ def test_concurrent_opens_of_an_old_database_migrate_once(tmp_path: Path) -> Non
     assert errors == [] and versions == [len(_MIGRATIONS)] * 4
 
 
-def test_null_or_broken_stored_details_read_as_empty(store: SqliteAlertStore) -> None:
+def test_null_or_broken_stored_details_read_as_empty(sqlite_store: SqliteAlertStore) -> None:
+    store = sqlite_store
     store.upsert(make_event(1).to_record())
     store.upsert(make_event(2).to_record())
     conn = sqlite3.connect(store.path)
@@ -584,7 +595,7 @@ def test_null_or_broken_stored_details_read_as_empty(store: SqliteAlertStore) ->
     assert [a.details for a in store.list()] == [{}, {}]
 
 
-def test_new_fields_are_stored_with_their_json_types(store: SqliteAlertStore) -> None:
+def test_new_fields_are_stored_with_their_json_types(store: SqlAlertStore) -> None:
     ev = replace(
         make_event(1, type_="abandoned_object"),
         details={"source": "track", "owner_track_id": 4, "still_s": 12.5, "moved": False},
@@ -607,7 +618,7 @@ def test_new_fields_are_stored_with_their_json_types(store: SqliteAlertStore) ->
     assert c is not None and (c.line, c.direction, c.details) == (None, None, {})
 
 
-def test_non_finite_details_are_refused(store: SqliteAlertStore) -> None:
+def test_non_finite_details_are_refused(store: SqlAlertStore) -> None:
     rec = make_event(1).to_record()
     rec["details"] = {"count": float("inf")}
     with pytest.raises(InvalidEventError, match="details"):
@@ -615,7 +626,7 @@ def test_non_finite_details_are_refused(store: SqliteAlertStore) -> None:
     assert store.count() == 0
 
 
-def test_priority_escalates_but_never_drops(store: SqliteAlertStore) -> None:
+def test_priority_escalates_but_never_drops(store: SqlAlertStore) -> None:
     ev = make_event(1, priority=50)
     other = make_event(2, priority=70)
     store.upsert(ev.to_record())
@@ -636,7 +647,7 @@ def test_priority_escalates_but_never_drops(store: SqliteAlertStore) -> None:
 
 
 def test_end_details_replace_start_details_and_replays_are_stable(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     start = replace(make_event(1, type_="crowding"), details={"count": 7})
     escalated = replace(start, priority=75)
@@ -661,7 +672,7 @@ def test_end_details_replace_start_details_and_replays_are_stable(
     assert store.get(start.event_id) == final
 
 
-def test_end_without_details_field_keeps_stored_details(store: SqliteAlertStore) -> None:
+def test_end_without_details_field_keeps_stored_details(store: SqlAlertStore) -> None:
     start = replace(make_event(1, type_="crowding"), details={"count": 7})
     store.upsert(start.to_record())
     end = start.closed(5.0).to_record()
@@ -675,7 +686,7 @@ def test_end_without_details_field_keeps_stored_details(store: SqliteAlertStore)
 
 
 def test_line_and_direction_are_filled_in_when_empty_never_replaced(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     bare = _crossing(1, line=None, direction=None, details={})
     store.upsert(bare.to_record())
@@ -687,7 +698,8 @@ def test_line_and_direction_are_filled_in_when_empty_never_replaced(
     assert b is not None and (b.line, b.direction) == ("gate", "-")
 
 
-def test_type_filter_uses_its_index(store: SqliteAlertStore) -> None:
+def test_type_filter_uses_its_index(sqlite_store: SqliteAlertStore) -> None:
+    store = sqlite_store
     store.upsert(make_event(1, type_="fall", priority=10).to_record())
     store.upsert(make_event(2, type_="fall", priority=90).to_record())
     store.upsert(make_event(3, type_="crowding").to_record())

@@ -40,9 +40,10 @@ from alerts.schema import (
 )
 from alerts.service import AlertService
 from alerts.sinks import JsonlSink
-from alerts.store import _MIGRATIONS, SqliteAlertStore
+from alerts.store import _MIGRATIONS, SqlAlertStore, SqliteAlertStore
 from argus.runner import Runner
 from tests.factories import T0, make_event
+from tests.pg import StoreFactory
 from tests.unit.test_runner import ScriptedSource, camera, walker
 
 pytestmark = pytest.mark.unit
@@ -74,8 +75,15 @@ def _interrupted(type_: str = "intrusion") -> float:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
-    s = SqliteAlertStore(tmp_path / "alerts.db")
+def store(store_factory: StoreFactory) -> SqlAlertStore:
+    """A store on a fresh database, SQLite and PostgreSQL in turn."""
+    return store_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+    """A SQLite store (for what only SQLite has: its file, its migrations, its pragmas)."""
+    s = SqliteAlertStore(tmp_path / "db" / "alerts.sqlite")
     yield s
     s.close()
 
@@ -139,7 +147,7 @@ def test_an_event_only_validator_refuses_markers() -> None:
 
 
 def test_a_marker_closes_its_cameras_alerts_left_open_by_other_runs_only(
-    store: SqliteAlertStore, caplog: pytest.LogCaptureFixture
+    store: SqlAlertStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.upsert(_start(1, R1))  # open, earlier run: interrupted
     store.upsert(_start(2, R1))
@@ -168,7 +176,7 @@ def test_a_marker_closes_its_cameras_alerts_left_open_by_other_runs_only(
 
 
 def test_an_interrupted_alert_stays_so_and_replayed_or_stale_markers_are_harmless(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     store.upsert(_start(1, R1))
     store.upsert(run_marker("cam-1", R2, T0 + 100))
@@ -197,7 +205,7 @@ def test_an_interrupted_alert_stays_so_and_replayed_or_stale_markers_are_harmles
 
 
 def test_a_recording_played_again_ends_what_the_killed_run_left_interrupted(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     """Same file, same event ids: the new run sees the event end, and says so."""
     store.upsert(_start(1, R1))
@@ -214,7 +222,7 @@ def test_a_recording_played_again_ends_what_the_killed_run_left_interrupted(
     assert two is not None and (two.end_reason, two.end_s) == ("interrupted", 2.0)
 
 
-def test_the_run_id_is_filled_in_when_the_first_record_had_none(store: SqliteAlertStore) -> None:
+def test_the_run_id_is_filled_in_when_the_first_record_had_none(store: SqlAlertStore) -> None:
     store.upsert(_start(1, None))
     store.upsert(_start(1, R1))
     store.upsert(_start(1, R2))
@@ -281,7 +289,7 @@ def test_version_3_database_is_migrated_keeping_alerts(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- API
 
 
-def test_the_api_shows_the_end_reason(store: SqliteAlertStore, tmp_path: Path) -> None:
+def test_the_api_shows_the_end_reason(store: SqlAlertStore, tmp_path: Path) -> None:
     store.upsert(_start(1, R1))
     store.upsert(_start(2, R1))
     store.upsert(_end(2, R1, 4.0))
@@ -349,7 +357,7 @@ def test_the_operator_page_shows_interrupted_in_the_state_column(tmp_path: Path)
 
 
 def test_the_alert_service_stores_markers_and_dead_letters_unknown_kinds(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     service = AlertService("127.0.0.1:1", "t", "g", store, dlq_topic="t.dlq")
     dead: list[tuple[str, str]] = []

@@ -9,17 +9,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from alerts.store import AlertStoreError, AuditEntry, AuditStore, SqliteAlertStore
+from alerts.store import AlertStoreError, AuditEntry, AuditStore, SqlAlertStore, SqliteAlertStore
+from alerts.store.postgres import PostgresAlertStore
+from alerts.store.sql_common import DB_ERRORS
 from tests.factories import T0
+from tests.pg import StoreFactory
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
-    s = SqliteAlertStore(tmp_path / "alerts.sqlite")
+def store(store_factory: StoreFactory) -> SqlAlertStore:
+    """A store on a fresh database, SQLite and PostgreSQL in turn."""
+    return store_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+    """A SQLite store (for what only SQLite has: its file, its migrations, its pragmas)."""
+    s = SqliteAlertStore(tmp_path / "db" / "alerts.sqlite")
     yield s
     s.close()
 
@@ -35,7 +46,7 @@ def _entry(n: int, action: str, actor: str = "alice", **kw: Any) -> AuditEntry:
 
 
 @pytest.fixture
-def trail(store: SqliteAlertStore) -> list[int]:
+def trail(store: SqlAlertStore) -> list[int]:
     """Seven entries at T0+1..T0+7; their seqs."""
     return [
         store.append_audit(e)
@@ -51,12 +62,12 @@ def trail(store: SqliteAlertStore) -> list[int]:
     ]
 
 
-def test_is_an_audit_store(store: SqliteAlertStore) -> None:
+def test_is_an_audit_store(store: SqlAlertStore) -> None:
     assert isinstance(store, AuditStore)
 
 
 def test_append_gives_increasing_seqs_and_list_is_newest_first(
-    store: SqliteAlertStore, trail: list[int]
+    store: SqlAlertStore, trail: list[int]
 ) -> None:
     assert trail == sorted(trail) and len(set(trail)) == 7
     listed = store.list_audit()
@@ -85,14 +96,14 @@ def test_append_gives_increasing_seqs_and_list_is_newest_first(
     ],
 )
 def test_filters_are_anded(
-    store: SqliteAlertStore, trail: list[int], filters: dict[str, Any], ats: list[int]
+    store: SqlAlertStore, trail: list[int], filters: dict[str, Any], ats: list[int]
 ) -> None:
     got = store.list_audit(**filters)
     assert [round(e.at.timestamp() - T0) for e in got] == ats
     assert store.count_audit(**filters) == len(ats)
 
 
-def test_paging_and_bounds(store: SqliteAlertStore, trail: list[int]) -> None:
+def test_paging_and_bounds(store: SqlAlertStore, trail: list[int]) -> None:
     assert [e.seq for e in store.list_audit(limit=3)] == trail[::-1][:3]
     assert [e.seq for e in store.list_audit(limit=3, offset=6)] == [trail[0]]
     assert store.list_audit(offset=7) == []
@@ -101,7 +112,7 @@ def test_paging_and_bounds(store: SqliteAlertStore, trail: list[int]) -> None:
             store.list_audit(**kw)
 
 
-def test_detail_round_trips(store: SqliteAlertStore) -> None:
+def test_detail_round_trips(store: SqlAlertStore) -> None:
     detail: dict[str, Any] = {
         "groups": ["lobby", "yard"],
         "n": 3,
@@ -118,7 +129,7 @@ def test_detail_round_trips(store: SqliteAlertStore) -> None:
     assert store.count_audit() == 1
 
 
-def test_the_store_refuses_an_unknown_actor_kind(store: SqliteAlertStore) -> None:
+def test_the_store_refuses_an_unknown_actor_kind(store: SqlAlertStore) -> None:
     entry = _entry(1, "x").model_copy(update={"actor_kind": "robot"})
     with pytest.raises(AlertStoreError):
         store.append_audit(entry)
@@ -134,22 +145,34 @@ def test_the_store_refuses_an_unknown_actor_kind(store: SqliteAlertStore) -> Non
     ],
 )
 def test_audit_rows_cannot_be_changed_or_deleted(
-    store: SqliteAlertStore, trail: list[int], sql: str
+    store: SqlAlertStore, trail: list[int], sql: str, request: pytest.FixtureRequest
 ) -> None:
+    """Refused on the store's own connection and on any other (SQLite: another connection to
+    the file; PostgreSQL: another session on the schema, where TRUNCATE is refused too)."""
     before = store.list_audit()
-    other = sqlite3.connect(store.path)
-    try:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            other.execute(sql)
-        other.rollback()
-    finally:
-        other.close()
-    with store._lock, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    if isinstance(store, PostgresAlertStore):
+        server = request.getfixturevalue("postgres")
+        with psycopg.connect(
+            server.dsn, autocommit=True, options=f"-c search_path={store.schema}"
+        ) as pg:
+            for statement in (sql, "TRUNCATE audit"):
+                with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                    pg.execute(statement)
+    else:
+        other = sqlite3.connect(store.path)
+        try:
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                other.execute(sql)
+            other.rollback()
+        finally:
+            other.close()
+    with store._lock, pytest.raises(DB_ERRORS, match="append-only"):
         store._conn.execute(sql)
     assert store.list_audit() == before
 
 
-def test_the_filters_use_their_indexes(store: SqliteAlertStore, trail: list[int]) -> None:
+def test_the_filters_use_their_indexes(sqlite_store: SqliteAlertStore, trail: list[int]) -> None:
+    store = sqlite_store
     conn = sqlite3.connect(store.path)
     try:
         for where, index in (

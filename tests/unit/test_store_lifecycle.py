@@ -22,11 +22,13 @@ from alerts.store import (
     AlertState,
     AuditEntry,
     LifecycleStore,
+    SqlAlertStore,
     SqliteAlertStore,
     TransitionConflictError,
 )
 from alerts.store.migrations import split_statements
 from tests.factories import T0, make_event
+from tests.pg import StoreFactory
 
 pytestmark = pytest.mark.unit
 
@@ -35,8 +37,15 @@ OPEN: tuple[AlertState, ...] = ("new", "claimed", "escalated")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
-    s = SqliteAlertStore(tmp_path / "alerts.sqlite")
+def store(store_factory: StoreFactory) -> SqlAlertStore:
+    """A store on a fresh database, SQLite and PostgreSQL in turn."""
+    return store_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+    """A SQLite store (for what only SQLite has: its file, its migrations, its pragmas)."""
+    s = SqliteAlertStore(tmp_path / "db" / "alerts.sqlite")
     yield s
     s.close()
 
@@ -45,22 +54,18 @@ def _id(n: int, **kw: Any) -> str:
     return make_event(n, **kw).event_id
 
 
-def _add(store: SqliteAlertStore, n: int, **kw: Any) -> str:
+def _add(store: SqlAlertStore, n: int, **kw: Any) -> str:
     store.upsert(make_event(n, **kw).to_record())
     return _id(n, **kw)
 
 
-def _set(path: str, event_id: str, **columns: Any) -> None:
-    """Set columns of an alert row through another connection (e.g. ``received_at``)."""
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            assignments = ", ".join(f"{c} = ?" for c in columns)
-            conn.execute(
-                f"UPDATE alerts SET {assignments} WHERE event_id = ?", (*columns.values(), event_id)
-            )
-    finally:
-        conn.close()
+def _set(store: SqlAlertStore, event_id: str, **columns: Any) -> None:
+    """Set columns of an alert row behind the store's back (e.g. ``received_at``)."""
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    with store._lock:
+        store._conn.execute(
+            f"UPDATE alerts SET {assignments} WHERE event_id = ?", (*columns.values(), event_id)
+        )
 
 
 def _audit(actor: str, action: str, at: float, event_id: str, **kw: Any) -> AuditEntry:
@@ -75,7 +80,7 @@ def _audit(actor: str, action: str, at: float, event_id: str, **kw: Any) -> Audi
     )
 
 
-def _claim(store: SqliteAlertStore, event_id: str, who: str, at: float = T0 + 10) -> Any:
+def _claim(store: SqlAlertStore, event_id: str, who: str, at: float = T0 + 10) -> Any:
     return store.transition(
         event_id,
         to_state="claimed",
@@ -89,11 +94,11 @@ def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def test_is_a_lifecycle_store(store: SqliteAlertStore) -> None:
+def test_is_a_lifecycle_store(store: SqlAlertStore) -> None:
     assert isinstance(store, LifecycleStore)
 
 
-def test_a_new_alert_starts_new_and_unowned(store: SqliteAlertStore) -> None:
+def test_a_new_alert_starts_new_and_unowned(store: SqlAlertStore) -> None:
     a = store.get(_add(store, 1))
     assert a is not None
     assert (a.state, a.owner, a.claimed_at, a.disposition, a.status) == (
@@ -105,7 +110,7 @@ def test_a_new_alert_starts_new_and_unowned(store: SqliteAlertStore) -> None:
     )
 
 
-def test_claim_then_a_second_claim_conflicts_naming_the_owner(store: SqliteAlertStore) -> None:
+def test_claim_then_a_second_claim_conflicts_naming_the_owner(store: SqlAlertStore) -> None:
     eid = _add(store, 1)
     a = _claim(store, eid, "alice")
     assert (a.state, a.owner, a.claimed_at, a.status) == ("claimed", "alice", _utc(T0 + 10), "new")
@@ -119,7 +124,7 @@ def test_claim_then_a_second_claim_conflicts_naming_the_owner(store: SqliteAlert
     assert entry.at == _utc(T0 + 10)
 
 
-def test_require_owner_and_release_keep_the_first_claim_time(store: SqliteAlertStore) -> None:
+def test_require_owner_and_release_keep_the_first_claim_time(store: SqlAlertStore) -> None:
     eid = _add(store, 1)
     _claim(store, eid, "alice")
 
@@ -142,7 +147,7 @@ def test_require_owner_and_release_keep_the_first_claim_time(store: SqliteAlertS
     assert (b.owner, b.claimed_at) == ("bob", _utc(T0 + 10))  # first claim kept
 
 
-def test_escalate_close_and_reopen(store: SqliteAlertStore) -> None:
+def test_escalate_close_and_reopen(store: SqlAlertStore) -> None:
     eid = _add(store, 1)
     _claim(store, eid, "alice")
     esc = store.transition(
@@ -204,7 +209,7 @@ def test_escalate_close_and_reopen(store: SqliteAlertStore) -> None:
     assert store.list_audit(action="alert.escalate")[0].detail["ref"] == "case-7"
 
 
-def test_closing_as_no_action_reads_as_acknowledged(store: SqliteAlertStore) -> None:
+def test_closing_as_no_action_reads_as_acknowledged(store: SqlAlertStore) -> None:
     eid = _add(store, 1)
     a = store.transition(
         eid,
@@ -228,7 +233,7 @@ def test_closing_as_no_action_reads_as_acknowledged(store: SqliteAlertStore) -> 
     ],
 )
 def test_bad_transitions_are_refused_and_change_nothing(
-    store: SqliteAlertStore, kw: dict[str, Any], match: str
+    store: SqlAlertStore, kw: dict[str, Any], match: str
 ) -> None:
     eid = _add(store, 1)
     before = store.get(eid)
@@ -243,13 +248,13 @@ def test_bad_transitions_are_refused_and_change_nothing(
     assert store.get(eid) == before and store.count_audit() == 0
 
 
-def test_unknown_alert(store: SqliteAlertStore) -> None:
+def test_unknown_alert(store: SqlAlertStore) -> None:
     with pytest.raises(AlertNotFoundError):
         _claim(store, _id(99), "alice")
     assert store.count_audit() == 0
 
 
-def test_not_allowed_from_that_state(store: SqliteAlertStore) -> None:
+def test_not_allowed_from_that_state(store: SqlAlertStore) -> None:
     eid = _add(store, 1)
     with pytest.raises(TransitionConflictError) as info:
         store.transition(
@@ -261,7 +266,7 @@ def test_not_allowed_from_that_state(store: SqliteAlertStore) -> None:
     assert (info.value.state, info.value.owner) == ("new", None)
 
 
-def test_later_records_never_change_the_lifecycle(store: SqliteAlertStore) -> None:
+def test_later_records_never_change_the_lifecycle(store: SqlAlertStore) -> None:
     eid = _add(store, 1, priority=40)
     _add(store, 2, priority=40)
     claimed = _claim(store, eid, "alice")
@@ -279,7 +284,7 @@ def test_later_records_never_change_the_lifecycle(store: SqliteAlertStore) -> No
     assert {f: getattr(b, f) for f in lifecycle} == {f: getattr(closed, f) for f in lifecycle}
 
 
-def test_acknowledge_is_a_close_as_no_action_once(store: SqliteAlertStore) -> None:
+def test_acknowledge_is_a_close_as_no_action_once(store: SqlAlertStore) -> None:
     eid = _add(store, 1)
     _claim(store, eid, "alice")  # a claimed alert can be acknowledged (status was new)
     a = store.acknowledge(eid, by="bob", note="guard sent")
@@ -301,7 +306,7 @@ def test_acknowledge_is_a_close_as_no_action_once(store: SqliteAlertStore) -> No
 
 
 def test_mark_false_positive_closes_from_any_state_keeping_the_first_close(
-    store: SqliteAlertStore,
+    store: SqlAlertStore,
 ) -> None:
     eid = _add(store, 1)
     acked = store.acknowledge(eid, by="bob", note="seen")
@@ -323,7 +328,7 @@ def test_mark_false_positive_closes_from_any_state_keeping_the_first_close(
         store.mark_false_positive(_id(99), by="x")
 
 
-def test_list_filters_by_state_event_cameras_and_owner(store: SqliteAlertStore) -> None:
+def test_list_filters_by_state_event_cameras_and_owner(store: SqlAlertStore) -> None:
     ids = [_add(store, n, camera=cam) for n, cam in ((1, "cam-1"), (2, "cam-1"), (3, "cam-2"))]
     ids.append(_add(store, 4, camera="cam-3"))
     store.upsert(make_event(2, camera="cam-1").closed(3.0).to_record())
@@ -354,7 +359,8 @@ def test_list_filters_by_state_event_cameras_and_owner(store: SqliteAlertStore) 
         store.list(camera_ids="cam-1")
 
 
-def test_the_queue_and_the_sla_use_their_indexes(store: SqliteAlertStore) -> None:
+def test_the_queue_and_the_sla_use_their_indexes(sqlite_store: SqliteAlertStore) -> None:
+    store = sqlite_store
     conn = sqlite3.connect(store.path)
     try:
         for sql, index in (
@@ -375,9 +381,11 @@ def test_the_queue_and_the_sla_use_their_indexes(store: SqliteAlertStore) -> Non
         conn.close()
 
 
-def test_concurrent_claims_exactly_one_wins(store: SqliteAlertStore) -> None:
+def test_concurrent_claims_exactly_one_wins(
+    store: SqlAlertStore, store_factory: StoreFactory
+) -> None:
     eid = _add(store, 1)
-    other = SqliteAlertStore(store.path)
+    other = store_factory()
     won: list[str] = []
     lost: list[TransitionConflictError] = []
     errors: list[BaseException] = []
@@ -407,7 +415,7 @@ def test_concurrent_claims_exactly_one_wins(store: SqliteAlertStore) -> None:
     assert store.count_audit(action="alert.claim") == 1
 
 
-def test_escalate_overdue(store: SqliteAlertStore) -> None:
+def test_escalate_overdue(store: SqlAlertStore) -> None:
     now = T0 + 1000
     due = _add(store, 1, priority=80)
     low = _add(store, 2, priority=20)
@@ -415,7 +423,7 @@ def test_escalate_overdue(store: SqliteAlertStore) -> None:
     claimed = _add(store, 4, priority=90)
     edge = _add(store, 5, priority=60)
     for eid, received in ((due, 0), (low, 0), (recent, 950), (claimed, 0), (edge, 700)):
-        _set(store.path, eid, received_at=T0 + received)
+        _set(store, eid, received_at=T0 + received)
     _claim(store, claimed, "alice")
     got = store.escalate_overdue(min_priority=60, claim_within_s=300, now=now)
     assert got == sorted([due, edge])
@@ -441,11 +449,13 @@ def test_escalate_overdue(store: SqliteAlertStore) -> None:
     assert (b.state, b.escalated_by) == ("claimed", "sla")
 
 
-def test_escalate_overdue_once_across_stores_and_threads(store: SqliteAlertStore) -> None:
+def test_escalate_overdue_once_across_stores_and_threads(
+    store: SqlAlertStore, store_factory: StoreFactory
+) -> None:
     ids = [_add(store, n, priority=90) for n in range(1, 31)]
     for eid in ids:
-        _set(store.path, eid, received_at=T0)
-    other = SqliteAlertStore(store.path)
+        _set(store, eid, received_at=T0)
+    other = store_factory()
     results: list[list[str]] = []
     errors: list[BaseException] = []
     start = threading.Barrier(8)
@@ -473,7 +483,7 @@ def test_escalate_overdue_once_across_stores_and_threads(store: SqliteAlertStore
     assert store.count(states=["escalated"]) == 30
 
 
-def test_disposition_stats(store: SqliteAlertStore) -> None:
+def test_disposition_stats(store: SqlAlertStore) -> None:
     # (n, camera, type, received, claimed after, closed after, disposition)
     script: list[tuple[int, str, str, float, float | None, float | None, str | None]] = [
         (1, "cam-1", "intrusion", 0, 10, 100, "false_alarm"),
@@ -491,7 +501,7 @@ def test_disposition_stats(store: SqliteAlertStore) -> None:
         if close_after is not None:
             cols |= {"state": "closed", "closed_at": T0 + received + close_after}
             cols |= {"disposition": disposition}
-        _set(store.path, eid, **cols)
+        _set(store, eid, **cols)
     by_rule = store.disposition_stats(by="rule", since=T0, until=T0 + 1000)
     assert [(s.key, s.alerts) for s in by_rule] == [("intrusion:z", 4), ("loitering:z", 1)]
     intrusion, loitering = by_rule

@@ -12,12 +12,14 @@ import pytest
 
 from alerts.store import (
     PeopleStore,
+    SqlAlertStore,
     SqliteAlertStore,
     Token,
     UserExistsError,
     UserNotFoundError,
 )
 from tests.factories import T0
+from tests.pg import StoreFactory
 
 pytestmark = pytest.mark.unit
 
@@ -25,17 +27,24 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
-    s = SqliteAlertStore(tmp_path / "alerts.sqlite")
+def store(store_factory: StoreFactory) -> SqlAlertStore:
+    """A store on a fresh database, SQLite and PostgreSQL in turn."""
+    return store_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
+    """A SQLite store (for what only SQLite has: its file, its migrations, its pragmas)."""
+    s = SqliteAlertStore(tmp_path / "db" / "alerts.sqlite")
     yield s
     s.close()
 
 
-def _alice(store: SqliteAlertStore, name: str = "Alice") -> None:
+def _alice(store: SqlAlertStore, name: str = "Alice") -> None:
     store.add_user(name, role="operator", groups=["lobby", "yard"], password_hash="h1", now=T0)
 
 
-def _session(store: SqliteAlertStore, sid: str = "s1", user: str = "alice") -> None:
+def _session(store: SqlAlertStore, sid: str = "s1", user: str = "alice") -> None:
     store.create_session(
         sid,
         user=user,
@@ -47,11 +56,11 @@ def _session(store: SqliteAlertStore, sid: str = "s1", user: str = "alice") -> N
     )
 
 
-def test_is_a_people_store(store: SqliteAlertStore) -> None:
+def test_is_a_people_store(store: SqlAlertStore) -> None:
     assert isinstance(store, PeopleStore)
 
 
-def test_users_are_found_whatever_the_case_and_kept_as_given(store: SqliteAlertStore) -> None:
+def test_users_are_found_whatever_the_case_and_kept_as_given(store: SqlAlertStore) -> None:
     _alice(store)
     store.add_user("bob", role="admin", groups=[], password_hash="h2", now=T0 + 1)
     for name in ("alice", "ALICE", "Alice"):
@@ -72,7 +81,7 @@ def test_users_are_found_whatever_the_case_and_kept_as_given(store: SqliteAlertS
     assert len(store.list_users()) == 2
 
 
-def test_bad_role_or_groups_are_refused(store: SqliteAlertStore) -> None:
+def test_bad_role_or_groups_are_refused(store: SqlAlertStore) -> None:
     with pytest.raises(ValueError, match="role"):
         store.add_user("x", role="root", groups=[], password_hash="h", now=T0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="groups"):
@@ -80,7 +89,7 @@ def test_bad_role_or_groups_are_refused(store: SqliteAlertStore) -> None:
     assert store.list_users() == []
 
 
-def test_update_user_changes_what_is_given(store: SqliteAlertStore) -> None:
+def test_update_user_changes_what_is_given(store: SqlAlertStore) -> None:
     _alice(store)
     _session(store)
     user = store.update_user("ALICE", now=T0 + 10, role="supervisor", groups=["all"])
@@ -94,9 +103,7 @@ def test_update_user_changes_what_is_given(store: SqliteAlertStore) -> None:
 
 
 @pytest.mark.parametrize("change", ["disable", "password"])
-def test_disabling_or_a_new_password_ends_the_sessions(
-    store: SqliteAlertStore, change: str
-) -> None:
+def test_disabling_or_a_new_password_ends_the_sessions(store: SqlAlertStore, change: str) -> None:
     _alice(store)
     store.add_user("bob", role="operator", groups=[], password_hash="h2", now=T0)
     _session(store, "s1")
@@ -119,7 +126,7 @@ def test_disabling_or_a_new_password_ends_the_sessions(
         assert store.get_session("s4", now=T0 + 8) is not None
 
 
-def test_sessions_end_at_their_absolute_end_and_when_idle(store: SqliteAlertStore) -> None:
+def test_sessions_end_at_their_absolute_end_and_when_idle(store: SqlAlertStore) -> None:
     _alice(store)
     created = store.create_session(
         "s1", user="ALICE", csrf_hash="c1", now=T0, lifetime_s=3 * HOUR, idle_s=HOUR, client=None
@@ -143,7 +150,7 @@ def test_sessions_end_at_their_absolute_end_and_when_idle(store: SqliteAlertStor
     assert store.get_session("s3", now=T0 + HOUR) is None  # exactly idle_s: ended
 
 
-def test_last_seen_is_written_at_most_once_a_minute(store: SqliteAlertStore) -> None:
+def test_last_seen_is_written_at_most_once_a_minute(store: SqlAlertStore) -> None:
     _alice(store)
     _session(store)
     seen = store.get_session("s1", now=T0 + 59)
@@ -154,7 +161,8 @@ def test_last_seen_is_written_at_most_once_a_minute(store: SqliteAlertStore) -> 
     assert seen is not None and seen.last_seen_at == datetime.fromtimestamp(T0 + 60, UTC)
 
 
-def test_sessions_of_unknown_or_deleted_users(store: SqliteAlertStore) -> None:
+def test_sessions_of_unknown_or_deleted_users(sqlite_store: SqliteAlertStore) -> None:
+    store = sqlite_store
     with pytest.raises(UserNotFoundError):
         _session(store, user="nobody")
     _alice(store)
@@ -170,7 +178,7 @@ def test_sessions_of_unknown_or_deleted_users(store: SqliteAlertStore) -> None:
     assert store.get_session("s1", now=T0 + 1) is None
 
 
-def test_delete_sessions(store: SqliteAlertStore) -> None:
+def test_delete_sessions(store: SqlAlertStore) -> None:
     _alice(store)
     for sid in ("s1", "s2", "s3"):
         _session(store, sid)
@@ -194,7 +202,7 @@ def _token(n: int, **kw: object) -> Token:
     return Token.model_validate(fields | kw)
 
 
-def test_tokens_are_stored_listed_and_read_with_their_hash(store: SqliteAlertStore) -> None:
+def test_tokens_are_stored_listed_and_read_with_their_hash(store: SqlAlertStore) -> None:
     t1 = store.create_token(_token(1), secret_hash="sh1")
     assert t1 == _token(1)
     store.create_token(
@@ -210,7 +218,7 @@ def test_tokens_are_stored_listed_and_read_with_their_hash(store: SqliteAlertSto
     assert store.get_token("tok1") == (_token(1), "sh1")
 
 
-def test_revoking_keeps_the_first_time(store: SqliteAlertStore) -> None:
+def test_revoking_keeps_the_first_time(store: SqlAlertStore) -> None:
     store.create_token(_token(1), secret_hash="sh1")
     first = store.revoke_token("tok1", now=T0 + 10)
     assert first is not None and first.revoked_at == datetime.fromtimestamp(T0 + 10, UTC)
@@ -221,7 +229,7 @@ def test_revoking_keeps_the_first_time(store: SqliteAlertStore) -> None:
     assert store.revoke_token("nope", now=T0) is None
 
 
-def test_touch_token_writes_at_most_once_a_minute(store: SqliteAlertStore) -> None:
+def test_touch_token_writes_at_most_once_a_minute(store: SqlAlertStore) -> None:
     store.create_token(_token(1), secret_hash="sh1")
 
     def last_used() -> datetime | None:

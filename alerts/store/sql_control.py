@@ -1,23 +1,21 @@
 """The control plane's source of truth in ``SqliteAlertStore`` (``ControlStore``): operator
 suppressions (``selector.suppression.Suppression``) and the rules document (a list of rule
 dicts with a revision number for optimistic concurrency).  ``mark_false_positive`` is a
-lifecycle close (``sqlite_lifecycle``)."""
+lifecycle close (``sql_lifecycle``)."""
 
 from __future__ import annotations
 
 import builtins
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
 from alerts.store.models import AlertStoreError, RulesRevisionConflictError
-from alerts.store.sqlite_common import SqliteParts
-from alerts.store.sqlite_common import db_errors as _db_errors
+from alerts.store.sql_common import Row, StoreParts, write_transaction
+from alerts.store.sql_common import db_errors as _db_errors
 from selector.suppression import Suppression
 
 logger = logging.getLogger("alerts.store")
@@ -26,10 +24,13 @@ _SUPPRESSION_COLUMNS = (
     "suppression_id, camera_id, rule_id, zone, label, region_x1, region_y1, region_x2, "
     "region_y2, expires_at, created_at, source_event_id, note"
 )
+_REPLACE_SUPPRESSION = ", ".join(
+    f"{c} = excluded.{c}" for c in _SUPPRESSION_COLUMNS.split(", ")[1:]
+)
 _RULES_DOC = "rules"
 
 
-def _row_to_suppression(row: sqlite3.Row) -> Suppression:
+def _row_to_suppression(row: Row) -> Suppression:
     x1, y1, x2, y2 = row["region_x1"], row["region_y1"], row["region_x2"], row["region_y2"]
     return Suppression(
         suppression_id=row["suppression_id"],
@@ -45,7 +46,7 @@ def _row_to_suppression(row: sqlite3.Row) -> Suppression:
     )
 
 
-class ControlMixin(SqliteParts):
+class ControlMixin(StoreParts):
     """Suppressions and the rules document (``ControlStore``, with ``mark_false_positive``
     from ``LifecycleMixin``)."""
 
@@ -59,8 +60,9 @@ class ControlMixin(SqliteParts):
         region = s.region or (None, None, None, None)
         with self._lock, _db_errors(f"cannot store suppression {s.suppression_id}", self.path):
             self._conn.execute(
-                f"INSERT OR REPLACE INTO suppressions ({_SUPPRESSION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO suppressions ({_SUPPRESSION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT (suppression_id) DO UPDATE SET {_REPLACE_SUPPRESSION}",
                 (
                     s.suppression_id,
                     s.camera_id,
@@ -156,28 +158,23 @@ class ControlMixin(SqliteParts):
         """
         body = json.dumps([dict(r) for r in rules], separators=(",", ":"), allow_nan=False)
         now = datetime.now(UTC).timestamp()
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                row = self._conn.execute(
-                    "SELECT revision FROM control_documents WHERE name = ?", (_RULES_DOC,)
-                ).fetchone()
-                current = 0 if row is None else int(row["revision"])
-                if expected_revision is not None and expected_revision != current:
-                    self._conn.execute("ROLLBACK")
-                    raise RulesRevisionConflictError(expected_revision, current)
-                self._conn.execute(
-                    "INSERT INTO control_documents (name, revision, body, updated_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                    "revision = excluded.revision, body = excluded.body, "
-                    "updated_at = excluded.updated_at",
-                    (_RULES_DOC, current + 1, body, now),
-                )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                with suppress(sqlite3.Error):
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                raise AlertStoreError(f"cannot store rules: {e}", path=self.path) from e
+        with (
+            self._lock,
+            _db_errors("cannot store rules", self.path),
+            write_transaction(self._conn) as conn,
+        ):
+            row = conn.execute(
+                "SELECT revision FROM control_documents WHERE name = ?", (_RULES_DOC,)
+            ).fetchone()
+            current = 0 if row is None else int(row["revision"])
+            if expected_revision is not None and expected_revision != current:
+                raise RulesRevisionConflictError(expected_revision, current)
+            conn.execute(
+                "INSERT INTO control_documents (name, revision, body, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "revision = excluded.revision, body = excluded.body, "
+                "updated_at = excluded.updated_at",
+                (_RULES_DOC, current + 1, body, now),
+            )
         logger.info("rules stored as revision %d (%d rules)", current + 1, len(rules))
         return current + 1

@@ -32,10 +32,10 @@ from alerts.store.models import (
     TransitionConflictError,
 )
 from alerts.store.protocols import KEEP, Keep
-from alerts.store.sqlite_audit import insert_audit
-from alerts.store.sqlite_common import (
+from alerts.store.sql_audit import insert_audit
+from alerts.store.sql_common import (
     ALERT_COLUMNS,
-    SqliteParts,
+    StoreParts,
     db_errors,
     fetch_alert,
     in_clause,
@@ -82,7 +82,7 @@ def _median(values: builtins.list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-class LifecycleMixin(SqliteParts):
+class LifecycleMixin(StoreParts):
     """Transitions, the SLA escalation and disposition figures (``LifecycleStore``)."""
 
     def transition(
@@ -150,7 +150,8 @@ class LifecycleMixin(SqliteParts):
                 raise ValueError("closing an alert needs a disposition")
             assignments = ", ".join(f"{column} = ?" for column in sets)  # names checked above
             changed = conn.execute(
-                f"UPDATE alerts SET {assignments} WHERE event_id = ? AND state = ? AND owner IS ?",
+                f"UPDATE alerts SET {assignments} "
+                "WHERE event_id = ? AND state = ? AND owner IS NOT DISTINCT FROM ?",
                 (*sets.values(), event_id, state, owner),
             ).rowcount
             if changed != 1:

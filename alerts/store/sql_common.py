@@ -1,11 +1,17 @@
-"""What the parts of ``SqliteAlertStore`` share: the attributes its mixins use, the alert
-row's columns and conversion, JSON helpers, error translation and the write transaction.
+"""What the parts of the SQL alert stores share: the attributes the mixins use, the
+connection and row they expect, the alert row's columns and conversion, JSON helpers, error
+translation and the write transaction.
 
-``SqliteAlertStore`` (``sqlite``) is the base (connection, migrations, alerts, run
-markers) plus one mixin per concern: ``sqlite_control`` (suppressions, rules),
-``sqlite_people`` (users, sessions, tokens), ``sqlite_audit`` (the audit trail),
-``sqlite_lifecycle`` (transitions, the SLA, disposition figures).  Every use of the
-connection holds ``_lock``; a write of several statements runs in ``write_transaction``.
+``SqlAlertStore`` (``sql_base``) is one mixin per concern: ``sql_alerts`` (alerts, run
+markers), ``sql_control`` (suppressions, rules), ``sql_people`` (users, sessions, tokens),
+``sql_audit`` (the audit trail), ``sql_lifecycle`` (transitions, the SLA, disposition
+figures), ``sql_retention``.  ``SqliteAlertStore`` (``sqlite``) and ``PostgresAlertStore``
+(``postgres``) give it a connection and a schema.  Every use of the connection holds
+``_lock``; a write of several statements runs in ``write_transaction``.
+
+The mixins write SQLite's SQL, restricted to what PostgreSQL also runs once
+``postgres.PgConnection`` has rewritten ``?`` placeholders, ``BEGIN IMMEDIATE`` and
+``COLLATE NOCASE`` (see there); ``"user"`` is quoted (a reserved word in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+import psycopg
 
 from alerts.store.models import MAX_LIMIT, Alert, AlertStoreError, DetailValue
 
@@ -33,13 +41,46 @@ ALERT_COLUMNS = (
 )
 
 
-class SqliteParts:
-    """The attributes ``SqliteAlertStore`` gives its mixins (declared for the type checker)."""
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+"""What a database (SQLite or PostgreSQL) raises when it fails."""
+
+
+class Row(Protocol):
+    """A result row: by column index or by column name (``sqlite3.Row``, ``postgres.PgRow``)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
+class Cursor(Protocol):
+    """What the mixins use of a cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the mixins use of a connection: autocommit, ``execute`` with ``?`` parameters,
+    explicit ``BEGIN IMMEDIATE``/``COMMIT``/``ROLLBACK``."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+
+class StoreParts:
+    """The attributes a SQL store gives its mixins (declared for the type checker)."""
 
     path: str
-    """Database location (``":memory:"`` or a file)."""
-    _conn: sqlite3.Connection
-    """The one connection (``isolation_level=None``: autocommit; rows are ``sqlite3.Row``)."""
+    """Database location (``":memory:"``, a file, or a PostgreSQL DSN without password)."""
+    _conn: Connection
+    """The one connection (autocommit; rows are ``Row``)."""
     _lock: threading.Lock
     """Held around every use of ``_conn``."""
 
@@ -74,7 +115,7 @@ def parse_details(text: str | None, event_id: str) -> dict[str, DetailValue]:
     return parse_object(text, f"alert {event_id} details")
 
 
-def row_to_alert(row: sqlite3.Row) -> Alert:
+def row_to_alert(row: Row) -> Alert:
     """An ``alerts`` row (``ALERT_COLUMNS``) as an ``Alert``."""
     x1, y1, x2, y2 = row["bbox_x1"], row["bbox_y1"], row["bbox_x2"], row["bbox_y2"]
     return Alert(
@@ -120,9 +161,9 @@ def row_to_alert(row: sqlite3.Row) -> Alert:
     )
 
 
-def fetch_alert(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
+def fetch_alert(conn: Connection, event_id: str) -> Row | None:
     """The alert's row (``ALERT_COLUMNS``), or ``None``; the caller holds the lock."""
-    row: sqlite3.Row | None = conn.execute(
+    row: Row | None = conn.execute(
         f"SELECT {ALERT_COLUMNS} FROM alerts WHERE event_id = ?", (event_id,)
     ).fetchone()
     return row
@@ -158,7 +199,7 @@ def in_clause(column: str, values: Collection[str], what: str) -> tuple[str, lis
         raise TypeError(f"{what} must be a collection of strings, not a string")
     items = list(values)
     if not items:
-        return "0", []
+        return "1 = 0", []
     return f"{column} IN ({', '.join('?' * len(items))})", items
 
 
@@ -172,27 +213,28 @@ def check_page(limit: int, offset: int) -> None:
 
 @contextmanager
 def db_errors(what: str, path: str) -> Iterator[None]:
-    """Turn ``sqlite3.Error`` into ``AlertStoreError`` (with the cause chained)."""
+    """Turn a database error (``DB_ERRORS``) into ``AlertStoreError`` (cause chained)."""
     try:
         yield
-    except sqlite3.Error as e:
+    except DB_ERRORS as e:
         raise AlertStoreError(f"{what}: {e}", path=path) from e
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write_transaction(conn: Connection) -> Iterator[Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back when the body raises (anything).
 
     Use inside ``with self._lock, db_errors(...)``: the lock serialises this process's
     threads, ``IMMEDIATE`` takes the database's write lock at once (other processes wait
-    up to the connection's timeout), so what the body reads stays true until it commits.
+    up to the connection's timeout; on PostgreSQL, every replica's write transactions take
+    one advisory lock), so what the body reads stays true until it commits.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
         conn.execute("COMMIT")
     except BaseException:
-        with suppress(sqlite3.Error):
+        with suppress(*DB_ERRORS):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         raise

@@ -1,20 +1,22 @@
 """The audit trail in ``SqliteAlertStore`` (``AuditStore``): who did what to what, when,
 from where.  Append-only: the ``audit`` table's triggers (migration 6) refuse any UPDATE
-or DELETE of a row, and an INSERT OR REPLACE over one, from this code or any other connection
-to the file.  (Whoever owns the file can still drop the triggers: the file is the
-installation's, readable and writable by its account only.)"""
+or DELETE of a row (and on SQLite an INSERT OR REPLACE over one, on PostgreSQL a TRUNCATE),
+from this code or any other connection.  (Whoever owns the database can still drop the
+triggers: a SQLite file is the installation's, readable and writable by its account only; on
+PostgreSQL, give the service a role that does not own the tables to take that away too.)"""
 
 from __future__ import annotations
 
 import builtins
 import logging
-import sqlite3
 from collections.abc import Collection
 from typing import Any
 
 from alerts.store.models import DEFAULT_LIMIT, AuditEntry, DetailValue
-from alerts.store.sqlite_common import (
-    SqliteParts,
+from alerts.store.sql_common import (
+    Connection,
+    Row,
+    StoreParts,
     check_page,
     db_errors,
     json_text,
@@ -28,7 +30,7 @@ _AUDIT_COLUMNS = "seq, at, actor, actor_kind, action, target_kind, target_id, cl
 
 
 def insert_audit(
-    conn: sqlite3.Connection,
+    conn: Connection,
     entry: AuditEntry,
     detail: dict[str, DetailValue | builtins.list[str]] | None = None,
 ) -> int:
@@ -56,7 +58,7 @@ def insert_audit(
     return int(rows[0][0])
 
 
-def _row_to_entry(row: sqlite3.Row) -> AuditEntry:
+def _row_to_entry(row: Row) -> AuditEntry:
     return AuditEntry(
         seq=row["seq"],
         at=utc(row["at"]),
@@ -113,7 +115,7 @@ def _audit_where(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-class AuditMixin(SqliteParts):
+class AuditMixin(StoreParts):
     """The append-only audit trail (``AuditStore``)."""
 
     def append_audit(self, entry: AuditEntry) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from alerts.store.models import MAX_LIMIT
 from alerts.store.protocols import ExpiredAlert
-from alerts.store.sqlite_common import SqliteParts, db_errors, in_clause, write_transaction
+from alerts.store.sql_common import StoreParts, db_errors, in_clause, write_transaction
 
 logger = logging.getLogger("alerts.store")
 
@@ -22,7 +22,7 @@ DELETE_CHUNK = 500
 """Alerts deleted per statement (well under SQLite's limit on bound parameters)."""
 
 
-class RetentionMixin(SqliteParts):
+class RetentionMixin(StoreParts):
     """Old alerts out, and jobs claimed once per period (``RetentionStore``)."""
 
     def claim_job(self, name: str, *, holder: str, now: float, every_s: float) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +23,9 @@ from alerts.store.models import (
     UserExistsError,
     UserNotFoundError,
 )
-from alerts.store.sqlite_common import (
-    SqliteParts,
+from alerts.store.sql_common import (
+    Row,
+    StoreParts,
     db_errors,
     names_json,
     parse_names,
@@ -37,7 +37,7 @@ from alerts.store.sqlite_common import (
 logger = logging.getLogger("alerts.store")
 
 _USER_COLUMNS = "name, role, groups, disabled, created_at, updated_at, password_changed_at"
-_SESSION_COLUMNS = "user, csrf_hash, created_at, expires_at, last_seen_at, idle_timeout_s, client"
+_SESSION_COLUMNS = '"user", csrf_hash, created_at, expires_at, last_seen_at, idle_timeout_s, client'
 _TOKEN_COLUMNS = (
     "token_id, name, role, groups, secret_hash, created_by, created_at, expires_at, "
     "revoked_at, last_used_at"
@@ -51,7 +51,7 @@ def _check_role(role: str) -> None:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
 
 
-def _row_to_user(row: sqlite3.Row) -> User:
+def _row_to_user(row: Row) -> User:
     return User(
         name=row["name"],
         role=row["role"],
@@ -63,7 +63,7 @@ def _row_to_user(row: sqlite3.Row) -> User:
     )
 
 
-def _row_to_session(row: sqlite3.Row, last_seen_at: float) -> Session:
+def _row_to_session(row: Row, last_seen_at: float) -> Session:
     return Session(
         user=row["user"],
         created_at=utc(row["created_at"]),
@@ -75,7 +75,7 @@ def _row_to_session(row: sqlite3.Row, last_seen_at: float) -> Session:
     )
 
 
-def _row_to_token(row: sqlite3.Row) -> Token:
+def _row_to_token(row: Row) -> Token:
     return Token(
         token_id=row["token_id"],
         name=row["name"],
@@ -89,7 +89,7 @@ def _row_to_token(row: sqlite3.Row) -> Token:
     )
 
 
-class PeopleMixin(SqliteParts):
+class PeopleMixin(StoreParts):
     """Users, sessions and tokens (``PeopleStore``)."""
 
     # -- users -------------------------------------------------------------------
@@ -184,7 +184,7 @@ class PeopleMixin(SqliteParts):
             if not changed:
                 raise UserNotFoundError(name)
             ended = (
-                conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
+                conn.execute('DELETE FROM sessions WHERE "user" = ?', (name,)).rowcount
                 if ends_sessions
                 else 0
             )
@@ -248,7 +248,7 @@ class PeopleMixin(SqliteParts):
         with self._lock, db_errors("cannot read a session", self.path):
             row = self._conn.execute(
                 f"SELECT {_SESSION_COLUMNS}, "
-                "(SELECT disabled FROM users WHERE name = sessions.user) AS disabled "
+                '(SELECT disabled FROM users WHERE name = sessions."user") AS disabled '
                 "FROM sessions WHERE session_hash = ?",
                 (session_hash,),
             ).fetchone()
@@ -277,7 +277,7 @@ class PeopleMixin(SqliteParts):
     def delete_sessions_of(self, user: str) -> int:
         """End every session of ``user`` (any case); how many."""
         with self._lock, db_errors(f"cannot delete the sessions of {user!r}", self.path):
-            deleted = self._conn.execute("DELETE FROM sessions WHERE user = ?", (user,)).rowcount
+            deleted = self._conn.execute('DELETE FROM sessions WHERE "user" = ?', (user,)).rowcount
         return int(deleted)
 
     def delete_expired_sessions(self, *, now: float) -> int:
