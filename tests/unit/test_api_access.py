@@ -39,9 +39,11 @@ from alerts.evidence import (
     masked_key,
     snapshot_key,
 )
-from alerts.store import SqliteAlertStore
+from alerts.store import SqlAlertStore, SqliteAlertStore
+from alerts.store.postgres import PostgresAlertStore
 from selector.suppression import Suppression
 from tests.factories import T0, make_event
+from tests.pg import fresh_schema
 
 pytestmark = pytest.mark.unit
 
@@ -82,8 +84,8 @@ class Who:
 class World:
     """The app, its store, and one principal of each kind."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.store = SqliteAlertStore(tmp_path / "alerts.sqlite")
+    def __init__(self, tmp_path: Path, store: SqlAlertStore) -> None:
+        self.store = store
         self.evidence = LocalEvidenceStore(tmp_path / "evidence")
         self.app = create_app(
             self.store,
@@ -281,9 +283,23 @@ def decision(route: APIRoute) -> Permission | None:
     return next(iter(needs), None)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = World(tmp_path_factory.mktemp("access"))
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """Every route and principal on a SQLite store, then on a PostgreSQL one."""
+    tmp = tmp_path_factory.mktemp("access")
+    if request.param == "sqlite":
+        yield from _world(World(tmp, SqliteAlertStore(tmp / "alerts.sqlite")))
+        return
+    server = request.getfixturevalue("postgres")
+    for schema in fresh_schema(server):
+        yield from _world(World(tmp, PostgresAlertStore(server.dsn, schema=schema)))
+
+
+def _world(w: World) -> Iterator[World]:
     yield w
     w.client.close()
     w.store.close()

@@ -14,7 +14,8 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,11 @@ from alerts.api.auth import CSRF_HEADER
 from alerts.control import ControlState, InProcessControl
 from alerts.evidence import LocalEvidenceStore
 from alerts.sla import SlaJob
-from alerts.store import DISPOSITIONS, SqliteAlertStore
+from alerts.store import DISPOSITIONS, SqlAlertStore, SqliteAlertStore
+from alerts.store.postgres import PostgresAlertStore
 from selector.event import Event
 from tests.factories import T0, make_event
+from tests.pg import fresh_schema
 
 pytestmark = pytest.mark.unit
 
@@ -88,9 +91,9 @@ class Person:
 
 
 class World:
-    def __init__(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "alerts.sqlite"
-        self.store = SqliteAlertStore(self.path)
+    def __init__(self, tmp_path: Path, open_store: Callable[[], SqlAlertStore]) -> None:
+        self.open_store = open_store
+        self.store = open_store()
         self.control = InProcessControl()
         self.worker = ControlState()
         self.control.subscribe(self.worker)
@@ -143,11 +146,24 @@ class World:
         self.store.close()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = World(tmp_path_factory.mktemp("lifecycle"))
-    yield w
-    w.close()
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """The API on a SQLite store, then on a PostgreSQL one."""
+    tmp = tmp_path_factory.mktemp("lifecycle")
+    if request.param == "sqlite":
+        w = World(tmp, lambda: SqliteAlertStore(tmp / "alerts.sqlite"))
+        yield w
+        w.close()
+        return
+    server = request.getfixturevalue("postgres")
+    for schema in fresh_schema(server):
+        w = World(tmp, partial(PostgresAlertStore, server.dsn, schema=schema))
+        yield w
+        w.close()
 
 
 def ok(r: Response, status: int = 200) -> dict[str, Any]:
@@ -733,7 +749,7 @@ def test_the_sla_escalates_an_unclaimed_urgent_alert_once(world: World) -> None:
 def test_two_sla_jobs_over_two_store_objects_escalate_each_alert_once(world: World) -> None:
     overdue = {world.alert(priority=SLA_PRIORITY + 2) for _ in range(5)}
     later = time.time() + 120.0
-    stores = [world.store, SqliteAlertStore(world.path)]
+    stores = [world.store, world.open_store()]
     jobs = [
         SlaJob(s, min_priority=SLA_PRIORITY, claim_within_s=60, clock=lambda: later) for s in stores
     ]

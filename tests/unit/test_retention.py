@@ -33,12 +33,13 @@ from alerts.retention import (
     SweepResult,
 )
 from alerts.s3_evidence import EvidenceUnavailableError, S3EvidenceStore
-from alerts.store import AuditEntry, SqliteAlertStore
+from alerts.store import AuditEntry, SqlAlertStore, SqliteAlertStore
 from alerts.store.protocols import RetentionStore
 from deploy.localstack import BinaryNotFoundError, LocalStack, find_weed
 from selector.suppression import Suppression
 from tests.factories import T0, make_event
 from tests.infra import make_localstack
+from tests.pg import StoreFactory
 from tests.unit.test_s3_evidence import BUCKET, FakeS3, jpeg, s3_error, wait_until
 
 pytestmark = pytest.mark.unit
@@ -50,12 +51,13 @@ EVERY = 3600.0
 
 
 class Site:
-    """One alert store file and one evidence folder, with alerts of a given age."""
+    """One alert database (SQLite or PostgreSQL) and one evidence folder, with alerts of a
+    given age."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.db = tmp_path / "alerts.sqlite"
+    def __init__(self, tmp_path: Path, open_store: StoreFactory) -> None:
+        self._open = open_store
         self.root = tmp_path / "evidence"
-        self.store = SqliteAlertStore(self.db)
+        self.store = open_store()
         self.evidence = LocalEvidenceStore(self.root)
         self.stores = [self.store]
         self.n = 0
@@ -79,13 +81,13 @@ class Site:
             self.evidence.put(key, key.encode())
         return event.event_id, keys
 
-    def open_store(self) -> SqliteAlertStore:
-        """Another connection to the same file (another replica)."""
-        s = SqliteAlertStore(self.db)
+    def open_store(self) -> SqlAlertStore:
+        """Another connection to the same database (another replica)."""
+        s = self._open()
         self.stores.append(s)
         return s
 
-    def job(self, store: SqliteAlertStore | None = None, **kw: Any) -> RetentionJob:
+    def job(self, store: SqlAlertStore | None = None, **kw: Any) -> RetentionJob:
         kw.setdefault("days", 30)
         kw.setdefault("every_s", EVERY)
         return RetentionJob(store or self.store, kw.pop("evidence", self.evidence), **kw)
@@ -95,8 +97,8 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
+def site(tmp_path: Path, store_factory: StoreFactory) -> Iterator[Site]:
+    s = Site(tmp_path, store_factory)
     yield s
     for store in s.stores:
         store.close()
@@ -295,7 +297,7 @@ def test_a_period_is_claimed_once_whoever_asks(site: Site) -> None:
     start = threading.Barrier(len(stores))
     won: list[bool] = []
 
-    def claim(store: SqliteAlertStore, n: int) -> None:
+    def claim(store: SqlAlertStore, n: int) -> None:
         start.wait()
         won.append(store.claim_job(JOB_NAME, holder=f"r{n}", now=NOW, every_s=EVERY))
 
@@ -392,10 +394,13 @@ def test_delete_alerts_and_expired_alerts(site: Site) -> None:
 
 
 def test_expired_alerts_uses_its_index_and_leaves_the_open_alerts_index_alone(
-    site: Site,
+    tmp_path: Path,
 ) -> None:
+    """SQLite's plans (PostgreSQL's, on a big table: ``benchmarks/store_bench.py``)."""
+    store = SqliteAlertStore(tmp_path / "alerts.sqlite")
+
     def plan(sql: str, *params: object) -> str:
-        rows = site.store._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        rows = store._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
         return " ".join(str(r[-1]) for r in rows)
 
     expired = plan(
@@ -407,6 +412,7 @@ def test_expired_alerts_uses_its_index_and_leaves_the_open_alerts_index_alone(
     assert "alerts_by_camera_time (camera_id=? AND wall_time<?)" in expired
     open_alerts = plan("SELECT event_id FROM alerts WHERE camera_id = ? AND end_s IS NULL", "c")
     assert "alerts_open_by_camera" in open_alerts
+    store.close()
 
 
 # --------------------------------------------------------------- background and bounds
