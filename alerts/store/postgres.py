@@ -6,8 +6,8 @@ Everything but the connection and the schema is the SQL the SQLite store runs
 the SQLite one does (autocommit, explicit transactions, rows by index or by name) and
 rewrites the little of it that PostgreSQL spells differently:
 
-* ``?`` placeholders become ``%s`` (and a literal ``%`` becomes ``%%``), outside string
-  literals and quoted names;
+* ``?`` placeholders become ``%s`` outside string literals and quoted names (and every
+  ``%`` becomes ``%%``);
 * ``BEGIN IMMEDIATE`` (SQLite: take the database's write lock now) becomes ``BEGIN`` plus a
   transaction-level advisory lock that every replica's write transactions take: what a
   transaction reads stays true until it commits, as on SQLite, so a read-then-write (a
@@ -57,19 +57,17 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%| COLLATE NOCASE")
 
 @lru_cache(maxsize=512)
 def translate(statement: str) -> str:
-    """The SQLite-dialect ``statement`` as PostgreSQL (psycopg) takes it: ``?`` -> ``%s``,
-    ``%`` -> ``%%``, `` COLLATE NOCASE`` dropped; string literals and quoted names are
-    left as they are."""
+    """The SQLite-dialect ``statement`` as psycopg takes it with parameters: ``?`` -> ``%s``
+    and `` COLLATE NOCASE`` dropped outside string literals and quoted names; every ``%``
+    doubled (psycopg reads ``%`` everywhere, literals included)."""
 
     def swap(m: re.Match[str]) -> str:
         token = m.group(0)
         if token == "?":
             return "%s"
-        if token == "%":
-            return "%%"
         if token == " COLLATE NOCASE":
             return ""
-        return token  # a literal or a quoted name
+        return token.replace("%", "%%")  # "%", a literal or a quoted name
 
     return _TOKEN.sub(swap, statement)
 

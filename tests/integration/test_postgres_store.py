@@ -59,7 +59,7 @@ def _admin(server: LocalPostgres) -> psycopg.Connection[tuple[object, ...]]:
         ("SELECT '?', \"we?ird\" FROM t WHERE a = ?", "SELECT '?', \"we?ird\" FROM t WHERE a = %s"),
         (
             "SELECT 'it''s ?' WHERE x LIKE 'a%' AND y = ?",
-            "SELECT 'it''s ?' WHERE x LIKE 'a%' AND y = %s",
+            "SELECT 'it''s ?' WHERE x LIKE 'a%%' AND y = %s",
         ),
         ("SELECT 5 % 2, ?", "SELECT 5 %% 2, %s"),
         ("owner = ? COLLATE NOCASE", "owner = %s"),
@@ -68,6 +68,15 @@ def _admin(server: LocalPostgres) -> psycopg.Connection[tuple[object, ...]]:
 )
 def test_translate_rewrites_placeholders_outside_literals(sqlite: str, pg: str) -> None:
     assert translate(sqlite) == pg
+
+
+def test_translated_statements_run(pg_schema_store: PostgresAlertStore) -> None:
+    store = pg_schema_store
+    with store._lock:
+        row = store._conn.execute(
+            "SELECT '100%' AS a, ? AS b, 7 % 4 AS c, 'x?' AS d", ("it's",)
+        ).fetchone()
+    assert (row["a"], row["b"], row["c"], row["d"]) == ("100%", "it's", 3, "x?")
 
 
 def test_rows_read_by_index_and_by_name() -> None:
