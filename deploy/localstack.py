@@ -30,7 +30,8 @@ CLI (``make infra-up`` / ``make infra-down``)::
 ``up`` starts both detached (they outlive the command), prints the endpoints and where the
 credentials file is (never the secret).  ``up --with-postgres [--pg-port N]`` also starts a local
 PostgreSQL (``deploy/postgres.py``, data in ``HOME/postgres``); once set up there, later ``up``s
-start it too.  It is opt-in because nothing uses it yet and ``make infra-up`` must not need it.
+start it too (for the PostgreSQL alert store, ``storage.postgres``).  It is opt-in: the
+single-machine default keeps SQLite, and ``make infra-up`` must not need PostgreSQL.
 Default ``HOME``: ``$ARGUS_HOME/infra``
 (``ARGUS_HOME`` defaults to ``$XDG_DATA_HOME/argus``, i.e. ``~/.local/share/argus``).
 
