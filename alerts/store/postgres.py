@@ -21,7 +21,9 @@ condition on the rows another replica changed meanwhile.
 
 A lost connection (the server restarted, the network dropped) fails the call in hand with
 ``AlertStoreError`` (the API answers 503, the Kafka consumer retries without committing);
-the next call connects again.
+the next call connects again.  While connecting fails, calls fail at once with that failure
+for ``RECONNECT_AFTER_S`` after each try, so API requests do not queue behind connection
+timeouts to a server that is away.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -52,6 +55,8 @@ SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 """A schema name the store accepts (lower case, no quoting needed)."""
 DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0
 DEFAULT_STATEMENT_TIMEOUT_S: Final = 30.0
+RECONNECT_AFTER_S: Final = 1.0
+"""After a failed connect, calls fail at once for this long (s) rather than each waiting."""
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%| COLLATE NOCASE")
 
 
@@ -104,26 +109,56 @@ class PgConnection:
     docstring); reconnects on the next call after the server went away.  Not thread-safe:
     the store holds its lock around every use."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], write_lock: int) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        write_lock: int,
+        *,
+        retry_after_s: float = RECONNECT_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """
         Args:
             connect: Opens a new connection (autocommit).
             write_lock: Key of the advisory lock every write transaction takes.
+            retry_after_s: After a failed connect, calls fail at once (with that failure)
+                for this long, seconds, instead of each waiting on a server that is away.
+            clock: Monotonic seconds (tests).
         """
         self._connect = connect
         self._write_lock = write_lock
         self._raw: psycopg.Connection[Any] | None = None
+        self._retry_after_s = retry_after_s
+        self._clock = clock
+        self._failed: tuple[float, psycopg.OperationalError] | None = None
 
     @property
     def raw(self) -> psycopg.Connection[Any]:
-        """The psycopg connection, (re)connected when there is none usable."""
+        """The psycopg connection, (re)connected when there is none usable.
+
+        Raises:
+            psycopg.OperationalError: Cannot connect (now, or less than ``retry_after_s``
+                ago: the same failure again, without trying).
+        """
         if self._raw is None or self._raw.closed or self._raw.broken:
             if self._raw is not None:
                 with suppress(psycopg.Error):
                     self._raw.close()
-                logger.warning("alert store: reconnecting to PostgreSQL")
-            self._raw = None
-            self._raw = self._connect()
+                logger.warning("alert store: connection to PostgreSQL lost; reconnecting")
+                self._raw = None
+            if self._failed is not None and self._clock() - self._failed[0] < self._retry_after_s:
+                since, error = self._failed
+                raise psycopg.OperationalError(
+                    f"not connected (the last try, {self._clock() - since:.1f} s ago: {error})"
+                )
+            try:
+                self._raw = self._connect()
+            except psycopg.OperationalError as e:
+                self._failed = (self._clock(), e)
+                raise
+            if self._failed is not None:
+                logger.warning("alert store: connected to PostgreSQL again")
+            self._failed = None
         return self._raw
 
     @property

@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +23,7 @@ from psycopg import sql
 
 from alerts.store import AlertStoreError, SqliteAlertStore
 from alerts.store.postgres import (
+    PgConnection,
     PgRow,
     PostgresAlertStore,
     display_dsn,
@@ -275,3 +277,24 @@ def test_a_config_naming_both_stores_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="sqlite or postgres, not both"):
         load_config(config)
+
+
+def test_after_a_failed_connect_calls_fail_at_once_for_a_moment() -> None:
+    tries: list[float] = []
+    now = [100.0]
+
+    def connect() -> psycopg.Connection[Any]:
+        tries.append(now[0])
+        raise psycopg.OperationalError("connection refused")
+
+    conn = PgConnection(connect, write_lock=1, retry_after_s=1.0, clock=lambda: now[0])
+    with pytest.raises(psycopg.OperationalError, match="connection refused"):
+        conn.execute("SELECT 1")
+    now[0] += 0.5
+    with pytest.raises(psycopg.OperationalError, match=r"not connected \(the last try, 0.5 s"):
+        conn.execute("SELECT 1")
+    assert tries == [100.0]
+    now[0] += 0.6
+    with pytest.raises(psycopg.OperationalError, match="connection refused"):
+        conn.execute("SELECT 1")
+    assert tries == [100.0, 101.1]
