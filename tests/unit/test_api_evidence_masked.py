@@ -68,7 +68,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+    w = World(tmp_path, SqliteAlertStore(tmp_path / "alerts.sqlite"))
     yield w
     w.client.close()
     w.store.close()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+    w = World(tmp_path, SqliteAlertStore(tmp_path / "alerts.sqlite"))
     yield w
     w.client.close()
     w.store.close()
