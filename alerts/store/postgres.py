@@ -131,6 +131,8 @@ class PgConnection:
         self._retry_after_s = retry_after_s
         self._clock = clock
         self._failed: tuple[float, psycopg.OperationalError] | None = None
+        self._begun = False
+        """``BEGIN IMMEDIATE`` given, its ``COMMIT``/``ROLLBACK`` not yet."""
 
     @property
     def raw(self) -> psycopg.Connection[Any]:
@@ -175,11 +177,16 @@ class PgConnection:
         if statement == "BEGIN IMMEDIATE":
             raw = self.raw
             raw.execute("BEGIN")
+            self._begun = True
             return raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
         if statement in ("COMMIT", "ROLLBACK"):
-            if self._raw is None or self._raw.closed:
+            self._begun = False
+            if self._raw is None or self._raw.closed or self._raw.broken:
                 raise psycopg.OperationalError(f"{statement}: the connection was lost")
             return self._raw.execute(statement)
+        if self._begun and (self._raw is None or self._raw.closed or self._raw.broken):
+            # never carry on a transaction's statements on a new connection, outside it
+            raise psycopg.OperationalError("the connection was lost inside a transaction")
         return self.raw.execute(translate(statement), tuple(parameters))
 
     def close(self) -> None:

@@ -298,3 +298,18 @@ def test_after_a_failed_connect_calls_fail_at_once_for_a_moment() -> None:
     with pytest.raises(psycopg.OperationalError, match="connection refused"):
         conn.execute("SELECT 1")
     assert tries == [100.0, 101.1]
+
+
+def test_a_transaction_whose_connection_is_lost_is_not_carried_on_elsewhere(
+    postgres: LocalPostgres, schema: str
+) -> None:
+    with PostgresAlertStore(postgres.dsn, schema=schema) as store:
+        conn = store._pg
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO jobs VALUES ('j', 'h', 1, 2)")
+        conn.raw.close()  # as if the server had gone
+        with pytest.raises(psycopg.OperationalError, match="lost inside a transaction"):
+            conn.execute("INSERT INTO jobs VALUES ('k', 'h', 1, 2)")
+        with pytest.raises(psycopg.OperationalError, match="ROLLBACK: the connection was lost"):
+            conn.execute("ROLLBACK")
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0  # reconnected
