@@ -28,7 +28,13 @@ class AlertStore(Protocol):
 
     def upsert(self, record: Mapping[str, Any]) -> None:
         """Store one event record (start or end), idempotent by ``event_id``, or apply a
-        run marker (close the camera's alerts left open by earlier runs)."""
+        run marker (close the camera's alerts left open by earlier runs).
+
+        Raises:
+            InvalidEventError: The record is neither a valid event record nor a valid run
+                marker (every store validates: the alert service relies on it).
+            AlertStoreError: The database failed.
+        """
         ...
 
     def get(self, event_id: str) -> Alert | None:

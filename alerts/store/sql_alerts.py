@@ -179,12 +179,12 @@ class AlertsMixin(StoreParts):
             reason,
             clip,
         )
-        with (
-            self._lock,
-            db_errors(f"cannot store event_id={event_id}", self.path),
-            write_transaction(self._conn) as conn,
-        ):
-            inserted = conn.execute(
+        closed = escalated = 0
+        with self._lock, db_errors(f"cannot store event_id={event_id}", self.path):
+            # The first record of an event: one statement, atomic on its own (no write
+            # transaction, so one round trip to PostgreSQL).  A later record: the changes
+            # below, in one write transaction.
+            inserted = self._conn.execute(
                 "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
                 "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
                 "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
@@ -194,48 +194,49 @@ class AlertsMixin(StoreParts):
                 "ON CONFLICT (event_id) DO NOTHING",
                 params,
             ).rowcount
-            closed = escalated = 0
             if not inserted:
-                if is_end:
-                    closed = conn.execute(
-                        "UPDATE alerts SET end_s = ?, end_reason = 'ended' "
-                        "WHERE event_id = ? AND end_s IS NULL",
-                        (record["end_s"], event_id),
+                with write_transaction(self._conn) as conn:
+                    if is_end:
+                        closed = conn.execute(
+                            "UPDATE alerts SET end_s = ?, end_reason = 'ended' "
+                            "WHERE event_id = ? AND end_s IS NULL",
+                            (record["end_s"], event_id),
+                        ).rowcount
+                    if not closed and is_end and run_id is not None:
+                        # The camera's current run saw this event end (it replays the same
+                        # recording, same event ids): its end replaces the "interrupted"
+                        # an earlier, killed run left.  Ends from other runs change nothing.
+                        closed = conn.execute(
+                            "UPDATE alerts SET end_s = ?, end_reason = 'ended', run_id = ? "
+                            "WHERE event_id = ? AND end_reason = 'interrupted' AND EXISTS "
+                            "(SELECT 1 FROM worker_runs w "
+                            "WHERE w.camera_id = alerts.camera_id AND w.run_id = ?)",
+                            (record["end_s"], run_id, event_id, run_id),
+                        ).rowcount
+                    escalated = conn.execute(
+                        "UPDATE alerts SET priority = ? WHERE event_id = ? AND priority < ?",
+                        (record["priority"], event_id, record["priority"]),
                     ).rowcount
-                if not closed and is_end and run_id is not None:
-                    # The camera's current run saw this event end (it replays the same
-                    # recording, same event ids): its end replaces the "interrupted"
-                    # an earlier, killed run left.  Ends from other runs change nothing.
-                    closed = conn.execute(
-                        "UPDATE alerts SET end_s = ?, end_reason = 'ended', run_id = ? "
-                        "WHERE event_id = ? AND end_reason = 'interrupted' AND EXISTS "
-                        "(SELECT 1 FROM worker_runs w "
-                        "WHERE w.camera_id = alerts.camera_id AND w.run_id = ?)",
-                        (record["end_s"], run_id, event_id, run_id),
-                    ).rowcount
-                escalated = conn.execute(
-                    "UPDATE alerts SET priority = ? WHERE event_id = ? AND priority < ?",
-                    (record["priority"], event_id, record["priority"]),
-                ).rowcount
-                conn.execute(
-                    "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
-                    "line = COALESCE(line, ?), direction = COALESCE(direction, ?), "
-                    "run_id = COALESCE(run_id, ?), clip = COALESCE(clip, ?) "
-                    "WHERE event_id = ?",
-                    (record["snapshot"], line, direction, run_id, clip, event_id),
-                )
-                if is_end and "details" in record:
                     conn.execute(
-                        "UPDATE alerts SET details = ? WHERE event_id = ?",
-                        (details, event_id),
+                        "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
+                        "line = COALESCE(line, ?), direction = COALESCE(direction, ?), "
+                        "run_id = COALESCE(run_id, ?), clip = COALESCE(clip, ?) "
+                        "WHERE event_id = ?",
+                        (record["snapshot"], line, direction, run_id, clip, event_id),
                     )
-                if reason is not None and (closed or not is_end):
-                    # the end that closed it says how long it lasted; an end refused
-                    # (the alert already ended, or interrupted) leaves the reason be
-                    conn.execute(
-                        "UPDATE alerts SET reason = ? WHERE event_id = ? AND (reason IS NULL OR ?)",
-                        (reason, event_id, bool(closed)),
-                    )
+                    if is_end and "details" in record:
+                        conn.execute(
+                            "UPDATE alerts SET details = ? WHERE event_id = ?",
+                            (details, event_id),
+                        )
+                    if reason is not None and (closed or not is_end):
+                        # the end that closed it says how long it lasted; an end refused
+                        # (the alert already ended, or interrupted) leaves the reason be
+                        conn.execute(
+                            "UPDATE alerts SET reason = ? "
+                            "WHERE event_id = ? AND (reason IS NULL OR ?)",
+                            (reason, event_id, bool(closed)),
+                        )
         if inserted:
             ALERTS_STORED.labels(type=record["type"]).inc()
             logger.debug(

@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 
 from alerts.store import AlertStoreError, SqliteAlertStore
+from alerts.store.pg_migrations import PG_MIGRATIONS
 from alerts.store.postgres import (
     PgConnection,
     PgRow,
@@ -101,11 +102,19 @@ def test_a_dsn_is_shown_without_its_password() -> None:
 # -- the schema ----------------------------------------------------------------------------
 
 
-def test_the_schema_has_the_same_tables_and_columns_as_sqlite(
+def test_the_schema_has_the_same_tables_columns_and_indexes_as_sqlite(
     postgres: LocalPostgres, schema: str, tmp_path: Path
 ) -> None:
     with PostgresAlertStore(postgres.dsn, schema=schema) as pg:
         pg_columns = {t: [c for tt, c in pg.tables() if tt == t] for t, _ in pg.tables()}
+        with pg._lock:
+            pg_indexes = {
+                r[0]
+                for r in pg._conn.execute(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                )
+                if not r[0].endswith("_pkey")
+            }
     with SqliteAlertStore(tmp_path / "a.sqlite") as lite:
         conn = sqlite3.connect(lite.path)
         tables = [
@@ -114,11 +123,17 @@ def test_the_schema_has_the_same_tables_and_columns_as_sqlite(
             if r[0] != "sqlite_sequence"
         ]
         lite_columns = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+        lite_indexes = {
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            if not r[0].startswith("sqlite_autoindex_")
+        }
         conn.close()
     assert pg_columns.pop("argus_schema_version") == ["singleton", "version"]
     assert {t: sorted(c) for t, c in pg_columns.items()} == {
         t: sorted(c) for t, c in lite_columns.items()
     }
+    assert pg_indexes == lite_indexes and "alerts_queue" in pg_indexes
 
 
 def test_replicas_opening_at_once_migrate_once(postgres: LocalPostgres, schema: str) -> None:
@@ -139,7 +154,7 @@ def test_replicas_opening_at_once_migrate_once(postgres: LocalPostgres, schema: 
         t.start()
     for t in threads:
         t.join()
-    assert errors == [] and versions == [1] * 4
+    assert errors == [] and versions == [len(PG_MIGRATIONS)] * 4
 
 
 def test_a_newer_database_is_refused(postgres: LocalPostgres, schema: str) -> None:

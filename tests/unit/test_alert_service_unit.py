@@ -8,16 +8,20 @@ from typing import Any
 
 import pytest
 
+from alerts.schema import validate_bus_record
 from alerts.service import AlertService
 
 pytestmark = pytest.mark.unit
 
 
 class FakeStore:
+    """Keeps what it is given; validates as every ``AlertStore.upsert`` must."""
+
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
     def upsert(self, record: dict[str, Any]) -> None:
+        validate_bus_record(record)
         self.records.append(record)
 
 
