@@ -8,6 +8,7 @@
   PostgreSQL: a schema of its own, dropped afterwards).  Calling it again opens another store
   on the same database (another replica).  Every store it opened is closed at the end.
 * ``pg_schema_store``: ``PostgresAlertStore`` on a fresh schema (for PostgreSQL-only tests).
+* ``running_postgres()``: a server of a test's own (to stop and start it: fault trials).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from deploy.postgres import LocalPostgres, PostgresNotFoundError, find_pg_bin
 
 StoreFactory = Callable[[], SqlAlertStore]
 
-__all__ = ["StoreFactory", "fresh_schema", "pg_home", "postgres", "store_factory"]
+__all__ = [
+    "StoreFactory",
+    "fresh_schema",
+    "pg_home",
+    "postgres",
+    "running_postgres",
+    "store_factory",
+]
 
 
 def pg_home() -> Path:
@@ -39,9 +47,9 @@ def pg_home() -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[LocalPostgres]:
-    """One local PostgreSQL server for the whole test session."""
+def running_postgres() -> Iterator[LocalPostgres]:
+    """A local PostgreSQL server in a fresh home, stopped and removed afterwards; skips the
+    test when PostgreSQL is not installed."""
     try:
         find_pg_bin()
     except PostgresNotFoundError as e:
@@ -54,6 +62,12 @@ def postgres() -> Iterator[LocalPostgres]:
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One local PostgreSQL server for the whole test session."""
+    yield from running_postgres()
 
 
 def fresh_schema(server: LocalPostgres) -> Iterator[str]:
