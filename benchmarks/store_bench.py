@@ -502,9 +502,10 @@ def consume_service(
 def upsert_breakdown(dsn: str, workdir: Path, data: IngestRecords, n: int) -> dict[str, Any]:
     """Where a record's time goes, measured without Kafka on the first ``n`` records: parsing
     (``json.loads``), validation (``validate_bus_record``, which ``upsert`` runs: the only
-    validation a consumed record gets), and ``store.upsert`` on a fresh store of each backend, split into
-    start and end records, with the statements each runs (the shared SQL; on PostgreSQL
-    ``BEGIN IMMEDIATE`` is two round trips: ``BEGIN`` and the advisory lock)."""
+    validation a consumed record gets), and ``store.upsert`` on a fresh store of each
+    backend, split into start and end records, with the statements each runs (the shared
+    SQL; on PostgreSQL ``BEGIN IMMEDIATE`` is two round trips: ``BEGIN`` and the advisory
+    lock)."""
     from alerts.schema import validate_bus_record
 
     records = data.records[:n]
