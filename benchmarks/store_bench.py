@@ -75,6 +75,7 @@ from alerts.service import AlertService
 from alerts.store import AlertState, AuditEntry, SqlAlertStore, SqliteAlertStore
 from alerts.store.postgres import PostgresAlertStore
 from alerts.store.sql_common import ALERT_COLUMNS, Cursor
+from argus.bench import cpu_model, machine_description
 from deploy.localstack import LocalStack, free_port, free_ports_base
 from deploy.postgres import LocalPostgres
 from selector.event import Event, make_event_id
@@ -148,15 +149,6 @@ def quantiles_ms(seconds: Sequence[float]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- machine
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else the platform's processor string."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def memory_gib() -> float | None:
     """Total memory, GiB (``/proc/meminfo``)."""
     with contextlib.suppress(OSError, ValueError, IndexError):
@@ -187,7 +179,7 @@ def machine() -> dict[str, Any]:
     """Architecture, CPU model, cores, memory."""
     cores = os.cpu_count()
     return {
-        "description": f"{platform.machine()}, {cores} cores, {cpu_model()}",
+        "description": machine_description(),
         "arch": platform.machine(),
         "cpu_model": cpu_model(),
         "cores": cores,
