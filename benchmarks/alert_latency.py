@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from argus.paths import models_dir
-from deploy.localstack import LocalStack, free_port, free_ports_base
+from deploy.localstack import LocalStack, free_port, free_ports, free_ports_base
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 ZONE = [[330, 180], [560, 180], [640, 330], [380, 330]]
@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         home = tmp / "home"
         home.mkdir()
         (home / "models").symlink_to(models_dir(), target_is_directory=True)
+        kafka_port, s3_port = free_ports(2)
         stack = LocalStack(
-            tmp / "infra", kafka_port=free_port(), s3_port=free_port(), ports_base=free_ports_base()
+            tmp / "infra", kafka_port=kafka_port, s3_port=s3_port, ports_base=free_ports_base()
         )
         stack.up()
         procs: list[subprocess.Popen[str]] = []

@@ -76,7 +76,7 @@ from alerts.store import AlertState, AuditEntry, SqlAlertStore, SqliteAlertStore
 from alerts.store.postgres import PostgresAlertStore
 from alerts.store.sql_common import ALERT_COLUMNS, Cursor
 from argus.bench import cpu_model, machine_description
-from deploy.localstack import LocalStack, free_port, free_ports_base
+from deploy.localstack import LocalStack, free_ports, free_ports_base
 from deploy.postgres import LocalPostgres
 from selector.event import Event, make_event_id
 
@@ -227,10 +227,11 @@ class Servers:
 def local_servers(workdir: Path) -> Iterator[Servers]:
     """Start a LocalStack (Tansu on SeaweedFS) and a LocalPostgres under ``workdir``; both
     stopped (and their directories removed) on exit."""
+    kafka_port, s3_port = free_ports(2)
     stack = LocalStack(
         workdir / "infra",
-        kafka_port=free_port(),
-        s3_port=free_port(),
+        kafka_port=kafka_port,
+        s3_port=s3_port,
         ports_base=free_ports_base(),
     )
     # As root the server runs as ``postgres``, which must enter every directory above it.
@@ -965,7 +966,7 @@ def pg_verdict(plan: Sequence[str]) -> dict[str, Any]:
 def table_size_mib(store: SqlAlertStore, path: Path | None, dsn: str, schema: str) -> float:
     """Size of the database (SQLite: the file; PostgreSQL: the schema's relations), MiB."""
     if path is not None:
-        return round(path.stat().st_size / 2**20, 1)
+        return round(path.stat().st_size / 2**20, 3)
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
@@ -973,7 +974,7 @@ def table_size_mib(store: SqlAlertStore, path: Path | None, dsn: str, schema: st
             "WHERE n.nspname = %s AND c.relkind IN ('r', 't', 'm')",
             (schema,),
         ).fetchone()
-    return round(int(row[0] if row else 0) / 2**20, 1)
+    return round(int(row[0] if row else 0) / 2**20, 3)
 
 
 def audit_count(store: SqlAlertStore) -> int:
@@ -1100,7 +1101,7 @@ def try_index(
     return {
         "ddl": ddl,
         "note": "an experiment: this index is not in the product's migrations",
-        "build_s": {"sqlite": round(sqlite_build, 1), "postgres": round(pg_build, 1)},
+        "build_s": {"sqlite": round(sqlite_build, 3), "postgres": round(pg_build, 3)},
         "queue": {k: quantiles_ms(v) for k, v in list_s.items()},
         "queue_count": {k: quantiles_ms(v) for k, v in count_s.items()},
         "plans": queue_plans(stores, path, dsn, schema, shape.group_cameras(probe)),
@@ -1305,8 +1306,8 @@ def _big_store(
                 "20,000 rows a transaction, then VACUUM ANALYZE) with every index of the "
                 "migrated schema in place; NOT the per-event upsert path (part 1 measures that)"
             ),
-            "sqlite_s": round(load_s["sqlite"], 1),
-            "postgres_s": round(load_s["postgres"], 1),
+            "sqlite_s": round(load_s["sqlite"], 3),
+            "postgres_s": round(load_s["postgres"], 3),
             "sqlite_rows_per_s": round(facts.rows / load_s["sqlite"], 0)
             if load_s["sqlite"]
             else None,

@@ -196,9 +196,25 @@ def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 the kernel says is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports on 127.0.0.1 the kernel says are free right now.
+
+    All ``n`` sockets are bound at once, so the kernel cannot hand the same port out twice (two
+    separate :func:`free_port` calls can return the same port: the first socket is closed).
+    """
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def free_ports_base(low: int = 10000, high: int = 22000, attempts: int = 200) -> int:

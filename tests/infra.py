@@ -39,7 +39,7 @@ from deploy.localstack import (
     LocalStack,
     find_tansu,
     find_weed,
-    free_port,
+    free_ports,
     free_ports_base,
 )
 
@@ -75,8 +75,9 @@ def require_binaries() -> None:
 
 def make_localstack(home: Path, **kwargs: Any) -> LocalStack:
     """A (not yet started) LocalStack in ``home`` on free loopback ports."""
-    kwargs.setdefault("kafka_port", free_port())
-    kwargs.setdefault("s3_port", free_port())
+    kafka_port, s3_port = free_ports(2)  # distinct: two free_port() calls may repeat one
+    kwargs.setdefault("kafka_port", kafka_port)
+    kwargs.setdefault("s3_port", s3_port)
     kwargs.setdefault("ports_base", free_ports_base())
     return LocalStack(home, **kwargs)
 

@@ -199,10 +199,9 @@ def test_worker_starts_and_spools_within_its_bound_when_the_broker_never_comes_u
     data = issue_config(tmp_path, source=str(clip(tmp_path, 120)))
     import httpx
 
-    from tests.e2e.conftest import free_port
+    from deploy.localstack import free_ports
 
-    port = free_port()  # bound and released: nothing listens there
-    metrics_port = free_port()
+    port, metrics_port = free_ports(2)  # bound and released: nothing listens on ``port``
     data["bus"] = {"kafka": {"bootstrap": f"127.0.0.1:{port}", "spool_max_records": 10}}
     data["metrics"] = {"port": metrics_port}
     proc = subprocess.Popen(

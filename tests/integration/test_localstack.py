@@ -28,7 +28,7 @@ from deploy.localstack import (
     LocalStack,
     PortInUseError,
     ServerStartError,
-    free_port,
+    free_ports,
     free_ports_base,
 )
 from tests.infra import (
@@ -216,13 +216,14 @@ def test_busy_port_is_refused_with_its_number(tmp_path: Path) -> None:
 def test_server_that_exits_names_port_and_log(tmp_path: Path) -> None:
     require_binaries()
     base = free_ports_base()
+    kafka_port, s3_port = free_ports(2)
     with socket.socket() as busy:  # SeaweedFS's master port taken: it refuses to start
         busy.bind(("127.0.0.1", base))
         busy.listen()
         stack = LocalStack(
             tmp_path,
-            kafka_port=free_port(),
-            s3_port=free_port(),
+            kafka_port=kafka_port,
+            s3_port=s3_port,
             ports_base=base,
             start_timeout_s=20,
         )
@@ -256,11 +257,12 @@ def _alive(pid: int) -> bool:
 def test_cli_up_status_down(tmp_path: Path) -> None:
     require_binaries()
     home = tmp_path / "infra"
+    kafka_port, s3_port = free_ports(2)
     ports = [
         "--kafka-port",
-        str(free_port()),
+        str(kafka_port),
         "--s3-port",
-        str(free_port()),
+        str(s3_port),
         "--ports-base",
         str(free_ports_base()),
     ]
