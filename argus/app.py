@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 import argus
-from alerts.api import AccessSettings, create_app
+from alerts.api import AccessSettings, PageSettings, create_app
 from alerts.api.guards import default_allowed_hosts
 from alerts.bus import EventBus, InProcessBus
 from alerts.clips import ClipMaker
@@ -522,6 +522,11 @@ def access_settings(cfg: ArgusConfig) -> AccessSettings:
         session_lifetime_s=cfg.api.session_lifetime_s,
         session_idle_s=cfg.api.session_idle_s,
         secure_cookies=cfg.api.secure_cookies,
+        page=PageSettings(
+            cue_min_priority=cfg.api.cue_min_priority,
+            sla_min_priority=cfg.api.sla.min_priority if cfg.api.sla.enabled else None,
+            sla_claim_within_s=cfg.api.sla.claim_within_s if cfg.api.sla.enabled else None,
+        ),
     )
 
 
@@ -586,6 +591,10 @@ def components_health(
     return out
 
 
+GRACEFUL_SHUTDOWN_S = 2
+"""Seconds open requests (event streams) get to finish when the API server stops."""
+
+
 class ApiServer:
     """uvicorn in a background thread, on a socket bound up front so a busy port fails loudly."""
 
@@ -595,7 +604,15 @@ class ApiServer:
         except OSError as e:
             raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from e
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        # open event streams (GET /api/v1/changes) never end on their own: at shutdown they
+        # are cut after this long, and the pages reconnect to the next server
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="api", daemon=True)
 

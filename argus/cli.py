@@ -359,6 +359,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_settings,
         allowed_hosts,
         api_key,
+        configured_rules,
         make_api,
         open_store,
         retention_job,
@@ -386,6 +387,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             key,
             allowed_hosts=allowed_hosts(cfg, args.host),
             access=access_settings(cfg),
+            initial_rules=configured_rules(cfg),  # read-only here: no control channel
         )
         server = ApiServer(app, args.host, args.port)
     except (AlertStoreError, OSError, ValueError) as e:

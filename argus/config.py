@@ -579,6 +579,13 @@ class ApiConfig(_Strict):
         "set true behind a proxy that ends TLS).",
     )
     sla: SlaConfig = Field(default_factory=lambda: SlaConfig())
+    cue_min_priority: int = Field(
+        70,
+        ge=0,
+        le=101,
+        description="A new alert at or above this priority gets a visual and an audible cue "
+        "on the operators' page (101: never).",
+    )
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -25,7 +25,7 @@ Control plane (rules and suppressions, see ``alerts.control``): enabled by passi
 must then also be a ``ControlStore``.  Without ``control`` those routes answer 503.
 """
 
-from alerts.api.app import API_PREFIX, AccessSettings, create_app
+from alerts.api.app import API_PREFIX, AccessSettings, PageSettings, create_app
 from alerts.api.models import MAX_JSON_DEPTH, MAX_RULES
 from alerts.api.redaction import public_view, redact
 
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_RULES",
     "AccessSettings",
+    "PageSettings",
     "create_app",
     "public_view",
     "redact",

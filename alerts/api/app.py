@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,17 @@ from alerts.api.guards import BodyGuard, HostGuard, MetricsMiddleware, default_a
 from alerts.api.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_RULES_BODY_BYTES
 from alerts.api.permissions import CameraGroups
 from alerts.api.routes import alerts as alert_routes
-from alerts.api.routes import audit, auth, lifecycle, ops, pages, people, rule_types
+from alerts.api.routes import (
+    audit,
+    auth,
+    changes,
+    lifecycle,
+    ops,
+    page_settings,
+    pages,
+    people,
+    rule_types,
+)
 from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
 from alerts.api.security import Passwords, digest
@@ -25,6 +36,23 @@ from alerts.evidence import MAX_URL_EXPIRY_S, EvidenceStore
 from alerts.store import AlertStore, AuditStore, ControlStore, LifecycleStore, PeopleStore
 
 API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """What the operators' page is told (``GET /api/v1/page-settings``).
+
+    Attributes:
+        cue_min_priority: A new alert at or above this priority gets a visual and an
+            audible cue (0-100; 101: never).
+        sla_min_priority: Alerts at or above this priority are escalated when nobody
+            claims them in time (``None``: no claim SLA).
+        sla_claim_within_s: ... when still new this long after they arrived, seconds.
+    """
+
+    cue_min_priority: int = 70
+    sla_min_priority: int | None = None
+    sla_claim_within_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +66,7 @@ class AccessSettings:
         session_idle_s: A session ends after this long without a request, seconds.
         secure_cookies: Mark cookies Secure (``None``: when the request came over HTTPS).
         password_hasher: Argon2 parameters (``None``: RFC 9106's); tests pass cheap ones.
+        page: What the operators' page is told (cue priority, the claim SLA).
     """
 
     camera_groups: Mapping[str, list[str]] = field(default_factory=dict)
@@ -45,6 +74,7 @@ class AccessSettings:
     session_idle_s: float = 1800.0
     secure_cookies: bool | None = None
     password_hasher: PasswordHasher | None = None
+    page: PageSettings = field(default_factory=PageSettings)
 
 
 def create_app(
@@ -138,6 +168,7 @@ def create_app(
         session_lifetime_s=settings.session_lifetime_s,
         session_idle_s=settings.session_idle_s,
         secure_cookies=settings.secure_cookies,
+        page_settings=dataclasses.asdict(settings.page),
     )
 
     app = FastAPI(
@@ -164,8 +195,8 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware)
     routers = (
-        alert_routes, lifecycle, evidence_routes, control_routes, rule_types, auth, people,
-        audit, ops, pages,
+        alert_routes, changes, lifecycle, evidence_routes, control_routes, rule_types, auth,
+        people, audit, page_settings, ops, pages,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)

@@ -62,6 +62,8 @@ class ApiContext:
     session_idle_s: float = 1800.0
     secure_cookies: bool | None = None
     """Mark cookies Secure: ``True``/``False``, or ``None``: when the request is HTTPS."""
+    page_settings: dict[str, Any] = field(default_factory=dict)
+    """What the operators' page is told (``alerts.api.app.PageSettings`` as a dict)."""
     _token_uses: dict[str, float] = field(default_factory=dict)
 
     def token_use_due(self, token_id: str, now: float, every_s: float) -> bool:

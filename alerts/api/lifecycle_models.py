@@ -17,6 +17,7 @@ from alerts.api.models import (
 )
 from alerts.store import AlertState, AuditEntry, Disposition, DispositionStats
 from alerts.store.lifecycle import Action
+from alerts.store.models import OperatorFigures
 
 Note = str | None
 
@@ -92,3 +93,12 @@ class DispositionFigures(BaseModel):
     since: float = Field(description="Window start, UNIX seconds.")
     until: float = Field(description="Window end (exclusive), UNIX seconds.")
     items: list[DispositionStats]
+
+
+class OperatorFiguresPage(BaseModel):
+    """``GET /stats/operators``: per operator, their open claims now and what they did with
+    the alerts raised over the window."""
+
+    since: float = Field(description="Window start, UNIX seconds.")
+    until: float = Field(description="Window end (exclusive), UNIX seconds.")
+    items: list[OperatorFigures]

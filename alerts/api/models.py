@@ -74,6 +74,12 @@ class AlertPage(BaseModel):
     total: int = Field(description="Alerts matching the filters, all pages together.")
     limit: int
     offset: int
+    change_seq: int | None = Field(
+        default=None,
+        description="The store's last change number, read before the list: follow "
+        "GET /api/v1/changes?after= it to keep the list up to date (null: the store keeps "
+        "no change sequence).",
+    )
 
 
 class AckRequest(_Request):

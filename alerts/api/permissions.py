@@ -133,6 +133,10 @@ class CameraGroups:
         """Whether ``who`` works on ``camera_id``."""
         return who.groups is None or bool(who.groups & self.of(camera_id))
 
+    def configured(self) -> dict[str, frozenset[str]]:
+        """Every camera the config names, with its groups."""
+        return dict(self._groups)
+
     def cameras_of(self, who: Principal) -> frozenset[str] | None:
         """The cameras ``who`` works on (``None``: every camera)."""
         if who.groups is None:

@@ -15,7 +15,8 @@ document (a list of rule dicts with a revision number for optimistic concurrency
 
 Modules: ``models`` (``Alert``, users, sessions, tokens, audit entries, errors),
 ``protocols`` (``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``,
-``LifecycleStore``, ``RetentionStore``), ``lifecycle`` (states and what each allows),
+``LifecycleStore``, ``RetentionStore``, ``ChangeFeedStore``; its answers in ``changes``),
+``lifecycle`` (states and what each allows),
 ``sql_base`` (``SqlAlertStore``: the mixins ``sql_alerts``, ``sql_control``,
 ``sql_people``, ``sql_audit``, ``sql_lifecycle``, ``sql_retention`` on one connection),
 ``sqlite`` (``SqliteAlertStore``; its schema in ``migrations``), ``postgres``
@@ -23,6 +24,7 @@ Modules: ``models`` (``Alert``, users, sessions, tokens, audit entries, errors),
 configuration names).  Everything is importable from ``alerts.store``.
 """
 
+from alerts.store.changes import MAX_CHANGES, AlertChange, ChangeHead, ChangesPrunedError
 from alerts.store.migrations import MIGRATIONS
 from alerts.store.models import (
     ALERT_STATES,
@@ -55,6 +57,7 @@ from alerts.store.protocols import (
     KEEP,
     AlertStore,
     AuditStore,
+    ChangeFeedStore,
     ControlStore,
     Keep,
     LifecycleStore,
@@ -71,11 +74,13 @@ __all__ = [
     "DEFAULT_LIMIT",
     "DISPOSITIONS",
     "KEEP",
+    "MAX_CHANGES",
     "MAX_LIMIT",
     "MIGRATIONS",
     "ROLES",
     "ActorKind",
     "Alert",
+    "AlertChange",
     "AlertNotFoundError",
     "AlertState",
     "AlertStatus",
@@ -83,6 +88,9 @@ __all__ = [
     "AlertStoreError",
     "AuditEntry",
     "AuditStore",
+    "ChangeFeedStore",
+    "ChangeHead",
+    "ChangesPrunedError",
     "ControlStore",
     "DetailValue",
     "Disposition",

@@ -271,6 +271,52 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS alerts_queue
         ON alerts (state, camera_id, priority DESC, wall_time DESC);
     """,
+    # 10: the store-wide change sequence (issue 17), which the operators' pages follow.
+    # Every write of an alert row takes the next number of the one-row ``changes`` counter
+    # into ``alerts.change_seq`` (triggers: no write path can forget it); a deleted alert
+    # leaves its number in ``alert_removals``.  The counter is written inside the writing
+    # transaction, so numbers are handed out in commit order (SQLite has one writer; on
+    # PostgreSQL the counter row's lock is held to commit): a reader that has seen number
+    # N has seen every change before it.  ``pruned_through``: removals at or below it were
+    # deleted (a page that resumes from before it reloads its list).  ``geometry``: the
+    # record's zone, line and track path for drawing over the snapshot (JSON text).
+    """
+    ALTER TABLE alerts ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN geometry TEXT;
+    CREATE TABLE IF NOT EXISTS change_counter (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        seq            INTEGER NOT NULL,
+        pruned_through INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    INSERT INTO change_counter (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+    CREATE TABLE IF NOT EXISTS alert_removals (
+        change_seq INTEGER PRIMARY KEY,
+        event_id   TEXT NOT NULL,
+        camera_id  TEXT NOT NULL,
+        removed_at REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS alerts_by_change ON alerts (change_seq);
+    DROP TRIGGER IF EXISTS alerts_change_on_insert;
+    CREATE TRIGGER alerts_change_on_insert AFTER INSERT ON alerts BEGIN
+        UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+        UPDATE alerts SET change_seq = (SELECT seq FROM change_counter WHERE id = 1)
+            WHERE event_id = NEW.event_id;
+    END;
+    DROP TRIGGER IF EXISTS alerts_change_on_update;
+    CREATE TRIGGER alerts_change_on_update AFTER UPDATE ON alerts
+        WHEN NEW.change_seq = OLD.change_seq BEGIN
+        UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+        UPDATE alerts SET change_seq = (SELECT seq FROM change_counter WHERE id = 1)
+            WHERE event_id = NEW.event_id;
+    END;
+    DROP TRIGGER IF EXISTS alerts_change_on_delete;
+    CREATE TRIGGER alerts_change_on_delete AFTER DELETE ON alerts BEGIN
+        UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+        INSERT INTO alert_removals (change_seq, event_id, camera_id, removed_at)
+            VALUES ((SELECT seq FROM change_counter WHERE id = 1), OLD.event_id, OLD.camera_id,
+                    (julianday('now') - 2440587.5) * 86400.0);
+    END;
+    """,
 )
 ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 

@@ -4,7 +4,7 @@ errors and its paging limits."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -187,6 +187,17 @@ class Alert(BaseModel):
     closed_by: str | None = Field(default=None)
     disposition: Disposition | None = Field(default=None, description="How it was judged.")
     close_note: str | None = Field(default=None, description="Note given when it was closed.")
+    change_seq: int = Field(
+        default=0,
+        description="The store-wide change number of this alert's last change (0: before "
+        "numbering began); GET /alerts/changes sends changes after a number.",
+    )
+    geometry: dict[str, Any] | None = Field(
+        default=None,
+        description='What to draw over the snapshot, from the event record: "frame" [w, h], '
+        '"zone" [[x, y], ...], "line" [[x, y], [x, y]], "path" [[x, y], ...] (pixels of '
+        "the analysed frame, like bbox); null for records without it.",
+    )
 
     @property
     def is_open(self) -> bool:
@@ -314,3 +325,20 @@ class DispositionStats(BaseModel):
     by_disposition: dict[str, int] = Field(description="Closed alerts per disposition.")
     median_time_to_claim_s: float | None = Field(description="Raised to first claim.")
     median_time_to_close_s: float | None = Field(description="Raised to closed.")
+
+
+class OperatorFigures(BaseModel):
+    """One operator's workload: their open claims now, and what they did with the alerts
+    raised over a window."""
+
+    name: str = Field(description="The operator (user name, as in owner / closed_by).")
+    open_claims: int = Field(description="Alerts claimed by them now (whenever raised).")
+    claimed: int = Field(description="Alerts raised in the window that they claimed.")
+    closed: int = Field(description="Alerts raised in the window that they closed.")
+    false_alarms: int = Field(description="Of those, closed as false alarms.")
+    median_to_claim_s: float | None = Field(
+        description="Raised to their first claim of it (null: none claimed)."
+    )
+    median_to_close_s: float | None = Field(
+        description="The alert's first claim to their close (null: none closed after a claim)."
+    )

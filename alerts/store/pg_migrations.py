@@ -193,4 +193,51 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS alerts_queue
         ON alerts (state, camera_id, priority DESC, wall_time DESC);
     """,
+    # 3: the change sequence (SQLite's migration 10, which says why).  One trigger function
+    # numbers inserts and updates (BEFORE: the number is written with the row; an update
+    # that changes nothing takes none); the counter row stays locked until the writing
+    # transaction commits, so numbers are visible in order.  The functions keep the schema
+    # they were created in (SET search_path FROM CURRENT), whatever a session's path.
+    """
+    ALTER TABLE alerts ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN geometry text;
+    CREATE TABLE change_counter (
+        id             integer PRIMARY KEY CHECK (id = 1),
+        seq            bigint NOT NULL,
+        pruned_through bigint NOT NULL DEFAULT 0
+    );
+    INSERT INTO change_counter (id, seq) VALUES (1, 0);
+    CREATE TABLE alert_removals (
+        change_seq bigint PRIMARY KEY,
+        event_id   text COLLATE "C" NOT NULL,
+        camera_id  text COLLATE "C" NOT NULL,
+        removed_at double precision NOT NULL
+    );
+    CREATE INDEX alerts_by_change ON alerts (change_seq);
+    CREATE FUNCTION argus_alert_changed() RETURNS trigger LANGUAGE plpgsql
+        SET search_path FROM CURRENT AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
+            RETURN NEW;
+        END IF;
+        UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO NEW.change_seq;
+        RETURN NEW;
+    END
+    $$;
+    CREATE TRIGGER alerts_change BEFORE INSERT OR UPDATE ON alerts
+        FOR EACH ROW EXECUTE FUNCTION argus_alert_changed();
+    CREATE FUNCTION argus_alert_removed() RETURNS trigger LANGUAGE plpgsql
+        SET search_path FROM CURRENT AS $$
+    DECLARE
+        number bigint;
+    BEGIN
+        UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO number;
+        INSERT INTO alert_removals (change_seq, event_id, camera_id, removed_at)
+            VALUES (number, OLD.event_id, OLD.camera_id, extract(epoch FROM clock_timestamp()));
+        RETURN OLD;
+    END
+    $$;
+    CREATE TRIGGER alerts_removed AFTER DELETE ON alerts
+        FOR EACH ROW EXECUTE FUNCTION argus_alert_removed();
+    """,
 )

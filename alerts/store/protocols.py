@@ -7,6 +7,7 @@ import builtins
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
+from alerts.store.changes import MAX_CHANGES, AlertChange, ChangeHead
 from alerts.store.models import (
     DEFAULT_LIMIT,
     Alert,
@@ -14,6 +15,7 @@ from alerts.store.models import (
     AlertStatus,
     AuditEntry,
     DispositionStats,
+    OperatorFigures,
     Role,
     Session,
     Token,
@@ -54,8 +56,10 @@ class AlertStore(Protocol):
         ongoing: bool | None = None,
         camera_ids: Collection[str] | None = None,
         owner: str | None = None,
+        after_event_id: str | None = None,
     ) -> builtins.list[Alert]:
-        """Alerts matching all given filters, most urgent then most recent first.
+        """Alerts matching all given filters, most urgent then most recent first (with
+        ``after_event_id``: event ids after it, in id order, for keyset pages).
 
         ``states``: lifecycle states (not closed: ``new``, ``claimed``, ``escalated``);
         ``ongoing``: whether the event is still going on (``open`` is its older name);
@@ -319,6 +323,19 @@ class LifecycleStore(Protocol):
         of ``camera_ids`` (``None``: all) and what was made of them."""
         ...
 
+    def operator_stats(
+        self,
+        *,
+        since: float,
+        until: float,
+        camera_ids: Collection[str] | None = None,
+    ) -> builtins.list[OperatorFigures]:
+        """Per operator, of the alerts of ``camera_ids`` (``None``: all): their open claims
+        now, and of the alerts received in ``[since, until)`` (UNIX s) how many they
+        claimed, closed, closed as false alarms, and the median times to claim and to
+        close.  Most open claims first, then by name."""
+        ...
+
 
 class ExpiredAlert(NamedTuple):
     """An alert past its retention: what deleting it takes (``RetentionStore``)."""
@@ -356,4 +373,32 @@ class RetentionStore(Protocol):
 
     def delete_alerts(self, event_ids: Collection[str]) -> int:
         """Delete these alerts (unknown ids are ignored); how many were deleted."""
+        ...
+
+
+@runtime_checkable
+class ChangeFeedStore(Protocol):
+    """The store-wide change sequence: every change of an alert numbered in commit order,
+    so a reader can follow what changed after the last number it has (the operators'
+    live queue, ``GET /api/v1/alerts/changes``)."""
+
+    def change_head(self) -> ChangeHead:
+        """The last change number handed out, and how far removals were pruned."""
+        ...
+
+    def changes_since(
+        self,
+        after: int,
+        *,
+        through: int,
+        camera_ids: Collection[str] | None = None,
+        limit: int = MAX_CHANGES,
+    ) -> list[AlertChange]:
+        """Changes numbered in ``(after, through]``, oldest first, at most ``limit``, each
+        alert once as it is now (``ChangesPrunedError``: reload, the removals after
+        ``after`` were forgotten)."""
+        ...
+
+    def prune_removals(self, *, before: float) -> int:
+        """Forget removals made before ``before`` (UNIX seconds); how many."""
         ...

@@ -23,6 +23,7 @@ from alerts.store.models import (
 )
 from alerts.store.sql_common import ALERT_COLUMNS as _COLUMNS
 from alerts.store.sql_common import (
+    Connection,
     StoreParts,
     check_page,
     db_errors,
@@ -52,6 +53,40 @@ def _details_json(record: Mapping[str, Any]) -> str:
             path="$.details",
             event_id=str(record.get("event_id")),
         ) from e
+
+
+def _geometry_json(record: Mapping[str, Any]) -> str | None:
+    """The record's optional ``geometry`` as compact JSON text, or ``None`` without one.
+
+    Raises:
+        InvalidEventError: A value is a non-finite number (not JSON).
+    """
+    geometry = record.get("geometry")
+    if geometry is None:
+        return None
+    try:
+        return json.dumps(geometry, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except ValueError as e:
+        raise InvalidEventError(
+            "geometry values must be finite numbers",
+            path="$.geometry",
+            event_id=str(record.get("event_id")),
+        ) from e
+
+
+def _fill_missing(conn: Connection, event_id: str, values: Mapping[str, Any]) -> None:
+    """Set each of ``values``' columns that is still null on the alert (a later record
+    completes what the first lacked); no statement when nothing would change, so a replay
+    takes no change number."""
+    given = {column: value for column, value in values.items() if value is not None}
+    if not given:
+        return
+    sets = ", ".join(f"{column} = COALESCE({column}, ?)" for column in given)
+    missing = " OR ".join(f"{column} IS NULL" for column in given)
+    conn.execute(
+        f"UPDATE alerts SET {sets} WHERE event_id = ? AND ({missing})",
+        (*given.values(), event_id),
+    )
 
 
 def _where(
@@ -152,6 +187,7 @@ class AlertsMixin(StoreParts):
         run_id = record.get("run_id")
         reason = record.get("reason")
         clip = record.get("clip")
+        geometry = _geometry_json(record)
         is_end = record["end_s"] is not None
         params = (
             event_id,
@@ -178,6 +214,7 @@ class AlertsMixin(StoreParts):
             run_id,
             reason,
             clip,
+            geometry,
         )
         closed = escalated = 0
         with self._lock, db_errors(f"cannot store event_id={event_id}", self.path):
@@ -188,9 +225,9 @@ class AlertsMixin(StoreParts):
                 "INSERT INTO alerts (event_id, schema_version, camera_id, type, rule_id, "
                 "zone, track_id, label, score, priority, start_s, end_s, bbox_x1, bbox_y1, "
                 "bbox_x2, bbox_y2, start_seq, snapshot, wall_time, received_at, line, "
-                "direction, details, end_reason, run_id, reason, clip) "
+                "direction, details, end_reason, run_id, reason, clip, geometry) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?, ?, ?) "
+                "?, ?, ?, ?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING",
                 params,
             ).rowcount
@@ -217,17 +254,29 @@ class AlertsMixin(StoreParts):
                         "UPDATE alerts SET priority = ? WHERE event_id = ? AND priority < ?",
                         (record["priority"], event_id, record["priority"]),
                     ).rowcount
-                    conn.execute(
-                        "UPDATE alerts SET snapshot = COALESCE(snapshot, ?), "
-                        "line = COALESCE(line, ?), direction = COALESCE(direction, ?), "
-                        "run_id = COALESCE(run_id, ?), clip = COALESCE(clip, ?) "
-                        "WHERE event_id = ?",
-                        (record["snapshot"], line, direction, run_id, clip, event_id),
+                    _fill_missing(
+                        conn,
+                        event_id,
+                        {
+                            "snapshot": record["snapshot"],
+                            "line": line,
+                            "direction": direction,
+                            "run_id": run_id,
+                            "clip": clip,
+                            "geometry": geometry,
+                        },
                     )
                     if is_end and "details" in record:
                         conn.execute(
-                            "UPDATE alerts SET details = ? WHERE event_id = ?",
-                            (details, event_id),
+                            "UPDATE alerts SET details = ? "
+                            "WHERE event_id = ? AND details IS DISTINCT FROM ?",
+                            (details, event_id, details),
+                        )
+                    if is_end and geometry is not None:  # the end's path is the whole walk
+                        conn.execute(
+                            "UPDATE alerts SET geometry = ? "
+                            "WHERE event_id = ? AND geometry IS DISTINCT FROM ?",
+                            (geometry, event_id, geometry),
                         )
                     if reason is not None and (closed or not is_end):
                         # the end that closed it says how long it lasted; an end refused
@@ -348,11 +397,15 @@ class AlertsMixin(StoreParts):
         ongoing: bool | None = None,
         camera_ids: Collection[str] | None = None,
         owner: str | None = None,
+        after_event_id: str | None = None,
     ) -> builtins.list[Alert]:
         """Alerts matching every given filter (``None`` = any).
 
         Ordered by ``priority`` descending, then ``wall_time`` descending (most urgent,
-        then most recent first), then ``event_id`` for a stable page order.
+        then most recent first), then ``event_id`` for a stable page order.  With
+        ``after_event_id``: only alerts whose event id sorts after it, in event id order
+        (keyset pages: each alert that does not change meanwhile is on exactly one page,
+        whatever else changes; offsets shift when an earlier alert leaves the filter).
 
         Args:
             camera_id: Only this camera.
@@ -366,6 +419,7 @@ class AlertsMixin(StoreParts):
                 ``False`` only ended ones; whatever their state.
             camera_ids: Only these cameras (empty: none), e.g. a user's camera groups.
             owner: Only alerts claimed by this user (case-insensitive).
+            after_event_id: Keyset paging: event ids after this one, in id order.
 
         Raises:
             ValueError: ``limit``/``offset``/``status``/``states`` out of range, or
@@ -382,9 +436,14 @@ class AlertsMixin(StoreParts):
             camera_ids=camera_ids,
             owner=owner,
         )
+        order = _ORDER
+        if after_event_id is not None:
+            where += (" AND " if where else " WHERE ") + "event_id > ?"
+            params = [*params, after_event_id]
+            order = "ORDER BY event_id ASC"
         with self._lock, db_errors("cannot list alerts", self.path):
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts{where} {_ORDER} LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS} FROM alerts{where} {order} LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             ).fetchall()
         return [_row_to_alert(r) for r in rows]

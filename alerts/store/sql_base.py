@@ -1,10 +1,11 @@
 """``SqlAlertStore``: every part of the alert store that is plain SQL, as one class.
 
 The alerts (``sql_alerts``), the control plane (``sql_control``), people (``sql_people``),
-the audit trail (``sql_audit``), the lifecycle (``sql_lifecycle``) and retention
-(``sql_retention``).  A backend subclass opens the connection, applies its own migrations
-and says how to read the schema version: ``sqlite.SqliteAlertStore`` (one machine, the
-default) and ``postgres.PostgresAlertStore`` (shared by several alert-service replicas).
+the audit trail (``sql_audit``), the lifecycle (``sql_lifecycle``), retention
+(``sql_retention``) and the change sequence (``sql_changes``).  A backend subclass opens
+the connection, applies its own migrations and says how to read the schema version:
+``sqlite.SqliteAlertStore`` (one machine, the default) and ``postgres.PostgresAlertStore``
+(shared by several alert-service replicas).
 """
 
 from __future__ import annotations
@@ -13,15 +14,24 @@ from types import TracebackType
 
 from alerts.store.sql_alerts import AlertsMixin
 from alerts.store.sql_audit import AuditMixin
+from alerts.store.sql_changes import ChangesMixin
 from alerts.store.sql_common import db_errors
 from alerts.store.sql_control import ControlMixin
 from alerts.store.sql_lifecycle import LifecycleMixin
 from alerts.store.sql_people import PeopleMixin
 from alerts.store.sql_retention import RetentionMixin
+from alerts.store.sql_stats import SqlStatsMixin
 
 
 class SqlAlertStore(
-    AlertsMixin, ControlMixin, PeopleMixin, AuditMixin, LifecycleMixin, RetentionMixin
+    AlertsMixin,
+    ControlMixin,
+    PeopleMixin,
+    AuditMixin,
+    LifecycleMixin,
+    SqlStatsMixin,
+    RetentionMixin,
+    ChangesMixin,
 ):
     """``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``, ``LifecycleStore``
     and ``RetentionStore`` on one SQL connection guarded by a lock (safe to share between

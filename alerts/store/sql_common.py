@@ -37,7 +37,7 @@ ALERT_COLUMNS = (
     "wall_time, status, acknowledged_at, acknowledged_by, note, received_at, line, direction, "
     "details, end_reason, run_id, reason, state, owner, claimed_at, escalated_at, "
     "escalated_by, escalated_to, escalation_ref, closed_at, closed_by, disposition, close_note, "
-    "clip"
+    "clip, change_seq, geometry"
 )
 
 
@@ -158,7 +158,21 @@ def row_to_alert(row: Row) -> Alert:
         closed_by=row["closed_by"],
         disposition=row["disposition"],
         close_note=row["close_note"],
+        change_seq=row["change_seq"],
+        geometry=parse_geometry(row["geometry"]),
     )
+
+
+def parse_geometry(text: str | None) -> dict[str, Any] | None:
+    """The ``geometry`` column (JSON text) as a dict; ``None`` when absent or unreadable (a
+    drawing aid: a bad value must not make the alert unreadable)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def fetch_alert(conn: Connection, event_id: str) -> Row | None:

@@ -232,6 +232,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/api/v1/status"): lambda w: ("/api/v1/status", None),
     ("GET", "/api/v1/audit"): lambda w: ("/api/v1/audit", None),
     ("GET", "/api/v1/stats/dispositions"): lambda w: ("/api/v1/stats/dispositions", None),
+    ("GET", "/api/v1/stats/operators"): lambda w: ("/api/v1/stats/operators", None),
+    ("GET", "/api/v1/changes"): lambda w: ("/api/v1/changes?after=0&for_s=0.05", None),
+    ("GET", "/api/v1/page-settings"): lambda w: ("/api/v1/page-settings", None),
     ("POST", "/api/v1/auth/login"): lambda w: (
         "/api/v1/auth/login",
         {"username": w.user(password=PASSWORD), "password": PASSWORD},

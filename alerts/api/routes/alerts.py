@@ -16,7 +16,14 @@ from alerts.api.models import (
     AlertPage,
 )
 from alerts.api.permissions import Permission, Principal
-from alerts.store import DEFAULT_LIMIT, MAX_LIMIT, Alert, AlertState, AlertStatus
+from alerts.store import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Alert,
+    AlertState,
+    AlertStatus,
+    ChangeFeedStore,
+)
 
 EventIdPath = Annotated[uuid.UUID, Path(description="Event id (uuid).")]
 
@@ -67,6 +74,15 @@ def list_alerts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    after_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Keyset paging: alerts whose event id sorts after this one, in "
+            "event id order (each unchanged alert on exactly one page while others change; "
+            "the last item's event_id is the next page's after_id).",
+        ),
+    ] = None,
 ) -> AlertPage:
     """Alerts of the cameras of your groups matching all filters, highest priority first,
     then most recent."""
@@ -80,8 +96,20 @@ def list_alerts(
         "ongoing": ongoing if ongoing is not None else open,
         "camera_ids": ctx.cameras.cameras_of(who),
     }
-    items = ctx.store.list(**filters, limit=limit, offset=offset)
-    return AlertPage(items=items, total=ctx.store.count(**filters), limit=limit, offset=offset)
+    # the number first: a change after it may already show in the list (a page applies a
+    # change only when newer than what it has), but none before it is missing
+    head = ctx.store.change_head().seq if isinstance(ctx.store, ChangeFeedStore) else None
+    if after_id is not None:
+        items = ctx.store.list(**filters, limit=limit, offset=offset, after_event_id=after_id)
+    else:  # stores without keyset paging still answer the plain list
+        items = ctx.store.list(**filters, limit=limit, offset=offset)
+    return AlertPage(
+        items=items,
+        total=ctx.store.count(**filters),
+        limit=limit,
+        offset=offset,
+        change_seq=head,
+    )
 
 
 @router.get(

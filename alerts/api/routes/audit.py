@@ -1,10 +1,13 @@
-"""The audit trail and the disposition figures.
+"""The audit trail, the disposition figures and the operators' workload.
 
 * ``GET /api/v1/alerts/{id}/audit``: everything done to one alert (whoever may see it).
 * ``GET /api/v1/audit``: the whole trail, filterable (supervisors, admins).
 * ``GET /api/v1/stats/dispositions``: per rule or camera over a window, the alerts raised,
   the share closed as false alarms, the median times to claim and to close (supervisors,
   admins; their groups' cameras).
+* ``GET /api/v1/stats/operators``: per operator, the alerts they hold claimed now, and over
+  a window how many they claimed and closed (false alarms among them), the median times to
+  claim and to close (supervisors, admins; their groups' cameras).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from alerts.api.auth import Who, needs
 from alerts.api.context import NOT_FOUND, UNAUTHORIZED, ApiContext, Ctx
-from alerts.api.lifecycle_models import AuditPage, DispositionFigures
+from alerts.api.lifecycle_models import AuditPage, DispositionFigures, OperatorFiguresPage
 from alerts.api.models import MAX_OFFSET
 from alerts.api.permissions import Permission
 from alerts.api.routes.alerts import EventIdPath, alert_or_404
@@ -145,3 +148,25 @@ def dispositions(
         else []  # an empty window holds no alerts
     )
     return DispositionFigures(by=by, since=start, until=end, items=items)
+
+
+@router.get(
+    "/stats/operators",
+    response_model=OperatorFiguresPage,
+    dependencies=[needs(Permission.STATS_READ)],
+    responses=UNAUTHORIZED,
+)
+def operators(ctx: Ctx, who: Who, since: Since = None, until: Until = None) -> OperatorFiguresPage:
+    """Per operator, of your groups' cameras: the alerts they hold claimed now (whenever
+    raised), and of the alerts raised over a window (default: the last 7 days) how many they
+    claimed, closed and closed as false alarms, the median times from raised to their claim
+    and from claimed to closed.  Most open claims first."""
+    lifecycle: LifecycleStore | None = ctx.lifecycle
+    if lifecycle is None:
+        raise HTTPException(status_code=503, detail="this store keeps no alert lifecycle")
+    end = ctx.clock() if until is None else until
+    start = end - WEEK_S if since is None else since
+    items = lifecycle.operator_stats(
+        since=start, until=end, camera_ids=ctx.cameras.cameras_of(who)
+    )  # an empty window (start >= end) still has the open claims
+    return OperatorFiguresPage(since=start, until=end, items=items)

@@ -133,8 +133,13 @@ def _current_rules(ctx: ApiContext, cstore: ControlStore) -> RulesDocument | Non
     dependencies=[needs(Permission.RULES_READ)],
 )
 def get_rules(ctx: Ctx) -> RulesDocument:
-    """The current rule set and its revision (0: the configured rules, never changed)."""
-    cstore, _ = ctx.control_parts()
+    """The current rule set and its revision (0: the configured rules, never changed).
+    Read-only servers (``argus serve``, no control channel) answer from the store too."""
+    cstore = ctx.control_store
+    if cstore is None and isinstance(ctx.store, ControlStore):
+        cstore = ctx.store
+    if cstore is None:
+        cstore, _ = ctx.control_parts()  # 503: nowhere to read rules from
     doc = _current_rules(ctx, cstore)
     if doc is None:
         raise HTTPException(status_code=404, detail="no rules set")
