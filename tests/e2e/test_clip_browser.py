@@ -1,11 +1,10 @@
-"""Issue 15: an alert's masked clip plays in Chromium, from the operator page's link.
+"""Issue 15: an alert's masked clip plays in Chromium, on the alert's page of the web app.
 
 Headless Chromium (Debian's) is driven over the DevTools protocol on a pipe
 (``--remote-debugging-pipe``: no extra package).  The API serves one alert whose clip was
 made by ``ClipMaker`` from a small H.264 video (a red "person" walking, found by a stand-in
 detector) into the served evidence folder.  In the browser, as an operator would: open the
-operator page, sign in (a session cookie), find the row's *Clip* link, open it (what the
-link's new tab does), and the clip plays: it loads, has a picture, its time advances, the
+alert's page, sign in (a session cookie), and the clip in its video player plays: it loads, has a picture, its time advances, the
 request carried the session cookie, and the frame shown has the person blurred.
 
 Screenshot: ``$ARGUS_SCREENSHOTS/clip-playing.png`` when that is set, and always
@@ -166,11 +165,11 @@ new Promise((resolve, reject) => {
       document.getElementById("password").value = %(password)s;
       form.requestSubmit();
     }
-    const link = document.querySelector("#rows a.clip");
-    if (link) { clearInterval(poll); resolve([link.href, link.target]); }
+    const video = document.querySelector("#clip-figure video");
+    if (video) { clearInterval(poll); resolve([video.src, video.controls]); }
     if (Date.now() - t0 > 20000) {
       clearInterval(poll);
-      reject(new Error("no clip link in 20 s: " + document.body.innerText.slice(0, 500)));
+      reject(new Error("no clip in 20 s: " + document.body.innerText.slice(0, 500)));
     }
   }, 50);
 })
@@ -228,7 +227,7 @@ def _make_clip(evidence: LocalEvidenceStore, tmp_path: Path, event_id: str, key:
     return info.start_s
 
 
-def test_the_masked_clip_plays_in_chromium_from_the_operator_page(
+def test_the_masked_clip_plays_in_chromium_on_the_alerts_page(
     browser: Browser, tmp_path: Path
 ) -> None:
     store = SqliteAlertStore(tmp_path / "alerts.sqlite")
@@ -253,12 +252,11 @@ def test_the_masked_clip_plays_in_chromium_from_the_operator_page(
 
         with _Server(app) as server:
             base = f"http://127.0.0.1:{server.port}"
-            browser.open(f"{base}/")
+            browser.open(f"{base}/#/alert/{event.event_id}")  # the alert's page
             creds = {"user": json.dumps(USER), "password": json.dumps(PASSWORD)}
-            href, target = browser.run(SIGN_IN_AND_FIND_THE_CLIP % creds)
-            assert href == f"{base}/api/v1/alerts/{event.event_id}/clip" and target == "_blank"
-            browser.open(href)  # what the link opens: the clip itself, the session's cookie
-            played = browser.run(PLAY)
+            src, controls = browser.run(SIGN_IN_AND_FIND_THE_CLIP % creds)
+            assert src == f"{base}/api/v1/alerts/{event.event_id}/clip" and controls
+            played = browser.run(PLAY)  # in the page, with the session's cookie
             shot = browser.screenshot()
             frame_url = browser.run(FRAME_AT % {"t": SEEK_S})
         folders = [SHOTS] + [Path(d) for d in [os.environ.get("ARGUS_SCREENSHOTS")] if d]

@@ -400,14 +400,15 @@ def test_operator_page(env: Env) -> None:
     csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self';" in csp and "style-src 'self';" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    assert '<script src="/static/operator.js" defer></script>' in r.text
+    assert '<script type="module" src="/static/app.js"></script>' in r.text
     assert "<script>" not in r.text and "<style>" not in r.text  # nothing inline
-    js = env.client.get("/static/operator.js")
+    js = env.client.get("/static/app.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert js.headers["X-Content-Type-Options"] == "nosniff"
-    assert "sessionStorage" in js.text and "/api/v1/alerts" in js.text
-    assert "innerHTML" not in js.text
-    css = env.client.get("/static/operator.css")
+    api_js = env.client.get("/static/api.js")
+    assert "sessionStorage" in api_js.text and "innerHTML" not in js.text
+    assert "/api/v1/alerts" in env.client.get("/static/queue.js").text
+    css = env.client.get("/static/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     for text in (r.text, js.text, css.text):
         assert "http://" not in text and "https://" not in text  # no external assets
@@ -421,7 +422,7 @@ def test_operator_page(env: Env) -> None:
         "/static/../app.py",
         "/static/..%2fapp.py",
         "/static/%2e%2e%2f%2e%2e%2fpyproject.toml",
-        "/static/operator.js%00.css",
+        "/static/app.js%00.css",
         "/docs/assets/redoc.standalone.js",
         "/docs/assets/..%2f..%2fcore.py",
     ],

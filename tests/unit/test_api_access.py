@@ -262,7 +262,7 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/readyz"): lambda w: ("/readyz", None),
     ("GET", "/metrics"): lambda w: ("/metrics", None),
     ("GET", "/"): lambda w: ("/", None),
-    ("GET", "/static/{name}"): lambda w: ("/static/operator.js", None),
+    ("GET", "/static/{name}"): lambda w: ("/static/app.js", None),
     ("GET", "/docs"): lambda w: ("/docs", None),
     ("GET", "/docs/assets/{name}"): lambda w: ("/docs/assets/docs.js", None),
     ("GET", "/favicon.ico"): lambda w: ("/favicon.ico", None),

@@ -222,6 +222,7 @@ def test_page_settings_name_the_cue_the_sla_and_only_your_cameras(tmp_path: Path
         "cue_min_priority": 80,
         "sla_min_priority": 70,
         "sla_claim_within_s": 120.0,
+        "suppressions": False,
         "cameras": [{"id": "cam-a", "groups": ["a"]}],
     }
     admin = client.get("/api/v1/page-settings", headers={"X-API-Key": KEY}).json()

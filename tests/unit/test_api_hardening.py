@@ -361,7 +361,7 @@ def test_docs_are_served_from_the_package_under_a_csp(env: Env) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/alerts", "/", "/docs", "/openapi.json", "/static/operator.js"]
+    "path", ["/api/v1/alerts", "/", "/docs", "/openapi.json", "/static/app.js"]
 )
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example"])
 def test_a_foreign_host_header_is_refused(env: Env, path: str, host: str) -> None:

@@ -1,13 +1,13 @@
-"""The operator page (``alerts/api/static``): its files, its JS run in Node, and in headless
-Chromium.
+"""The operators' web app (``alerts/api/static``): its files, its modules run in Node, and
+the API documentation in headless Chromium.
 
-Three levels, each skipped only where its tool is missing:
+* string checks on the files: one module script, nothing inline, no HTML sinks, no other
+  origin, every module it imports served; the sign-in labels and the buttons' names;
+* ``text.js`` run in Node: type labels from the rule types, reasons from the records;
+* the API documentation rendered by Chromium from this server alone.
 
-* string checks on the page's files (nothing inline, no HTML sinks, the false-alarm control);
-* the page's script run in Node with a stub DOM, to check the type labels;
-* the real page in headless Chromium against a live API (uvicorn): labels rendered,
-  hostile record text shown as text, the "False alarm" button creating a suppression,
-  and a failure shown in the page.
+The app in a real browser (sign-in, push, actions, supervisors' views) is tested with
+Playwright in ``tests/browser``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from html import unescape
 from importlib import resources
 from pathlib import Path
@@ -30,15 +29,13 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, Response
 
 from alerts.api import AccessSettings, create_app
 from alerts.api.routes.pages import PAGE_CSP
-from alerts.control import InProcessControl
+from alerts.api.routes.pages import STATIC as STATIC_FILES
 from alerts.evidence import LocalEvidenceStore
 from alerts.store import SqliteAlertStore
-from selector.rules.registry import reason_of
-from tests.factories import T0, make_event
+from tests.factories import T0
 
 pytestmark = pytest.mark.unit
 
@@ -66,12 +63,14 @@ HOSTILE_LABEL = "<b id=bold>bold</b>"
 
 STATIC = resources.files("alerts.api") / "static"
 FALSE_ALARM_EXPIRY_S = 24 * 3600
-"""How long the page's *False alarm* suppression lasts (the constant in operator.js)."""
+"""How long a *False alarm* suppression lasts (the constant in actions.js)."""
 
 
-def _script() -> str:
-    """The page's script."""
-    return (STATIC / "operator.js").read_text(encoding="utf-8")
+def _modules() -> dict[str, str]:
+    """The app's JavaScript modules by file name."""
+    return {
+        f.name: f.read_text(encoding="utf-8") for f in STATIC.iterdir() if f.name.endswith(".js")
+    }
 
 
 def _html() -> str:
@@ -84,45 +83,49 @@ def _html() -> str:
 
 def test_page_is_self_contained_and_uses_no_html_sinks() -> None:
     html = _html()
-    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/operator.js" defer>']
-    assert "<style" not in html and " style=" not in html and " on" not in html.lower()
+    assert re.findall(r"<script[^>]*>", html) == ['<script type="module" src="/static/app.js">']
+    assert "<style" not in html and " style=" not in html
+    assert not re.search(r"\son[a-z]+=", html, re.IGNORECASE)  # no inline handlers
     assert "http://" not in html and "https://" not in html
-    script = _script()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in script, sink
-    assert "textContent" in script
-    assert "http://" not in script and "https://" not in script
+    modules = _modules()
+    for name, script in modules.items():
+        if name == "docs.js":
+            continue
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script, (name, sink)
+        fetched = script.replace('"http://www.w3.org/2000/svg"', "")  # a name, not fetched
+        assert "http://" not in fetched and "https://" not in fetched, name
+        assert "X-API-Key" not in script, name
+        for imported in re.findall(r'from "\./([a-z]+\.js)"', script):
+            assert imported in STATIC_FILES, (name, imported)  # served, so it loads
+    for href in re.findall(r'(?:href|src)="/static/([^"]+)"', html):
+        assert href in STATIC_FILES, href
+    assert {n for n in modules if n != "docs.js"} == {n for n in STATIC_FILES if n.endswith(".js")}
+    assert "'unsafe-inline'" not in PAGE_CSP and "media-src 'self'" in PAGE_CSP
 
 
-def test_page_has_the_sign_in_form_and_the_lifecycle_controls() -> None:
+def test_page_has_the_sign_in_form_the_buttons_and_the_keys() -> None:
     html = _html()
     assert '<label for="username">Username</label>' in html
     assert '<label for="password">Password</label>' in html
     assert 'type="password" autocomplete="current-password"' in html
-    script = _script()
-    for control in ('"Claim"', '"Release"', '"Done"', '"False alarm"', '"Escalate"'):
-        assert control in script, control
-    assert 'disposition: "false_alarm"' in script and '"region"' in script
-    assert '"X-CSRF-Token"' in script and "X-API-Key" not in script
-    assert f"const FALSE_ALARM_EXPIRY_S = {FALSE_ALARM_EXPIRY_S};" in script
-    assert 'showError(what + " failed: "' in script and 'act(a, button, "False alarm"' in script
-    assert 'role="alert"' in _html()
+    modules = _modules()
+    actions = modules["actions.js"]
+    for name in ("Claim", "Release", "Escalate", "Close", "False alarm", "Reopen"):
+        assert f'add("{name}"' in actions, name
+    assert (
+        '"Show unmasked"' in modules["detail.js"]
+        and 'may("evidence.unmasked")' in modules["detail.js"]
+    )
+    assert 'disposition: "false_alarm"' in actions and '"region"' in actions
+    assert f"export const FALSE_ALARM_EXPIRY_S = {FALSE_ALARM_EXPIRY_S};" in actions
+    assert '"X-CSRF-Token"' in modules["api.js"]
+    for key in ("j", "k", "Enter", "c", "e", "x", "f", "?"):
+        assert f"<kbd>{key}</kbd>" in html, key
+    assert 'role="alert"' in html
 
 
-# ------------------------------------------------------------- the script in Node
-
-_NODE_STUBS = """
-const el = () => ({ textContent: "", hidden: true, value: "", addEventListener() {},
-  replaceChildren() {} });
-const elements = new Map();
-globalThis.document = { getElementById: (id) => elements.get(id) ??
-  (elements.set(id, el()), elements.get(id)) };
-globalThis.document.cookie = "";
-globalThis.sessionStorage = { getItem: () => null, setItem() {}, removeItem() {} };
-globalThis.setInterval = () => 0;
-globalThis.fetch = async () => ({ ok: false, status: 401, json: async () => ({}) });
-globalThis.window = globalThis;
-"""
+# ------------------------------------------------------------- the modules in Node
 
 
 def _rule_types_payload(tmp_path: Path) -> Any:
@@ -154,16 +157,16 @@ def test_labels_come_from_the_rule_types_and_reasons_from_the_records(tmp_path: 
         {"type": "constructor"},  # no prototype lookups
         {"type": "intrusion", "details": {"members": "9"}},
     ]
+    text_js = (STATIC / "text.js").read_text(encoding="utf-8")
     js = (
-        _NODE_STUBS
-        + _script()
-        + f"\nconst before = {json.dumps(cases)}.map((a) => typeLabel(a));"
+        text_js
+        + f"\nconst cases = {json.dumps(cases)};"
+        + "\nconst before = cases.map((a) => typeLabel(a.type));"
         + f"\nsetRuleTypes({json.dumps(_rule_types_payload(tmp_path))});"
-        + f"\nconst cases = {json.dumps(cases)};\n"
-        + "const after = cases.map((a) => [typeLabel(a), reasonText(a)]);\n"
+        + "\nconst after = cases.map((a) => [typeLabel(a.type), reasonText(a)]);\n"
         + "console.log(JSON.stringify([before, after]));\n"
     )
-    path = tmp_path / "page.js"
+    path = tmp_path / "text.mjs"
     path.write_text(js)
     assert NODE is not None
     out = subprocess.run([NODE, str(path)], capture_output=True, text=True, timeout=30)
@@ -233,40 +236,6 @@ def _app(store: SqliteAlertStore, tmp_path: Path, **kw: Any) -> FastAPI:
     return app
 
 
-def _add_harness(app: FastAPI) -> None:
-    """``/harness``: the operator page signed in as kim, the first "False alarm" clicked.
-
-    A script of this origin runs before the page's (deferred) one: once the sign-in form
-    shows, it types the name and password and submits the form as a person would; it
-    accepts the confirmation and clicks the first row's button once.  The page's own
-    Content-Security-Policy applies.
-    """
-    pre = (
-        "window.confirm = () => true; let signed = false;"
-        "const poll = setInterval(() => {"
-        ' const form = document.getElementById("sign-in");'
-        " if (!signed && form && !form.hidden) { signed = true;"
-        f'  document.getElementById("username").value = "{USER}";'
-        f'  document.getElementById("password").value = "{PASSWORD}";'
-        "  form.requestSubmit(); }"
-        ' const b = document.querySelector("#rows tr button.false-alarm");'
-        " if (b) { clearInterval(poll); b.click(); } }, 50);"
-    )
-
-    @app.get("/harness.js")
-    def harness_js() -> Response:
-        return Response(pre, media_type="text/javascript")
-
-    @app.get("/harness", response_class=HTMLResponse)
-    def harness() -> HTMLResponse:
-        page = _html().replace(
-            '<script src="/static/operator.js"',
-            '<script src="/harness.js"></script><script src="/static/operator.js"',
-            1,
-        )
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})
-
-
 def _dump_dom(url: str, profile: Path) -> str:
     assert CHROMIUM is not None
     out = subprocess.run(
@@ -294,86 +263,6 @@ def store(tmp_path: Path) -> Iterator[SqliteAlertStore]:
     s = SqliteAlertStore(tmp_path / "alerts.sqlite")
     yield s
     s.close()
-
-
-def _fill(store: SqliteAlertStore) -> str:
-    """Alerts of several types; returns the event id of the top (hostile) one."""
-    hostile = replace(make_event(1, priority=95), zone=HOSTILE_ZONE, label=HOSTILE_LABEL)
-    crossing = replace(
-        make_event(2, type_="line_crossing", priority=80),
-        zone=None,
-        line="gate",
-        direction="+",
-        details={"count_plus": 2, "count_minus": 5},
-    )
-    crowd = replace(make_event(3, type_="crowding", priority=70), details={"count": 7})
-    covered = replace(
-        make_event(4, type_="covered", priority=60), track_id=None, bbox=None, label=None
-    )
-    fall = make_event(5, type_="fall", priority=50)
-    for ev in (hostile, crossing, crowd, covered):  # as the runner publishes them
-        store.upsert(ev.to_record() | {"reason": reason_of(ev)})
-    store.upsert(fall.to_record())  # a record from before reasons: none
-    ended = replace(crowd, details={"count": 7, "members": 3}).closed(9.0)
-    store.upsert(ended.to_record() | {"reason": reason_of(ended)})
-    return hostile.event_id
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
-def test_page_in_chromium_labels_escapes_and_marks_a_false_alarm(
-    store: SqliteAlertStore, tmp_path: Path
-) -> None:
-    top = _fill(store)
-    app = _app(store, tmp_path, control=InProcessControl(), validate_rules=lambda rules: [])
-    _add_harness(app)
-    with _Server(app) as server:
-        dom = _dump_dom(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile")
-    assert "<title>Argus alerts</title>" in dom  # the hostile onerror never ran
-    assert 'id="bold"' not in dom and "<img src=" not in dom  # record text stayed text
-    cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", dom, re.S)]
-    assert HOSTILE_ZONE in cells and HOSTILE_LABEL in cells
-    # labels from GET /rule-types, reasons from the records (escaped like the rest)
-    assert any(c.startswith("Line crossing") and "Person crossed gate (+)" in c for c in cells)
-    assert any(c.startswith("Camera covered") and "lens is covered" in c for c in cells)
-    assert "Fall" in cells  # no reason in that record: the label alone
-    crowd = "7 people crowding in z for 6 s (3 events in one alert)"
-    assert any(c.startswith("Crowding") and crowd in c for c in cells), cells
-    assert any(c.startswith("Intrusion") and HOSTILE_ZONE in c for c in cells)
-    # the first row's "False alarm" was clicked: suppression stored, status shown
-    alert = store.get(top)
-    assert alert is not None and alert.status == "false_positive"
-    (suppression,) = store.list_suppressions()
-    assert suppression.source_event_id == top and suppression.region is not None
-    assert suppression.zone == HOSTILE_ZONE
-    assert suppression.expires_at - suppression.created_at == pytest.approx(FALSE_ALARM_EXPIRY_S)
-    assert '<tr class="closed">' in dom and "closed: false alarm" in cells
-    assert re.search(r'<p id="error" role="alert" hidden="">', dom)  # no error shown
-    with _Server(app) as server:  # what an operator sees (the next row gets marked too)
-        shot = _screenshot_dir(tmp_path) / "operator-page.png"
-        _screenshot(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile2", shot)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
-def test_page_in_chromium_shows_a_failed_false_alarm(
-    store: SqliteAlertStore, tmp_path: Path
-) -> None:
-    top = _fill(store)
-    app = _app(store, tmp_path)  # no control plane
-    _add_harness(app)
-    with _Server(app) as server:
-        dom = _dump_dom(f"http://127.0.0.1:{server.port}/harness", tmp_path / "profile")
-        signed_out = _dump_dom(f"http://127.0.0.1:{server.port}/", tmp_path / "profile3")
-        shot = _screenshot_dir(tmp_path) / "sign-in.png"
-        _screenshot(f"http://127.0.0.1:{server.port}/", tmp_path / "profile4", shot)
-    # nobody signed in: the form shows, the queue does not
-    assert '<form id="sign-in">' in signed_out and '<main id="queue" hidden="">' in signed_out
-    error = re.search(r'<p id="error" role="alert">\s*<span id="error-text">(.*?)</span>', dom)
-    assert error is not None, dom[:3000]
-    assert unescape(error.group(1)).startswith(
-        "False alarm failed: HTTP 503: control plane not configured"
-    )
-    alert = store.get(top)
-    assert alert is not None and alert.status == "new"
 
 
 def _screenshot(url: str, profile: Path, out: Path) -> None:

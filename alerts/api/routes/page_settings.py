@@ -33,6 +33,10 @@ class PageSettingsOut(BaseModel):
     sla_claim_within_s: float | None = Field(
         description="... when still new this long after they arrived, seconds."
     )
+    suppressions: bool = Field(
+        description="Whether false alarms can be marked here (they suppress similar events "
+        "through the control channel; a server without one cannot)."
+    )
     cameras: list[CameraOut] = Field(
         description="The cameras of your groups that the config names, with their groups "
         "(admins: every camera the config names)."
@@ -55,4 +59,6 @@ def page_settings(ctx: Ctx, who: Who) -> PageSettingsOut:
         if mine is None or cam in mine
     ]
     page = {"cue_min_priority": 70, "sla_min_priority": None, "sla_claim_within_s": None}
-    return PageSettingsOut(**(page | ctx.page_settings), cameras=cameras)
+    return PageSettingsOut(
+        **(page | ctx.page_settings), suppressions=ctx.control is not None, cameras=cameras
+    )

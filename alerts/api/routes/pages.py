@@ -1,4 +1,4 @@
-"""The pages: the operator page at ``/`` and the API documentation at ``/docs``.
+"""The pages: the operators' web app at ``/`` and the API documentation at ``/docs``.
 
 Everything a page needs is served from package files by this server (a control room has
 no internet): ours from ``alerts/api/static``, Swagger UI's from the pinned
@@ -23,10 +23,12 @@ _OURS = resources.files("alerts.api") / "static"
 _SWAGGER = resources.files("fastapi_offline") / "static"
 
 PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
 )
-"""The operator page: its own script and style, same-origin ``fetch``, ``blob:`` snapshots."""
+"""The operators' web app: its own modules and style sheet, same-origin requests, event
+stream, snapshots and clips; no inline script or style, nothing from another origin."""
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -56,8 +58,21 @@ def _asset(folder: str, name: str) -> Asset:
     return Asset((root / name).read_bytes(), _TYPES[suffix])
 
 
-STATIC = {"operator.js": "ours", "operator.css": "ours"}
-"""``/static/{name}``: the operator page's files."""
+STATIC = {
+    name: "ours"
+    for name in (
+        "app.css",
+        "app.js",
+        "api.js",
+        "actions.js",
+        "cue.js",
+        "detail.js",
+        "queue.js",
+        "supervisor.js",
+        "text.js",
+    )
+}
+"""``/static/{name}``: the operators' web app's files (ES modules, no build step)."""
 DOCS_ASSETS = {
     "swagger-ui-bundle.js": "swagger",
     "swagger-ui.css": "swagger",

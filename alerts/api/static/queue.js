@@ -1,0 +1,276 @@
+// The queue: the alerts of the user's cameras that are not closed, most urgent first, kept
+// up to date by server push (GET /api/v1/changes, Server-Sent Events).
+//
+// Every alert carries the store's change number of its last change (change_seq).  The list
+// is loaded after reading the store's last number; the stream sends every change after it,
+// and after a dropped connection the browser sends back the last number it had
+// (Last-Event-ID).  A change is applied only when its number is above the one the page
+// has for that alert: none is applied twice, whatever order pages and events come in.
+import { allowed, may, perform } from "./actions.js";
+import { alertPath, getJson } from "./api.js";
+import { cue, settle } from "./cue.js";
+import { $, duration, el, reasonText, secondsSince, stateText, typeLabel } from "./text.js";
+
+const OPEN_STATES = ["new", "claimed", "escalated"];
+const FIRST_PAGE = 200;        // shown at once (time to first render)
+const PAGE = 500;              // then the rest, page by page, in event id order
+const MAX_LOADED = 20000;      // beyond this the page asks for narrower filters
+export const RENDER_LIMIT = 300;  // rows in the table at once
+
+const alerts = new Map();      // event_id -> alert, open ones only
+const numbers = new Map();     // event_id -> change_seq applied (closed and removed too)
+const rows = new Map();        // event_id -> {seq, tr, wait, sla} (rows are reused)
+let head = 0;                  // the last change number applied
+let source = null;             // the EventSource
+let settings = { cue_min_priority: 70, sla_min_priority: null, sla_claim_within_s: null, cameras: [] };
+let selected = null;           // event_id of the selected row
+let shown = [];                // the alerts in the table, in order
+let openAlert = () => {};
+let onChange = () => {};       // the detail view's: an alert it shows changed
+let renderQueued = false;
+export const stats = { lastRenderMs: 0, lastApplyMs: 0, loaded: 0, liveSince: 0 };
+
+export const filters = { group: "", camera: "", type: "", state: "", since: "" };
+export function setFilters(f) {
+  for (const k of Object.keys(filters)) filters[k] = typeof f[k] === "string" ? f[k] : "";
+}
+export function init(opts) { openAlert = opts.open; onChange = opts.changed; }
+export function setSettings(s) { settings = s; }
+export const cameraGroups = () => settings.cameras;
+export const alertById = (id) => alerts.get(id);
+
+function live(text, state) {
+  const l = $("live");
+  l.textContent = text;
+  l.dataset.state = state;
+}
+
+// Apply one alert as the service sent it (list, stream or an action's answer); whether it
+// was new to this page.
+export function apply(a) {
+  const known = numbers.get(a.event_id);
+  if (known !== undefined && a.change_seq <= known && a.change_seq !== 0) return false;
+  numbers.set(a.event_id, a.change_seq);
+  if (OPEN_STATES.includes(a.state)) alerts.set(a.event_id, a); else alerts.delete(a.event_id);
+  settle(a);
+  onChange(a);
+  return known === undefined;
+}
+function removed(id, seq) {
+  numbers.set(id, seq);
+  alerts.delete(id);
+}
+
+function matches(a, now) {
+  if (filters.camera && a.camera_id !== filters.camera) return false;
+  if (filters.group) {
+    const cam = settings.cameras.find((c) => c.id === a.camera_id);
+    if (!cam || !cam.groups.includes(filters.group)) return false;
+  }
+  if (filters.type && a.type !== filters.type) return false;
+  if (filters.state === "mine") { if (a.state !== "claimed" || a.owner !== currentName()) return false; }
+  else if (filters.state && a.state !== filters.state) return false;
+  if (filters.since && secondsSince(a.wall_time, now) > Number(filters.since)) return false;
+  return true;
+}
+let currentName = () => "";
+export function setName(fn) { currentName = fn; }
+
+// Most urgent first: priority, then escalated before the rest, then the longest waiting.
+function urgency(a, b) {
+  return b.priority - a.priority
+    || (b.state === "escalated") - (a.state === "escalated")
+    || new Date(a.received_at) - new Date(b.received_at)
+    || (a.event_id < b.event_id ? -1 : 1);
+}
+
+function slaLeft(a, now) {
+  if (a.state !== "new" || settings.sla_min_priority === null || a.priority < settings.sla_min_priority) return null;
+  return settings.sla_claim_within_s - secondsSince(a.received_at, now);
+}
+function timers(r, a, now) {
+  r.wait.textContent = duration(secondsSince(a.received_at, now));
+  const left = slaLeft(a, now);
+  r.sla.textContent = left === null ? "" : left >= 0 ? duration(left) + " left" : "overdue " + duration(-left);
+  r.sla.className = left === null ? "sla" : left < 0 ? "sla overdue" : left < 60 ? "sla soon" : "sla";
+}
+
+function buildRow(a, now) {
+  const band = a.priority >= 80 ? "high" : a.priority >= 50 ? "mid" : "low";
+  const shot = el("td", { class: "thumb" });
+  if (a.snapshot) {
+    const img = el("img", { alt: "", loading: "lazy", src: alertPath(a.event_id, "/snapshot") });
+    img.addEventListener("error", () => img.replaceWith(el("span", { class: "missing" }, "no picture")));
+    shot.append(img);
+  } else shot.append(el("span", { class: "missing" }, "no picture"));
+  const wait = el("td", { class: "wait" }), sla = el("td", { class: "sla" });
+  const tr = el("tr", { class: `state-${a.state}`, "data-id": a.event_id, tabindex: "-1" },
+    el("td", { class: `prio ${band}` }, a.priority),
+    wait, sla,
+    el("td", {}, a.camera_id),
+    el("td", {}, typeLabel(a.type), el("span", { class: "sub" }, a.zone || a.line || "")),
+    el("td", { class: "reason" }, reasonText(a)),
+    shot,
+    el("td", {}, a.owner || ""),
+    el("td", { class: "state" }, stateText(a)));
+  tr.addEventListener("click", () => { select(a.event_id); openAlert(a.event_id); });
+  const r = { seq: a.change_seq, state: a.state, tr, wait, sla };
+  timers(r, a, now);
+  return r;
+}
+
+export function render() {
+  const t0 = performance.now(), now = Date.now();
+  const all = [...alerts.values()].filter((a) => matches(a, now)).sort(urgency);
+  shown = all.slice(0, RENDER_LIMIT);
+  const trs = shown.map((a) => {
+    let r = rows.get(a.event_id);
+    if (!r || r.seq !== a.change_seq) { r = buildRow(a, now); rows.set(a.event_id, r); }
+    r.tr.classList.toggle("selected", a.event_id === selected);
+    r.tr.setAttribute("aria-selected", a.event_id === selected ? "true" : "false");
+    return r.tr;
+  });
+  for (const id of rows.keys()) if (!alerts.has(id)) rows.delete(id);
+  $("queue-rows").replaceChildren(...trs);
+  $("queue-empty").hidden = all.length > 0;
+  $("queue-count").textContent = all.length > shown.length
+    ? `${all.length} alerts; the ${shown.length} most urgent are shown, narrow the filters to see the rest`
+    : `${all.length} alert${all.length === 1 ? "" : "s"}`;
+  stats.lastRenderMs = performance.now() - t0;
+}
+function soon() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; render(); });
+}
+export function tick() {
+  const now = Date.now();
+  for (const a of shown) { const r = rows.get(a.event_id); if (r) timers(r, a, now); }
+}
+
+// -- selection and keys --------------------------------------------------------------
+export function select(id) {
+  selected = id;
+  for (const [k, r] of rows) {
+    r.tr.classList.toggle("selected", k === id);
+    r.tr.setAttribute("aria-selected", k === id ? "true" : "false");
+  }
+  const r = rows.get(id);
+  if (r) { r.tr.focus({ preventScroll: true }); r.tr.scrollIntoView({ block: "nearest" }); }
+}
+export function move(step) {
+  if (shown.length === 0) return;
+  const at = shown.findIndex((a) => a.event_id === selected);
+  const next = at < 0 ? 0 : Math.min(shown.length - 1, Math.max(0, at + step));
+  select(shown[next].event_id);
+}
+export const selectedAlert = () => (selected ? alerts.get(selected) : undefined);
+
+export async function act(action, a) {
+  const out = $("queue-error");
+  try {
+    const after = await perform(action, a);
+    if (after) { apply(after); soon(); out.hidden = true; }
+  } catch (e) {
+    out.textContent = e.message;
+    out.hidden = false;
+    if (e.status === 409) {  // someone else acted first: show the alert as it is now
+      try { apply(await getJson(alertPath(a.event_id))); soon(); } catch (_) { /* the stream brings it */ }
+    }
+  }
+}
+export function keyAction(key) {
+  const a = selectedAlert();
+  if (!a) return false;
+  const found = allowed(a).find((x) => x.key === key);
+  if (!found) return false;
+  act(found.action, a);
+  return true;
+}
+
+// -- loading and following -------------------------------------------------------------
+function listPath(extra) {
+  const p = new URLSearchParams();
+  for (const s of OPEN_STATES) p.append("state", s);
+  for (const [k, v] of Object.entries(extra)) p.set(k, v);
+  return "/api/v1/alerts?" + p.toString();
+}
+export async function load() {
+  const t0 = performance.now();
+  live("Loading…", "loading");
+  const first = await getJson(listPath({ limit: FIRST_PAGE }));
+  const from = first.change_seq ?? 0;
+  for (const a of first.items) apply(a);
+  head = Math.max(head, from);
+  render();
+  stats.firstRenderMs = performance.now() - t0;
+  follow();
+  // the rest, in event id order: pages that stay right while alerts change meanwhile
+  // (a changed alert comes by the stream, numbered after `from`)
+  let after = "", loaded = 0;
+  while (first.total > first.items.length && loaded < MAX_LOADED) {
+    const page = await getJson(listPath({ limit: PAGE, after_id: after }));
+    for (const a of page.items) apply(a);
+    loaded += page.items.length;
+    soon();
+    if (page.items.length < PAGE) break;
+    after = page.items[page.items.length - 1].event_id;
+  }
+  stats.loaded = alerts.size;
+  stats.loadMs = performance.now() - t0;
+}
+
+export function follow() {
+  if (source) source.close();
+  source = new EventSource(`/api/v1/changes?after=${head}`);
+  source.addEventListener("open", () => { live("Live", "live"); stats.liveSince = Date.now(); });
+  source.addEventListener("alert", (ev) => {
+    const t0 = performance.now();
+    const a = JSON.parse(ev.data);
+    head = Math.max(head, Number(ev.lastEventId) || 0);
+    const fresh = apply(a);
+    if (fresh && a.state === "new" && a.priority >= settings.cue_min_priority) {
+      cue(a, (id) => openAlert(id));
+      const r = () => rows.get(a.event_id);
+      requestAnimationFrame(() => { const x = r(); if (x) x.tr.classList.add("flash"); });
+    }
+    soon();
+    stats.lastApplyMs = performance.now() - t0;
+    document.body.dataset.lastChange = String(head);
+  });
+  source.addEventListener("removed", (ev) => {
+    const d = JSON.parse(ev.data);
+    head = Math.max(head, Number(ev.lastEventId) || 0);
+    removed(d.event_id, d.change_seq);
+    soon();
+  });
+  source.addEventListener("reset", () => { reload(); });
+  source.addEventListener("signed-out", () => { stop(); signedOutHook(); });
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // refused (not a dropped connection, which the browser retries itself): the
+      // session may have ended; otherwise try again shortly
+      live("Disconnected: retrying", "down");
+      setTimeout(async () => {
+        try { await getJson("/api/v1/auth/me"); if (source && source.readyState === EventSource.CLOSED) follow(); }
+        catch (_) { /* 401: the app shows the sign-in form */ }
+      }, 3000);
+    } else live("Reconnecting…", "down");
+  });
+}
+let signedOutHook = () => {};
+export function whenStreamSignsOut(fn) { signedOutHook = fn; }
+async function reload() {
+  alerts.clear();
+  numbers.clear();
+  rows.clear();
+  head = 0;
+  await load();
+}
+export function stop() {
+  if (source) { source.close(); source = null; }
+  alerts.clear(); numbers.clear(); rows.clear(); head = 0; shown = []; selected = null;
+  $("queue-rows").replaceChildren();
+  live("", "off");
+}
+export const maySeeQueue = () => may("alerts.read");
