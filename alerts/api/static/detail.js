@@ -137,11 +137,29 @@ function media() {
   } else {
     const video = el("video", { src: evidence("clip"), controls: true, preload: "metadata", muted: true,
       "aria-label": `Clip of the event (${masked})` });
-    video.addEventListener("error", () => video.replaceWith(el("div", { class: "no-media", role: "status" },
-      "The clip could not be played")));
+    video.addEventListener("error", () => clipMissing(video, a));
     clipFig.replaceChildren(video, el("figcaption", {}, `Clip (${masked})`));
   }
 }
+// The video did not load: the clip may still be in the making (the worker writes it once
+// the event's window has passed), or was not made.  Ask why, say it, and look again later.
+async function clipMissing(video, a) {
+  const box = el("div", { class: "no-media", role: "status" }, "The clip could not be played");
+  video.replaceWith(box);
+  try {
+    const r = await fetch(evidence("clip-info"), { credentials: "same-origin" });
+    if (r.ok) return;  // described but not playable here: the words above stand
+    const body = await r.json().catch(() => ({}));
+    const retry = Number(r.headers.get("Retry-After"));
+    if (r.status === 404 && retry > 0) {
+      box.textContent = "The clip is being made; it shows here when it is ready.";
+      setTimeout(() => { if (current === a && box.isConnected) media(); }, retry * 1000);
+    } else if (typeof body.detail === "string") {
+      box.textContent = "No clip: " + body.detail;
+    }
+  } catch (_) { /* the words above stand */ }
+}
+
 function legend(a) {
   const g = a.geometry || {};
   const parts = [];
@@ -201,7 +219,11 @@ async function ruleSettings() {
   for (const [k, v] of Object.entries(rule)) {
     if (["type", "camera", "id"].includes(k) || v === null) continue;
     const p = props[k] || {};
-    items.push(el("dt", { title: p.description || null }, p.description || p.title || k), el("dd", {}, words(v)));
+    // the setting's description says what it means ("Dwell before raising, seconds."),
+    // except a yes/no one's, which says what "false" does: its title then ("Enabled")
+    const term = typeof v === "boolean" || !p.description ? p.title || k : p.description.replace(/\.$/, "");
+    const value = Array.isArray(v) && v.length === 0 ? "none" : words(v);
+    items.push(el("dt", { title: p.description || null }, term), el("dd", {}, value));
   }
   dl.replaceChildren(...items);
 }
