@@ -8,13 +8,16 @@ is an event: ``validate_bus_record`` tells them apart and validates either;
 ``validate_record`` and ``validate_marker`` check one kind.  This module only loads
 the schemas and runs them through ``jsonschema`` with format assertion switched on
 (``uuid`` and ``date-time`` are checked by the standard library, so the result does
-not depend on optional ``jsonschema`` extras).
+not depend on optional ``jsonschema`` extras), after a few checks by hand of the
+event's ``geometry`` that JSON Schema cannot express (finite numbers) or would report
+with a message as long as the offending list (its bounds).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -128,8 +131,53 @@ def record_fields() -> tuple[str, ...]:
     return tuple(load_schema()["properties"])
 
 
+def _check_geometry(record: Mapping[str, Any], event_id: str | None) -> None:
+    """The bounds of ``geometry``'s lists (from the schema) and the finiteness of its
+    numbers; shapes and types are left to the schema.
+
+    Raises:
+        InvalidEventError: A list longer than the schema allows, a point of more than
+            two numbers, or a number that is NaN or infinite.
+    """
+    geometry = record.get("geometry")
+    if not isinstance(geometry, Mapping):
+        return
+    spec = load_schema()["properties"]["geometry"]["properties"]
+    point_max = load_schema()["$defs"]["point"]["maxItems"]
+    for key, value in geometry.items():
+        if key not in spec or not isinstance(value, list):
+            continue  # the schema reports it
+        where = f"$.geometry.{key}"
+        limit = spec[key]["maxItems"]
+        if len(value) > limit:
+            raise InvalidEventError(
+                f"{key} has {len(value)} items; at most {limit} are allowed",
+                path=where,
+                event_id=event_id,
+            )
+        for i, item in enumerate(value):
+            if isinstance(item, list):
+                if len(item) > point_max:
+                    raise InvalidEventError(
+                        f"a point is [x, y]; got {len(item)} items",
+                        path=f"{where}[{i}]",
+                        event_id=event_id,
+                    )
+                numbers = [(f"{where}[{i}][{j}]", v) for j, v in enumerate(item)]
+            else:
+                numbers = [(f"{where}[{i}]", item)]
+            for at, v in numbers:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise InvalidEventError(
+                        f"{v!r} is not a finite number", path=at, event_id=event_id
+                    )
+
+
 def validate_record(record: Mapping[str, Any], *, allow_unknown: bool = True) -> None:
     """Check one event record against the schema.
+
+    ``geometry`` is also held to finite numbers (NaN and infinities, which Python's
+    ``json`` reads and writes, are refused).
 
     Args:
         record: The JSON record (a mapping of JSON-compatible values).
@@ -144,6 +192,7 @@ def validate_record(record: Mapping[str, Any], *, allow_unknown: bool = True) ->
     event_id = raw_id if isinstance(raw_id, str) else None
     if not isinstance(record, Mapping):
         raise InvalidEventError(f"expected an object, got {type(record).__name__}")
+    _check_geometry(record, event_id)
     error = best_match(_validator().iter_errors(dict(record)))
     if error is not None:
         raise InvalidEventError(error.message, path=error.json_path, event_id=event_id)

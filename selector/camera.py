@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from detectors.detections import Detections
-from selector.event import Event
+from selector.event import ZONE_MAX_POINTS, Event, Geometry, Point, evenly_spaced
 from selector.incidents import IncidentGate, RulePolicy
+from selector.lines import Line
+from selector.paths import TrackPaths
 from selector.rules.base import FrameInfo, Rule
 from selector.suppression import Suppression
 from selector.tracker import ByteTracker
+from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
+
+MAX_OPEN_EVENTS = 4096
+"""Most open track events whose start the selector remembers (for their end's path); a
+bound against the ends a failing rule never sends."""
 
 
 class CameraSelector:
     """Runs one camera's tracker, rules and incident gate.  Single-threaded.
+
+    It also gives each rule event its ``geometry`` (see :class:`selector.event.Geometry`):
+    the frame size (the last frame's with a known size; none known: no geometry), the
+    zone the rule holds as ``zone`` (a :class:`selector.zones.PolygonZone` named like
+    the event's zone), the line it holds as ``line`` (a :class:`selector.lines.Line`
+    named like the event's line), and for track events the track's path from
+    :attr:`paths`: up to the start frame for a start, up to the event's ``end_s`` (the
+    last time the track was seen in it; not before the start frame) for an end.  An
+    event a rule gave its own geometry keeps it.
 
     Args:
         camera_id: Camera id; frames of other cameras are refused.
@@ -43,6 +60,10 @@ class CameraSelector:
         self.tracker = tracker
         self.rules = tuple(rules)
         self.gate = IncidentGate(camera_id, policies, suppressions)
+        self.paths = TrackPaths()
+        self._frame_size: tuple[int, int] | None = None
+        # open track events: event id -> (track id, video time of the start frame)
+        self._open: dict[str, tuple[int, float]] = {}
 
     @property
     def has_tracks(self) -> bool:
@@ -77,15 +98,17 @@ class CameraSelector:
             raise ValueError(
                 f"selector of camera {self.camera_id!r} got a frame of camera {frame.camera_id!r}"
             )
+        self._note_size(frame)
         if frame.detected:
             tracks = self.tracker.update(dets, frame.pts_s)
             ended = frozenset(self.tracker.pop_ended_ids())
+            self.paths.add(tracks, frame.pts_s)
         else:
             tracks, ended = Detections.empty(dets.names), frozenset()
         events: list[Event] = []
         for rule in self.rules:
             try:
-                events.extend(rule.update(tracks, frame, ended))
+                got = rule.update(tracks, frame, ended)
             except Exception:  # isolation boundary: one faulty rule must not stop the others
                 logger.exception(
                     "rule failed: camera=%s rule=%s seq=%d",
@@ -93,6 +116,12 @@ class CameraSelector:
                     rule.rule_id,
                     frame.seq,
                 )
+                continue
+            events.extend(self._with_geometry(rule, e, frame.pts_s) for e in got)
+        if ended:
+            self.paths.end(ended, frame.pts_s)
+        if self.paths.holds_ended:
+            self.paths.prune(frame.pts_s, {tid for tid, _ in self._open.values()})
         return tracks, self.gate.process(events, frame.pts_s)
 
     def no_signal(self, frame: FrameInfo) -> list[Event]:
@@ -102,13 +131,14 @@ class CameraSelector:
         ``pts_s`` and wall time; it has no tracks.  Rules without a ``no_signal`` method
         are not called.
         """
+        self._note_size(frame)
         events: list[Event] = []
         for rule in self.rules:
             hook = getattr(rule, "no_signal", None)
             if hook is None:
                 continue
             try:
-                events.extend(hook(frame))
+                events.extend(self._with_geometry(rule, e, frame.pts_s) for e in hook(frame))
             except Exception:  # isolation boundary, as in update()
                 logger.exception(
                     "rule failed on no-signal: camera=%s rule=%s", self.camera_id, rule.rule_id
@@ -154,16 +184,67 @@ class CameraSelector:
         events: list[Event] = []
         for rule in self.rules:
             events.extend(self._close_rule(rule, end_s))
+        self._open.clear()
         return self.gate.process(events, end_s) + self.gate.close_all(end_s)
 
     def _close_rule(self, rule: Rule, end_s: float) -> list[Event]:
         try:
-            return rule.close_all(end_s)
+            return [self._with_geometry(rule, e, end_s) for e in rule.close_all(end_s)]
         except Exception:  # isolation boundary, as in update()
             logger.exception(
                 "rule failed to close: camera=%s rule=%s", self.camera_id, rule.rule_id
             )
             return []
+
+    def _note_size(self, frame: FrameInfo) -> None:
+        if frame.width > 0 and frame.height > 0:
+            self._frame_size = (frame.width, frame.height)
+
+    def _with_geometry(self, rule: Rule, event: Event, now_s: float) -> Event:
+        """``event`` with its geometry (see the class doc); ``now_s``: the frame's time."""
+        until_s = now_s
+        if event.track_id is not None:
+            if event.is_open:
+                self._open[event.event_id] = (event.track_id, now_s)
+                if len(self._open) > MAX_OPEN_EVENTS:  # ends lost to a failing rule
+                    del self._open[next(iter(self._open))]
+            else:
+                _, start_frame_s = self._open.pop(event.event_id, (0, event.start_s))
+                end_s = event.end_s if event.end_s is not None else now_s
+                until_s = max(end_s, start_frame_s)
+        if event.geometry is not None or self._frame_size is None:
+            return event
+        zone = getattr(rule, "zone", None)
+        line = getattr(rule, "line", None)
+        try:
+            geometry = Geometry(
+                frame=self._frame_size,
+                zone=_zone_points(zone)
+                if isinstance(zone, PolygonZone) and zone.name == event.zone
+                else None,
+                line=_line_points(line)
+                if isinstance(line, Line) and line.name == event.line
+                else None,
+                path=None if event.track_id is None else self.paths.path(event.track_id, until_s),
+            )
+        except Exception:  # a drawing aid: the event goes out without it
+            logger.exception(
+                "no geometry for event: camera=%s rule=%s event=%s",
+                self.camera_id,
+                rule.rule_id,
+                event.event_id,
+            )
+            return event
+        return replace(event, geometry=geometry)
+
+
+def _zone_points(zone: PolygonZone) -> tuple[Point, ...]:
+    """The zone's vertices, evenly thinned to ``ZONE_MAX_POINTS``."""
+    vertices = zone.polygon.tolist()
+    return tuple(
+        (float(vertices[i][0]), float(vertices[i][1]))
+        for i in evenly_spaced(len(vertices), ZONE_MAX_POINTS)
+    )
 
 
 def _check_unique(camera_id: str, rules: Sequence[Rule]) -> None:
@@ -171,3 +252,8 @@ def _check_unique(camera_id: str, rules: Sequence[Rule]) -> None:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ValueError(f"camera {camera_id!r}: duplicate rule ids {dupes}")
+
+
+def _line_points(line: Line) -> tuple[Point, Point]:
+    """The line's end points ``p1``, ``p2``."""
+    return (float(line.p1[0]), float(line.p1[1])), (float(line.p2[0]), float(line.p2[1]))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,98 @@ def make_event_id(
     if stream_id:
         key += f"|{stream_id}"
     return str(uuid.uuid5(EVENT_NAMESPACE, key))
+
+
+Point = tuple[float, float]
+"""``(x, y)`` in pixels of the analysed frame (x right, y down)."""
+
+PATH_MAX_POINTS = 32
+"""Most points a ``Geometry.path`` holds (``alerts/event.schema.json`` says the same)."""
+ZONE_MAX_POINTS = 256
+"""Most vertices a ``Geometry.zone`` holds; a longer polygon is thinned (schema: the same)."""
+FRAME_MAX_PX = 65536
+"""Largest frame width or height a record may state (schema: the same)."""
+
+
+def evenly_spaced(count: int, limit: int) -> list[int]:
+    """Indices of at most ``limit`` items spread evenly over ``count``, first and last kept.
+
+    Args:
+        count: Number of items (>= 0).
+        limit: Most indices wanted (>= 2).
+
+    Returns:
+        ``range(count)`` when ``count <= limit``, else ``limit`` ascending indices from 0
+        to ``count - 1``.
+    """
+    if count <= limit:
+        return list(range(count))
+    step = (count - 1) / (limit - 1)
+    return [round(i * step) for i in range(limit)]
+
+
+def _points(name: str, points: Sequence[Point], low: int, high: int) -> None:
+    if not low <= len(points) <= high:
+        raise ValueError(f"geometry {name} needs {low}..{high} points, got {len(points)}")
+    for p in points:
+        if len(p) != 2 or not all(math.isfinite(v) for v in p):
+            raise ValueError(f"geometry {name}: {p!r} is not a finite (x, y) point")
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """What an operator's screen draws over an event's snapshot.
+
+    Every coordinate is in pixels of the analysed frame, the space of ``Event.bbox``
+    (x right, y down); records round them to 0.1 px.
+
+    Attributes:
+        frame: ``(width, height)`` of the analysed frame, pixels, 1..``FRAME_MAX_PX``.
+        zone: The rule's zone polygon, 3..``ZONE_MAX_POINTS`` vertices ``(x, y)`` in
+            drawing order (they may lie outside the frame), or ``None`` when the event
+            has no zone.
+        line: The crossed line's end points ``((x1, y1), (x2, y2))`` (``p1``, ``p2`` of
+            :class:`selector.lines.Line`, which give ``direction`` its sense) for line
+            events, else ``None``.
+        path: The track's positions, its ground point (bottom centre of its box) at the
+            frames it was seen, oldest first, 1..``PATH_MAX_POINTS`` points (thinned
+            evenly in time when it was seen more often), up to the frame of the record
+            (start: the start frame; end: the last frame the track was seen in the
+            event); ``None`` for events without a track, or when the track's history
+            is no longer known.
+
+    Raises:
+        ValueError: A frame size out of range, a wrong number of points, or a
+            coordinate that is not finite.
+    """
+
+    frame: tuple[int, int]
+    zone: tuple[Point, ...] | None = None
+    line: tuple[Point, Point] | None = None
+    path: tuple[Point, ...] | None = None
+
+    def __post_init__(self) -> None:
+        w, h = self.frame
+        ok = all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= FRAME_MAX_PX
+            for v in (w, h)
+        )
+        if not ok:
+            raise ValueError(f"geometry frame must be 1..{FRAME_MAX_PX} px ints, got {w}x{h}")
+        if self.zone is not None:
+            _points("zone", self.zone, 3, ZONE_MAX_POINTS)
+        if self.line is not None:
+            _points("line", self.line, 2, 2)
+        if self.path is not None:
+            _points("path", self.path, 1, PATH_MAX_POINTS)
+
+    def to_record(self) -> dict[str, Any]:
+        """The record's ``geometry`` object: keys that do not apply are left out."""
+        out: dict[str, Any] = {"frame": [self.frame[0], self.frame[1]]}
+        for key, points in (("zone", self.zone), ("line", self.line), ("path", self.path)):
+            if points is not None:
+                out[key] = [[round(float(x), 1), round(float(y), 1)] for x, y in points]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +154,10 @@ class Event:
             ``None``.
         details: Small rule-specific facts, e.g. ``{"count": 7}`` for crowding or the
             measure behind a camera-health event; string keys, JSON scalar values.
+        geometry: What the operator's screen draws over the snapshot (frame size, the
+            rule's zone or line, the track's path; see :class:`Geometry`), or ``None``
+            when unknown.  Rules normally leave it ``None`` and
+            :class:`selector.camera.CameraSelector` fills it in (it keeps one a rule set).
     """
 
     event_id: str
@@ -81,6 +178,7 @@ class Event:
     line: str | None = None
     direction: str | None = None
     details: Mapping[str, float | int | str | bool] = field(default_factory=dict)
+    geometry: Geometry | None = None
 
     @property
     def is_open(self) -> bool:
@@ -121,4 +219,5 @@ class Event:
             "wall_time": datetime.fromtimestamp(self.wall_time, UTC).isoformat(
                 timespec="milliseconds"
             ),
+            "geometry": None if self.geometry is None else self.geometry.to_record(),
         }

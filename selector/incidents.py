@@ -12,7 +12,12 @@ together, or one person flickering at a zone's edge, is one thing to look at.  T
    is open, further starts of the same key are merged into it; after its last member
    ends, the incident's end is held for ``cooldown_s`` and a start in that time merges
    into it as well.  The incident keeps the first event's id; its end record carries
-   the last member's end time and ``details["members"]``.
+   the last member's end time and ``details["members"]``.  It stays the record of its
+   first event (the *head*: its track, box and start), so its ``geometry`` is the
+   head's: the start record's, and on the end record the geometry of the last-ending
+   member about the head's track (the head's own end, or with ``per_object`` a later
+   stay of the same object), whose path runs to the last time that track was seen in
+   the incident; the head's start geometry when no such end came.
 4. **Priority**: the rule's priority times the schedule window's weight, plus a bonus
    for persistence (:func:`selector.priority.with_persistence`).  While an incident
    stays open its start record is re-sent (same ``event_id``, ``end_s`` null) each
@@ -29,7 +34,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from selector.event import Event
+from selector.event import Event, Geometry
 from selector.priority import with_persistence
 from selector.schedule import ALWAYS, Schedule
 from selector.suppression import Suppression
@@ -90,6 +95,8 @@ class _Incident:
     last_end_s: float | None = None
     close_at_s: float | None = None
     end_details: Mapping[str, float | int | str | bool] = field(default_factory=dict)
+    end_geometry: Geometry | None = None  # of the last-ending member about head's track
+    end_geometry_s: float | None = None
 
 
 class IncidentGate:
@@ -206,6 +213,12 @@ class IncidentGate:
         if inc.last_end_s is None or end_s >= inc.last_end_s:
             inc.last_end_s = end_s
             inc.end_details = e.details
+        if (
+            e.geometry is not None
+            and e.track_id == inc.head.track_id
+            and (inc.end_geometry_s is None or end_s >= inc.end_geometry_s)
+        ):
+            inc.end_geometry, inc.end_geometry_s = e.geometry, end_s
         if not inc.open_members:
             inc.close_at_s = inc.last_end_s + inc.cooldown_s
 
@@ -242,6 +255,7 @@ class IncidentGate:
                 inc.head.priority, with_persistence(inc.base_priority, end - inc.head.start_s)
             ),
             details=details,
+            geometry=inc.end_geometry if inc.end_geometry is not None else inc.head.geometry,
         )
 
     def close_all(self, end_s: float) -> list[Event]:

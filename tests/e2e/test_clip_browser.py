@@ -4,8 +4,9 @@ Headless Chromium (Debian's) is driven over the DevTools protocol on a pipe
 (``--remote-debugging-pipe``: no extra package).  The API serves one alert whose clip was
 made by ``ClipMaker`` from a small H.264 video (a red "person" walking, found by a stand-in
 detector) into the served evidence folder.  In the browser, as an operator would: open the
-alert's page, sign in (a session cookie), and the clip in its video player plays: it loads, has a picture, its time advances, the
-request carried the session cookie, and the frame shown has the person blurred.
+alert's page, sign in (a session cookie), and the clip in its video player plays: it loads,
+has a picture, its time advances, the request carried the session cookie, and the frame
+shown has the person blurred.
 
 Screenshot: ``$ARGUS_SCREENSHOTS/clip-playing.png`` when that is set, and always
 ``/tmp/clip-shots/clip-playing.png`` (for a person to look at).

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from alerts.schema import InvalidEventError, load_schema, record_fields, validate_record
-from selector.event import Event, make_event_id
+from selector.event import Event, Geometry, make_event_id
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +53,14 @@ def test_schema_file_is_valid_draft_2020_12_and_ships_as_package_data() -> None:
         _event(zone=None, track_id=None, label=None, score=None, bbox=None),
         _event(score=0.0, priority=0, start_s=0.0, start_seq=0),
         _event(score=1.0, priority=100),
+        _event(
+            geometry=Geometry(
+                frame=(768, 576),
+                zone=((100.0, 100.0), (300.0, 100.0), (300.0, 300.0)),
+                path=((120.04, 250.0), (122.0, 251.96)),
+            )
+        ),
+        _event(zone=None, track_id=None, geometry=Geometry(frame=(1920, 1080))),
     ],
 )
 def test_event_to_record_validates_and_has_exactly_the_schema_fields(event: Event) -> None:
@@ -63,7 +71,7 @@ def test_event_to_record_validates_and_has_exactly_the_schema_fields(event: Even
     # record to the exact field set); the selector's event knows neither
     assert set(record) == set(record_fields()) - {"run_id", "reason", "clip"}
     # fields added later in version 1 are optional (absent means null / empty)
-    optional = {"line", "direction", "details", "run_id", "reason", "clip"}
+    optional = {"line", "direction", "details", "geometry", "run_id", "reason", "clip"}
     assert set(load_schema()["required"]) == set(record_fields()) - optional
     # survives a JSON round trip (what a broker does)
     validate_record(json.loads(json.dumps(record)), allow_unknown=False)

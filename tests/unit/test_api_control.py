@@ -166,12 +166,33 @@ def test_without_control_the_routes_answer_503_and_the_rest_works(
         with TestClient(app, base_url="http://127.0.0.1") as client:
             store.upsert(make_event(1).to_record())
             r = client.request(method, path, headers=AUTH, json=body)
-            assert r.status_code == 503
-            assert r.json()["detail"] == (
-                "control plane not configured (rules and suppressions are disabled)"
-            )
+            if (method, path) == ("GET", "/api/v1/rules"):  # read from the store
+                assert r.status_code == 404 and r.json()["detail"] == "no rules set"
+            else:
+                assert r.status_code == 503
+                assert r.json()["detail"] == (
+                    "control plane not configured (rules and suppressions are disabled)"
+                )
             assert client.get("/api/v1/alerts", headers=AUTH).json()["total"] == 1
         assert store.get(EID).status == "new"  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_without_control_the_configured_rules_are_read_only(tmp_path: Path) -> None:
+    """``argus serve`` (no control channel) shows the config's rules, changes none."""
+    store = SqliteAlertStore(tmp_path / "a.sqlite")
+    rules = [{"type": "intrusion", "camera": "cam-1", "zone": "z"}]
+    try:
+        app = create_app(
+            store, LocalEvidenceStore(tmp_path / "e"), api_key=KEY, initial_rules=rules
+        )
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            got = client.get("/api/v1/rules", headers=AUTH)
+            assert got.status_code == 200 and got.json() == {"revision": 0, "rules": rules}
+            put = client.put("/api/v1/rules", headers=AUTH, json={"rules": [], "revision": 0})
+            assert put.status_code == 503
+        assert store.get_rules() is None
     finally:
         store.close()
 

@@ -100,24 +100,19 @@ async def changes(
         ),
     ] = None,
     last_event_id: Annotated[
-        str | None,
+        str,
         Header(
             max_length=20,
-            description="Sent by a reconnecting EventSource; takes the place of after.",
+            pattern=r"^[0-9]{0,19}$",
+            description="Sent by a reconnecting EventSource (the last event's id); takes "
+            "the place of after.",
         ),
-    ] = None,
+    ] = "",
 ) -> StreamingResponse:
     """The changes of your cameras' alerts after ``after`` (or ``Last-Event-ID``), then each
     new one as it is stored (Server-Sent Events; see the module for the events)."""
     store, watcher = _watcher(ctx, request)
-    start = after
-    if last_event_id is not None and last_event_id.strip():
-        try:
-            start = int(last_event_id)
-        except ValueError:
-            raise HTTPException(status_code=422, detail="Last-Event-ID is not a number") from None
-        if start < 0:
-            raise HTTPException(status_code=422, detail="Last-Event-ID is negative")
+    start = int(last_event_id) if last_event_id else after
     cameras = ctx.cameras.cameras_of(who)
     ends = None if for_s is None else time.monotonic() + for_s
     stream = _stream(request, ctx, store, watcher, start, cameras, ends)
