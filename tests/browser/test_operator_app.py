@@ -111,7 +111,15 @@ def test_an_operator_signs_in_gets_an_alert_by_push_and_works_by_keyboard(
     server = argus_server
     _big(page)
     lobby = _alert(server, 1, reason="Person in lobby for 3 s", priority=60, zone="lobby")
-    hostile = _alert(server, 2, reason=HOSTILE_NOTE, priority=40, zone=HOSTILE_ZONE, camera="cam-2")
+    hostile = _alert(
+        server,
+        2,
+        reason=HOSTILE_NOTE,
+        priority=40,
+        zone=HOSTILE_ZONE,
+        label=HOSTILE_NOTE,
+        camera="cam-2",
+    )
     _alert(server, 3, reason="Person in the yard", priority=99, camera="cam-9")  # not hers
 
     page.goto(server.url + "/#/queue?camera=cam-1")  # a link with a filter, signed out
@@ -145,6 +153,7 @@ def test_an_operator_signs_in_gets_an_alert_by_push_and_works_by_keyboard(
     # keyboard: j selects the most urgent, c claims it, e escalates it
     page.locator("body").press("j")
     expect(page.locator("#queue-rows tr.selected")).to_contain_text("Person in the crossing")
+    expect(page.locator("#queue-rows tr.selected")).to_be_focused()
     page.keyboard.press("c")
     expect(_row(page, "Person in the crossing")).to_contain_text("claimed by olga")
     page.keyboard.press("e")
@@ -178,7 +187,14 @@ def test_an_operator_signs_in_gets_an_alert_by_push_and_works_by_keyboard(
     page.keyboard.press("Escape")
     expect(_row(page, "Person in lobby")).to_have_count(0)
     expect(page.locator("#queue-rows tr")).to_have_count(2)
-    assert urgent.event_id and hostile.event_id
+    assert urgent.event_id
+    # the hostile one's page: its zone, label and reason are text too
+    page.goto(f"{server.url}/#/alert/{hostile.event_id}")
+    expect(page.locator("#detail-head")).to_contain_text(HOSTILE_ZONE)
+    expect(page.locator("#detail-head")).to_contain_text(HOSTILE_NOTE)
+    expect(page.locator("#why")).to_have_text(HOSTILE_NOTE)
+    assert page.locator("#bold").count() == 0 and "pwned" not in page.title()
+    shot(page, "alert-hostile-text")
 
 
 def test_what_fails_is_said_where_the_person_acted(page: Page, argus_server_factory: Any) -> None:

@@ -1,8 +1,8 @@
 """``GET /api/v1/changes`` (issue 17): the alerts of a user's cameras pushed as they change.
 
-A real uvicorn server (``argus.app.ApiServer``) on a SQLite file; alerts are written by a
-second store on the same file, as a separate alert service would.  Read with httpx's
-streaming client: a new alert arrives as an ``alert`` event numbered above the list's
+A real uvicorn server (``argus.app.ApiServer``) on SQLite, then on PostgreSQL; alerts are
+written by a second store on the same database, as a separate alert service would.  Read
+with httpx's streaming client: a new alert arrives as an ``alert`` event numbered above the list's
 ``change_seq``; reconnecting with ``Last-Event-ID`` sends what came after it and nothing
 before; another group's camera is never sent; a number the store never handed out gives a
 ``reset``; a session that ends ends the stream with ``signed-out``.
@@ -27,9 +27,10 @@ from fastapi.testclient import TestClient
 from alerts.api import AccessSettings, PageSettings, create_app
 from alerts.api.routes import changes as changes_route
 from alerts.evidence import LocalEvidenceStore
-from alerts.store import SqliteAlertStore
+from alerts.store import SqlAlertStore, SqliteAlertStore
 from argus.app import ApiServer
 from tests.factories import T0, make_event
+from tests.pg import StoreFactory
 
 pytestmark = pytest.mark.unit
 
@@ -104,9 +105,11 @@ class Stream:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[ApiServer, SqliteAlertStore, Path]]:
-    path = tmp_path / "alerts.sqlite"
-    store = SqliteAlertStore(path)
+def world(
+    store_factory: StoreFactory, tmp_path: Path
+) -> Iterator[tuple[ApiServer, SqlAlertStore, Path]]:
+    """The API on SQLite, then on PostgreSQL, and a second store on the same database."""
+    store = store_factory()
     hashed = CHEAP.hash(PASSWORD)
     store.add_user("op-a", role="operator", groups=["a"], password_hash=hashed, now=T0)
     app = create_app(
@@ -117,13 +120,11 @@ def world(tmp_path: Path) -> Iterator[tuple[ApiServer, SqliteAlertStore, Path]]:
     )
     server = ApiServer(app, "127.0.0.1", 0)
     server.start()
-    writer = SqliteAlertStore(path)  # the "alert service": another connection, same file
+    writer = store_factory()  # the "alert service": another connection, same database
     try:
-        yield server, writer, path
+        yield server, writer, tmp_path
     finally:
         server.stop()
-        writer.close()
-        store.close()
 
 
 def _signed_in(url: str) -> httpx.Client:
@@ -135,7 +136,7 @@ def _signed_in(url: str) -> httpx.Client:
 
 
 def test_a_new_alert_is_pushed_and_a_reconnect_resumes_after_its_last_id(
-    world: tuple[ApiServer, SqliteAlertStore, Path],
+    world: tuple[ApiServer, SqlAlertStore, Path],
 ) -> None:
     server, writer, _ = world
     first = make_event(1, camera="cam-a")
@@ -172,7 +173,7 @@ def test_a_new_alert_is_pushed_and_a_reconnect_resumes_after_its_last_id(
 
 
 def test_unknown_number_resets_and_no_credentials_is_401(
-    world: tuple[ApiServer, SqliteAlertStore, Path],
+    world: tuple[ApiServer, SqlAlertStore, Path],
 ) -> None:
     server, _, _ = world
     assert httpx.get(f"{server.url}/api/v1/changes").status_code == 401
@@ -186,7 +187,7 @@ def test_unknown_number_resets_and_no_credentials_is_401(
 
 
 def test_a_session_that_ends_ends_the_stream(
-    world: tuple[ApiServer, SqliteAlertStore, Path], monkeypatch: pytest.MonkeyPatch
+    world: tuple[ApiServer, SqlAlertStore, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(changes_route, "RECHECK_S", 0.3)
     server, _, _ = world

@@ -104,7 +104,8 @@ function buildRow(a, now) {
     shot.append(img);
   } else shot.append(el("span", { class: "missing" }, "no picture"));
   const wait = el("td", { class: "wait" }), sla = el("td", { class: "sla" });
-  const tr = el("tr", { class: `state-${a.state}`, "data-id": a.event_id, tabindex: "-1" },
+  const tr = el("tr", { class: `state-${a.state}`, "data-id": a.event_id, tabindex: "-1",
+    "aria-label": `Priority ${a.priority}, ${typeLabel(a.type)} on ${a.camera_id}, ${stateText(a)}` },
     el("td", { class: `prio ${band}` }, a.priority),
     wait, sla,
     el("td", {}, a.camera_id),
@@ -114,6 +115,7 @@ function buildRow(a, now) {
     el("td", {}, a.owner || ""),
     el("td", { class: "state" }, stateText(a)));
   tr.addEventListener("click", () => { select(a.event_id); openAlert(a.event_id); });
+  tr.addEventListener("focus", () => { if (selected !== a.event_id) select(a.event_id); });
   const r = { seq: a.change_seq, state: a.state, tr, wait, sla };
   timers(r, a, now);
   return r;
@@ -126,10 +128,12 @@ export function render() {
   const trs = shown.map((a) => {
     let r = rows.get(a.event_id);
     if (!r || r.seq !== a.change_seq) { r = buildRow(a, now); rows.set(a.event_id, r); }
-    r.tr.classList.toggle("selected", a.event_id === selected);
-    r.tr.setAttribute("aria-selected", a.event_id === selected ? "true" : "false");
+    mark(r.tr, a.event_id === selected);
     return r.tr;
   });
+  // one row in the Tab order (the selected one, else the first): Tab reaches the list,
+  // j/k (or the arrows) move within it
+  if (trs.length && !shown.some((a) => a.event_id === selected)) trs[0].tabIndex = 0;
   for (const id of rows.keys()) if (!alerts.has(id)) rows.delete(id);
   $("queue-rows").replaceChildren(...trs);
   $("queue-empty").hidden = all.length > 0;
@@ -149,12 +153,14 @@ export function tick() {
 }
 
 // -- selection and keys --------------------------------------------------------------
+function mark(tr, on) {
+  tr.classList.toggle("selected", on);
+  if (on) tr.setAttribute("aria-current", "true"); else tr.removeAttribute("aria-current");
+  tr.tabIndex = on ? 0 : -1;
+}
 export function select(id) {
   selected = id;
-  for (const [k, r] of rows) {
-    r.tr.classList.toggle("selected", k === id);
-    r.tr.setAttribute("aria-selected", k === id ? "true" : "false");
-  }
+  for (const [k, r] of rows) mark(r.tr, k === id);
   const r = rows.get(id);
   if (r) { r.tr.focus({ preventScroll: true }); r.tr.scrollIntoView({ block: "nearest" }); }
 }
