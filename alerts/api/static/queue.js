@@ -33,6 +33,7 @@ export const stats = { lastRenderMs: 0, lastApplyMs: 0, loaded: 0, liveSince: 0 
 export const filters = { group: "", camera: "", type: "", state: "", since: "" };
 export function setFilters(f) {
   for (const k of Object.keys(filters)) filters[k] = typeof f[k] === "string" ? f[k] : "";
+  ordered = null;
 }
 export function init(opts) { openAlert = opts.open; onChange = opts.changed; }
 export function setSettings(s) { settings = s; }
@@ -51,7 +52,9 @@ export function apply(a) {
   const known = numbers.get(a.event_id);
   if (known !== undefined && a.change_seq <= known && a.change_seq !== 0) return false;
   numbers.set(a.event_id, a.change_seq);
-  if (OPEN_STATES.includes(a.state)) alerts.set(a.event_id, a); else alerts.delete(a.event_id);
+  const open = OPEN_STATES.includes(a.state);
+  if (open) alerts.set(a.event_id, a); else alerts.delete(a.event_id);
+  reorder(a.event_id, open ? a : null);
   settle(a);
   onChange(a);
   return known === undefined;
@@ -59,6 +62,32 @@ export function apply(a) {
 function removed(id, seq) {
   numbers.set(id, seq);
   alerts.delete(id);
+  reorder(id, null);
+}
+
+// The alerts that pass the filters, most urgent first: rebuilt when the filters change (and
+// every half minute under a time filter), otherwise kept by moving the one alert that
+// changed, so a change costs a search, not a sort of the whole queue.
+let ordered = null;
+let orderedAt = 0;
+let bulk = false;  // while the list loads: rebuilt once per frame instead
+function reorder(id, a) {
+  if (ordered === null) return;
+  if (bulk) { ordered = null; return; }
+  const at = ordered.findIndex((x) => x.event_id === id);
+  if (at >= 0) ordered.splice(at, 1);
+  if (a !== null && matches(a, Date.now())) {
+    let lo = 0, hi = ordered.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (urgency(ordered[mid], a) < 0) lo = mid + 1; else hi = mid; }
+    ordered.splice(lo, 0, a);
+  }
+}
+function inOrder(now) {
+  if (ordered === null || (filters.since && now - orderedAt > 30000)) {
+    ordered = [...alerts.values()].filter((a) => matches(a, now)).sort(urgency);
+    orderedAt = now;
+  }
+  return ordered;
 }
 
 function matches(a, now) {
@@ -123,7 +152,7 @@ function buildRow(a, now) {
 
 export function render() {
   const t0 = performance.now(), now = Date.now();
-  const all = [...alerts.values()].filter((a) => matches(a, now)).sort(urgency);
+  const all = inOrder(now);
   shown = all.slice(0, RENDER_LIMIT);
   const trs = shown.map((a) => {
     let r = rows.get(a.event_id);
@@ -135,7 +164,14 @@ export function render() {
   // j/k (or the arrows) move within it
   if (trs.length && !shown.some((a) => a.event_id === selected)) trs[0].tabIndex = 0;
   for (const id of rows.keys()) if (!alerts.has(id)) rows.delete(id);
-  $("queue-rows").replaceChildren(...trs);
+  // move only what moved: a row that stays where it was is not touched
+  const body = $("queue-rows");
+  let node = body.firstElementChild;
+  for (const tr of trs) {
+    if (node === tr) { node = node.nextElementSibling; continue; }
+    body.insertBefore(tr, node);
+  }
+  while (node) { const next = node.nextElementSibling; node.remove(); node = next; }
   $("queue-empty").hidden = all.length > 0;
   $("queue-count").textContent = all.length > shown.length
     ? `${all.length} alerts; the ${shown.length} most urgent are shown, narrow the filters to see the rest`
@@ -214,14 +250,18 @@ export async function load() {
   // the rest, in event id order: pages that stay right while alerts change meanwhile
   // (a changed alert comes by the stream, numbered after `from`)
   let after = "", loaded = 0;
-  while (first.total > first.items.length && loaded < MAX_LOADED) {
-    const page = await getJson(listPath({ limit: PAGE, after_id: after }));
-    for (const a of page.items) apply(a);
-    loaded += page.items.length;
-    soon();
-    if (page.items.length < PAGE) break;
-    after = page.items[page.items.length - 1].event_id;
-  }
+  try {
+    while (first.total > first.items.length && loaded < MAX_LOADED) {
+      const page = await getJson(listPath({ limit: PAGE, after_id: after }));
+      bulk = true;
+      for (const a of page.items) apply(a);
+      bulk = false;
+      loaded += page.items.length;
+      soon();
+      if (page.items.length < PAGE) break;
+      after = page.items[page.items.length - 1].event_id;
+    }
+  } finally { bulk = false; }
   stats.loaded = alerts.size;
   stats.loadMs = performance.now() - t0;
 }
@@ -267,6 +307,7 @@ export function follow() {
 let signedOutHook = () => {};
 export function whenStreamSignsOut(fn) { signedOutHook = fn; }
 async function reload() {
+  ordered = null;
   alerts.clear();
   numbers.clear();
   rows.clear();
@@ -275,7 +316,7 @@ async function reload() {
 }
 export function stop() {
   if (source) { source.close(); source = null; }
-  alerts.clear(); numbers.clear(); rows.clear(); head = 0; shown = []; selected = null;
+  alerts.clear(); numbers.clear(); rows.clear(); head = 0; shown = []; selected = null; ordered = null;
   $("queue-rows").replaceChildren();
   live("", "off");
 }

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 
-from benchmarks.page_latency import CHROMIUM, chromium, run_queue, summary
+from benchmarks.page_latency import run_queue, summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -34,12 +35,10 @@ def _timings(block: dict[str, Any], where: str, n: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not installed (Debian's chromium: `make browser-deps`)")
+def report(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The queue part, in the session's browser (Playwright's sync API runs one at a time)."""
     workdir: Path = tmp_path_factory.mktemp("page-latency")
-    with chromium() as browser:
-        part = run_queue(browser, alerts=ALERTS, changes=CHANGES, loads=1, workdir=workdir)
+    part = run_queue(browser, alerts=ALERTS, changes=CHANGES, loads=1, workdir=workdir)
     yield {
         "date": "test",
         "machine": {"description": "test", "loadavg_start": []},
