@@ -147,6 +147,7 @@ def test_an_operator_signs_in_gets_an_alert_by_push_and_works_by_keyboard(
     urgent = _alert(server, 4, reason="Person in the crossing for 2 s", priority=90)
     expect(_row(page, "Person in the crossing for 2 s")).to_have_count(1, timeout=PUSH_TIMEOUT_MS)
     expect(page.locator("#cue")).to_contain_text("New priority 90 alert")
+    expect(page.locator("#cue")).to_have_attribute("data-sound", "played")  # and a tone
     expect(page.locator("#queue-rows tr").first).to_contain_text("Person in the crossing")
     shot(page, "queue-pushed-cue")
 
@@ -188,6 +189,15 @@ def test_an_operator_signs_in_gets_an_alert_by_push_and_works_by_keyboard(
     expect(_row(page, "Person in lobby")).to_have_count(0)
     expect(page.locator("#queue-rows tr")).to_have_count(2)
     assert urgent.event_id
+    # below the cue priority (70): no cue; with the sound switched off: the banner only
+    _alert(server, 5, reason="Person by the bins", priority=65, camera="cam-2")
+    expect(_row(page, "Person by the bins")).to_have_count(1, timeout=PUSH_TIMEOUT_MS)
+    expect(page.locator("#cue")).to_be_hidden()  # the first cue went when its alert was claimed
+    page.get_by_role("button", name="Sound on").click()
+    expect(page.get_by_role("button", name="Sound off")).to_have_attribute("aria-pressed", "false")
+    _alert(server, 6, reason="Person on the roof", priority=95, camera="cam-2")
+    expect(page.locator("#cue")).to_contain_text("New priority 95 alert")
+    expect(page.locator("#cue")).to_have_attribute("data-sound", "off")
     # the hostile one's page: its zone, label and reason are text too
     page.goto(f"{server.url}/#/alert/{hostile.event_id}")
     expect(page.locator("#detail-head")).to_contain_text(HOSTILE_ZONE)
