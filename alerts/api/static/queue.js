@@ -71,6 +71,7 @@ function removed(id, seq) {
 let ordered = null;
 let orderedAt = 0;
 let bulk = false;  // while the list loads: rebuilt once per frame instead
+let truncated = false;  // more open alerts than MAX_LOADED: the page holds the first ones
 function reorder(id, a) {
   if (ordered === null) return;
   if (bulk) { ordered = null; return; }
@@ -173,9 +174,10 @@ export function render() {
   }
   while (node) { const next = node.nextElementSibling; node.remove(); node = next; }
   $("queue-empty").hidden = all.length > 0;
-  $("queue-count").textContent = all.length > shown.length
+  $("queue-count").textContent = (all.length > shown.length
     ? `${all.length} alerts; the ${shown.length} most urgent are shown, narrow the filters to see the rest`
-    : `${all.length} alert${all.length === 1 ? "" : "s"}`;
+    : `${all.length} alert${all.length === 1 ? "" : "s"}`)
+    + (truncated ? ` (the page holds ${MAX_LOADED} of the open alerts: more are on the server)` : "");
   stats.lastRenderMs = performance.now() - t0;
 }
 function soon() {
@@ -262,6 +264,8 @@ export async function load() {
       after = page.items[page.items.length - 1].event_id;
     }
   } finally { bulk = false; }
+  truncated = loaded >= MAX_LOADED && first.total > alerts.size;
+  soon();
   stats.loaded = alerts.size;
   stats.loadMs = performance.now() - t0;
 }
@@ -317,6 +321,7 @@ async function reload() {
 export function stop() {
   if (source) { source.close(); source = null; }
   alerts.clear(); numbers.clear(); rows.clear(); head = 0; shown = []; selected = null; ordered = null;
+  truncated = false;
   $("queue-rows").replaceChildren();
   live("", "off");
 }
