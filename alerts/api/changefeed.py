@@ -70,6 +70,8 @@ class ChangeWatcher:
     async def moved_from(self, seen: int, timeout_s: float) -> int:
         """Wait until the last number differs from ``seen`` or ``timeout_s`` passed; the
         last number then (-1 when never read)."""
+        if self._streams > 0 and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._run(), name="argus-change-watcher")
         if self.head != seen or self._moved is None:
             return self.head
         with contextlib.suppress(TimeoutError):
@@ -80,9 +82,12 @@ class ChangeWatcher:
         while self._streams > 0:
             try:
                 head = (await anyio.to_thread.run_sync(self._store.change_head)).seq
-            except AlertStoreError as e:
+            except Exception as e:  # the store is away (or a bug): report it, keep polling
                 if not self.failing:
-                    logger.warning("change feed: cannot read the change sequence: %s", e)
+                    if isinstance(e, AlertStoreError):
+                        logger.warning("change feed: cannot read the change sequence: %s", e)
+                    else:
+                        logger.exception("change feed: reading the change sequence failed")
                 self.failing = True
             else:
                 if self.failing:

@@ -195,9 +195,10 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: the change sequence (SQLite's migration 10, which says why).  One trigger function
     # numbers inserts and updates (BEFORE: the number is written with the row; an update
-    # that changes nothing takes none); the counter row stays locked until the writing
-    # transaction commits, so numbers are visible in order.  The functions keep the schema
-    # they were created in (SET search_path FROM CURRENT), whatever a session's path.
+    # that changes nothing, or the insert of an event id already stored, takes none); the
+    # counter row stays locked until the writing transaction commits, so numbers are visible
+    # in order.  The functions keep the schema they were created in (SET search_path FROM
+    # CURRENT), whatever a session's path.
     """
     ALTER TABLE alerts ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;
     ALTER TABLE alerts ADD COLUMN geometry text;
@@ -218,6 +219,11 @@ PG_MIGRATIONS: tuple[str, ...] = (
         SET search_path FROM CURRENT AS $$
     BEGIN
         IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
+            RETURN NEW;
+        END IF;
+        -- a record of a stored event (a replay): its INSERT ... ON CONFLICT DO NOTHING
+        -- inserts nothing, so it takes no number (nor the counter's lock)
+        IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM alerts WHERE event_id = NEW.event_id) THEN
             RETURN NEW;
         END IF;
         UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO NEW.change_seq;

@@ -195,10 +195,10 @@ class PeopleStore(Protocol):
         """Store a new session (its id's hash) of ``user``; raises ``UserNotFoundError``."""
         ...
 
-    def get_session(self, session_hash: str, *, now: float) -> Session | None:
+    def get_session(self, session_hash: str, *, now: float, touch: bool = True) -> Session | None:
         """The live session of that id hash, or ``None`` (unknown, past its absolute end or
-        idle too long, or its user disabled or gone).  Counts as activity: ``last_seen_at``
-        moves to ``now`` (written at most once a minute)."""
+        idle too long, or its user disabled or gone).  Counts as activity unless ``touch``
+        is false: ``last_seen_at`` moves to ``now`` (written at most once a minute)."""
         ...
 
     def delete_session(self, session_hash: str) -> bool:

@@ -240,11 +240,12 @@ class PeopleMixin(StoreParts):
             ).fetchone()
         return _row_to_session(row, now)
 
-    def get_session(self, session_hash: str, *, now: float) -> Session | None:
+    def get_session(self, session_hash: str, *, now: float, touch: bool = True) -> Session | None:
         """The live session of that id hash, or ``None``: unknown, ``now`` at or past its
         absolute end, idle for ``idle_timeout_s`` or more (an expired session is deleted),
-        or its user disabled.  A use: ``last_seen_at`` moves to ``now`` when it is
-        ``TOUCH_EVERY_S`` or more behind (so at most one write a minute per session)."""
+        or its user disabled.  A use (unless ``touch`` is false: a check that is not the
+        person's doing): ``last_seen_at`` moves to ``now`` when it is ``TOUCH_EVERY_S`` or
+        more behind (so at most one write a minute per session)."""
         with self._lock, db_errors("cannot read a session", self.path):
             row = self._conn.execute(
                 f"SELECT {_SESSION_COLUMNS}, "
@@ -258,7 +259,7 @@ class PeopleMixin(StoreParts):
             if now >= row["expires_at"] or now - last_seen >= row["idle_timeout_s"]:
                 self._conn.execute("DELETE FROM sessions WHERE session_hash = ?", (session_hash,))
                 return None
-            if now - last_seen >= TOUCH_EVERY_S:
+            if touch and now - last_seen >= TOUCH_EVERY_S:
                 self._conn.execute(
                     "UPDATE sessions SET last_seen_at = ? WHERE session_hash = ?",
                     (now, session_hash),

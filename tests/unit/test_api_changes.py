@@ -229,3 +229,38 @@ def test_page_settings_name_the_cue_the_sla_and_only_your_cameras(tmp_path: Path
     admin = client.get("/api/v1/page-settings", headers={"X-API-Key": KEY}).json()
     assert [c["id"] for c in admin["cameras"]] == ["cam-a", "cam-b"]
     store.close()
+
+
+def test_an_open_stream_does_not_keep_an_idle_session_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream re-checks its session without counting as a use: a desk left with the
+    page open is signed out after ``session_idle_s`` like any other."""
+    monkeypatch.setattr(changes_route, "RECHECK_S", 0.2)
+    now = [time.time()]
+    store = SqliteAlertStore(tmp_path / "alerts.sqlite")
+    store.add_user(
+        "op-a", role="operator", groups=["a"], password_hash=CHEAP.hash(PASSWORD), now=T0
+    )
+    app = create_app(
+        store,
+        LocalEvidenceStore(tmp_path / "evidence"),
+        api_key=KEY,
+        access=AccessSettings(camera_groups=GROUPS, password_hasher=CHEAP, session_idle_s=120),
+        clock=lambda: now[0],
+    )
+    server = ApiServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        client = _signed_in(server.url)
+        stream = Stream(client, "/api/v1/changes", {})
+        time.sleep(0.3)
+        now[0] += 100  # quiet for 100 s: the stream's checks would touch the session here
+        time.sleep(0.6)
+        assert not [e for e in stream.events if e.event == "signed-out"]
+        now[0] += 100  # 200 s without a use by the person: past the 120 s idle limit
+        ended = stream.wait_for(lambda e: e.event == "signed-out", timeout=5)
+        assert "sign in" in ended.data["reason"]
+    finally:
+        server.stop()
+        store.close()

@@ -90,6 +90,7 @@ def test_a_replay_that_changes_nothing_takes_no_number(store: SqlAlertStore) -> 
     head = store.change_head().seq
     store.upsert(a.to_record())  # the start again
     store.upsert(replace(a, end_s=5.0).to_record())  # the end again
+    assert store.change_head().seq == head  # no number taken (no stream woken)
     assert _feed(store, head) == []
 
 

@@ -34,7 +34,7 @@ from fastapi.responses import StreamingResponse
 from alerts.api.auth import Who, authenticate, needs
 from alerts.api.changefeed import ChangeWatcher, change_event, sse
 from alerts.api.context import UNAUTHORIZED, ApiContext, Ctx
-from alerts.api.permissions import Permission, Principal
+from alerts.api.permissions import Permission, Principal, principal_groups
 from alerts.store import MAX_CHANGES, AlertStoreError, ChangeFeedStore, ChangesPrunedError
 
 logger = logging.getLogger("alerts.api")
@@ -63,8 +63,24 @@ def _watcher(ctx: ApiContext, request: Request) -> tuple[ChangeFeedStore, Change
     return store, watcher
 
 
-def _still_valid(request: Request, ctx: ApiContext) -> Principal | None:
-    """The request's principal checked again (a session may have ended since), or ``None``."""
+def _still_valid(request: Request, ctx: ApiContext, who: Principal) -> Principal | None:
+    """``who`` checked again (a session may have ended since), or ``None``.
+
+    A session is looked up without counting as a use: an open page alone does not keep a
+    desk signed in past ``api.session_idle_s`` (what the person does on it does).  Keys
+    and tokens are checked as a new request would be."""
+    if who.session_hash is not None and ctx.people is not None:
+        session = ctx.people.get_session(who.session_hash, now=ctx.clock(), touch=False)
+        user = None if session is None else ctx.people.get_user(session.user)
+        if session is None or user is None or user.disabled:
+            return None
+        return Principal(
+            name=user.name,
+            kind="user",
+            role=user.role,
+            groups=principal_groups(user.role, user.groups),
+            session_hash=who.session_hash,
+        )
     request.state.principal = None
     try:
         return authenticate(request, ctx)
@@ -113,9 +129,8 @@ async def changes(
     new one as it is stored (Server-Sent Events; see the module for the events)."""
     store, watcher = _watcher(ctx, request)
     start = int(last_event_id) if last_event_id else after
-    cameras = ctx.cameras.cameras_of(who)
     ends = None if for_s is None else time.monotonic() + for_s
-    stream = _stream(request, ctx, store, watcher, start, cameras, ends)
+    stream = _stream(request, ctx, who, store, watcher, start, ends)
     return StreamingResponse(
         stream,
         media_type="text/event-stream",
@@ -126,12 +141,13 @@ async def changes(
 async def _stream(
     request: Request,
     ctx: ApiContext,
+    who: Principal,
     store: ChangeFeedStore,
     watcher: ChangeWatcher,
     start: int | None,
-    cameras: frozenset[str] | None,
     ends: float | None,
 ) -> AsyncIterator[bytes]:
+    cameras = ctx.cameras.cameras_of(who)
     async with watcher.following():
         yield f"retry: {RETRY_MS}\n\n".encode()
         try:
@@ -174,11 +190,14 @@ async def _stream(
                 return
             if now - checked >= RECHECK_S:
                 checked = now
-                who = await anyio.to_thread.run_sync(_still_valid, request, ctx)
-                if who is None:
+                checked_who = await anyio.to_thread.run_sync(_still_valid, request, ctx, who)
+                if checked_who is None:
                     yield sse("signed-out", {"reason": "session ended: sign in again"})
                     return
+                who = checked_who
                 cameras = ctx.cameras.cameras_of(who)
+            if watcher.failing:  # the store is away: end; the browser reconnects and says so
+                return
             if now - quiet_since >= HEARTBEAT_S:
                 yield b": keep-alive\n\n"
                 quiet_since = now

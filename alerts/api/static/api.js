@@ -9,11 +9,10 @@ export function rememberCsrf(token) {
   if (token) sessionStorage.setItem(CSRF, token); else sessionStorage.removeItem(CSRF);
 }
 function csrfToken() {
-  // from the sign-in answer; the readable argus_csrf cookie holds the same token
-  const kept = sessionStorage.getItem(CSRF);
-  if (kept) return kept;
+  // the readable argus_csrf cookie holds the session's token (the newest, should another
+  // tab have signed in since); the sign-in answer's copy where cookies are not readable
   const m = document.cookie.match(/(?:^|; )argus_csrf=([^;]*)/);
-  return m ? decodeURIComponent(m[1]) : "";
+  return m ? decodeURIComponent(m[1]) : sessionStorage.getItem(CSRF) || "";
 }
 
 export class ApiError extends Error {

@@ -20,6 +20,7 @@ const NEEDS = { audit: "audit.read", operators: "stats.read", tuning: "stats.rea
 // -- signing in and out ---------------------------------------------------------------------
 function signedOut(reason) {
   const was = me !== null;
+  for (const d of document.querySelectorAll("dialog[open]")) d.close("cancel");
   me = null;
   actions.setMe(null);
   rememberCsrf(null);
@@ -87,6 +88,7 @@ $("sign-out").addEventListener("click", async () => {
   signedOut("Signed out.");
 });
 $("sound").addEventListener("click", () => setSound(!soundOn()));
+document.addEventListener("pointerdown", unlockAudio);  // any click lets the browser play cues
 $("help-button").addEventListener("click", () => $("help").showModal());
 
 // -- the filters (kept in the address) -----------------------------------------------------
@@ -154,6 +156,8 @@ document.addEventListener("keydown", (ev) => {
   const t = ev.target;
   if (t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement
       || (t instanceof HTMLElement && t.isContentEditable)) return;
+  // a button or link keeps its own Enter (and Space)
+  if ((ev.key === "Enter" || ev.key === " ") && t instanceof Element && t.closest("button, a, summary, [role=button]")) return;
   const { view } = parseHash();
   let done = true;
   if (ev.key === "?") $("help").showModal();

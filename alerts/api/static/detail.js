@@ -18,13 +18,19 @@ export const shownId = () => (current ? current.event_id : null);
 
 const evidence = (what) => alertPath(current.event_id, "/" + what) + (unmasked ? "?unmasked=true" : "");
 
+let asked = 0;  // the latest show(): an older answer arriving late is dropped
 export async function show(id) {
+  const mine = ++asked;
   const view = $("view-alert");
   view.replaceChildren(el("p", {}, "Loading…"));
   unmasked = false;
+  current = null;  // no key acts on the alert shown before while this one loads
   try {
-    current = await getJson(alertPath(id));
+    const got = await getJson(alertPath(id));
+    if (mine !== asked) return;
+    current = got;
   } catch (e) {
+    if (mine !== asked) return;
     current = null;
     const words = e instanceof ApiError && e.status === 404 ? "This alert does not exist, or is not of your cameras."
       : "The alert could not be loaded: " + e.message;
@@ -54,7 +60,10 @@ export async function show(id) {
   recent();
 }
 
-function back() { return el("p", {}, el("a", { href: "#/queue", id: "back" }, "← Back to the queue")); }
+function back() {
+  const kept = sessionStorage.getItem("argus.filters");  // the queue's filters, as left
+  return el("p", {}, el("a", { href: "#/queue" + (kept ? "?" + kept : ""), id: "back" }, "← Back to the queue"));
+}
 
 function head() {
   const a = current;

@@ -16,6 +16,7 @@ const FIRST_PAGE = 200;        // shown at once (time to first render)
 const PAGE = 500;              // then the rest, page by page, in event id order
 const MAX_LOADED = 20000;      // beyond this the page asks for narrower filters
 export const RENDER_LIMIT = 300;  // rows in the table at once
+const CUE_WITHIN_S = 60;       // a cue only for alerts raised this recently
 
 const alerts = new Map();      // event_id -> alert, open ones only
 const numbers = new Map();     // event_id -> change_seq applied (closed and removed too)
@@ -50,7 +51,7 @@ function live(text, state) {
 // was new to this page.
 export function apply(a) {
   const known = numbers.get(a.event_id);
-  if (known !== undefined && a.change_seq <= known && a.change_seq !== 0) return false;
+  if (known !== undefined && known > 0 && a.change_seq <= known) return false;
   numbers.set(a.event_id, a.change_seq);
   const open = OPEN_STATES.includes(a.state);
   if (open) alerts.set(a.event_id, a); else alerts.delete(a.event_id);
@@ -153,8 +154,15 @@ function buildRow(a, now) {
 
 export function render() {
   const t0 = performance.now(), now = Date.now();
+  const focused = document.activeElement instanceof HTMLElement
+    && document.activeElement.closest("#queue-rows") !== null;
+  const was = shown.findIndex((a) => a.event_id === selected);
   const all = inOrder(now);
   shown = all.slice(0, RENDER_LIMIT);
+  if (selected !== null && was >= 0 && !shown.some((a) => a.event_id === selected)) {
+    // the selected alert left the queue (closed): the next one takes its place
+    selected = shown.length ? shown[Math.min(was, shown.length - 1)].event_id : null;
+  }
   const trs = shown.map((a) => {
     let r = rows.get(a.event_id);
     if (!r || r.seq !== a.change_seq) { r = buildRow(a, now); rows.set(a.event_id, r); }
@@ -173,6 +181,10 @@ export function render() {
     body.insertBefore(tr, node);
   }
   while (node) { const next = node.nextElementSibling; node.remove(); node = next; }
+  if (focused && selected !== null) {  // the focused row was rebuilt or moved: keep focus
+    const r = rows.get(selected);
+    if (r && document.activeElement !== r.tr) r.tr.focus({ preventScroll: true });
+  }
   $("queue-empty").hidden = all.length > 0;
   $("queue-count").textContent = (all.length > shown.length
     ? `${all.length} alerts; the ${shown.length} most urgent are shown, narrow the filters to see the rest`
@@ -208,7 +220,7 @@ export function move(step) {
   const next = at < 0 ? 0 : Math.min(shown.length - 1, Math.max(0, at + step));
   select(shown[next].event_id);
 }
-export const selectedAlert = () => (selected ? alerts.get(selected) : undefined);
+export const selectedAlert = () => shown.find((a) => a.event_id === selected);
 
 export async function act(action, a) {
   const out = $("queue-error");
@@ -239,10 +251,21 @@ function listPath(extra) {
   for (const [k, v] of Object.entries(extra)) p.set(k, v);
   return "/api/v1/alerts?" + p.toString();
 }
+let generation = 0;  // a reload or sign-out makes the loads before it stop
 export async function load() {
   const t0 = performance.now();
+  const mine = ++generation;
   live("Loading…", "loading");
-  const first = await getJson(listPath({ limit: FIRST_PAGE }));
+  let first;
+  try {
+    first = await getJson(listPath({ limit: FIRST_PAGE }));
+  } catch (e) {
+    if (e.status === 401 || mine !== generation) return;  // signed out / superseded
+    live("Cannot load the queue: retrying", "down");
+    setTimeout(() => { if (mine === generation) load(); }, 3000);
+    return;
+  }
+  if (mine !== generation) return;
   const from = first.change_seq ?? 0;
   for (const a of first.items) apply(a);
   head = Math.max(head, from);
@@ -255,6 +278,7 @@ export async function load() {
   try {
     while (first.total > first.items.length && loaded < MAX_LOADED) {
       const page = await getJson(listPath({ limit: PAGE, after_id: after }));
+      if (mine !== generation) return;
       bulk = true;
       for (const a of page.items) apply(a);
       bulk = false;
@@ -263,7 +287,10 @@ export async function load() {
       if (page.items.length < PAGE) break;
       after = page.items[page.items.length - 1].event_id;
     }
+  } catch (_) {
+    // a page failed: what was loaded stays, the stream keeps it current; reload later
   } finally { bulk = false; }
+  if (mine !== generation) return;
   truncated = loaded >= MAX_LOADED && first.total > alerts.size;
   soon();
   stats.loaded = alerts.size;
@@ -279,7 +306,9 @@ export function follow() {
     const a = JSON.parse(ev.data);
     head = Math.max(head, Number(ev.lastEventId) || 0);
     const fresh = apply(a);
-    if (fresh && a.state === "new" && a.priority >= settings.cue_min_priority) {
+    // new to this page and raised just now (not an old one this page had not loaded yet)
+    const recent = secondsSince(a.received_at, Date.now()) < CUE_WITHIN_S;
+    if (fresh && recent && a.state === "new" && a.priority >= settings.cue_min_priority) {
       cue(a, (id) => openAlert(id));
       const r = () => rows.get(a.event_id);
       requestAnimationFrame(() => { const x = r(); if (x) x.tr.classList.add("flash"); });
@@ -297,20 +326,30 @@ export function follow() {
   source.addEventListener("reset", () => { reload(); });
   source.addEventListener("signed-out", () => { stop(); signedOutHook(); });
   source.addEventListener("error", () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // refused (not a dropped connection, which the browser retries itself): the
-      // session may have ended; otherwise try again shortly
-      live("Disconnected: retrying", "down");
-      setTimeout(async () => {
-        try { await getJson("/api/v1/auth/me"); if (source && source.readyState === EventSource.CLOSED) follow(); }
-        catch (_) { /* 401: the app shows the sign-in form */ }
-      }, 3000);
-    } else live("Reconnecting…", "down");
+    if (source && source.readyState === EventSource.CLOSED) refused(3000);
+    else live("Reconnecting…", "down");
   });
+}
+// The stream was refused (an HTTP error, not a dropped connection, which the browser retries
+// itself): the session may have ended (then the app shows the sign-in form), or the service
+// is away for a while (a database failover): try again, waiting longer each time.
+function refused(waitMs) {
+  const was = source;
+  live("Disconnected: retrying", "down");
+  setTimeout(async () => {
+    if (source !== was) return;  // signed out, or already following again
+    try {
+      await getJson("/api/v1/auth/me");
+      if (source === was) follow();
+    } catch (e) {
+      if (e.status !== 401 && source === was) refused(Math.min(waitMs * 2, 30000));
+    }
+  }, waitMs);
 }
 let signedOutHook = () => {};
 export function whenStreamSignsOut(fn) { signedOutHook = fn; }
 async function reload() {
+  generation += 1;
   ordered = null;
   alerts.clear();
   numbers.clear();
@@ -319,6 +358,7 @@ async function reload() {
   await load();
 }
 export function stop() {
+  generation += 1;
   if (source) { source.close(); source = null; }
   alerts.clear(); numbers.clear(); rows.clear(); head = 0; shown = []; selected = null; ordered = null;
   truncated = false;
