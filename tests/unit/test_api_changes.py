@@ -37,7 +37,7 @@ pytestmark = pytest.mark.unit
 KEY = "changes-test-api-key-0123456789"
 PASSWORD = "correct horse battery staple"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-GROUPS = {"cam-a": ["a"], "cam-b": ["b"]}
+GROUPS = {"cam-a": ["a", "secret"], "cam-b": ["b"]}
 
 
 @dataclass

@@ -53,8 +53,8 @@ def page_settings(ctx: Ctx, who: Who) -> PageSettingsOut:
     """The cue priority, the claim SLA and your cameras, for the page's timers, sounds and
     filters."""
     mine = ctx.cameras.cameras_of(who)
-    cameras = [
-        CameraOut(id=cam, groups=sorted(groups))
+    cameras = [  # only your groups' names: the others are none of your business
+        CameraOut(id=cam, groups=sorted(groups if who.groups is None else groups & who.groups))
         for cam, groups in sorted(ctx.cameras.configured().items())
         if mine is None or cam in mine
     ]
