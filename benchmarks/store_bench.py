@@ -80,8 +80,11 @@ from deploy.localstack import LocalStack, free_ports, free_ports_base
 from deploy.postgres import LocalPostgres
 from selector.event import Event, make_event_id
 
-COLUMNS: tuple[str, ...] = tuple(c.strip() for c in ALERT_COLUMNS.split(","))
-"""The ``alerts`` table's columns, in the order the bulk loader writes them."""
+COLUMNS: tuple[str, ...] = tuple(
+    c.strip() for c in ALERT_COLUMNS.split(",") if c.strip() != "change_seq"
+)
+"""The ``alerts`` table's columns, in the order the bulk loader writes them (not
+``change_seq``: the store's triggers number every row written)."""
 QUEUE_STATES: tuple[AlertState, ...] = ("claimed", "escalated", "new")
 """The open lifecycle states, as the API passes them (``sorted(set(state))``)."""
 CLAIMED: tuple[AlertState, ...] = ("claimed",)
