@@ -333,7 +333,10 @@ def decode(clip: ClipPackets) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
     tb = clip.info.time_base
     with av.open(io.BytesIO(clip.template)) as tpl:
         dec = tpl.streams.video[0].codec_context
-        dec.thread_type = "AUTO"
+        # Slice threads only: a frame-threaded decoder left in the middle of a clip (the
+        # clip cancelled at shutdown) hung for good in avcodec_free_context, its worker
+        # threads waited on; a clip is a few hundred frames, the detector is the cost.
+        dec.thread_type = "SLICE"
 
         def frames_of(packet: av.Packet[Any] | None) -> list[av.VideoFrame]:
             try:
