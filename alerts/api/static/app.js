@@ -58,7 +58,7 @@ async function signedIn(who) {
   await route();
   await queue.load();
 }
-whenSignedOut((detail) => { if (me !== null) signedOut("Your session ended: sign in again." + (detail ? ` (${detail})` : "")); });
+whenSignedOut(() => { if (me !== null) signedOut("Your session ended: sign in again."); });
 queue.whenStreamSignsOut(() => signedOut("Your session ended: sign in again."));
 
 $("sign-in").addEventListener("submit", async (event) => {
