@@ -38,40 +38,35 @@ logger = logging.getLogger("alerts.store")
 _ORDER = "ORDER BY priority DESC, wall_time DESC, event_id ASC"
 
 
-def _details_json(record: Mapping[str, Any]) -> str:
-    """The record's ``details`` as compact JSON text (keys sorted: replays store equal text).
+def _json_field(record: Mapping[str, Any], key: str, values_are: str) -> str:
+    """``record[key]`` as compact JSON text (keys sorted: replays store equal text).
 
     Raises:
-        InvalidEventError: A value is a non-finite number (not JSON).
+        InvalidEventError: A value is a non-finite number (not JSON); the message says what
+            the field's values must be (``values_are``).
     """
-    details = record.get("details") or {}
     try:
-        return json.dumps(details, separators=(",", ":"), sort_keys=True, allow_nan=False)
+        return json.dumps(record.get(key), separators=(",", ":"), sort_keys=True, allow_nan=False)
     except ValueError as e:
         raise InvalidEventError(
-            "details values must be finite numbers, strings, booleans or null",
-            path="$.details",
+            f"{key} values must be {values_are}",
+            path=f"$.{key}",
             event_id=str(record.get("event_id")),
         ) from e
+
+
+def _details_json(record: Mapping[str, Any]) -> str:
+    """The record's ``details`` as JSON text (``{}`` without them)."""
+    if not record.get("details"):
+        return "{}"
+    return _json_field(record, "details", "finite numbers, strings, booleans or null")
 
 
 def _geometry_json(record: Mapping[str, Any]) -> str | None:
-    """The record's optional ``geometry`` as compact JSON text, or ``None`` without one.
-
-    Raises:
-        InvalidEventError: A value is a non-finite number (not JSON).
-    """
-    geometry = record.get("geometry")
-    if geometry is None:
+    """The record's optional ``geometry`` as JSON text, or ``None`` without one."""
+    if record.get("geometry") is None:
         return None
-    try:
-        return json.dumps(geometry, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except ValueError as e:
-        raise InvalidEventError(
-            "geometry values must be finite numbers",
-            path="$.geometry",
-            event_id=str(record.get("event_id")),
-        ) from e
+    return _json_field(record, "geometry", "finite numbers")
 
 
 def _fill_missing(conn: Connection, event_id: str, values: Mapping[str, Any]) -> None:
