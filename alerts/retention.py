@@ -31,7 +31,7 @@ from prometheus_client import Counter
 
 from alerts.evidence import EvidenceStore, InvalidEvidenceKeyError, related_keys, validate_key
 from alerts.jobs import DaemonJob
-from alerts.store import AlertStoreError, AuditEntry, AuditStore
+from alerts.store import AlertStoreError, AuditEntry, AuditStore, ChangeFeedStore
 from alerts.store.protocols import ExpiredAlert, RetentionStore
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ JOB_NAME = "retention"
 ACTOR = "retention"
 """The audit actor of a sweep (``actor_kind`` ``system``)."""
 DAY_S = 86400.0
+REMOVALS_KEPT_S = 7 * DAY_S
+"""How long the numbers of deleted alerts are kept for pages following the change sequence
+(``ChangeFeedStore.prune_removals``)."""
 MAX_FAILURES_PER_CAMERA = 10
 """Evidence deletes that may fail for one camera in one sweep before it waits for the next
 (S3 down: no point asking for every alert; a few bad ones are skipped, not a wall)."""
@@ -202,6 +205,11 @@ class RetentionJob(DaemonJob):
                 logger.warning("retention of camera %s failed: %s", camera_id, e)
             if total.alerts > before:
                 cameras.append(camera_id)
+        if isinstance(self._store, ChangeFeedStore):
+            try:  # deleted alerts' numbers: a page away longer than this reloads its list
+                self._store.prune_removals(before=now - REMOVALS_KEPT_S)
+            except AlertStoreError as e:  # the next sweep tries again
+                logger.warning("retention: cannot prune the removal log: %s", e)
         result = SweepResult(
             claimed=True,
             alerts=total.alerts,

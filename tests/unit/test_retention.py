@@ -29,11 +29,12 @@ from alerts.evidence import (
 from alerts.retention import (
     JOB_NAME,
     MAX_FAILURES_PER_CAMERA,
+    REMOVALS_KEPT_S,
     RetentionJob,
     SweepResult,
 )
 from alerts.s3_evidence import EvidenceUnavailableError, S3EvidenceStore
-from alerts.store import AuditEntry, SqlAlertStore, SqliteAlertStore
+from alerts.store import AuditEntry, ChangesPrunedError, SqlAlertStore, SqliteAlertStore
 from alerts.store.protocols import RetentionStore
 from deploy.localstack import BinaryNotFoundError, LocalStack, find_weed
 from selector.suppression import Suppression
@@ -623,3 +624,18 @@ def test_s3_delete_on_real_seaweedfs_and_a_sweep_over_it(
     finally:
         store.close(timeout_s=1)
         alerts.close()
+
+
+def test_a_later_sweep_forgets_the_numbers_of_alerts_deleted_over_a_week_before(
+    site: Site,
+) -> None:
+    """Deleted alerts leave a numbered removal for pages following the change sequence; a
+    sweep a week later forgets it, and a page still behind it is told to reload."""
+    site.add("cam-1", 31)
+    before = site.store.change_head().seq
+    assert site.job().sweep_once(NOW).alerts == 1
+    (removal,) = site.store.changes_since(before, through=site.store.change_head().seq)
+    assert removal.alert is None  # the page is told the alert is gone
+    site.job().sweep_once(time.time() + REMOVALS_KEPT_S + DAY)  # removed_at: the real clock
+    with pytest.raises(ChangesPrunedError):
+        site.store.changes_since(before, through=site.store.change_head().seq)
