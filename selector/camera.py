@@ -11,9 +11,10 @@ from selector.event import ZONE_MAX_POINTS, Event, Geometry, Point, evenly_space
 from selector.incidents import IncidentGate, RulePolicy
 from selector.lines import Line
 from selector.paths import TrackPaths
-from selector.rules.base import FrameInfo, Rule
+from selector.rules.base import WATCHING_HOOK, FrameInfo, Rule
 from selector.suppression import Suppression
 from selector.tracker import ByteTracker
+from selector.watch import MAX_WATCHES, Watch, rank_watches
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class CameraSelector:
         self._frame_size: tuple[int, int] | None = None
         # open track events: event id -> (track id, video time of the start frame)
         self._open: dict[str, tuple[int, float]] = {}
+        self._last_s: float | None = None  # video time of the last frame (for watching)
+        self._last_wall: float | None = None  # its wall time (the schedules' clock)
 
     @property
     def has_tracks(self) -> bool:
@@ -105,6 +108,8 @@ class CameraSelector:
             self.paths.add(tracks, frame.pts_s)
         else:
             tracks, ended = Detections.empty(dets.names), frozenset()
+        self._last_s = frame.pts_s
+        self._last_wall = frame.wall_time
         events: list[Event] = []
         for rule in self.rules:
             try:
@@ -132,6 +137,8 @@ class CameraSelector:
         are not called.
         """
         self._note_size(frame)
+        self._last_s = frame.pts_s
+        self._last_wall = frame.wall_time
         events: list[Event] = []
         for rule in self.rules:
             hook = getattr(rule, "no_signal", None)
@@ -144,6 +151,47 @@ class CameraSelector:
                     "rule failed on no-signal: camera=%s rule=%s", self.camera_id, rule.rule_id
                 )
         return self.gate.process(events, frame.pts_s)
+
+    def watching(self, now_s: float | None = None) -> list[Watch]:
+        """What the rules are watching that may become an event, most urgent first.
+
+        Asks every rule with the optional ``watching`` hook (see
+        :data:`selector.rules.base.WATCHING_HOOK`; rules without it are not asked) at
+        video time ``now_s`` (seconds; ``None``: the time of the last frame
+        :meth:`update` or :meth:`no_signal` saw, and nothing before any frame).  A rule
+        whose hook raises or returns something else than watches is logged (camera and
+        rule id) and skipped; the others still answer.  Ranked by
+        :func:`selector.watch.rank_watches`, at most :data:`selector.watch.MAX_WATCHES`.
+
+        Rules whose events the incident gate would not forward now (disabled, or disarmed
+        by their schedule at the last frame's wall time) are not asked: their activity
+        could never become an alert.  Suppressions match each event's own fields and are
+        not looked at.  Cheap (meant for about once a second), and changes no rule's
+        state.
+        """
+        at_s = self._last_s if now_s is None else now_s
+        if at_s is None:
+            return []
+        watches: list[Watch] = []
+        for rule in self.rules:
+            hook = getattr(rule, WATCHING_HOOK, None)
+            if hook is None:
+                continue
+            if self._last_wall is not None and not self.gate.forwards(
+                rule.rule_id, self._last_wall
+            ):
+                continue
+            try:
+                got = list(hook(at_s))
+                if not all(isinstance(w, Watch) for w in got):
+                    raise TypeError(f"watching() must return Watch values, got {got!r:.200}")
+            except Exception:  # isolation boundary, as in update()
+                logger.exception(
+                    "rule failed on watching: camera=%s rule=%s", self.camera_id, rule.rule_id
+                )
+                continue
+            watches.extend(got)
+        return rank_watches(watches, MAX_WATCHES)
 
     def set_rules(
         self, rules: Sequence[Rule], policies: Mapping[str, RulePolicy], now_s: float | None

@@ -164,6 +164,13 @@ class IncidentGate:
         out.extend(self.tick(now_s))
         return out
 
+    def forwards(self, rule_id: str, wall_time: float) -> bool:
+        """Whether an event of ``rule_id`` starting at UNIX time ``wall_time`` could become
+        an alert: the rule is enabled and its schedule armed (suppressions, which match
+        each event's own fields, are not looked at)."""
+        policy = self._policies.get(rule_id, DEFAULT_POLICY)
+        return policy.enabled and policy.schedule.weight(wall_time) is not None
+
     def _start(self, e: Event, now_s: float) -> list[Event]:
         policy = self._policies.get(e.rule_id, DEFAULT_POLICY)
         weight = policy.schedule.weight(e.wall_time)

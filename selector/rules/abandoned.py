@@ -14,6 +14,7 @@ from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
+from selector.priority import priority
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
@@ -31,6 +32,14 @@ from selector.rules.common import (
 from selector.rules.config import RuleConfigBase
 from selector.rules.registry import BuildContext, EventWords, RuleType, register
 from selector.tracker import iou_matrix
+from selector.watch import (
+    Watch,
+    clamp_progress,
+    clip_reason,
+    quoted,
+    seconds_of,
+    watch_priority,
+)
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -283,6 +292,50 @@ class AbandonedObjectRule(TrackRule):
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, in object order."""
         return [c.event for c in self._candidates.values() if c.event is not None]
+
+    def watching(self, now_s: float) -> list[Watch]:
+        """Objects left alone whose event has not started yet, at video time ``now_s``.
+
+        The optional hook of :data:`selector.rules.base.WATCHING_HOOK`: one
+        :class:`selector.watch.Watch` per object, in object order, whose unattended
+        clock is running and that would raise the event once it ran long enough (in
+        the zone, not a person-like blob, not an ownerless blob the rule ignores), with
+        no event yet.  ``progress`` = seconds unattended (to ``now_s``) /
+        ``min_unattended_s``; ``priority`` from the priority its event would get now
+        (:func:`selector.watch.watch_priority`); ``bbox`` its last box (px);
+        ``track_id`` its track (``None`` for a blob).  Nothing when
+        ``min_unattended_s`` is 0 (the event starts at once).  Reason:
+        ``"suitcase left unattended in 'hall' for 12 s of 30"`` (``"object ..."`` for
+        an unclassified blob, no zone words without a zone).  Reads the rule's state
+        only.
+        """
+        if self.min_unattended_s <= 0.0 or not math.isfinite(now_s):
+            return []
+        zone = None if self.zone is None else self.zone.name
+        where = "" if zone is None else f" in {quoted(zone)}"
+        watches: list[Watch] = []
+        for c in self._candidates.values():
+            since = c.unattended_since_s
+            if since is None or not self._may_raise(c):
+                continue
+            elapsed = max(0.0, now_s - since)
+            progress = clamp_progress(elapsed / self.min_unattended_s)
+            score = None if c.score is None else min(max(c.score, 0.0), 1.0)
+            event_priority = priority(self.severity, score, self.zone_weight)
+            so_far = seconds_of(elapsed, self.min_unattended_s)
+            watches.append(
+                Watch(
+                    rule_id=self._rule_id,
+                    type=EVENT_TYPE,
+                    reason=clip_reason(f"{c.label} left unattended{where} for {so_far}"),
+                    priority=watch_priority(event_priority, progress),
+                    progress=progress,
+                    bbox=c.box,
+                    zone=zone,
+                    track_id=c.track_id,
+                )
+            )
+        return watches
 
     # ------------------------------------------------------------------ update
 
@@ -570,14 +623,21 @@ class AbandonedObjectRule(TrackRule):
         elif owner_far and c.unattended_since_s is None:
             c.unattended_since_s = t  # the owner walked away
 
-    def _due(self, c: _Candidate, t: float) -> bool:
-        """Whether ``c``'s event starts now."""
+    def _may_raise(self, c: _Candidate) -> bool:
+        """Whether ``c``'s unattended clock is running toward an event it has not raised."""
         return (
             c.event is None
             and not c.person_like
             and c.in_zone
             and c.unattended_since_s is not None
             and (c.source == SOURCE_TRACK or c.owner_id is not None or not self.require_blob_owner)
+        )
+
+    def _due(self, c: _Candidate, t: float) -> bool:
+        """Whether ``c``'s event starts now."""
+        return (
+            self._may_raise(c)
+            and c.unattended_since_s is not None
             and t - c.unattended_since_s >= self.min_unattended_s - TIME_EPS_S
         )
 

@@ -10,6 +10,7 @@ from detectors.detections import Detections
 from detectors.scene import SceneStats
 from ingest.frame import Frame
 from selector.event import Event
+from selector.watch import Watch
 
 
 class RuleError(ValueError):
@@ -87,6 +88,38 @@ class Rule(Protocol):
 
     def close_all(self, end_s: float) -> list[Event]:
         """Close every open event at end of stream (``end_s``: the last frame's time)."""
+        ...
+
+
+WATCHING_HOOK = "watching"
+"""Name of an OPTIONAL rule method (not part of :class:`Rule`; rules without it are
+simply not asked, as with the camera-health rule's ``no_signal``)::
+
+    def watching(self, now_s: float) -> list[selector.watch.Watch]: ...
+
+What the rule is watching now that may become one of its events, but has not yet
+(a dwell timer running, a crowd building, an object left alone), for the operators'
+selective wall (see :meth:`selector.camera.CameraSelector.watching`).  ``now_s`` is
+the video time (seconds, ``FrameInfo.pts_s``) of the camera's last processed frame.
+Activity whose event has started is not reported: the event is an alert then.
+
+It is called about once a second per camera, between frames: it must be cheap (no
+per-call work beyond the rule's held state) and must never change the rule's state
+(the events the rule raises are the same whether or not it is asked).  See
+:class:`WatchingRule` for its type.
+"""
+
+
+class WatchingRule(Protocol):
+    """A rule with the optional :data:`WATCHING_HOOK` method (see there)."""
+
+    @property
+    def rule_id(self) -> str:
+        """Stable id of the rule instance."""
+        ...
+
+    def watching(self, now_s: float) -> list[Watch]:
+        """What may become an event, at video time ``now_s`` (seconds); no state change."""
         ...
 
 

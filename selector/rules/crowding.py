@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -12,6 +13,7 @@ from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
+from selector.priority import priority
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
@@ -26,7 +28,15 @@ from selector.rules.common import (
     zone_weight_of,
 )
 from selector.rules.config import TrackRuleConfig
-from selector.rules.registry import BuildContext, EventWords, RuleType, register
+from selector.rules.registry import BuildContext, EventWords, RuleType, plural_of, register
+from selector.watch import (
+    Watch,
+    clamp_progress,
+    clip_reason,
+    quoted,
+    seconds_of,
+    watch_priority,
+)
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -161,6 +171,59 @@ class CrowdingRule(TrackRule):
         """The open event, if any."""
         return [] if self._event is None else [self._event]
 
+    def watching(self, now_s: float) -> list[Watch]:
+        """A crowd building or holding without its event yet, at video time ``now_s``.
+
+        The optional hook of :data:`selector.rules.base.WATCHING_HOOK`.  With no open
+        event and a count of at least ``max(2, ceil(min_count / 2))`` (``min_count``
+        itself when that is smaller), one :class:`selector.watch.Watch` (no track id;
+        ``bbox`` the union of the members' last boxes, px):
+
+        * ``progress``: half for the count (``count / min_count``, at most 1), half
+          for the time the count has held (seconds since the onset, to ``now_s``, over
+          ``min_duration_s``; 0 before the count is reached, or once a dip below it has
+          lasted ``grace_s``); all of it for the count when ``min_duration_s`` is 0;
+        * ``priority``: from the event's priority (:func:`selector.watch.watch_priority`);
+        * reason ``"2 people in 'square' (crowding at 3)"`` while building,
+          ``"3 people crowding in 'square' for 1 s of 5"`` once the count is reached.
+
+        Reads the rule's state only.
+        """
+        n = len(self._in)
+        low = min(self.min_count, max(2, math.ceil(self.min_count / 2)))
+        if self._event is not None or n < low or not math.isfinite(now_s):
+            return []
+        count_part = min(1.0, n / self.min_count)
+        held_s = 0.0
+        if self._onset_s is not None and not (self._dipped and self._grace_over(now_s)):
+            held_s = max(0.0, now_s - self._onset_s)
+        if self.min_duration_s > 0.0:
+            time_part = held_s / self.min_duration_s if self._onset_s is not None else 0.0
+            progress = clamp_progress(0.5 * count_part + 0.5 * clamp_progress(time_part))
+        else:
+            progress = clamp_progress(count_part)
+        bbox, labels = self._members_box()
+        label = labels.pop() if len(labels) == 1 else "object"
+        objects = label if n == 1 else plural_of(label)
+        where = quoted(self.zone.name)
+        if n >= self.min_count:
+            so_far = seconds_of(held_s, self.min_duration_s)
+            reason = f"{n} {objects} crowding in {where} for {so_far}"
+        else:
+            reason = f"{n} {objects} in {where} (crowding at {self.min_count})"
+        event_priority = priority(self.severity, None, self.zone_weight)
+        return [
+            Watch(
+                rule_id=self._rule_id,
+                type=EVENT_TYPE,
+                reason=clip_reason(reason),
+                priority=watch_priority(event_priority, progress),
+                progress=progress,
+                bbox=bbox,
+                zone=self.zone.name,
+            )
+        ]
+
     def update(
         self, tracks: Detections, frame: FrameInfo, ended_ids: Collection[int] = ()
     ) -> list[Event]:
@@ -246,7 +309,8 @@ class CrowdingRule(TrackRule):
     def _grace_over(self, t: float) -> bool:
         return t - self._last_ge_s >= self.grace_s - TIME_EPS_S
 
-    def _start(self, frame: FrameInfo, start_s: float, n: int) -> Event:
+    def _members_box(self) -> tuple[tuple[float, float, float, float], set[str]]:
+        """The union of the members' last boxes (px) and their labels (members needed)."""
         members = [m for _, m in sorted(self._in.items())]
         boxes = np.array([m.box for m in members], np.float64)
         bbox = (
@@ -255,7 +319,10 @@ class CrowdingRule(TrackRule):
             float(boxes[:, 2].max()),
             float(boxes[:, 3].max()),
         )
-        labels = {m.label for m in members}
+        return bbox, {m.label for m in members}
+
+    def _start(self, frame: FrameInfo, start_s: float, n: int) -> Event:
+        bbox, labels = self._members_box()
         event = self._new_event(
             EVENT_TYPE,
             frame,

@@ -9,6 +9,7 @@ its two flavours.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
@@ -18,20 +19,32 @@ from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
+from selector.priority import priority
 from selector.rules.base import FrameInfo
 from selector.rules.common import (
     TIME_EPS_S,
     TrackRule,
+    box_of,
     check_camera,
     check_classes,
     check_end_s,
     check_seconds,
     eligible,
+    label_of,
     open_events_of,
     zone_weight_of,
 )
 from selector.rules.config import TrackRuleConfig
 from selector.rules.registry import BuildContext, EventWords, RuleType, register
+from selector.watch import (
+    MIN_WATCH_DURATION_S,
+    Watch,
+    clamp_progress,
+    clip_reason,
+    quoted,
+    seconds_of,
+    watch_priority,
+)
 from selector.zones import PolygonZone
 
 logger = logging.getLogger(__name__)
@@ -49,6 +62,10 @@ class Stay:
     last_inside_s: float  # last time seen inside
     missed: bool = False  # seen outside (not merely occluded) since last_inside_s
     event: Event | None = None  # the open event, once the dwell was met
+    # The last row seen inside (for ``watching``): box (px), class name, score.
+    box: tuple[float, float, float, float] | None = None
+    label: str = ""
+    score: float | None = None
 
 
 class ZoneStayRule(TrackRule):
@@ -166,10 +183,54 @@ class ZoneStayRule(TrackRule):
             if stay is None:
                 stay = self._stays[tid] = Stay(entry_s=t, last_inside_s=t)
             stay.last_inside_s, stay.missed = t, False
+            if stay.event is None:  # what watching() shows until the event starts
+                i = inside[tid]
+                stay.box, stay.label = box_of(tracks, i), label_of(tracks, i, self.class_names)
+                stay.score = float(tracks.score[i])
             if stay.event is None and t - stay.entry_s >= self.min_dwell_s - TIME_EPS_S:
                 stay.event = self._start(tracks, inside[tid], frame, stay)
                 events.append(stay.event)
         return events
+
+    def watching(self, now_s: float) -> list[Watch]:
+        """Stays whose event has not started yet, at video time ``now_s`` (seconds).
+
+        The optional hook of :data:`selector.rules.base.WATCHING_HOOK`: one
+        :class:`selector.watch.Watch` per track in a stay without its event, by track
+        id, ``progress = dwell so far / min_dwell_s`` (dwell from the stay's entry to
+        ``now_s``), ``priority`` from the event priority its last row inside would
+        get (:func:`selector.watch.watch_priority`), ``bbox`` its last box inside
+        (px).  Nothing when ``min_dwell_s < MIN_WATCH_DURATION_S`` (2 s: such events
+        fire too fast to be worth a tile).  A track seen away from the zone for its
+        ``exit_grace_s`` by ``now_s`` is left out (its stay is over).  Reason:
+        ``"person in 'atm' for 6 s of 10"``.  Reads the rule's state only.
+        """
+        if self.min_dwell_s < MIN_WATCH_DURATION_S or not math.isfinite(now_s):
+            return []
+        watches: list[Watch] = []
+        for tid, stay in sorted(self._stays.items()):
+            if stay.event is not None or (stay.missed and self._grace_over(stay, now_s)):
+                continue
+            dwell = max(0.0, now_s - stay.entry_s)
+            progress = clamp_progress(dwell / self.min_dwell_s)
+            score = None if stay.score is None else min(max(stay.score, 0.0), 1.0)
+            event_priority = priority(self.severity, score, self.zone_weight)
+            label = stay.label or "object"
+            so_far = seconds_of(dwell, self.min_dwell_s)
+            reason = f"{label} in {quoted(self.zone.name)} for {so_far}"
+            watches.append(
+                Watch(
+                    rule_id=self._rule_id,
+                    type=self.event_type,
+                    reason=clip_reason(reason),
+                    priority=watch_priority(event_priority, progress),
+                    progress=progress,
+                    bbox=stay.box,
+                    zone=self.zone.name,
+                    track_id=tid,
+                )
+            )
+        return watches
 
     def _grace_over(self, stay: Stay, t: float) -> bool:
         """Whether a track last seen inside at ``stay.last_inside_s`` has been away too long."""
