@@ -32,6 +32,7 @@ from alerts.control import (
 )
 from alerts.evidence import EvidenceStore, LocalEvidenceStore
 from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
+from alerts.live import LiveBoard
 from alerts.retention import RetentionJob
 from alerts.s3_evidence import S3EvidenceStore
 from alerts.service import AlertService
@@ -53,6 +54,7 @@ from ingest.base import SourceBase
 from ingest.packets import PacketRing
 from models.registry import load_manifest
 from selector.camera import CameraSelector
+from selector.lines import Line
 from selector.rules.base import needs_scene
 from selector.tracker import ByteTracker
 from selector.zones import PolygonZone
@@ -367,6 +369,7 @@ def build_pipeline(
                 selector=CameraSelector(cam_cfg.id, tracker, rules, policies),
                 slot=slot,
                 zones=zones,
+                lines={ln.name: Line(ln.name, ln.points) for ln in cam_cfg.lines},
                 # measured when something reads the measures: the gate or a scene rule
                 scene=SceneAnalyzer() if cfg.gating.enabled or needs_scene(rules) else None,
                 gate=(
@@ -497,8 +500,10 @@ def make_api(
     initial_rules: list[dict[str, Any]] | None = None,
     allowed_hosts: list[str] | None = None,
     access: AccessSettings | None = None,
+    live: LiveBoard | None = None,
 ) -> FastAPI:
-    """The alerting API over a store (with ``control``: rule sets and suppressions)."""
+    """The alerting API over a store (with ``control``: rule sets and suppressions; with
+    ``live``: the wall's and the board's camera statuses and pictures)."""
     return create_app(
         store,
         evidence,
@@ -512,6 +517,7 @@ def make_api(
         initial_rules=initial_rules,
         allowed_hosts=allowed_hosts,
         access=access,
+        live=live,
     )
 
 

@@ -47,6 +47,9 @@ import numpy as np
 from alerts.bus import EventBus
 from alerts.clips import ClipMaker
 from alerts.evidence import EvidenceStore, clip_key, masked_key, render_snapshot, snapshot_key
+from alerts.live import CameraStatus, LiveSink, Overlay, Want, WatchOut, state_of
+from alerts.live.maker import PreviewMaker
+from alerts.live.status import HEALTH_EVENT_STATES
 from alerts.masking import WHOLE_PICTURE, Boxes, mask_people, person_boxes, union
 from alerts.schema import run_marker
 from argus import metrics
@@ -60,6 +63,7 @@ from ingest.packets import PacketRing
 from selector.camera import CameraSelector
 from selector.event import Event
 from selector.incidents import RulePolicy
+from selector.lines import Line
 from selector.rules.base import FrameInfo, Rule, needs_scene
 from selector.rules.registry import reason_of
 from selector.suppression import Suppression
@@ -135,6 +139,17 @@ NO_SIGNAL_TICK_S = 1.0
 Item = tuple[Frame, SceneStats | None]
 """What a camera's slot holds: a decoded frame and what the decode thread measured on it."""
 
+LIVE_REPORT_S = 1.0
+"""How often each camera's status is reported to the live sink, seconds (wall clock)."""
+
+LIVE_WANTED_S = 0.25
+"""How often the runner asks the live sink which cameras are watched, seconds: a wall that
+opens gets its first pictures within this (plus one frame)."""
+
+LIVE_TRACKS_KEEP_S = 1.0
+"""A frame the detector skipped shows the boxes of the last detected frame up to this old,
+seconds of video (a quiet camera's tracks stand still)."""
+
 JUDGE_TIMEOUT_S = 5.0
 """Longest a quiet camera's decoder waits for the selector's verdict on a sparse frame
 (wall seconds) before decoding on; only a stalled detector loop makes it wait that long."""
@@ -191,6 +206,24 @@ class CameraRuntime:
     what the masked snapshot blurs."""
     finished: bool = False
     """Set once the run is over: frames processed, events closed, sinks flushed."""
+    lines: Mapping[str, Line] = field(default_factory=dict)
+    """Lines by name: drawn on live pictures."""
+    health_open: dict[str, str] = field(default_factory=dict)
+    """event_id -> type of the camera-health events open (the camera's shown state)."""
+    shown_state: str = ""
+    state_since: float = 0.0
+    """UNIX time the camera entered ``shown_state``."""
+    fps_mark: tuple[float, int] = (0.0, 0)
+    """(monotonic time, frames processed) at the last status report (for its fps)."""
+    live_tracks: tuple[float, Detections] | None = None
+    """(pts_s, tracks) of the last frame the detector ran on (for live pictures)."""
+    watched: list[tuple[int | None, tuple[float, float, float, float]]] = field(
+        default_factory=list
+    )
+    """(track id, box) of what the camera's rules are watching, as of the last status
+    report (live pictures draw the track where it is now)."""
+    next_preview: float = 0.0
+    """Monotonic time before which no live picture is made of this camera."""
     stream_id: str = ""
     """Part of every event id of this camera. Live sources: set at the first frame (its wall
     time, ms), so a restarted run never re-issues earlier ids. Files replayed as fast as
@@ -279,6 +312,8 @@ class Runner:
             per camera by a run marker when the run starts, before any of the camera's
             events, so the alert store closes what an earlier run left open.  ``None``:
             records are published as ``Event.to_record()`` makes them, and no marker.
+        live: Where each camera's status goes every ``LIVE_REPORT_S`` and, for the cameras
+            it says are watched, live pictures (drawn and masked on a thread of their own).
     """
 
     def __init__(
@@ -295,8 +330,16 @@ class Runner:
         run_id: str | None = None,
         clips: ClipMaker | None = None,
         person_ids: Iterable[int] = (),
+        live: LiveSink | None = None,
     ) -> None:
         self.cameras = list(cameras)
+        self.live = live
+        """Where camera statuses and live pictures go (None: nowhere). May be set until
+        ``run`` starts."""
+        self._previews: PreviewMaker | None = None
+        self._wanted: dict[str, Want] = {}
+        self._next_report = 0.0
+        self._next_wanted = 0.0
         self._clips = clips
         self._person_ids = frozenset(person_ids)
         self.run_id = run_id
@@ -569,6 +612,7 @@ class Runner:
         """
         t0 = time.monotonic()
         self._announce()
+        self._start_live()
         for cam in self.cameras:
             cam.thread = threading.Thread(
                 target=self._decode, args=(cam,), name=f"decode-{cam.camera_id}", daemon=True
@@ -587,6 +631,7 @@ class Runner:
                 busy = flight.cameras if flight is not None else set()
                 self._complete_exhausted(busy)
                 self._no_signal_ticks(busy)
+                self._live_tick()
                 batch = self._next_batch(busy, None if flight is None else flight.future)
                 launched: _Flight | None = None
                 failed: Exception | None = None
@@ -647,6 +692,7 @@ class Runner:
                 if cam.thread.is_alive():
                     log.warning("decoder did not stop in time", extra={"camera_id": cam.camera_id})
         result = self._result(frames, time.monotonic() - t0, interrupted, fatal)
+        self._stop_live()
         self._log_progress(frames, result.seconds, final=True)
         return result
 
@@ -825,6 +871,9 @@ class Runner:
             cam.people = self._people(frame, dets, tracks, detected=detected)
         if detected:
             self.decision_latencies_s.append(max(0.0, time.time() - frame.wall_time))
+            cam.live_tracks = (frame.pts_s, tracks)
+        if self._previews is not None and cam.camera_id in self._wanted:
+            self._offer_preview(cam, frame, dets if detected else None)
         self._pace(cam, frame)
         cam.processed += 1
         cam.last_pts_s = frame.pts_s
@@ -904,6 +953,11 @@ class Runner:
                 log.warning(msg, extra={"camera_id": cam.camera_id})
 
     def _publish(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> None:
+        if event.type in HEALTH_EVENT_STATES:  # the camera's shown state follows them
+            if event.is_open:
+                cam.health_open[event.event_id] = event.type
+            else:
+                cam.health_open.pop(event.event_id, None)
         is_new = event.is_open and event.event_id not in cam.open_snapshots
         if event.is_open and event.event_id in cam.open_snapshots:
             key = cam.open_snapshots[event.event_id]  # a priority update of an open incident
@@ -941,6 +995,115 @@ class Runner:
                 "publishing event failed",
                 extra={"camera_id": cam.camera_id, "event_id": event.event_id},
             )
+
+    # ----------------------------------------------------------------- live view
+    def _start_live(self) -> None:
+        if self.live is None:
+            return
+        now = time.time()
+        for cam in self.cameras:
+            cam.state_since = now
+            cam.fps_mark = (time.monotonic(), 0)
+        self._previews = PreviewMaker(self.live)
+        self._previews.start()
+        self._live_tick(force=True)
+
+    def _stop_live(self) -> None:
+        if self.live is None:
+            return
+        self._live_tick(force=True)  # the last word: ended, failed, stopped
+        if self._previews is not None:
+            self._previews.stop()
+            self._previews = None
+
+    def _live_tick(self, *, force: bool = False) -> None:
+        """Detector loop: every ``LIVE_WANTED_S`` ask which cameras are watched, every
+        ``LIVE_REPORT_S`` report every camera's status (``force``: now)."""
+        live = self.live
+        if live is None:
+            return
+        now = time.monotonic()
+        if force or now >= self._next_wanted:
+            self._next_wanted = now + LIVE_WANTED_S
+            try:
+                self._wanted = live.wanted()
+            except Exception:  # a sink should not raise; pictures stop, cameras go on
+                log.exception("asking the live sink what is watched failed")
+                self._wanted = {}
+        if not force and now < self._next_report:
+            return
+        self._next_report = now + LIVE_REPORT_S
+        try:
+            live.report([self._status(cam, now) for cam in self.cameras])
+        except Exception:
+            log.exception("reporting camera statuses failed")
+
+    def _status(self, cam: CameraRuntime, mono: float) -> CameraStatus:
+        """The camera's status now (detector loop: the selector's state is consistent)."""
+        wall = time.time()
+        state = state_of(cam.state, bool(cam.failed), set(cam.health_open.values()))
+        if state != cam.shown_state:
+            cam.shown_state, cam.state_since = state, wall
+        mark_t, mark_n = cam.fps_mark
+        fps = (cam.processed - mark_n) / (mono - mark_t) if mono - mark_t > 0.05 else 0.0
+        cam.fps_mark = (mono, cam.processed)
+        watches: list[WatchOut] = []
+        if state not in ("ended", "failed"):
+            try:
+                watches = [WatchOut.model_validate(w.to_dict()) for w in cam.selector.watching()]
+            except Exception:  # an aid for the wall: the status goes out without
+                log.exception(
+                    "asking the rules what they watch failed", extra={"camera_id": cam.camera_id}
+                )
+        cam.watched = [(w.track_id, w.bbox) for w in watches if w.bbox is not None]
+        return CameraStatus(
+            camera_id=cam.camera_id,
+            state=cast(Any, state),
+            since=cam.state_since,
+            detail=(cam.failed or None) if state == "failed" else None,
+            reported_at=wall,
+            last_frame_at=cam.last_wall,
+            fps=round(max(0.0, min(fps, 10_000.0)), 2),
+            frames_processed=cam.processed,
+            frames_dropped=cam.slot.dropped,
+            quiet=None if cam.activity is None else cam.activity.quiet,
+            frame_size=cam.frame_size,
+            watches=tuple(watches),
+            run_id=self.run_id,
+        )
+
+    def _offer_preview(self, cam: CameraRuntime, frame: Frame, dets: Detections | None) -> None:
+        """Hand the frame to the preview thread when the camera's picture is due."""
+        want = self._wanted.get(cam.camera_id)
+        now = time.monotonic()
+        if want is None or self._previews is None or now < cam.next_preview:
+            return
+        cam.next_preview = now + 1.0 / want.fps
+        tracks = Detections.empty()
+        if cam.live_tracks is not None and frame.pts_s - cam.live_tracks[0] <= LIVE_TRACKS_KEEP_S:
+            tracks = cam.live_tracks[1]
+        people = [person_boxes(tracks, self._person_ids)]
+        if dets is not None:
+            people.append(person_boxes(dets, self._person_ids))
+        names = tracks.names
+        labels = [
+            f"{names[c] if 0 <= c < len(names) else c} {t}"
+            for c, t in zip(tracks.class_id.tolist(), tracks.tracker_id.tolist(), strict=True)
+        ]
+        overlay = Overlay(
+            boxes=tracks.xyxy,
+            labels=labels,
+            people=union(people),
+            zones=[z.polygon for z in cam.zones.values()],
+            lines=[
+                ((float(ln.p1[0]), float(ln.p1[1])), (float(ln.p2[0]), float(ln.p2[1])))
+                for ln in cam.lines.values()
+            ],
+            watched=_watched_now(cam.watched, tracks),
+        )
+        self._previews.offer(
+            cam.camera_id, frame.seq, frame.wall_time, frame.image, overlay, want.width
+        )
 
     def _announce(self) -> None:
         """Publish each camera's run marker (with ``run_id``), before any frame is decoded.
@@ -1047,6 +1210,23 @@ class Runner:
     def health(self) -> dict[str, Any]:
         """Per-camera state for the readiness endpoint: camera id -> state dict."""
         return {c.camera_id: c.health() for c in self.cameras}
+
+
+def _watched_now(
+    watched: Sequence[tuple[int | None, tuple[float, float, float, float]]], tracks: Detections
+) -> list[tuple[float, float, float, float]]:
+    """The boxes to mark as watched: a watched track where it is in ``tracks``, else the box
+    the rule reported."""
+    where = {int(t): i for i, t in enumerate(tracks.tracker_id.tolist()) if t >= 1}
+    out = []
+    for track_id, box in watched:
+        i = where.get(track_id) if track_id is not None else None
+        if i is not None:
+            x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
+            out.append((x1, y1, x2, y2))
+        else:
+            out.append(box)
+    return out
 
 
 def source_state_logger(camera_id: str) -> Callable[[str, SourceState, str], None]:

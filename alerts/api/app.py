@@ -30,9 +30,11 @@ from alerts.api.routes import (
 )
 from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
+from alerts.api.routes import live as live_routes
 from alerts.api.security import Passwords, digest
 from alerts.control import ControlPublisher
 from alerts.evidence import MAX_URL_EXPIRY_S, EvidenceStore
+from alerts.live import LiveBoard
 from alerts.store import AlertStore, AuditStore, ControlStore, LifecycleStore, PeopleStore
 
 API_PREFIX = "/api/v1"
@@ -94,6 +96,7 @@ def create_app(
     allowed_hosts: Sequence[str] | None = None,
     access: AccessSettings | None = None,
     clock: Callable[[], float] = time.time,
+    live: LiveBoard | None = None,
 ) -> FastAPI:
     """Build the alerts API.
 
@@ -124,6 +127,9 @@ def create_app(
             users, sessions, tokens, the audit trail and the lifecycle are the store's
             when it keeps them (``PeopleStore``, ``AuditStore``, ``LifecycleStore``).
         clock: UNIX time source (suppression creation and expiry, sessions, audit).
+        live: The cameras' statuses and live pictures from the workers, for the wall
+            and the health board (``None``: no worker reports here; the wall shows
+            alerts without pictures).
 
     Raises:
         ValueError: ``api_key`` shorter than 16 characters (the key itself is not
@@ -169,6 +175,7 @@ def create_app(
         session_idle_s=settings.session_idle_s,
         secure_cookies=settings.secure_cookies,
         page_settings=dataclasses.asdict(settings.page),
+        live=live,
     )
 
     app = FastAPI(
@@ -196,7 +203,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     routers = (
         alert_routes, changes, lifecycle, evidence_routes, control_routes, rule_types, auth,
-        people, audit, page_settings, ops, pages,
+        people, audit, page_settings, live_routes, ops, pages,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)

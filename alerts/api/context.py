@@ -20,6 +20,7 @@ from alerts.api.permissions import CameraGroups
 from alerts.api.security import Passwords, SignInThrottle
 from alerts.control import ControlPublisher, ControlPublishError, ControlValue
 from alerts.evidence import EvidenceStore
+from alerts.live import LiveBoard
 from alerts.store import AlertStore, AuditStore, ControlStore, LifecycleStore, PeopleStore
 
 logger = logging.getLogger("alerts.api")
@@ -62,6 +63,8 @@ class ApiContext:
     session_idle_s: float = 1800.0
     secure_cookies: bool | None = None
     """Mark cookies Secure: ``True``/``False``, or ``None``: when the request is HTTPS."""
+    live: LiveBoard | None = None
+    """Camera statuses and live pictures from the workers (None: none report here)."""
     page_settings: dict[str, Any] = field(default_factory=dict)
     """What the operators' page is told (``alerts.api.app.PageSettings`` as a dict)."""
     _token_uses: dict[str, float] = field(default_factory=dict)

@@ -62,8 +62,10 @@ from alerts.store.protocols import (
     Keep,
     LifecycleStore,
     PeopleStore,
+    WallStore,
 )
 from alerts.store.sql_base import SqlAlertStore
+from alerts.store.sql_wall import CameraAlerts
 from alerts.store.sqlite import SqliteAlertStore
 
 _MIGRATIONS = MIGRATIONS  # the name tests and tools used before the split
@@ -88,6 +90,7 @@ __all__ = [
     "AlertStoreError",
     "AuditEntry",
     "AuditStore",
+    "CameraAlerts",
     "ChangeFeedStore",
     "ChangeHead",
     "ChangesPrunedError",
@@ -109,4 +112,5 @@ __all__ = [
     "User",
     "UserExistsError",
     "UserNotFoundError",
+    "WallStore",
 ]

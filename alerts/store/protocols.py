@@ -21,6 +21,7 @@ from alerts.store.models import (
     Token,
     User,
 )
+from alerts.store.sql_wall import CameraAlerts
 from selector.suppression import Suppression
 
 
@@ -401,4 +402,20 @@ class ChangeFeedStore(Protocol):
 
     def prune_removals(self, *, before: float) -> int:
         """Forget removals made before ``before`` (UNIX seconds); how many."""
+        ...
+
+
+@runtime_checkable
+class WallStore(Protocol):
+    """Each camera's most urgent open alert, for the operators' wall."""
+
+    def wall_alerts(
+        self,
+        states: Collection[AlertState],
+        *,
+        camera_ids: Collection[str] | None = None,
+        limit: int = ...,
+    ) -> list[CameraAlerts]:
+        """Per camera with alerts in ``states``: its top alert and their count, most
+        urgent camera first."""
         ...

@@ -2,8 +2,9 @@
 
 The alerts (``sql_alerts``), the control plane (``sql_control``), people (``sql_people``),
 the audit trail (``sql_audit``), the lifecycle (``sql_lifecycle``), retention
-(``sql_retention``) and the change sequence (``sql_changes``).  A backend subclass opens
-the connection, applies its own migrations and says how to read the schema version:
+(``sql_retention``), the change sequence (``sql_changes``) and the wall's query
+(``sql_wall``).  A backend subclass opens the connection, applies its own migrations and
+says how to read the schema version:
 ``sqlite.SqliteAlertStore`` (one machine, the default) and ``postgres.PostgresAlertStore``
 (shared by several alert-service replicas).
 """
@@ -21,6 +22,7 @@ from alerts.store.sql_lifecycle import LifecycleMixin
 from alerts.store.sql_people import PeopleMixin
 from alerts.store.sql_retention import RetentionMixin
 from alerts.store.sql_stats import SqlStatsMixin
+from alerts.store.sql_wall import WallMixin
 
 
 class SqlAlertStore(
@@ -32,6 +34,7 @@ class SqlAlertStore(
     SqlStatsMixin,
     RetentionMixin,
     ChangesMixin,
+    WallMixin,
 ):
     """``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``, ``LifecycleStore``
     and ``RetentionStore`` on one SQL connection guarded by a lock (safe to share between

@@ -235,6 +235,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/api/v1/stats/operators"): lambda w: ("/api/v1/stats/operators", None),
     ("GET", "/api/v1/changes"): lambda w: ("/api/v1/changes?after=0&for_s=0.05", None),
     ("GET", "/api/v1/page-settings"): lambda w: ("/api/v1/page-settings", None),
+    ("GET", "/api/v1/wall"): lambda w: ("/api/v1/wall", None),
+    ("GET", "/api/v1/cameras/status"): lambda w: ("/api/v1/cameras/status", None),
+    ("GET", "/api/v1/live"): lambda w: ("/api/v1/live?view=wall&for_s=0.05", None),
     ("POST", "/api/v1/auth/login"): lambda w: (
         "/api/v1/auth/login",
         {"username": w.user(password=PASSWORD), "password": PASSWORD},

@@ -23,12 +23,13 @@ _OURS = resources.files("alerts.api") / "static"
 _SWAGGER = resources.files("fastapi_offline") / "static"
 
 PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
     "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
 """The operators' web app: its own modules and style sheet, same-origin requests, event
-stream, snapshots and clips; no inline script or style, nothing from another origin."""
+streams, snapshots and clips, and live pictures (``blob:`` URLs the page makes from the
+wall's stream); no inline script or style, nothing from another origin."""
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -70,6 +71,7 @@ STATIC = {
         "queue.js",
         "supervisor.js",
         "text.js",
+        "wall.js",
     )
 }
 """``/static/{name}``: the operators' web app's files (ES modules, no build step)."""

@@ -12,9 +12,10 @@ import * as detail from "./detail.js";
 import * as queue from "./queue.js";
 import * as supervisor from "./supervisor.js";
 import { $, el, knownTypes, setRuleTypes } from "./text.js";
+import * as wall from "./wall.js";
 
 let me = null;
-const VIEWS = ["queue", "alert", "audit", "operators", "tuning"];
+const VIEWS = ["queue", "alert", "wall", "cameras", "audit", "operators", "tuning"];
 const NEEDS = { audit: "audit.read", operators: "stats.read", tuning: "stats.read" };
 
 // -- signing in and out ---------------------------------------------------------------------
@@ -25,6 +26,7 @@ function signedOut(reason) {
   actions.setMe(null);
   rememberCsrf(null);
   queue.stop();
+  wall.stop();
   document.body.dataset.signedIn = "false";
   $("who").hidden = true;
   $("nav").hidden = true;
@@ -127,6 +129,8 @@ async function route() {
   let { view, arg, params } = parseHash();
   if (!VIEWS.includes(view) || (NEEDS[view] && !me.permissions.includes(NEEDS[view]))) view = "queue";
   for (const v of VIEWS) $("view-" + v).hidden = v !== view;
+  if (view === "wall" || view === "cameras") wall.show(view === "wall" ? "wall" : "board");
+  else wall.stop();  // a view nobody looks at costs the cameras nothing
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.view === (view === "alert" ? "queue" : view)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -141,6 +145,8 @@ async function route() {
   } else if (view === "alert") {
     document.title = "Alert — Argus";
     await detail.show(arg);
+  } else if (view === "wall" || view === "cameras") {
+    document.title = (view === "wall" ? "Wall" : "Camera health") + " — Argus";
   } else {
     document.title = { audit: "Audit log", operators: "Operators", tuning: "False alarms" }[view] + " — Argus";
     await supervisor[view](params);
@@ -178,7 +184,13 @@ document.addEventListener("keydown", (ev) => {
 // -- start ------------------------------------------------------------------------------
 queue.init({ open: openAlert, changed: (a) => detail.changed(a) });
 detail.init({ applied: (a) => { queue.apply(a); queue.render(); } });
+wall.init({
+  open: openAlert,
+  camera: (cam) => { location.hash = "#/queue?camera=" + encodeURIComponent(cam); },
+  signedOut: () => signedOut("Your session ended: sign in again."),
+});
 setInterval(queue.tick, 1000);
+setInterval(wall.tick, 1000);
 showSoundButton();
 $("nav-queue").addEventListener("click", (ev) => {
   // back to the queue with the filters last used

@@ -1,0 +1,142 @@
+"""``LiveBoard``: the API's view of every camera's latest status and live picture.
+
+Workers feed it (``report``, ``picture``): directly when they run in the API's process,
+through the camera status and preview topics otherwise (``alerts.live.kafka``).  Streams
+of the wall and the board read it (``statuses``, ``preview``) and follow ``version``.
+It also holds the ``Demand`` of this process's watchers (``demand``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from alerts.live.demand import Demand, Want
+from alerts.live.preview import Preview
+from alerts.live.status import CameraStatus
+
+STALE_AFTER_S = 10.0
+"""A camera whose last report is older than this is shown ``lost``, seconds."""
+
+
+class LiveSink(Protocol):
+    """Where a worker sends its cameras' statuses and pictures, and asks what is wanted."""
+
+    def report(self, statuses: Iterable[CameraStatus]) -> None:
+        """The latest status of some cameras (never raises)."""
+        ...
+
+    def picture(self, preview: Preview) -> None:
+        """A live picture of a watched camera (never raises)."""
+        ...
+
+    def wanted(self) -> dict[str, Want]:
+        """Camera id -> the pictures wanted of it now."""
+        ...
+
+
+class LiveBoard:
+    """Latest status and picture per camera (thread-safe); a ``LiveSink`` in-process.
+
+    Args:
+        demand: The watchers' demand of this process (a new one by default).
+        clock: UNIX time.
+        stale_after_s: Age after which a camera's report is shown as ``lost``.
+    """
+
+    def __init__(
+        self,
+        demand: Demand | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        stale_after_s: float = STALE_AFTER_S,
+    ) -> None:
+        self.demand = demand if demand is not None else Demand(clock)
+        self._clock = clock
+        self.stale_after_s = stale_after_s
+        self._lock = threading.Lock()
+        self._status: dict[str, CameraStatus] = {}
+        self._pictures: dict[str, Preview] = {}
+        self.version = 0
+        """Moves on every status change and picture (streams compare it)."""
+        self.status_version = 0
+        """Moves on every status change (not on pictures)."""
+        self.pictures_received = 0
+        self.reports_refused = 0
+
+    # -- LiveSink -----------------------------------------------------------------------
+
+    def report(self, statuses: Iterable[CameraStatus]) -> None:
+        with self._lock:
+            for s in statuses:
+                have = self._status.get(s.camera_id)
+                if have is not None and have.reported_at > s.reported_at:
+                    continue  # an older report that arrived late
+                self._status[s.camera_id] = s
+                self.version += 1
+                self.status_version += 1
+
+    def picture(self, preview: Preview) -> None:
+        with self._lock:
+            have = self._pictures.get(preview.camera_id)
+            if have is not None and have.taken_at > preview.taken_at:
+                return
+            self._pictures[preview.camera_id] = preview
+            self.pictures_received += 1
+            self.version += 1
+
+    def wanted(self) -> dict[str, Want]:
+        return self.demand.wanted()
+
+    # -- readers ------------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, CameraStatus]:
+        """Camera id -> its latest status (those gone silent: ``lost``)."""
+        now = self._clock()
+        with self._lock:
+            items = dict(self._status)
+        out = {}
+        for cam, s in items.items():
+            silent = now - s.reported_at
+            out[cam] = s.as_lost(now, silent) if silent > self.stale_after_s else s
+        return out
+
+    def preview(self, camera_id: str) -> Preview | None:
+        """The camera's latest picture, or ``None``."""
+        with self._lock:
+            return self._pictures.get(camera_id)
+
+    def forget(self, camera_id: str) -> None:
+        """Drop a camera (its status was deleted upstream)."""
+        with self._lock:
+            gone = self._status.pop(camera_id, None), self._pictures.pop(camera_id, None)
+            if any(g is not None for g in gone):
+                self.version += 1
+                self.status_version += 1
+
+
+class FanOut:
+    """Several sinks as one (e.g. the API's own board and the topic other replicas read):
+    reports and pictures go to each; what is wanted is the union."""
+
+    def __init__(self, sinks: Iterable[LiveSink]) -> None:
+        self._sinks = list(sinks)
+
+    def report(self, statuses: Iterable[CameraStatus]) -> None:
+        items = list(statuses)
+        for sink in self._sinks:
+            sink.report(items)
+
+    def picture(self, preview: Preview) -> None:
+        for sink in self._sinks:
+            sink.picture(preview)
+
+    def wanted(self) -> dict[str, Want]:
+        out: dict[str, Want] = {}
+        for sink in self._sinks:
+            for cam, want in sink.wanted().items():
+                have = out.get(cam)
+                out[cam] = want if have is None else have.merge(want)
+        return out
