@@ -32,7 +32,8 @@ from alerts.control import (
 )
 from alerts.evidence import EvidenceStore, LocalEvidenceStore
 from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
-from alerts.live import LiveBoard
+from alerts.live import Demand, LiveBoard
+from alerts.live.kafka import DemandPublisher, KafkaLivePublisher, KafkaLiveSubscriber
 from alerts.retention import RetentionJob
 from alerts.s3_evidence import S3EvidenceStore
 from alerts.service import AlertService
@@ -685,3 +686,33 @@ def publish_stored_state(store: SqlAlertStore, control: ControlPublisher) -> Non
         log.info("control state published (%d messages)", n)
     except ControlPublishError as e:
         log.warning("control state not published now: %s", e)
+
+
+def kafka_live_publisher(k: KafkaBusConfig, demand: Demand) -> KafkaLivePublisher:
+    """A worker's camera statuses and live pictures onto the live topics (``demand``: what
+    the API replicas want, folded from the control channel)."""
+    publisher = KafkaLivePublisher(
+        k.bootstrap,
+        demand,
+        status_topic=k.status_topic,
+        preview_topic=k.preview_topic,
+        security=kafka_security(k),
+    )
+    publisher.start()
+    return publisher
+
+
+def demand_publisher(board: LiveBoard, control: ControlPublisher) -> DemandPublisher:
+    """An API replica's watchers' demand onto the control channel, for the workers."""
+    return DemandPublisher(board.demand, control)
+
+
+def kafka_live_subscriber(k: KafkaBusConfig, board: LiveBoard) -> KafkaLiveSubscriber:
+    """An API replica's reader of every worker's statuses and live pictures, into ``board``."""
+    return KafkaLiveSubscriber(
+        k.bootstrap,
+        board,
+        status_topic=k.status_topic,
+        preview_topic=k.preview_topic,
+        security=kafka_security(k),
+    )

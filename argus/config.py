@@ -423,6 +423,19 @@ class KafkaBusConfig(_Strict):
     topic: str = Field(
         "argus.events", pattern=r"^[A-Za-z0-9._-]{1,249}$", description="Event topic."
     )
+    status_topic: str = Field(
+        "argus.cameras",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description=(
+            "Compacted topic of every camera's latest status (keyed by camera id), for the "
+            "wall and the camera health board."
+        ),
+    )
+    preview_topic: str = Field(
+        "argus.previews",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Live pictures of watched cameras (short retention, read from its end).",
+    )
     partitions: int = Field(3, ge=1, le=1000, description="Partitions if the topic is created.")
     idempotent: bool = Field(
         True,

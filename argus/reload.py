@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alerts.control import RULES_KEY, ControlState
+from alerts.live.demand import DEMAND_PREFIX, Demand
 from argus.config import ArgusConfig, ConfigError, parse_config
 from argus.rulebook import RuleBook, validate_rules
 from argus.runner import Runner
@@ -30,6 +31,8 @@ class LiveConfig:
         runner: The running pipeline.
         rulebooks: Each camera's rule builder (from ``build_pipeline``).
         class_names: The model's class names.
+        demand: Where the API replicas' live demand goes (control keys starting with
+            ``DEMAND_PREFIX``); ``None``: those messages are ignored.
     """
 
     def __init__(
@@ -38,8 +41,11 @@ class LiveConfig:
         runner: Runner,
         rulebooks: Mapping[str, RuleBook],
         class_names: Sequence[str],
+        demand: Demand | None = None,
     ) -> None:
         self.cfg = cfg
+        self.demand = demand
+        """The worker's live demand (``alerts.live.Demand``), fed by ``DEMAND_PREFIX`` keys."""
         self.runner = runner
         self.rulebooks = rulebooks
         self.class_names = tuple(class_names)
@@ -52,6 +58,10 @@ class LiveConfig:
     def on_change(self, key: str, value: Any) -> None:
         """One control message (``value`` None: deleted).  Never raises."""
         try:
+            if isinstance(key, str) and key.startswith(DEMAND_PREFIX):
+                if self.demand is not None:
+                    self.demand.apply(key, value)
+                return
             if not self.state.apply(key, value):
                 return
             if key == RULES_KEY:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.control.codec import MAX_KEY_LENGTH, RULES_KEY, SUPPRESSION_PREFIX
+from alerts.live.demand import DEMAND_PREFIX
 from selector.suppression import Suppression
 
 logger = logging.getLogger("alerts.control")  # one logger name for the whole package
@@ -42,6 +43,8 @@ class ControlState:
                 return self._apply_rules(value)
             if isinstance(key, str) and key.startswith(SUPPRESSION_PREFIX):
                 return self._apply_suppression(key[len(SUPPRESSION_PREFIX) :], value)
+            if isinstance(key, str) and key.startswith(DEMAND_PREFIX):
+                return False  # live demand: for the worker's Demand, not this state
         except Exception as e:  # never let a hostile value kill the subscriber
             logger.warning("control: ignoring %r: %s", key, f"{type(e).__name__}: {e}"[:300])
             return False

@@ -74,6 +74,8 @@ HEALTH_EVENT_STATES: dict[str, str] = {
 are open the first in this order wins."""
 
 MAX_ID = 128
+MAX_WATCHES = 16
+"""Most watches a report may carry (a worker sends at most ``selector.watch.MAX_WATCHES``)."""
 MAX_TEXT = 300
 
 
@@ -136,8 +138,16 @@ class CameraStatus(BaseModel):
     frames_dropped: int = Field(default=0, ge=0)
     quiet: bool | None = None
     frame_size: tuple[int, int] | None = None
-    watches: tuple[WatchOut, ...] = Field(default=(), max_length=16)
+    watches: tuple[WatchOut, ...] = Field(default=(), max_length=MAX_WATCHES)
     run_id: str | None = Field(default=None, max_length=MAX_ID)
+
+    @field_validator("watches", mode="before")
+    @classmethod
+    def _few_watches(cls, v: Any) -> Any:
+        # before the items are validated: a hostile report of 100,000 watches costs nothing
+        if isinstance(v, list | tuple) and len(v) > MAX_WATCHES:
+            raise ValueError(f"at most {MAX_WATCHES} watches")
+        return v
 
     @field_validator("since", "reported_at", "last_frame_at")
     @classmethod
