@@ -20,7 +20,7 @@ from typing import Any
 
 import argus
 from argus.cli_people import add_people_commands
-from argus.config import ArgusConfig, ConfigError, load_config, parse_config
+from argus.config import ArgusConfig, ConfigError, load_config
 from argus.logs import setup_logging
 from argus.paths import BUNDLED_FOOTAGE, argus_home
 
@@ -52,10 +52,10 @@ def run_config(
     host: str | None = None,
     port: int | None = None,
     announce_key: bool = False,
-    demo_user: str | None = None,
+    demo_users: Sequence[tuple[str, str, list[str]]] = (),
 ) -> int:
     """Run a validated config; with ``serve`` also serve the API until stopped (and with
-    ``demo_user``, make that user an admin with a fresh password, printed)."""
+    ``demo_users``, (name, role, groups), give each a fresh password, printed)."""
     from alerts.control import InProcessControl
     from alerts.s3_evidence import SpoolLockedError
     from alerts.spool import SpoolError
@@ -113,7 +113,10 @@ def run_config(
     control: Any = None
     # Rule sets and suppressions changed by operators reach this worker over the
     # control channel: the compacted Kafka topic, or in-process when it serves the API.
-    live = LiveConfig(cfg, pipeline.runner, pipeline.rulebooks, pipeline.class_names)
+    from alerts.live import Demand, FanOut, LiveBoard
+
+    demand = Demand()  # the API replicas' watchers, over the control channel
+    live = LiveConfig(cfg, pipeline.runner, pipeline.rulebooks, pipeline.class_names, demand=demand)
     subscriber = None
     if cfg.bus.kafka is not None:
         subscriber = kafka_control_subscriber(cfg.bus.kafka, live)
@@ -133,6 +136,18 @@ def run_config(
             pipeline.close()
             return EXIT_START_FAILED
         print(f"Metrics:       http://{cfg.metrics.host}:{cfg.metrics.port}/metrics", flush=True)
+    # The wall and the board: statuses and live pictures go straight to this process's API
+    # (serve) and, with Kafka, onto the live topics for the alert-service replicas.
+    board = LiveBoard() if serve else None
+    live_out = None
+    live_in = None
+    demands = None
+    if cfg.bus.kafka is not None:
+        from argus.app import kafka_live_publisher
+
+        live_out = kafka_live_publisher(cfg.bus.kafka, demand)
+    sinks = [s for s in (board, live_out) if s is not None]
+    pipeline.runner.live = sinks[0] if len(sinks) == 1 else FanOut(sinks) if sinks else None
     if serve:
         assert pipeline.store is not None  # build_pipeline(with_store=True)
         if cfg.bus.kafka is not None:  # this process also consumes what it publishes
@@ -151,14 +166,23 @@ def run_config(
                 components_health(pipeline.bus, service, pipeline.evidence)
                 | {"live_config": live.health()}
                 | ({"control": dataclasses.asdict(subscriber.state())} if subscriber else {})
+                | ({"live_topics": dataclasses.asdict(live_out.health())} if live_out else {})
             ),
             control=control,
             validate=rules_validator(cfg, pipeline.class_names),
             initial_rules=configured_rules(cfg),
             allowed_hosts=allowed_hosts(cfg, host or cfg.api.host),
             access=access_settings(cfg),
+            live=board,
         )
         publish_stored_state(pipeline.store, control)
+        if cfg.bus.kafka is not None and board is not None:  # other workers' cameras too
+            from argus.app import demand_publisher, kafka_live_subscriber
+
+            live_in = kafka_live_subscriber(cfg.bus.kafka, board)
+            live_in.start()
+            demands = demand_publisher(board, control)
+            demands.start()
         try:
             server = ApiServer(app, host or cfg.api.host, port or cfg.api.port)
         except OSError as e:
@@ -180,9 +204,8 @@ def run_config(
             print(f"API key:       {key}   (from {key_from})", flush=True)
         else:
             print(f"API key:       in {key_from}", flush=True)
-        if demo_user is not None:
-            password = demo_sign_in(pipeline.store, demo_user)
-            print(f"Sign in as:    {demo_user} / {password}   (an admin)", flush=True)
+        if demo_users:
+            print(demo_sign_in(pipeline.store, demo_users), flush=True)
     _install_stop(stop, [pipeline.runner.stop])
 
     try:
@@ -208,6 +231,11 @@ def run_config(
             retention.stop()
         if subscriber is not None:
             subscriber.stop()
+        for part in (demands, live_in):
+            if part is not None:
+                part.stop()
+        if live_out is not None:
+            live_out.close()
         if control is not None and hasattr(control, "close"):
             control.close()
         shut_down(server, service, pipeline.store)
@@ -218,24 +246,12 @@ def run_config(
     return EXIT_OK if result.ok else EXIT_CAMERA_FAILED
 
 
-def demo_sign_in(store: Any, name: str) -> str:
-    """Make ``name`` an admin of every camera with a new random password; the password.
+def demo_sign_in(store: Any, users: Sequence[tuple[str, str, list[str]]]) -> str:
+    """Give each demo user (name, role, groups) a new random password; the lines that
+    tell them how to sign in (printed once; see :func:`argus.demo.sign_in_block`)."""
+    from argus.demo import sign_in_block
 
-    For the demo only: the password is printed, so it is new at every start.
-    """
-    import secrets
-    import time
-
-    from alerts.api.security import Passwords
-
-    password = secrets.token_urlsafe(12)
-    hashed = Passwords().hash(password)
-    now = time.time()
-    if store.get_user(name) is None:
-        store.add_user(name, role="admin", groups=["default"], password_hash=hashed, now=now)
-    else:
-        store.update_user(name, now=now, role="admin", disabled=False, password_hash=hashed)
-    return password
+    return sign_in_block(store, users)
 
 
 def shut_down(server: Any, service: Any, store: Any) -> None:
@@ -273,54 +289,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def demo_config(footage: Path, home: Path) -> ArgusConfig:
-    """The demo: the bundled footage looped at real speed as a live camera; a zone, a line and
-    four rules (intrusion per person, crowding, line crossing, camera health)."""
-    data = {
-        "cameras": [
-            {
-                "id": "plaza",
-                "source": str(footage),
-                "realtime": True,
-                "loop": True,
-                "zones": [
-                    {
-                        "name": "crossing",
-                        "polygon": [[330, 180], [560, 180], [640, 330], [380, 330]],
-                    }
-                ],
-                "lines": [{"name": "gate", "points": [[300, 250], [700, 250]]}],
-            }
-        ],
-        "rules": [
-            {
-                "type": "intrusion",
-                "camera": "plaza",
-                "zone": "crossing",
-                "classes": ["person"],
-                "min_dwell_s": 0.5,
-                "severity": 60,
-                "alert_per": "object",
-            },
-            {
-                "type": "crowding",
-                "camera": "plaza",
-                "zone": "crossing",
-                "min_count": 4,
-                "min_duration_s": 3,
-            },
-            {"type": "line_crossing", "camera": "plaza", "line": "gate"},
-            {"type": "camera_health", "camera": "plaza"},
-        ],
-        "sinks": [{"jsonl": str(home / "demo-events.jsonl")}],
-        # a clip per alert; on a small machine, people are found on every 2nd frame
-        "evidence": {"clips": {"mask_detect_every": 2}},
-    }
-    return parse_config(data, "<demo>")
+def demo_config(footage: Path, home: Path, cameras: Sequence[Any] | None = None) -> ArgusConfig:
+    """The demo's config (see :func:`argus.demo.demo_config`): the control room's cameras
+    played live and looped, with their rules."""
+    from argus.demo import demo_config as control_room
+
+    return control_room(footage, home, cameras)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``argus demo``: pull the model if needed, loop the footage live, serve the API."""
+    """``argus demo``: pull the model if needed, make the control room's videos (once),
+    play its cameras live, serve the API, print the admin's and the operator's sign-in."""
+    from argus.demo import DEMO_USERS, DemoAssetError, describe, prepare_demo
+
     setup_logging(args.log_level or "INFO", args.log_format or "text")
     home = argus_home()
     footage = Path(args.footage)
@@ -336,11 +317,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     try:
         pull_default(home / "models")
-    except ModelError as e:
+        cameras = prepare_demo(footage, home, remake=args.remake)
+    except (ModelError, DemoAssetError) as e:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
-    cfg = demo_config(footage, home)
-    print(f"Argus {argus.__version__} demo: camera 'plaza' <- {footage} (looped, real speed)")
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        print(f"argus: cannot make the demo's videos{where}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_START_FAILED
+    cfg = demo_config(footage, home, cameras)
+    print(
+        f"Argus {argus.__version__} demo: a control room of {len(cameras)} live cameras "
+        "(files looped at real speed)"
+    )
+    print(describe(cameras), flush=True)
     return run_config(
         cfg,
         "<demo>",
@@ -348,7 +338,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         announce_key=True,
-        demo_user="demo",
+        demo_users=DEMO_USERS,
     )
 
 
@@ -428,7 +418,9 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         close_evidence,
         components_health,
         configured_rules,
+        demand_publisher,
         kafka_control_publisher,
+        kafka_live_subscriber,
         make_api,
         model_class_names,
         open_store,
@@ -451,22 +443,32 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
         )
         return EXIT_START_FAILED
     home = argus_home()
+    from alerts.live import LiveBoard
+
+    board = LiveBoard()  # every worker's statuses and live pictures, from the live topics
     try:
         store, evidence = open_store(cfg, home)
         key, key_from = api_key(home)
         service = alert_service(cfg.bus.kafka, store)
         control = kafka_control_publisher(cfg.bus.kafka)
+        live_in = kafka_live_subscriber(cfg.bus.kafka, board)
+        demands = demand_publisher(board, control)
         app = make_api(
             store,
             evidence,
             key,
             url_expiry_s=cfg.evidence.s3.url_expiry_s if cfg.evidence.s3 else 300,
-            components=lambda: components_health(None, service, evidence),
+            components=lambda: (
+                components_health(None, service, evidence)
+                | {"live_topics": dataclasses.asdict(live_in.health())}
+                | {"live_demand": dataclasses.asdict(demands.health())}
+            ),
             control=control,
             validate=rules_validator(cfg, model_class_names(cfg, home)),
             initial_rules=configured_rules(cfg),
             allowed_hosts=allowed_hosts(cfg, args.host or cfg.api.host),
             access=access_settings(cfg),
+            live=board,
         )
         publish_stored_state(store, control)
         server = ApiServer(app, args.host or cfg.api.host, args.port or cfg.api.port)
@@ -477,6 +479,8 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     retention = retention_job(cfg, store, evidence)
     try:
         service.start()
+        live_in.start()
+        demands.start()
         if sla is not None:
             sla.start()
         if retention is not None:
@@ -492,6 +496,8 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
             sla.stop()
         if retention is not None:
             retention.stop()
+        demands.stop()
+        live_in.stop()
         shut_down(server, service, None)
         control.close()
         close_evidence(evidence)
@@ -631,10 +637,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config")
     c.set_defaults(fn=cmd_check)
 
-    d = sub.add_parser("demo", help="loop the bundled footage live and serve the API")
+    d = sub.add_parser(
+        "demo", help="a control room of live cameras (the bundled footage and more); serve the API"
+    )
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=int, default=8000)
     d.add_argument("--footage", default=str(DEMO_FOOTAGE))
+    d.add_argument(
+        "--remake", action="store_true", help="make the demo's videos again (else made once)"
+    )
     d.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("serve", help="serve the alerting API over the existing store")
