@@ -58,7 +58,7 @@ class LiveBoard:
         self.stale_after_s = stale_after_s
         self._lock = threading.Lock()
         self._status: dict[str, CameraStatus] = {}
-        self._pictures: dict[str, Preview] = {}
+        self._pictures: dict[str, tuple[Preview, float]] = {}  # with its monotonic arrival
         self.version = 0
         """Moves on every status change and picture (streams compare it)."""
         self.status_version = 0
@@ -81,9 +81,9 @@ class LiveBoard:
     def picture(self, preview: Preview) -> None:
         with self._lock:
             have = self._pictures.get(preview.camera_id)
-            if have is not None and have.taken_at > preview.taken_at:
+            if have is not None and have[0].taken_at > preview.taken_at:
                 return
-            self._pictures[preview.camera_id] = preview
+            self._pictures[preview.camera_id] = (preview, time.monotonic())
             self.pictures_received += 1
             self.version += 1
 
@@ -103,10 +103,15 @@ class LiveBoard:
             out[cam] = s.as_lost(now, silent) if silent > self.stale_after_s else s
         return out
 
-    def preview(self, camera_id: str) -> Preview | None:
-        """The camera's latest picture, or ``None``."""
+    def preview(self, camera_id: str, since: float | None = None) -> Preview | None:
+        """The camera's latest picture, or ``None`` (also when it arrived before the
+        monotonic time ``since``: a stream that just began to watch a camera shows only
+        pictures made for it, never one left from an earlier watcher)."""
         with self._lock:
-            return self._pictures.get(camera_id)
+            got = self._pictures.get(camera_id)
+        if got is None or (since is not None and got[1] < since):
+            return None
+        return got[0]
 
     def forget(self, camera_id: str) -> None:
         """Drop a camera (its status was deleted upstream)."""

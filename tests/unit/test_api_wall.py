@@ -248,3 +248,21 @@ def test_compose_wall_caps_tiles_and_puts_alerts_before_activity_at_equal_priori
     wall = compose_wall(sorted(statuses), alerts, statuses, live=True)
     assert wall.tiles[0].camera_id == "c19" and wall.tiles[0].kind == "alert"
     assert T0 > 0
+
+
+def test_a_picture_from_before_the_camera_came_on_the_wall_is_never_sent(
+    world: tuple[ApiServer, SqlAlertStore, LiveBoard],
+) -> None:
+    server, writer, board = world
+    board.report([status("cam-a")])
+    writer.upsert(make_event(1, camera="cam-a", priority=75).to_record())
+    board.picture(picture("cam-a", time.time() - 30))  # made for an earlier watcher
+    client = _operator(server.url)
+    stream = Stream(client, "/api/v1/live?view=wall&fps=5&for_s=3", {})
+    stream.wait_for(lambda e: e.event == "wall" and e.data["tiles"])
+    time.sleep(0.6)
+    assert not [e for e in stream.events if e.event == "picture"]
+    board.picture(picture("cam-a", time.time()))  # made now, for this wall
+    got = stream.wait_for(lambda e: e.event == "picture")
+    assert got.data["taken_at"] > time.time() - 5
+    stream.close()

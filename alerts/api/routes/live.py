@@ -58,10 +58,13 @@ BOARD_WIDTH, BOARD_FPS = 240, 0.2
 """Default picture of a board row: a thumbnail every 5 s."""
 MAX_BOARD_PICTURES = 200
 """Most cameras one board stream gets pictures of (the worst first)."""
-STEP_S = 0.1
+STEP_S = 0.05
 """How often a stream looks for a new picture or change, seconds."""
-COMPOSE_EVERY_S = 0.25
-"""Least time between two compositions of a stream's view, seconds."""
+ALERTS_COMPOSE_S = 0.1
+"""Least time between two compositions of a view after alerts changed, seconds."""
+STATUS_COMPOSE_S = 1.0
+"""Least time between two compositions of a view after camera statuses changed (every
+worker reports once a second: they never delay a composition for an alert), seconds."""
 DISCONNECT_CHECK_S = 1.0
 """How often a stream asks whether its client has gone, seconds (a quiet stream writes
 nothing that would tell it; its cameras' pictures stop within this)."""
@@ -173,9 +176,12 @@ async def live(
     )
 
 
-def _picture_event(board: LiveBoard, camera_id: str, after: float) -> tuple[bytes, float] | None:
-    """The camera's newest picture as an event, if newer than ``after``."""
-    p = board.preview(camera_id)
+def _picture_event(
+    board: LiveBoard, camera_id: str, after: float, since: float
+) -> tuple[bytes, float] | None:
+    """The camera's newest picture as an event, if taken after ``after`` and received
+    after the monotonic time ``since``."""
+    p = board.preview(camera_id, since)
     if p is None or p.taken_at <= after:
         return None
     data = {
@@ -202,10 +208,11 @@ async def _stream(
     compose = compose_wall_for if view == "wall" else compose_board_for
     sent: dict[str, float] = {}  # camera -> taken_at of the last picture sent
     next_at: dict[str, float] = {}  # camera -> monotonic time its next picture may go
+    watched_since: dict[str, float] = {}  # camera -> monotonic time it came on this view
     cameras: list[str] = []
     last_doc: str | None = None
     seen_head, seen_status = -2, -1
-    next_compose = next_full = next_hold = 0.0
+    next_alerts = next_status = next_full = next_hold = 0.0
     checked = quiet_since = asked = time.monotonic()
     async with watcher.following():
         yield f"retry: {RETRY_MS}\n\n".encode()
@@ -226,10 +233,12 @@ async def _stream(
                         return
                     who = again
                 status_version = board.status_version if board is not None else 0
-                changed = watcher.head != seen_head or status_version != seen_status
-                if (changed and now >= next_compose) or now >= next_full:
+                alerts_moved = watcher.head != seen_head and now >= next_alerts
+                status_moved = status_version != seen_status and now >= next_status
+                if alerts_moved or status_moved or now >= next_full:
                     seen_head, seen_status = watcher.head, status_version
-                    next_compose, next_full = now + COMPOSE_EVERY_S, now + RECOMPOSE_S
+                    next_alerts, next_status = now + ALERTS_COMPOSE_S, now + STATUS_COMPOSE_S
+                    next_full = now + RECOMPOSE_S
                     try:
                         doc = await anyio.to_thread.run_sync(compose, ctx, who)
                     except AlertStoreError as e:
@@ -244,6 +253,7 @@ async def _stream(
                         cameras = [t.camera_id for t in doc.tiles]
                     elif isinstance(doc, BoardOut):
                         cameras = [c.camera_id for c in doc.cameras][:MAX_BOARD_PICTURES]
+                    watched_since = {c: watched_since.get(c, now) for c in cameras}
                     next_hold = 0.0  # the cameras may have changed: hold them now
                 if board is not None and now >= next_hold:
                     board.demand.hold(holder, dict.fromkeys(cameras, want))
@@ -252,7 +262,9 @@ async def _stream(
                     for cam in cameras:
                         if now < next_at.get(cam, 0.0):
                             continue
-                        got = _picture_event(board, cam, sent.get(cam, 0.0))
+                        got = _picture_event(
+                            board, cam, sent.get(cam, 0.0), watched_since.get(cam, now)
+                        )
                         if got is not None:
                             yield got[0]
                             sent[cam] = got[1]

@@ -43,6 +43,7 @@ export function show(view) {
   stop();
   shown = want;
   lastDoc = null;
+  for (const cam of [...pictures.keys()]) forgetPicture(cam);
   $(want === "wall" ? "wall-note" : "board-note").textContent = "Connecting…";
   source = new EventSource(`/api/v1/live?view=${want}`);
   source.addEventListener(want, (ev) => {
@@ -64,6 +65,13 @@ export function stop() {
   if (source) source.close();
   source = null;
   shown = "";
+}
+
+// A camera that leaves the view forgets its picture: when it comes back, it shows only a
+// picture taken after that (never an old one under "Streaming").
+function forgetPicture(cam) {
+  const old = pictures.get(cam);
+  if (old) { pictures.delete(cam); URL.revokeObjectURL(old.url); }
 }
 
 function picture(p) {
@@ -130,7 +138,7 @@ function renderWall(doc) {
     + ` · ${doc.quiet} quiet of ${doc.cameras}` + (doc.more ? ` · ${doc.more} more not shown` : "");
   const keep = new Set(doc.tiles.map((t) => t.camera_id));
   for (const [cam, t] of tiles) {
-    if (!keep.has(cam)) { t.article.remove(); tiles.delete(cam); }
+    if (!keep.has(cam)) { t.article.remove(); tiles.delete(cam); forgetPicture(cam); }
   }
   const grid = $("wall-tiles");
   doc.tiles.forEach((d, i) => {
@@ -152,8 +160,8 @@ function renderWall(doc) {
   });
   $("wall-empty").hidden = doc.tiles.length > 0;
   grid.dataset.count = String(doc.tiles.length);
-  const n = doc.tiles.length;  // as many columns as keep the tiles large: 2x2, 3x3, 4x4
-  grid.dataset.cols = String(n <= 4 ? 2 : n <= 9 ? 3 : 4);
+  const count = doc.tiles.length;  // as many columns as keep the tiles large: 2x2, 3x3, 4x4
+  grid.dataset.cols = String(count <= 4 ? 2 : count <= 9 ? 3 : 4);
 }
 
 // -- the board ------------------------------------------------------------------------------
@@ -190,7 +198,7 @@ function renderBoard(doc) {
   note.textContent = `${doc.cameras.length} cameras · ${bad} not streaming` +
     (doc.live ? "" : " · no camera worker reports to this server");
   const keep = new Set(doc.cameras.map((c) => c.camera_id));
-  for (const [cam, r] of rows) if (!keep.has(cam)) { r.tr.remove(); rows.delete(cam); }
+  for (const [cam, r] of rows) if (!keep.has(cam)) { r.tr.remove(); rows.delete(cam); forgetPicture(cam); }
   const body = $("board-rows");
   doc.cameras.forEach((c, i) => {
     const r = rowFor(c.camera_id);
