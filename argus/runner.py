@@ -147,8 +147,12 @@ LIVE_WANTED_S = 0.25
 opens gets its first pictures within this (plus one frame)."""
 
 LIVE_TRACKS_KEEP_S = 1.0
-"""A frame the detector skipped shows the boxes of the last detected frame up to this old,
-seconds of video (a quiet camera's tracks stand still)."""
+"""A frame the detector skipped is masked with the people of the last frame it ran on when
+that is at most this old (seconds of video), or, with a motion gate, its heartbeat plus this:
+the gate skips only frames where nothing moved since.  Older: the whole picture is blurred."""
+
+MAX_DETAIL = 300
+"""Longest failure reason a camera status carries, characters."""
 
 JUDGE_TIMEOUT_S = 5.0
 """Longest a quiet camera's decoder waits for the selector's verdict on a sparse frame
@@ -208,8 +212,6 @@ class CameraRuntime:
     """Set once the run is over: frames processed, events closed, sinks flushed."""
     lines: Mapping[str, Line] = field(default_factory=dict)
     """Lines by name: drawn on live pictures."""
-    health_open: dict[str, str] = field(default_factory=dict)
-    """event_id -> type of the camera-health events open (the camera's shown state)."""
     shown_state: str = ""
     state_since: float = 0.0
     """UNIX time the camera entered ``shown_state``."""
@@ -953,11 +955,6 @@ class Runner:
                 log.warning(msg, extra={"camera_id": cam.camera_id})
 
     def _publish(self, cam: CameraRuntime, event: Event, frame: Frame | None) -> None:
-        if event.type in HEALTH_EVENT_STATES:  # the camera's shown state follows them
-            if event.is_open:
-                cam.health_open[event.event_id] = event.type
-            else:
-                cam.health_open.pop(event.event_id, None)
         is_new = event.is_open and event.event_id not in cam.open_snapshots
         if event.is_open and event.event_id in cam.open_snapshots:
             key = cam.open_snapshots[event.event_id]  # a priority update of an open incident
@@ -1033,15 +1030,21 @@ class Runner:
         if not force and now < self._next_report:
             return
         self._next_report = now + LIVE_REPORT_S
+        statuses = []
+        for cam in self.cameras:  # one camera's bad status must not silence the others
+            try:
+                statuses.append(self._status(cam, now))
+            except Exception:
+                log.exception("camera status failed", extra={"camera_id": cam.camera_id})
         try:
-            live.report([self._status(cam, now) for cam in self.cameras])
+            live.report(statuses)
         except Exception:
             log.exception("reporting camera statuses failed")
 
     def _status(self, cam: CameraRuntime, mono: float) -> CameraStatus:
         """The camera's status now (detector loop: the selector's state is consistent)."""
         wall = time.time()
-        state = state_of(cam.state, bool(cam.failed), set(cam.health_open.values()))
+        state = state_of(cam.state, bool(cam.failed), _health_open(cam))
         if state != cam.shown_state:
             cam.shown_state, cam.state_since = state, wall
         mark_t, mark_n = cam.fps_mark
@@ -1060,7 +1063,7 @@ class Runner:
             camera_id=cam.camera_id,
             state=cast(Any, state),
             since=cam.state_since,
-            detail=(cam.failed or None) if state == "failed" else None,
+            detail=((cam.failed or "")[:MAX_DETAIL] or None) if state == "failed" else None,
             reported_at=wall,
             last_frame_at=cam.last_wall,
             fps=round(max(0.0, min(fps, 10_000.0)), 2),
@@ -1080,11 +1083,17 @@ class Runner:
             return
         cam.next_preview = now + 1.0 / want.fps
         tracks = Detections.empty()
-        if cam.live_tracks is not None and frame.pts_s - cam.live_tracks[0] <= LIVE_TRACKS_KEEP_S:
+        keep_s = LIVE_TRACKS_KEEP_S + (cam.gate.heartbeat_s if cam.gate is not None else 0.0)
+        fresh = cam.live_tracks is not None and frame.pts_s - cam.live_tracks[0] <= keep_s
+        if cam.live_tracks is not None and fresh:
             tracks = cam.live_tracks[1]
-        people = [person_boxes(tracks, self._person_ids)]
+        people: list[Boxes] = [person_boxes(tracks, self._person_ids)]
         if dets is not None:
             people.append(person_boxes(dets, self._person_ids))
+        elif not fresh:
+            people.append(WHOLE_PICTURE)  # nobody looked lately: blur everything
+        if not self._person_ids:
+            people.append(WHOLE_PICTURE)  # a model without people cannot mask them
         names = tracks.names
         labels = [
             f"{names[c] if 0 <= c < len(names) else c} {t}"
@@ -1210,6 +1219,18 @@ class Runner:
     def health(self) -> dict[str, Any]:
         """Per-camera state for the readiness endpoint: camera id -> state dict."""
         return {c.camera_id: c.health() for c in self.cameras}
+
+
+def _health_open(cam: CameraRuntime) -> set[str]:
+    """The camera-health event types open in the camera's rules, before the incident gate:
+    a suppressed or disarmed health alert does not make a covered camera 'streaming', and a
+    cooldown holding an alert open does not keep a cleared camera 'covered'."""
+    types: set[str] = set()
+    for rule in cam.selector.rules:
+        events = getattr(rule, "open_events", None)
+        if callable(events):
+            types.update(e.type for e in events() if e.type in HEALTH_EVENT_STATES)
+    return types
 
 
 def _watched_now(

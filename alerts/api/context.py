@@ -65,6 +65,8 @@ class ApiContext:
     """Mark cookies Secure: ``True``/``False``, or ``None``: when the request is HTTPS."""
     live: LiveBoard | None = None
     """Camera statuses and live pictures from the workers (None: none report here)."""
+    wall_cache: object | None = None
+    """The wall streams' shared answers of the store (``routes.live``)."""
     page_settings: dict[str, Any] = field(default_factory=dict)
     """What the operators' page is told (``alerts.api.app.PageSettings`` as a dict)."""
     _token_uses: dict[str, float] = field(default_factory=dict)

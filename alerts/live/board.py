@@ -18,7 +18,10 @@ from alerts.live.preview import Preview
 from alerts.live.status import CameraStatus
 
 STALE_AFTER_S = 10.0
-"""A camera whose last report is older than this is shown ``lost``, seconds."""
+"""A camera whose last report arrived longer ago than this is shown ``lost`` (unless it
+ended or failed: a worker that stopped reports nothing more), seconds."""
+MAX_CAMERAS = 50_000
+"""Most cameras whose status the board keeps (those not heard of the longest go first)."""
 
 
 class LiveSink(Protocol):
@@ -57,7 +60,7 @@ class LiveBoard:
         self._clock = clock
         self.stale_after_s = stale_after_s
         self._lock = threading.Lock()
-        self._status: dict[str, CameraStatus] = {}
+        self._status: dict[str, tuple[CameraStatus, float]] = {}  # with its arrival (clock)
         self._pictures: dict[str, tuple[Preview, float]] = {}  # with its monotonic arrival
         self.version = 0
         """Moves on every status change and picture (streams compare it)."""
@@ -69,16 +72,30 @@ class LiveBoard:
     # -- LiveSink -----------------------------------------------------------------------
 
     def report(self, statuses: Iterable[CameraStatus]) -> None:
+        """Keep each camera's newest report, stamped with this process's clock on arrival
+        (a worker's clock may be off: only its own reports are compared by it)."""
+        now = self._clock()
         with self._lock:
             for s in statuses:
                 have = self._status.get(s.camera_id)
-                if have is not None and have.reported_at > s.reported_at:
-                    continue  # an older report that arrived late
-                self._status[s.camera_id] = s
+                if (
+                    have is not None
+                    and have[0].run_id == s.run_id
+                    and have[0].reported_at > s.reported_at
+                ):
+                    continue  # an older report of the same worker run that arrived late
+                self._status.pop(s.camera_id, None)  # re-inserted last: oldest first
+                self._status[s.camera_id] = (s, now)
                 self.version += 1
                 self.status_version += 1
+            while len(self._status) > MAX_CAMERAS:
+                del self._status[next(iter(self._status))]
 
     def picture(self, preview: Preview) -> None:
+        """Keep a camera's newest picture, if this process's watchers want that camera (a
+        picture nobody here asked for, e.g. for another replica's page, is not kept)."""
+        if preview.camera_id not in self.demand.wanted():
+            return
         with self._lock:
             have = self._pictures.get(preview.camera_id)
             if have is not None and have[0].taken_at > preview.taken_at:
@@ -90,17 +107,28 @@ class LiveBoard:
     def wanted(self) -> dict[str, Want]:
         return self.demand.wanted()
 
+    def prune_pictures(self) -> int:
+        """Drop the pictures of cameras nobody here watches any more; how many."""
+        wanted = self.demand.wanted()
+        with self._lock:
+            gone = [cam for cam in self._pictures if cam not in wanted]
+            for cam in gone:
+                del self._pictures[cam]
+        return len(gone)
+
     # -- readers ------------------------------------------------------------------------
 
     def statuses(self) -> dict[str, CameraStatus]:
-        """Camera id -> its latest status (those gone silent: ``lost``)."""
+        """Camera id -> its latest status (those whose worker went silent: ``lost``; a camera
+        that ended or failed keeps that state)."""
         now = self._clock()
         with self._lock:
             items = dict(self._status)
         out = {}
-        for cam, s in items.items():
-            silent = now - s.reported_at
-            out[cam] = s.as_lost(now, silent) if silent > self.stale_after_s else s
+        for cam, (s, arrived) in items.items():
+            silent = now - arrived
+            stale = silent > self.stale_after_s and s.state not in ("ended", "failed")
+            out[cam] = s.as_lost(now, silent) if stale else s
         return out
 
     def preview(self, camera_id: str, since: float | None = None) -> Preview | None:

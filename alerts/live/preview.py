@@ -1,9 +1,9 @@
 """Live pictures for the wall and the board: drawn, masked, small JPEGs, and their wire form.
 
 A worker makes a ``Preview`` only for a camera someone watches (``alerts.live.demand``), at
-most ``Want.fps`` a second and ``Want.width`` pixels wide: people are blurred (the boxes of
-the camera's tracks: operators see masked pictures, as they see masked snapshots), then the
-zones, lines and boxes are drawn over it.
+most ``Want.fps`` a second and ``Want.width`` pixels wide: people are blurred as on masked
+snapshots (``alerts.masking.mask_people``; the runner decides whom: see
+``argus.runner.LIVE_TRACKS_KEEP_S``), then the zones, lines and boxes are drawn over it.
 
 Wire form (one Kafka record value): ``MAGIC``, the header as one line of JSON, a newline,
 then the JPEG bytes.
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from alerts.masking import mask_people
 
 MAGIC = b"ARGUS-PREVIEW-1\n"
 MAX_PREVIEW_BYTES = 512 * 1024
@@ -110,7 +112,8 @@ class Overlay:
     Attributes:
         boxes: ``(n, 4)`` float ``[x1, y1, x2, y2]`` of tracked objects.
         labels: ``n`` short labels (e.g. ``"person 12"``).
-        people: ``(m, 4)`` boxes blurred before drawing (people).
+        people: ``(m, 4)`` boxes blurred before drawing (people; ``alerts.masking``'s
+            ``WHOLE_PICTURE`` blurs everything).
         zones: Polygons, each ``(k, 2)`` vertices.
         lines: Segments, each ``((x1, y1), (x2, y2))``.
         watched: Boxes a rule is watching (drawn in ``WATCH_COLOR``), ``[x1, y1, x2, y2]``.
@@ -159,7 +162,10 @@ def render_preview(
         cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8
     )
     sx, sy = w / src_w, h / src_h
-    _blur_boxes(canvas, overlay.people, sx, sy)
+    people = np.asarray(overlay.people, dtype=np.float64).reshape(-1, 4)
+    if len(people):  # as snapshots are masked: grown boxes, feathered edges
+        scaled = (people * (sx, sy, sx, sy)).astype(np.float32)
+        canvas = mask_people(canvas, scaled)
     thickness = 1 if w < 400 else 2
     for zone in overlay.zones:
         pts = np.asarray(zone, dtype=np.float64) * (sx, sy)
@@ -186,22 +192,3 @@ def render_preview(
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes(), w, h
-
-
-def _blur_boxes(
-    canvas: npt.NDArray[np.uint8], boxes: npt.NDArray[np.floating], sx: float, sy: float
-) -> None:
-    """Pixelate each box (scaled by ``sx``, ``sy``) of ``canvas`` in place."""
-    h, w = canvas.shape[:2]
-    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-            continue
-        a, b = max(0, int(x1 * sx)), max(0, int(y1 * sy))
-        c, d = min(w, math.ceil(x2 * sx)), min(h, math.ceil(y2 * sy))
-        if c - a < 2 or d - b < 2:
-            continue
-        roi = canvas[b:d, a:c]
-        small = cv2.resize(
-            roi, (max(1, (c - a) // 8), max(1, (d - b) // 8)), interpolation=cv2.INTER_AREA
-        )
-        canvas[b:d, a:c] = cv2.resize(small, (c - a, d - b), interpolation=cv2.INTER_NEAREST)

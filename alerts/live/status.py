@@ -171,11 +171,12 @@ class CameraStatus(BaseModel):
             raise ValueError(f"invalid camera status ({where}: {first.get('msg')})") from None
 
     def as_lost(self, now: float, silent_s: float) -> CameraStatus:
-        """This report aged out: the camera is ``lost`` since the report was made."""
+        """This report aged out ``silent_s`` ago: the camera is ``lost`` since then (``now``:
+        this process's clock)."""
         return self.model_copy(
             update={
                 "state": "lost",
-                "since": self.reported_at,
+                "since": now - silent_s,
                 "detail": f"no report from its worker for {silent_s:.0f} s",
                 "fps": 0.0,
                 "watches": (),

@@ -131,10 +131,10 @@ def test_an_operator_signs_in_gets_an_alert_by_push_and_works_by_keyboard(
     expect(page.locator("#who-name")).to_have_text("olga")
     expect(page.locator("#who-role")).to_have_text("operator")
     expect(page.get_by_role("link", name="Audit log")).to_be_hidden()  # not offered
-    expect(page.get_by_label("Camera")).to_have_value("cam-1")  # the link's filter kept
+    expect(page.get_by_label("Camera", exact=True)).to_have_value("cam-1")  # the link's filter kept
     expect(_row(page, "Person in lobby for 3 s")).to_have_count(1)
     expect(page.locator("#queue-rows tr")).to_have_count(1)  # cam-2 filtered out
-    page.get_by_label("Camera").select_option("")  # all cameras
+    page.get_by_label("Camera", exact=True).select_option("")  # all cameras
     expect(page.locator("#queue-rows tr")).to_have_count(2)  # never cam-9 (another group)
     # hostile record text is text
     expect(_row(page, HOSTILE_ZONE)).to_have_count(1)
@@ -322,7 +322,7 @@ def test_a_session_that_ends_returns_to_sign_in_and_back_with_the_filters(
     page.get_by_label("Username").fill(OLGA.name)
     page.get_by_label("Password").fill(OLGA.password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_label("State")).to_have_value("new")
+    expect(page.get_by_label("State", exact=True)).to_have_value("new")
     expect(_row(page, "Person at the gate")).to_have_count(1)
     # the session ends (signed out elsewhere, or expired)
     cookie = next(c for c in page.context.cookies() if c["name"] == "argus_session")
@@ -341,5 +341,5 @@ def test_a_session_that_ends_returns_to_sign_in_and_back_with_the_filters(
     expect(page.get_by_role("heading", name=re.compile("Intrusion"))).to_be_visible()
     assert event.event_id in page.url  # back where she was
     page.keyboard.press("Escape")
-    expect(page.get_by_label("State")).to_have_value("new")  # with her filters
-    expect(page.get_by_label("Rule")).to_have_value("intrusion")
+    expect(page.get_by_label("State", exact=True)).to_have_value("new")  # with her filters
+    expect(page.get_by_label("Rule", exact=True)).to_have_value("intrusion")

@@ -104,10 +104,19 @@ def publisher(localstack: LocalStack, topics: tuple[str, str]) -> Iterator[Kafka
     pub.close()
 
 
+def _watching_board() -> LiveBoard:
+    """A board whose page watches every camera of these tests (a board keeps only the
+    pictures its watchers want)."""
+    board = LiveBoard()
+    wants = {cam: Want(320, 2.0) for cam in ("cam-0", "cam-1", "cam-2", "cam-a")}
+    board.demand.hold("test", wants, lease_s=600)
+    return board
+
+
 def test_statuses_and_pictures_reach_the_board(
     localstack: LocalStack, topics: tuple[str, str], publisher: KafkaLivePublisher
 ) -> None:
-    board = LiveBoard()
+    board = _watching_board()
     with _subscriber(localstack.bootstrap, board, topics) as sub:
         assert sub.wait_synced(20), sub.health()
         t0 = time.monotonic()
@@ -147,7 +156,7 @@ def test_late_subscriber_gets_every_latest_status_but_no_old_picture(
     wait_for(lambda: publisher.health().sent["picture"] == 1, 10, "the old picture acked")
     wait_for(lambda: publisher.health().sent["status"] >= 2, 10, "the statuses acked")
 
-    board = LiveBoard()
+    board = _watching_board()
     with _subscriber(localstack.bootstrap, board, topics) as sub:
         assert sub.wait_synced(20), sub.health()
         statuses = board.statuses()
@@ -166,7 +175,7 @@ def test_malformed_records_are_counted_and_skipped(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="alerts.live")
     status_topic, preview_topic = topics
-    board = LiveBoard()
+    board = _watching_board()
     with _subscriber(localstack.bootstrap, board, topics) as sub:
         assert sub.wait_synced(20), sub.health()
         raw = kafka_producer(localstack)
@@ -249,7 +258,7 @@ def test_demand_reaches_a_worker_and_the_tombstone_removes_it(localstack: LocalS
 def test_publisher_never_blocks_during_a_broker_outage(fresh_localstack: LocalStack) -> None:
     stack = fresh_localstack
     topics = _topics()
-    board = LiveBoard()
+    board = _watching_board()
     pub = _publisher(stack.bootstrap, topics)
     sub = _subscriber(stack.bootstrap, board, topics)
     worst = 0.0

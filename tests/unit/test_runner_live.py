@@ -134,3 +134,69 @@ def test_a_sink_that_raises_does_not_stop_the_cameras(tmp_path: Path) -> None:
     assert result.frames == 30 and result.ok
     assert records  # events still flowed
     assert threading.active_count() >= 1
+
+
+class TexturedSource(ScriptedSource):
+    """Textured frames (noise of seed i); pixel (0, 0) still says the frame number."""
+
+    def frames(self) -> Any:
+        for f in super().frames():
+            img = np.random.default_rng(f.seq).integers(0, 256, f.image.shape, np.uint8)
+            img[0, 0, 0] = f.seq % 256
+            yield f.__class__(f.camera_id, f.seq, f.pts_s, f.wall_time, img)
+
+
+def _frame(seq: int) -> np.ndarray:
+    return np.random.default_rng(seq).integers(0, 256, (120, 160, 3), np.uint8)
+
+
+def _pictures_of(tmp_path: Path, person_ids: frozenset[int]) -> list[Preview]:
+    live = Recorder()
+    live.demand.hold("wall", {"cam-a": Want(320, 10.0)})
+    runner, _ = make_runner(tmp_path, [TexturedSource("cam-a", 20)])
+    runner._person_ids = person_ids  # the scripted detector's class 0 is a person
+    runner.live = live
+    runner.run()
+    assert live.pictures
+    return live.pictures
+
+
+def _decoded(p: Preview) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(p.jpeg, np.uint8), cv2.IMREAD_COLOR).astype(np.float64)
+
+
+def test_people_are_masked_on_live_pictures_and_the_rest_stays_sharp(tmp_path: Path) -> None:
+    p = _pictures_of(tmp_path, frozenset({0}))[-1]
+    out, frame = _decoded(p), _frame(p.seq).astype(np.float64)
+    x = 10 + 4 * p.seq  # the walker's box of that frame: [x, 40, x + 20, 100]
+    inside = (slice(45, 95), slice(x + 3, x + 17))
+    assert out[inside].var() < frame[inside].var() / 4  # blurred
+    far = slice(0, max(1, x - 20)) if x > 60 else slice(x + 50, 160)
+    sharp = (slice(0, 120), far)
+    assert out[sharp].var() > frame[sharp].var() / 2  # clear of the person: untouched
+
+
+def test_a_model_without_a_person_class_gets_every_picture_blurred(tmp_path: Path) -> None:
+    for p in _pictures_of(tmp_path, frozenset()):
+        assert _decoded(p).var() < _frame(p.seq).astype(np.float64).var() / 4
+
+
+def test_a_long_failure_reason_is_cut_and_stops_no_other_camera(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "LIVE_REPORT_S", 0.1)
+
+    class Verbose(SlowSource):
+        def frames(self) -> Any:
+            from ingest import SourceError
+
+            yield from list(super().frames())[:3]
+            raise SourceError("the camera said: " + "x" * 2000)
+
+    live = Recorder()
+    runner, _ = make_runner(tmp_path, [SlowSource("cam-a", 20, 25.0), Verbose("cam-b", 20, 25.0)])
+    runner.live = live
+    runner.run()
+    last = {s.camera_id: s for s in live.reports}
+    assert last["cam-b"].state == "failed" and len(last["cam-b"].detail or "") == 300
+    assert last["cam-a"].state == "ended"  # still reported to the end

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +37,7 @@ from alerts.api.auth import Who, needs
 from alerts.api.changefeed import ChangeWatcher, sse
 from alerts.api.context import UNAUTHORIZED, ApiContext, Ctx
 from alerts.api.permissions import Permission, Principal
-from alerts.api.routes.changes import HEARTBEAT_S, RECHECK_S, RETRY_MS, _still_valid, _watcher
+from alerts.api.routes.changes import HEARTBEAT_S, RETRY_MS, _still_valid, _watcher
 from alerts.api.wall import (
     WALL_STATES,
     BoardOut,
@@ -46,7 +47,7 @@ from alerts.api.wall import (
     my_cameras,
 )
 from alerts.live import RENEW_S, LiveBoard, Want
-from alerts.store import AlertStoreError, WallStore
+from alerts.store import AlertStoreError, CameraAlerts, WallStore
 
 logger = logging.getLogger("alerts.api")
 
@@ -65,6 +66,10 @@ ALERTS_COMPOSE_S = 0.1
 STATUS_COMPOSE_S = 1.0
 """Least time between two compositions of a view after camera statuses changed (every
 worker reports once a second: they never delay a composition for an alert), seconds."""
+LIVE_RECHECK_S = 5.0
+"""How often a live stream checks that its session is still valid and its groups the same,
+seconds (live video stops within this after a sign-out, a disabled user, a group taken
+away; the alert stream's 30 s is for alert records)."""
 DISCONNECT_CHECK_S = 1.0
 """How often a stream asks whether its client has gone, seconds (a quiet stream writes
 nothing that would tell it; its cameras' pictures stop within this)."""
@@ -84,26 +89,64 @@ def _wall_store(ctx: ApiContext) -> WallStore:
     return ctx.store
 
 
-def compose_wall_for(ctx: ApiContext, who: Principal) -> WallOut:
-    """``who``'s wall now (blocking: reads the store)."""
-    store = _wall_store(ctx)
+class _AlertsCache:
+    """The last ``wall_alerts`` answers by (change number, cameras): the streams of one
+    process recompose on every camera status report, but read the store again only when an
+    alert changed (thread-safe; a few entries: one per distinct set of cameras)."""
+
+    MAX_ENTRIES = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[int, frozenset[str] | None], list[CameraAlerts]] = {}
+
+    def get(
+        self, store: WallStore, head: int | None, cameras: list[str] | None
+    ) -> list[CameraAlerts]:
+        key = (head if head is not None else -1, None if cameras is None else frozenset(cameras))
+        if head is not None and head >= 0:
+            with self._lock:
+                hit = self._entries.get(key)
+            if hit is not None:
+                return hit
+        got = store.wall_alerts(WALL_STATES, camera_ids=cameras)
+        if head is not None and head >= 0:
+            with self._lock:
+                for old in [k for k in self._entries if k[0] < key[0]]:
+                    del self._entries[old]  # an alert changed since: never asked again
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key] = got
+        return got
+
+
+def _alerts(ctx: ApiContext, cameras: list[str] | None, head: int | None) -> list[CameraAlerts]:
+    cache = ctx.wall_cache
+    if not isinstance(cache, _AlertsCache):
+        cache = ctx.wall_cache = _AlertsCache()
+    return cache.get(_wall_store(ctx), head, cameras)
+
+
+def compose_wall_for(ctx: ApiContext, who: Principal, head: int | None = None) -> WallOut:
+    """``who``'s wall now (blocking: reads the store, or its answer at change ``head``)."""
+    _wall_store(ctx)
     board = ctx.live
     statuses = board.statuses() if board is not None else {}
     cameras = my_cameras(who, ctx.cameras, statuses)
     everything = who.groups is None
-    alerts = store.wall_alerts(WALL_STATES, camera_ids=None if everything else cameras)
+    alerts = _alerts(ctx, None if everything else cameras, head)
     if everything:  # principals of every camera: alerts of unnamed cameras too
         cameras = sorted(set(cameras) | {a.top.camera_id for a in alerts})
     return compose_wall(cameras, alerts, statuses, live=board is not None)
 
 
-def compose_board_for(ctx: ApiContext, who: Principal) -> BoardOut:
-    """``who``'s health board now (blocking: reads the store)."""
-    store = _wall_store(ctx)
+def compose_board_for(ctx: ApiContext, who: Principal, head: int | None = None) -> BoardOut:
+    """``who``'s health board now (blocking: reads the store, or its answer at ``head``)."""
+    _wall_store(ctx)
     board = ctx.live
     statuses = board.statuses() if board is not None else {}
     cameras = my_cameras(who, ctx.cameras, statuses)
-    alerts = store.wall_alerts(WALL_STATES, camera_ids=None if who.groups is None else cameras)
+    alerts = _alerts(ctx, None if who.groups is None else cameras, head)
     counts = {a.top.camera_id: a.count for a in alerts}
     return compose_board(who, ctx.cameras, cameras, statuses, counts, live=board is not None)
 
@@ -225,12 +268,14 @@ async def _stream(
                     asked = now
                     if await request.is_disconnected():
                         return
-                if now - checked >= RECHECK_S:
+                if now - checked >= LIVE_RECHECK_S:
                     checked = now
                     again = await anyio.to_thread.run_sync(_still_valid, request, ctx, who)
                     if again is None:
                         yield sse("signed-out", {"reason": "session ended: sign in again"})
                         return
+                    if again.groups != who.groups:
+                        next_full = 0.0  # groups changed: the view (and its pictures) now
                     who = again
                 status_version = board.status_version if board is not None else 0
                 alerts_moved = watcher.head != seen_head and now >= next_alerts
@@ -240,7 +285,8 @@ async def _stream(
                     next_alerts, next_status = now + ALERTS_COMPOSE_S, now + STATUS_COMPOSE_S
                     next_full = now + RECOMPOSE_S
                     try:
-                        doc = await anyio.to_thread.run_sync(compose, ctx, who)
+                        head = watcher.head if not watcher.failing else None
+                        doc = await anyio.to_thread.run_sync(compose, ctx, who, head)
                     except AlertStoreError as e:
                         logger.warning("%s stream: cannot read the store: %s", view, e)
                         return  # the browser reconnects after RETRY_MS
@@ -277,3 +323,4 @@ async def _stream(
         finally:
             if board is not None:
                 board.demand.release(holder)
+                board.prune_pictures()
