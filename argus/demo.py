@@ -782,8 +782,26 @@ def sign_in(store: Any, name: str, role: str, groups: Sequence[str]) -> str:
     return password
 
 
+RETIRED_USERS = ("demo",)
+"""Users earlier demos made (an admin whose password was printed at each start): disabled
+when found, so an old terminal's scrollback opens nothing."""
+
+
+def retire_old_users(store: Any) -> list[str]:
+    """Disable the earlier demos' users still enabled in ``store``; their names."""
+    retired = []
+    for name in RETIRED_USERS:
+        user = store.get_user(name)
+        if user is not None and not user.disabled:
+            store.update_user(name, now=time.time(), disabled=True)
+            retired.append(name)
+    return retired
+
+
 def sign_in_block(store: Any, users: Sequence[tuple[str, str, Sequence[str]]]) -> str:
-    """Sign every user in (see :func:`sign_in`); the lines that tell them how, once."""
+    """Sign every user in (see :func:`sign_in`), after disabling the earlier demos' users
+    (:func:`retire_old_users`); the lines that tell them how, once."""
+    retire_old_users(store)
     rows = []
     for name, role, groups in users:
         password = sign_in(store, name, role, groups)

@@ -371,6 +371,19 @@ def test_the_admin_and_the_operator_get_fresh_passwords_printed_once(tmp_path: P
         store.close()
 
 
+@pytest.mark.unit
+def test_an_earlier_demos_admin_is_disabled(tmp_path: Path) -> None:
+    store = SqliteAlertStore(tmp_path / "alerts.sqlite")
+    try:  # the one-camera demo made an admin 'demo' whose password it printed
+        store.add_user("demo", role="admin", groups=["default"], password_hash="x", now=1.0)
+        demo.sign_in_block(store, demo.DEMO_USERS)
+        old = store.get_user("demo")
+        assert old is not None and old.disabled
+        assert demo.retire_old_users(store) == []  # once is enough
+    finally:
+        store.close()
+
+
 # ------------------------------------------------------------------- the real thing
 
 
