@@ -61,33 +61,7 @@ def ensure_control_topic(
     try:
         if create:
             spec = {"num_partitions": partitions, "replication_factor": replication_factor}
-            try:
-                admin.create_topics(
-                    {topic: spec | {"configs": {"cleanup.policy": "compact"}}}, timeout_ms=ms
-                )
-                logger.info("created compacted control topic %s (%d partitions)", topic, partitions)
-            except TopicAlreadyExistsError:
-                pass
-            except (
-                InvalidConfigurationError,
-                PolicyViolationError,
-                UnsupportedVersionError,
-                InvalidRequestError,
-            ) as e:
-                logger.warning(
-                    "broker refused cleanup.policy=compact for control topic %s (%s); creating "
-                    "it without: it keeps every change, subscribers still get the latest state",
-                    topic,
-                    type(e).__name__,
-                )
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics({topic: spec}, timeout_ms=ms)
-            except (ClusterAuthorizationFailedError, TopicAuthorizationFailedError) as e:
-                logger.warning(
-                    "no permission to create control topic %s (%s); assuming it exists",
-                    topic,
-                    type(e).__name__,
-                )
+            create_topic(admin, topic, spec, {"cleanup.policy": "compact"}, ms, "control")
             _warn_unless_compacted(admin, topic)
         described = admin.describe_topics([topic])
     finally:
@@ -96,6 +70,48 @@ def ensure_control_topic(
         if info.get("name") == topic and info.get("error_code", 0) == 0:
             return sorted(int(p["partition_index"]) for p in info.get("partitions") or [])
     return []
+
+
+def create_topic(
+    admin: KafkaAdminClient,
+    topic: str,
+    spec: dict[str, int],
+    configs: dict[str, str],
+    timeout_ms: int,
+    what: str,
+) -> None:
+    """Create ``topic`` (``spec``: partitions, replication) with ``configs``; never raises for
+    a topic that exists, a broker that refuses the configs (created without them, a WARNING)
+    or no permission to create topics (assumed to exist, a WARNING).  ``what`` names the
+    topic's use in the log ("control", "live")."""
+    listed = ", ".join(f"{k}={v}" for k, v in configs.items())
+    try:
+        admin.create_topics({topic: spec | {"configs": configs}}, timeout_ms=timeout_ms)
+        logger.info("created %s topic %s (%s)", what, topic, listed)
+    except TopicAlreadyExistsError:
+        pass
+    except (
+        InvalidConfigurationError,
+        PolicyViolationError,
+        UnsupportedVersionError,
+        InvalidRequestError,
+    ) as e:
+        logger.warning(
+            "broker refused %s for %s topic %s (%s); creating it without",
+            listed,
+            what,
+            topic,
+            type(e).__name__,
+        )
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics({topic: spec}, timeout_ms=timeout_ms)
+    except (ClusterAuthorizationFailedError, TopicAuthorizationFailedError) as e:
+        logger.warning(
+            "no permission to create %s topic %s (%s); assuming it exists",
+            what,
+            topic,
+            type(e).__name__,
+        )
 
 
 def _warn_unless_compacted(admin: KafkaAdminClient, topic: str) -> None:

@@ -3,23 +3,14 @@ creating the topics (``ensure_live_topics``).  See ``alerts.live.kafka`` for the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaAdminClient
-from kafka.errors import (
-    ClusterAuthorizationFailedError,
-    InvalidConfigurationError,
-    InvalidRequestError,
-    PolicyViolationError,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-    UnsupportedVersionError,
-)
 from prometheus_client import Counter, Gauge
 
+from alerts.control.topic import create_topic
 from alerts.kafka_bus import check_security
 
 logger = logging.getLogger("alerts.live")
@@ -124,7 +115,7 @@ def ensure_live_topics(
                 },
             }
             for topic, configs in wanted.items():
-                _create_topic(admin, topic, spec, configs, ms)
+                create_topic(admin, topic, spec, configs, ms, "live")
         described = admin.describe_topics([status_topic, preview_topic])
     finally:
         admin.close()
@@ -134,39 +125,3 @@ def ensure_live_topics(
         if name in out and info.get("error_code", 0) == 0:
             out[name] = sorted(int(p["partition_index"]) for p in info.get("partitions") or [])
     return out
-
-
-def _create_topic(
-    admin: KafkaAdminClient,
-    topic: str,
-    spec: dict[str, int],
-    configs: dict[str, str],
-    timeout_ms: int,
-) -> None:
-    try:
-        admin.create_topics({topic: spec | {"configs": configs}}, timeout_ms=timeout_ms)
-        logger.info(
-            "created live topic %s (%s)", topic, ", ".join(f"{k}={v}" for k, v in configs.items())
-        )
-    except TopicAlreadyExistsError:
-        pass
-    except (
-        InvalidConfigurationError,
-        PolicyViolationError,
-        UnsupportedVersionError,
-        InvalidRequestError,
-    ) as e:
-        logger.warning(
-            "broker refused %s for live topic %s (%s); creating it without",
-            ", ".join(f"{k}={v}" for k, v in configs.items()),
-            topic,
-            type(e).__name__,
-        )
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics({topic: spec}, timeout_ms=timeout_ms)
-    except (ClusterAuthorizationFailedError, TopicAuthorizationFailedError) as e:
-        logger.warning(
-            "no permission to create live topic %s (%s); assuming it exists",
-            topic,
-            type(e).__name__,
-        )
