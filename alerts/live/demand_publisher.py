@@ -17,8 +17,6 @@ from alerts.live.kafka_common import (
     DEMAND_PUBLISHED,
 )
 
-# --------------------------------------------------------------------------- demand
-
 logger = logging.getLogger("alerts.live")  # one logger name for the package
 
 

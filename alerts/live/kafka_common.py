@@ -21,8 +21,6 @@ PREVIEW_RETENTION_MS = 60_000
 """``retention.ms`` of a preview topic created here (pictures are useless after seconds)."""
 MAX_STATUS_BYTES = 64 * 1024
 """Largest status record read (a real one is well under 10 KiB)."""
-MAX_WATCHES = 16
-"""Most watches a status may carry (``CameraStatus.watches``), checked before parsing."""
 MAX_PENDING_STATUSES = 10_000
 """Most cameras whose status waits to be sent; beyond it new reports are dropped."""
 MALFORMED_LOG_EVERY_S = 10.0

@@ -34,8 +34,6 @@ from alerts.live.preview import Preview
 from alerts.live.status import CameraStatus
 from ingest.retry import Backoff
 
-# --------------------------------------------------------------------------- worker side
-
 logger = logging.getLogger("alerts.live")  # one logger name for the package
 
 

@@ -27,17 +27,14 @@ from alerts.live.kafka_common import (
     LIVE_RECEIVED,
     MALFORMED_LOG_EVERY_S,
     MAX_STATUS_BYTES,
-    MAX_WATCHES,
     PICTURE,
     PREVIEW_RETENTION_MS,
     STATUS,
     ensure_live_topics,
 )
 from alerts.live.preview import MAGIC, MAX_HEADER_BYTES, MAX_PREVIEW_BYTES, Preview, PreviewError
-from alerts.live.status import CameraStatus
+from alerts.live.status import MAX_WATCHES, CameraStatus
 from ingest.retry import Backoff
-
-# --------------------------------------------------------------------------- API side
 
 logger = logging.getLogger("alerts.live")  # one logger name for the package
 
