@@ -10,6 +10,7 @@ import socket
 import stat
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,13 @@ from alerts.sinks import JsonlSink
 from alerts.sla import SlaJob
 from alerts.store import SqlAlertStore, SqliteAlertStore
 from alerts.store.postgres import PostgresAlertStore
-from argus.config import ArgusConfig, DetectorConfig, KafkaBusConfig, StorageConfig
+from argus.config import (
+    ArgusConfig,
+    CameraConfig,
+    DetectorConfig,
+    KafkaBusConfig,
+    StorageConfig,
+)
 from argus.reload import LiveConfig
 from argus.rulebook import RuleBook, class_ids, validate_rules
 from argus.runner import CameraRuntime, Item, Runner, source_state_logger
@@ -314,79 +321,11 @@ def build_pipeline(
     decode_threads = decode_threads_for(len(cfg.cameras))
     rulebooks: dict[str, RuleBook] = {}
     for cam_cfg in cfg.cameras:
-        zones = {z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam_cfg.zones}
-        book = RuleBook(cam_cfg, names, source)
-        rules, policies = book.build(cfg.rules)
+        cam, book = build_camera(
+            cfg, cam_cfg, names, ready, clips=clips, decode_threads=decode_threads, source=source
+        )
         rulebooks[cam_cfg.id] = book
-        tracker = ByteTracker(
-            high_thresh=cfg.tracker.high_thresh,
-            low_thresh=cfg.tracker.low_thresh,
-            new_track_thresh=cfg.tracker.new_track_thresh,
-            track_buffer_s=cfg.tracker.track_buffer_s,
-        )
-        activity = (
-            ActivityControl(
-                interval_s=cfg.gating.quiet_interval_s,
-                keyframe_max_s=cfg.gating.keyframe_max_s,
-            )
-            if cfg.gating.enabled and cfg.gating.sparse_when_quiet
-            else None
-        )
-        src = open_source(
-            cam_cfg.id,
-            cam_cfg.source,
-            realtime=cam_cfg.realtime,
-            loop=cam_cfg.loop,
-            reconnect=ReconnectPolicy(
-                initial_s=cam_cfg.reconnect.initial_s,
-                max_s=cam_cfg.reconnect.max_s,
-                max_attempts=cam_cfg.reconnect.max_attempts,
-            ),
-            on_state=source_state_logger(cam_cfg.id),
-            decode_threads=decode_threads,
-            activity=activity,
-        )
-        ring = None
-        # a device (V4L2 through OpenCV) gives pictures, not packets: no clips
-        if clips is not None and isinstance(src, SourceBase) and src.stats().kind != "device":
-            clip_cfg = cfg.evidence.clips
-            ring = PacketRing(
-                cam_cfg.id,
-                keep_s=clip_cfg.pre_s + clip_cfg.post_s + 1.0,
-                max_bytes=int(clip_cfg.buffer_mb * 2**20),
-            )
-            src.packets = ring
-        # Live: one slot, newest wins (latency never builds up). Files at full speed:
-        # a few frames of look-ahead so the detector can batch, never dropping one.
-        slot: FrameSlot[Item] = (
-            FrameSlot(1, "drop_oldest", ready)
-            if src.live
-            else FrameSlot(max(2 * cfg.detector.batch_size, 4), "block", ready)
-        )
-        cameras.append(
-            CameraRuntime(
-                camera_id=cam_cfg.id,
-                source=src,
-                selector=CameraSelector(cam_cfg.id, tracker, rules, policies),
-                slot=slot,
-                zones=zones,
-                lines={ln.name: Line(ln.name, ln.points) for ln in cam_cfg.lines},
-                # measured when something reads the measures: the gate or a scene rule
-                scene=SceneAnalyzer() if cfg.gating.enabled or needs_scene(rules) else None,
-                gate=(
-                    MotionGate(
-                        min_motion=cfg.gating.min_motion,
-                        heartbeat_s=cfg.gating.heartbeat_s,
-                        hold_s=cfg.gating.hold_s,
-                    )
-                    if cfg.gating.enabled
-                    else None
-                ),
-                activity=activity,
-                stream_id="" if src.live else source_fingerprint(cam_cfg.source),
-                packets=ring,
-            )
-        )
+        cameras.append(cam)
     runner = Runner(
         cameras,
         detector,
@@ -414,6 +353,101 @@ def build_pipeline(
         class_names=tuple(names),
         clips=clips,
     )
+
+
+def build_camera(
+    cfg: ArgusConfig,
+    cam_cfg: CameraConfig,
+    names: Sequence[str],
+    ready: threading.Condition,
+    *,
+    clips: ClipMaker | None,
+    decode_threads: int,
+    source: str,
+    resolve: Callable[[str], str] | None = None,
+) -> tuple[CameraRuntime, RuleBook]:
+    """One camera's runtime (source, tracker, rules, gate, slot) and its rule builder.
+
+    ``cfg.rules`` holds the rules (those of other cameras are skipped); ``ready`` is the
+    run's shared condition; ``resolve`` turns the configured source into the one opened
+    (a fleet camera's credential references; ``None``: as configured).  Nothing is opened.
+
+    Raises:
+        ConfigError: A rule cannot be built with the model's class ``names``.
+        fleet.SecretError (a ``ValueError``): ``resolve`` refused the source.
+    """
+    zones = {z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam_cfg.zones}
+    book = RuleBook(cam_cfg, names, source)
+    rules, policies = book.build(cfg.rules)
+    tracker = ByteTracker(
+        high_thresh=cfg.tracker.high_thresh,
+        low_thresh=cfg.tracker.low_thresh,
+        new_track_thresh=cfg.tracker.new_track_thresh,
+        track_buffer_s=cfg.tracker.track_buffer_s,
+    )
+    activity = (
+        ActivityControl(
+            interval_s=cfg.gating.quiet_interval_s,
+            keyframe_max_s=cfg.gating.keyframe_max_s,
+        )
+        if cfg.gating.enabled and cfg.gating.sparse_when_quiet
+        else None
+    )
+    url = resolve(cam_cfg.source) if resolve is not None else cam_cfg.source
+    src = open_source(
+        cam_cfg.id,
+        url,
+        realtime=cam_cfg.realtime,
+        loop=cam_cfg.loop,
+        reconnect=ReconnectPolicy(
+            initial_s=cam_cfg.reconnect.initial_s,
+            max_s=cam_cfg.reconnect.max_s,
+            max_attempts=cam_cfg.reconnect.max_attempts,
+        ),
+        on_state=source_state_logger(cam_cfg.id),
+        decode_threads=decode_threads,
+        activity=activity,
+    )
+    ring = None
+    # a device (V4L2 through OpenCV) gives pictures, not packets: no clips
+    if clips is not None and isinstance(src, SourceBase) and src.stats().kind != "device":
+        clip_cfg = cfg.evidence.clips
+        ring = PacketRing(
+            cam_cfg.id,
+            keep_s=clip_cfg.pre_s + clip_cfg.post_s + 1.0,
+            max_bytes=int(clip_cfg.buffer_mb * 2**20),
+        )
+        src.packets = ring
+    # Live: one slot, newest wins (latency never builds up). Files at full speed:
+    # a few frames of look-ahead so the detector can batch, never dropping one.
+    slot: FrameSlot[Item] = (
+        FrameSlot(1, "drop_oldest", ready)
+        if src.live
+        else FrameSlot(max(2 * cfg.detector.batch_size, 4), "block", ready)
+    )
+    cam = CameraRuntime(
+        camera_id=cam_cfg.id,
+        source=src,
+        selector=CameraSelector(cam_cfg.id, tracker, rules, policies),
+        slot=slot,
+        zones=zones,
+        lines={ln.name: Line(ln.name, ln.points) for ln in cam_cfg.lines},
+        # measured when something reads the measures: the gate or a scene rule
+        scene=SceneAnalyzer() if cfg.gating.enabled or needs_scene(rules) else None,
+        gate=(
+            MotionGate(
+                min_motion=cfg.gating.min_motion,
+                heartbeat_s=cfg.gating.heartbeat_s,
+                hold_s=cfg.gating.hold_s,
+            )
+            if cfg.gating.enabled
+            else None
+        ),
+        activity=activity,
+        stream_id="" if src.live else source_fingerprint(url),
+        packets=ring,
+    )
+    return cam, book
 
 
 def person_ids(names: list[str]) -> frozenset[int]:
@@ -502,9 +536,11 @@ def make_api(
     allowed_hosts: list[str] | None = None,
     access: AccessSettings | None = None,
     live: LiveBoard | None = None,
+    fleet: Any = None,
 ) -> FastAPI:
     """The alerting API over a store (with ``control``: rule sets and suppressions; with
-    ``live``: the wall's and the board's camera statuses and pictures)."""
+    ``live``: the wall's and the board's camera statuses and pictures; with ``fleet``: the
+    fleet's cameras for admins)."""
     return create_app(
         store,
         evidence,
@@ -519,6 +555,7 @@ def make_api(
         allowed_hosts=allowed_hosts,
         access=access,
         live=live,
+        fleet=fleet,
     )
 
 

@@ -226,6 +226,10 @@ class CameraRuntime:
     report (live pictures draw the track where it is now)."""
     next_preview: float = 0.0
     """Monotonic time before which no live picture is made of this camera."""
+    leaving: list[threading.Event] | None = None
+    """Set by :meth:`Runner.remove_camera`: the camera is being taken out of the run; its
+    events are set once it is out (its frames done, its events closed, its records
+    flushed)."""
     stream_id: str = ""
     """Part of every event id of this camera. Live sources: set at the first frame (its wall
     time, ms), so a restarted run never re-issues earlier ids. Files replayed as fast as
@@ -316,6 +320,9 @@ class Runner:
             records are published as ``Event.to_record()`` makes them, and no marker.
         live: Where each camera's status goes every ``LIVE_REPORT_S`` and, for the cameras
             it says are watched, live pictures (drawn and masked on a thread of their own).
+        keep_running: Run until ``stop()`` even when no camera is left to run (a fleet
+            worker, whose cameras come and go with :meth:`add_camera` and
+            :meth:`remove_camera`); else the run ends once every source has ended.
     """
 
     def __init__(
@@ -333,8 +340,10 @@ class Runner:
         clips: ClipMaker | None = None,
         person_ids: Iterable[int] = (),
         live: LiveSink | None = None,
+        keep_running: bool = False,
     ) -> None:
         self.cameras = list(cameras)
+        self._keep_running = keep_running
         self.live = live
         """Where camera statuses and live pictures go (None: nowhere). May be set until
         ``run`` starts."""
@@ -509,6 +518,85 @@ class Runner:
         self._actions.put(apply)
         self._wake()
 
+    def add_camera(self, cam: CameraRuntime) -> None:
+        """Start running one more camera (thread-safe; applied between batches).
+
+        Its run marker is published with the time it is added (so the store closes what
+        another worker, or an earlier run, left open of this camera), then its decoder
+        starts.  A camera id already running is refused (logged; its source is closed).
+        """
+
+        def apply() -> None:
+            if self._stop.is_set():  # the run is over: nothing more starts
+                cam.source.close()
+                return
+            if cam.camera_id in self._by_id:
+                log.error("camera already runs here; not added twice", extra=_extra(cam))
+                cam.source.close()
+                return
+            self.cameras.append(cam)
+            self._by_id[cam.camera_id] = cam
+            cam.state_since = time.time()
+            cam.fps_mark = (time.monotonic(), 0)
+            self._announce([cam], time.time())
+            self._start_decoder(cam)
+            log.info("camera added", extra=_extra(cam))
+
+        if self._stop.is_set():
+            cam.source.close()
+            return
+        self._actions.put(apply)
+        self._wake()
+
+    def remove_camera(self, camera_id: str) -> threading.Event:
+        """Stop running one camera (thread-safe; applied between batches).
+
+        Its source is closed and its waiting frames dropped; the frames in flight are
+        finished, its open events are closed at its last frame's time (as at the end of
+        a run) and flushed to the bus, then it leaves the run.
+
+        Returns:
+            An event set once the camera is out of the run (at once for an unknown id).
+        """
+        done = threading.Event()
+
+        def apply() -> None:
+            cam = self._by_id.get(camera_id)
+            if cam is None or self._stop.is_set():  # gone, or the run completed them all
+                done.set()
+                return
+            if cam.leaving is not None:  # already leaving: told when it is out, as the first
+                cam.leaving.append(done)
+                return
+            cam.leaving = [done]
+            cam.source.close()
+            cam.slot.discard()
+            if cam.activity is not None:
+                cam.activity.release()
+
+        if self._stop.is_set():  # no loop to apply it: the run completes every camera
+            done.set()
+            return done
+        self._actions.put(apply)
+        self._wake()
+        return done
+
+    def _drop_left(self) -> None:
+        """Take the cameras that were removed and are completed out of the run."""
+        for cam in [c for c in self.cameras if c.leaving is not None and c.finished]:
+            self.cameras.remove(cam)
+            del self._by_id[cam.camera_id]
+            self._wanted.pop(cam.camera_id, None)
+            for event in cam.leaving or ():
+                event.set()
+            log.info("camera removed", extra=_extra(cam))
+
+    def _start_decoder(self, cam: CameraRuntime) -> None:
+        cam.thread = threading.Thread(
+            target=self._decode, args=(cam,), name=f"decode-{cam.camera_id}", daemon=True
+        )
+        cam.thread.start()
+
     def _wake(self) -> None:
         with self._ready:
             self._ready.notify_all()
@@ -613,13 +701,10 @@ class Runner:
         is processed (its open events closed, sinks flushed), whatever the other cameras do.
         """
         t0 = time.monotonic()
-        self._announce()
+        self._announce(self.cameras, time.time())
         self._start_live()
         for cam in self.cameras:
-            cam.thread = threading.Thread(
-                target=self._decode, args=(cam,), name=f"decode-{cam.camera_id}", daemon=True
-            )
-            cam.thread.start()
+            self._start_decoder(cam)
         next_progress = t0 + self._progress_interval_s
         frames = 0
         fatal: str | None = None
@@ -632,6 +717,7 @@ class Runner:
                 had_flight = flight is not None
                 busy = flight.cameras if flight is not None else set()
                 self._complete_exhausted(busy)
+                self._drop_left()
                 self._no_signal_ticks(busy)
                 self._live_tick()
                 batch = self._next_batch(busy, None if flight is None else flight.future)
@@ -664,7 +750,7 @@ class Runner:
                 elif landed:
                     failures_in_a_row = 0
                 if not batch and not had_flight:
-                    if self._all_exhausted():
+                    if self._all_exhausted() and not self._keep_running:
                         break
                     self._wait_for_frames(0.1)
                     continue
@@ -687,6 +773,10 @@ class Runner:
             if cam.activity is not None:
                 cam.activity.release()  # and one waiting for a verdict
         self._complete(self.cameras)
+        for cam in self.cameras:
+            for event in cam.leaving or ():
+                event.set()
+        self._apply_actions()  # changes that came too late: an added camera's source closed
         deadline = time.monotonic() + 5.0  # one deadline for all, not 5 s per camera
         for cam in self.cameras:
             if cam.thread is not None:
@@ -721,7 +811,7 @@ class Runner:
         (``argus bench``).  Runs until every source has ended or ``stop()``.
         """
         t0 = time.monotonic()
-        self._announce()
+        self._announce(self.cameras, time.time())
         streams = {cam.camera_id: iter(cam.source.frames()) for cam in self.cameras}
         frames = 0
         fatal: str | None = None
@@ -1114,8 +1204,9 @@ class Runner:
             cam.camera_id, frame.seq, frame.wall_time, frame.image, overlay, want.width
         )
 
-    def _announce(self) -> None:
-        """Publish each camera's run marker (with ``run_id``), before any frame is decoded.
+    def _announce(self, cameras: Sequence[CameraRuntime], started: float) -> None:
+        """Publish the run marker (with ``run_id``) of each of ``cameras``, started at UNIX
+        time ``started``, before any of their frames is decoded.
 
         The bus keeps each camera's records in order (in-process: synchronously; Kafka:
         the camera's partition, behind what the spool still holds of the earlier run),
@@ -1123,8 +1214,7 @@ class Runner:
         """
         if self.run_id is None:
             return
-        started = time.time()
-        for cam in self.cameras:
+        for cam in cameras:
             try:
                 self._bus.publish(run_marker(cam.camera_id, self.run_id, started))
             except Exception:  # the cameras run anyway; the earlier run's alerts stay open
@@ -1132,7 +1222,7 @@ class Runner:
                     "publishing the run marker failed: alerts an earlier run left open stay open",
                     extra={"camera_id": cam.camera_id, "run_id": self.run_id},
                 )
-        log.info("worker run %s started (%d cameras)", self.run_id, len(self.cameras))
+        log.info("worker run %s: %d cameras started", self.run_id, len(cameras))
 
     def _people(
         self, frame: Frame, dets: Detections, tracks: Detections, *, detected: bool
@@ -1219,6 +1309,10 @@ class Runner:
     def health(self) -> dict[str, Any]:
         """Per-camera state for the readiness endpoint: camera id -> state dict."""
         return {c.camera_id: c.health() for c in self.cameras}
+
+
+def _extra(cam: CameraRuntime) -> dict[str, str]:
+    return {"camera_id": cam.camera_id}
 
 
 def _health_open(cam: CameraRuntime) -> set[str]:
