@@ -37,8 +37,9 @@ class InProcessControl:
                 for key, value in list(self._latest.items()):
                     self._call(on_change, key, copy.deepcopy(value))
 
-    def publish(self, key: str, value: ControlValue) -> None:
-        """Hand one change to every subscriber, synchronously, in registration order.
+    def publish(self, key: str, value: ControlValue, partition: int | None = None) -> None:
+        """Hand one change to every subscriber, synchronously, in registration order
+        (``partition``: accepted for the Kafka publisher's sake; one process has none).
 
         Raises:
             ValueError: A bad key or a value that is not JSON (see ``encode_value``).

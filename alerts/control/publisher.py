@@ -118,8 +118,9 @@ class KafkaControlPublisher:
         self.published = 0
         """Messages acknowledged by the broker since start."""
 
-    def publish(self, key: str, value: ControlValue) -> None:
-        """Send one keyed message and wait for the broker's acknowledgement.
+    def publish(self, key: str, value: ControlValue, partition: int | None = None) -> None:
+        """Send one keyed message and wait for the broker's acknowledgement (to
+        ``partition``, else where the default partitioner puts the key).
 
         Raises:
             ValueError: A bad key or value (see ``encode_value``); nothing is sent.
@@ -130,7 +131,9 @@ class KafkaControlPublisher:
         with self._lock:
             try:
                 producer = self._connect()
-                future = producer.send(self.topic, key=key.encode("utf-8"), value=data)
+                future = producer.send(
+                    self.topic, key=key.encode("utf-8"), value=data, partition=partition
+                )
                 producer.flush(timeout=self._timeout_s + 1.0)
                 future.get(timeout=1.0)
             except Exception as e:

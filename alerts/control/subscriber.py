@@ -7,7 +7,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -79,6 +79,7 @@ class KafkaControlSubscriber:
         connect_timeout_s: float = 5.0,
         min_backoff_s: float = 0.2,
         max_backoff_s: float = 10.0,
+        on_record: Callable[[str, Any, int], object] | None = None,
     ) -> None:
         """Configure the subscriber; ``start`` runs it.
 
@@ -101,6 +102,8 @@ class KafkaControlSubscriber:
             connect_timeout_s: Bound on one connection attempt or probe, seconds.
             min_backoff_s: First wait after a failure, seconds (doubles).
             max_backoff_s: Longest wait between attempts, seconds.
+            on_record: Called instead of ``on_change`` with ``(key, value, partition)``
+                (a topic whose partition of a key means something, e.g. the fleet's).
 
         Raises:
             ValueError: An argument out of range, or an unknown security option.
@@ -114,6 +117,7 @@ class KafkaControlSubscriber:
         self.bootstrap = bootstrap
         self.topic = topic
         self._on_change = on_change
+        self._on_record = on_record
         self._security = check_security(security)
         connect_ms = int(connect_timeout_s * 1000)
         self._consumer_config: dict[str, Any] = {
@@ -351,7 +355,10 @@ class KafkaControlSubscriber:
         self._last_record_at = time.time()
         CONTROL_APPLIED.labels(topic=self.topic).inc()
         try:
-            self._on_change(key, copy.deepcopy(value))
+            if self._on_record is not None:
+                self._on_record(key, copy.deepcopy(value), int(record.partition))
+            else:
+                self._on_change(key, copy.deepcopy(value))
         except Exception:  # a handler bug must not stop the control stream
             self.handler_errors += 1
             logger.exception("control on_change failed for %r (record skipped)", key)
