@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 import argus
+from argus.cli_fleet import add_fleet_commands
 from argus.cli_people import add_people_commands
 from argus.config import ArgusConfig, ConfigError, load_config
 from argus.logs import setup_logging
@@ -275,6 +276,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
     setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
+    if not cfg.cameras:
+        print(
+            f"argus: {args.config} has no cameras: its cameras come from the fleet topic, "
+            "which `argus worker` runs (and `argus alerts serve` serves)",
+            file=sys.stderr,
+        )
+        return EXIT_START_FAILED
     return run_config(cfg, args.config, serve=args.serve, host=args.host, port=args.port)
 
 
@@ -408,6 +416,8 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     The alert service of a split deployment: workers (``argus run`` with ``bus.kafka``)
     publish; one or more of these consume as a group, write the store and serve operators.
     """
+    from kafka.errors import KafkaError
+
     from alerts.store import AlertStoreError
     from argus.app import (
         ApiServer,
@@ -446,7 +456,17 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
     from alerts.live import LiveBoard
 
     board = LiveBoard()  # every worker's statuses and live pictures, from the live topics
+    fleet: Any = None
+    fleet_parts: list[Any] = []
+    groups_to: list[Any] = []
     try:
+        if cfg.fleet is not None:  # cameras (and their groups) from the fleet topic
+            from argus.fleet.admin import open_fleet_admin
+
+            fleet, fleet_reader, fleet_out = open_fleet_admin(
+                cfg, lambda groups: [update(groups) for update in groups_to]
+            )
+            fleet_parts = [fleet_reader, fleet_out]
         store, evidence = open_store(cfg, home)
         key, key_from = api_key(home)
         service = alert_service(cfg.bus.kafka, store)
@@ -469,10 +489,15 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
             allowed_hosts=allowed_hosts(cfg, args.host or cfg.api.host),
             access=access_settings(cfg),
             live=board,
+            fleet=fleet,
         )
+        if fleet is not None:
+            groups_to.append(app.state.argus.cameras.update)
+            fleet_parts[0].start()
         publish_stored_state(store, control)
         server = ApiServer(app, args.host or cfg.api.host, args.port or cfg.api.port)
-    except (AlertStoreError, OSError, ValueError, RuntimeError) as e:
+    except (AlertStoreError, OSError, ValueError, RuntimeError, KafkaError) as e:
+        _close_all(fleet_parts)
         print(f"argus: {e}", file=sys.stderr)
         return EXIT_START_FAILED
     sla = sla_job(cfg, store)
@@ -498,11 +523,21 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
             retention.stop()
         demands.stop()
         live_in.stop()
+        _close_all(fleet_parts)
         shut_down(server, service, None)
         control.close()
         close_evidence(evidence)
         store.close()
     return EXIT_OK
+
+
+def _close_all(parts: Sequence[Any]) -> None:
+    """Stop readers and close publishers (each once; errors logged)."""
+    for part in parts:
+        try:
+            part.stop() if hasattr(part, "stop") else part.close()
+        except Exception:
+            log.exception("closing %s failed", type(part).__name__)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -710,6 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(fn=cmd_models)
 
     add_people_commands(sub)  # argus users ..., argus tokens ... (argus.cli_people)
+    add_fleet_commands(sub)  # argus worker, argus fleet ... (argus.cli_fleet)
     return p
 
 

@@ -655,10 +655,32 @@ class LogConfig(_Strict):
     )
 
 
+class FleetTopicConfig(_Strict):
+    """The fleet topic of camera definitions (``argus fleet publish``), for the alert
+    service: the cameras' groups come from it, and admins edit cameras through the API."""
+
+    topic: str = Field(
+        "argus.fleet",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Compacted topic of camera definitions.",
+    )
+    partitions: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Partitions of the fleet topic if it is created here: the most "
+        "workers one site's cameras can be spread over. Never change it afterwards.",
+    )
+
+
 class ArgusConfig(_Strict):
     """A whole run: cameras, rules, sinks and the settings of each stage."""
 
-    cameras: list[CameraConfig] = Field(min_length=1)
+    cameras: list[CameraConfig] = Field(
+        default_factory=list,
+        description="The cameras (at least one, unless `fleet` names the topic they come "
+        "from: an alert service of a fleet).",
+    )
     rules: list[RuleConfig] = Field(default_factory=list)
     sinks: list[SinkConfig] = Field(default_factory=list)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -670,6 +692,11 @@ class ArgusConfig(_Strict):
     bus: BusConfig = Field(default_factory=BusConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    fleet: FleetTopicConfig | None = Field(
+        None,
+        description="Alert service of a fleet: camera groups from the fleet topic, and "
+        "cameras edited by admins through the API (needs bus.kafka).",
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> ArgusConfig:
@@ -688,6 +715,12 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     cameras = [c for c in data.get("cameras") or [] if isinstance(c, dict)]
     ids = [c.get("id") for c in cameras]
     problems: list[str] = []
+    fleet = data.get("fleet") is not None
+    if not data.get("cameras") and not fleet:
+        problems.append("cameras: at least one camera (or a fleet section: cameras from its topic)")
+    bus = data.get("bus")
+    if fleet and not (isinstance(bus, dict) and bus.get("kafka")):
+        problems.append("fleet: needs bus.kafka (the fleet topic is on that broker)")
     dup = sorted({str(i) for i in ids if ids.count(i) > 1})
     if dup:
         problems.append(f"cameras: camera ids must be unique; repeated: {dup}")
@@ -801,3 +834,113 @@ def load_config(path: Path) -> ArgusConfig:
 
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+class FleetConfig(FleetTopicConfig):
+    """A worker in a fleet: its cameras come from the fleet topic, shared out by a Kafka
+    consumer group (``argus worker``)."""
+
+    name: str | None = Field(
+        None,
+        pattern=ID_PATTERN,
+        description="This worker's name in logs and on the health board (default: the "
+        "host name and process id).",
+    )
+    group: str = Field(
+        "argus-workers",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Consumer group of the workers sharing one site's cameras.",
+    )
+    capacity: int = Field(ge=1, le=10_000, description="Most cameras this worker runs.")
+    session_timeout_s: float = Field(
+        10.0,
+        ge=1.0,
+        le=300.0,
+        description="A worker silent this long is taken for dead and its cameras go to "
+        "others, seconds (the broker may impose a minimum, 6 s on Apache Kafka).",
+    )
+
+
+class WorkerConfig(_Strict):
+    """``argus worker``: a fleet worker's settings; its cameras and rules come from the
+    fleet topic, never from this file."""
+
+    fleet: FleetConfig
+    bus: BusConfig
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    gating: GatingConfig = Field(default_factory=GatingConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    log: LogConfig = Field(default_factory=LogConfig)
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig,
+        description="metrics.port also serves the worker's /healthz and /readyz.",
+    )
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+
+    @model_validator(mode="after")
+    def _needs_kafka(self) -> WorkerConfig:
+        if self.bus.kafka is None:
+            raise ValueError("bus.kafka: a fleet worker needs the Kafka bus (its bootstrap)")
+        return self
+
+    def shared(self) -> ArgusConfig:
+        """The sections every camera of this worker shares, as a config without cameras
+        (for the composition root's helpers that read only those sections)."""
+        return ArgusConfig.model_construct(
+            cameras=[],
+            rules=[],
+            sinks=self.sinks,
+            detector=self.detector,
+            tracker=self.tracker,
+            gating=self.gating,
+            storage=self.storage,
+            api=ApiConfig(),
+            log=self.log,
+            bus=self.bus,
+            metrics=self.metrics,
+            evidence=self.evidence,
+        )
+
+    def for_camera(self, camera: CameraConfig, rules: list[Any]) -> ArgusConfig:
+        """One camera of the fleet with its rules and this worker's sections, validated.
+
+        Raises:
+            ConfigError: The camera and rules do not make a valid config.
+        """
+        data = self.shared().model_dump(mode="json")
+        data["cameras"] = [camera.model_dump(mode="json")]
+        data["rules"] = [r.model_dump(mode="json") for r in rules]
+        return parse_config(data, f"fleet camera {camera.id!r}")
+
+
+def load_worker_config(path: Path) -> WorkerConfig:
+    """Read and validate an ``argus worker`` config file.
+
+    Raises:
+        ConfigError: Missing, not YAML, or not valid (every problem named).
+    """
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(source, ["file not found"]) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(source, [f"cannot read: {e}"]) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(source, [f"not valid YAML: {_one_line(str(e))}"]) from e
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"top level must be a mapping, got {type(data).__name__}"])
+    try:
+        return WorkerConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors(include_url=False):
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (not allowed here)"
+            problems.append(
+                f"{_format_loc(tuple(err['loc'])) or '<top>'}: {msg}" + _input_hint(err)
+            )
+        raise ConfigError(source, problems) from e

@@ -32,6 +32,19 @@ def redact_text(text: str) -> str:
     return _QUERY_SECRET_RE.sub(r"\g<pre>***", text)
 
 
+_USERINFO_VALUE_RE = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:(?P<value>[^\s'\"]*)@")
+
+
+def secrets_in(text: str) -> list[str]:
+    """The secret values ``text`` holds: what :func:`redact_text` would hide (URL passwords,
+    secret query values), in order; empty values left out."""
+    found = [m.group("value") for m in _USERINFO_VALUE_RE.finditer(text)]
+    for m in _QUERY_SECRET_RE.finditer(text):
+        value = text[m.end("pre") : m.end()]
+        found.append(value)
+    return [v for v in found if v]
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` safe to log: the password (and secret query values) replaced by ``***``.
 

@@ -27,6 +27,7 @@ CameraState = Literal[
     "moved",
     "ended",
     "failed",
+    "waiting",
 ]
 """A camera's state as operators see it (the board's order of badness is ``STATE_RANK``).
 
@@ -34,7 +35,9 @@ CameraState = Literal[
 and a run draining its last frames are ``ended``).  ``lost``, ``frozen``, ``covered``,
 ``blurred``, ``moved``: a camera-health event of the camera is open (``signal_lost``,
 ``frozen``, ``covered``, ``blur``, ``moved``) while frames may still arrive.  ``lost`` is
-also what the API says of a camera whose worker stopped reporting."""
+also what the API says of a camera whose worker stopped reporting.  ``waiting``: a fleet
+camera no worker runs (none has capacity left, or none has a model that serves it; the
+group's leader reports it, ``detail`` says why)."""
 
 STATES: tuple[str, ...] = (
     "connecting",
@@ -47,19 +50,21 @@ STATES: tuple[str, ...] = (
     "moved",
     "ended",
     "failed",
+    "waiting",
 )
 
 STATE_RANK: dict[str, int] = {
     "failed": 0,
-    "lost": 1,
-    "reconnecting": 2,
-    "covered": 3,
-    "frozen": 4,
-    "moved": 5,
-    "blurred": 6,
-    "connecting": 7,
-    "ended": 8,
-    "streaming": 9,
+    "waiting": 1,
+    "lost": 2,
+    "reconnecting": 3,
+    "covered": 4,
+    "frozen": 5,
+    "moved": 6,
+    "blurred": 7,
+    "connecting": 8,
+    "ended": 9,
+    "streaming": 10,
 }
 """Worst first: how the board sorts cameras (lower is worse)."""
 

@@ -27,11 +27,11 @@ export function init(opts) {
 const STATE_WORDS = {
   connecting: "Connecting", streaming: "Streaming", reconnecting: "Reconnecting",
   lost: "Signal lost", frozen: "Picture frozen", covered: "Lens covered", blurred: "Picture blurred",
-  moved: "Camera moved", ended: "Ended", failed: "Failed",
+  moved: "Camera moved", ended: "Ended", failed: "Failed", waiting: "Waiting for a worker",
 };
 export const stateWords = (s) => (s ? STATE_WORDS[s] || s : "Not reported");
 // States in which no live picture can be trusted: the tile shows the state instead.
-const NO_PICTURE = new Set(["connecting", "reconnecting", "lost", "ended", "failed"]);
+const NO_PICTURE = new Set(["connecting", "reconnecting", "lost", "ended", "failed", "waiting"]);
 const prioClass = (p) => (p >= 70 ? "high" : p >= 40 ? "mid" : "low");
 const ago = (t) => (isNumber(t) ? duration(Date.now() / 1000 - t) + " ago" : "");
 const at = (t) => (isNumber(t) ? new Date(t * 1000).toLocaleTimeString() : "");
