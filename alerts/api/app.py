@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from alerts.api.context import ApiContext, HealthFn, RulesValidator
 from alerts.api.errors import RejectionLog, SafeJSONResponse, install_handlers
+from alerts.api.fleet_admin import FleetAdmin
 from alerts.api.guards import BodyGuard, HostGuard, MetricsMiddleware, default_allowed_hosts
 from alerts.api.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_RULES_BODY_BYTES
 from alerts.api.permissions import CameraGroups
@@ -30,6 +31,7 @@ from alerts.api.routes import (
 )
 from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
+from alerts.api.routes import fleet as fleet_routes
 from alerts.api.routes import live as live_routes
 from alerts.api.security import Passwords, digest
 from alerts.control import ControlPublisher
@@ -97,6 +99,7 @@ def create_app(
     access: AccessSettings | None = None,
     clock: Callable[[], float] = time.time,
     live: LiveBoard | None = None,
+    fleet: FleetAdmin | None = None,
 ) -> FastAPI:
     """Build the alerts API.
 
@@ -130,6 +133,8 @@ def create_app(
         live: The cameras' statuses and live pictures from the workers, for the wall
             and the health board (``None``: no worker reports here; the wall shows
             alerts without pictures).
+        fleet: The fleet's camera definitions, edited by admins (``/fleet/cameras``);
+            ``None``: cameras come from the config file (those routes answer 503).
 
     Raises:
         ValueError: ``api_key`` shorter than 16 characters (the key itself is not
@@ -176,6 +181,7 @@ def create_app(
         secure_cookies=settings.secure_cookies,
         page_settings=dataclasses.asdict(settings.page),
         live=live,
+        fleet=fleet,
     )
 
     app = FastAPI(
@@ -203,7 +209,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     routers = (
         alert_routes, changes, lifecycle, evidence_routes, control_routes, rule_types, auth,
-        people, audit, page_settings, live_routes, ops, pages,
+        people, audit, page_settings, live_routes, fleet_routes, ops, pages,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)

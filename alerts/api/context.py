@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from alerts.api.errors import RejectionLog
+from alerts.api.fleet_admin import FleetAdmin
 from alerts.api.permissions import CameraGroups
 from alerts.api.security import Passwords, SignInThrottle
 from alerts.control import ControlPublisher, ControlPublishError, ControlValue
@@ -64,6 +65,8 @@ class ApiContext:
     secure_cookies: bool | None = None
     """Mark cookies Secure: ``True``/``False``, or ``None``: when the request is HTTPS."""
     live: LiveBoard | None = None
+    fleet: FleetAdmin | None = None
+    """The fleet's camera definitions (``None``: cameras come from the config file)."""
     """Camera statuses and live pictures from the workers (None: none report here)."""
     wall_cache: object | None = None
     """The wall streams' shared answers of the store (``routes.live``)."""

@@ -52,6 +52,8 @@ class Permission(enum.StrEnum):
     """See evidence unmasked: the original snapshot and clip, people not blurred."""
     USERS_MANAGE = "users.manage"
     TOKENS_MANAGE = "tokens.manage"
+    CAMERAS_MANAGE = "cameras.manage"
+    """Add, change and remove the fleet's cameras (admins)."""
     SIGNED_IN = "signed_in"
 
 
@@ -136,6 +138,10 @@ class CameraGroups:
     def configured(self) -> dict[str, frozenset[str]]:
         """Every camera the config names, with its groups."""
         return dict(self._groups)
+
+    def update(self, groups: Mapping[str, list[str]]) -> None:
+        """Replace every camera's groups (a fleet's cameras change while the API runs)."""
+        self._groups = {cam: frozenset(g or [DEFAULT_GROUP]) for cam, g in groups.items()}
 
     def cameras_of(self, who: Principal) -> frozenset[str] | None:
         """The cameras ``who`` works on (``None``: every camera)."""

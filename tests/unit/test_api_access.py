@@ -41,6 +41,8 @@ from alerts.evidence import (
 )
 from alerts.store import SqlAlertStore, SqliteAlertStore
 from alerts.store.postgres import PostgresAlertStore
+from argus.fleet.admin import FleetAdmin
+from argus.fleet.view import FleetView
 from selector.suppression import Suppression
 from tests.factories import T0, make_event
 from tests.pg import fresh_schema
@@ -87,6 +89,7 @@ class World:
     def __init__(self, tmp_path: Path, store: SqlAlertStore) -> None:
         self.store = store
         self.evidence = LocalEvidenceStore(tmp_path / "evidence")
+        self.fleet = FleetAdmin(FleetView(8), InProcessControl())
         self.app = create_app(
             self.store,
             self.evidence,
@@ -97,6 +100,7 @@ class World:
             access=AccessSettings(
                 camera_groups={"cam-a": ["a"], "cam-b": ["b"]}, password_hasher=CHEAP
             ),
+            fleet=self.fleet,
         )
         self.client = TestClient(self.app, base_url="http://127.0.0.1")
         hasher = self.app.state.argus.passwords
@@ -153,6 +157,11 @@ class World:
         sid = str(uuid.uuid4())
         self.store.add_suppression(Suppression(sid, "cam-a", None, None, None, None, T0 + 1e9, T0))
         return sid
+
+    def fleet_camera(self) -> str:
+        camera_id = f"fleet-{next(self._n)}"
+        self.fleet.put(camera_id, {"camera": {"id": camera_id, "source": "rtsp://cam/s"}})
+        return camera_id
 
     def user(self, password: str | None = None) -> str:
         name = f"u{next(self._n)}"
@@ -261,6 +270,15 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/api/v1/tokens"): lambda w: ("/api/v1/tokens", None),
     ("POST", "/api/v1/tokens"): lambda w: ("/api/v1/tokens", {"name": "x", "role": "operator"}),
     ("DELETE", "/api/v1/tokens/{token_id}"): lambda w: (f"/api/v1/tokens/{w.token()}", None),
+    ("GET", "/api/v1/fleet/cameras"): lambda w: ("/api/v1/fleet/cameras", None),
+    ("PUT", "/api/v1/fleet/cameras/{camera_id}"): lambda w: (
+        f"/api/v1/fleet/cameras/{(cid := f'fleet-{next(w._n)}')}",
+        {"camera": {"id": cid, "source": "rtsp://cam/s"}, "rules": []},
+    ),
+    ("DELETE", "/api/v1/fleet/cameras/{camera_id}"): lambda w: (
+        f"/api/v1/fleet/cameras/{w.fleet_camera()}",
+        None,
+    ),
     ("GET", "/healthz"): lambda w: ("/healthz", None),
     ("GET", "/readyz"): lambda w: ("/readyz", None),
     ("GET", "/metrics"): lambda w: ("/metrics", None),
