@@ -289,7 +289,8 @@ class FleetWorker:
         """Run exactly the cameras of ``partitions`` this worker can (member thread).
 
         Returns:
-            Whether a camera was stopped (the group must rebalance to hand it on).
+            Whether a camera was stopped or newly declined (the group must rebalance to
+            hand it on).
         """
         view = self.view
         assert view is not None
@@ -329,9 +330,11 @@ class FleetWorker:
             problem = self._start_camera(d)
             if problem is not None:
                 declined[camera_id] = problem
+        newly_declined = bool(set(declined) - set(self.declined))
         self.declined = declined
         metrics.CAMERAS.set(len(self._running))
-        return stopped
+        # a camera stopped, or one newly declined: another round places it elsewhere
+        return stopped or newly_declined
 
     def _start_camera(self, d: CameraDefinition) -> str | None:
         """Start one camera; why not, or ``None``."""

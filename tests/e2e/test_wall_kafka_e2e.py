@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.fleet_harness import wait_for
 from deploy.localstack import LocalStack
 from tests.e2e.conftest import (
     API_KEY,
@@ -45,16 +46,6 @@ def board(url: str) -> dict[str, Any]:
     except httpx.HTTPError:
         return {}
     return {c["camera_id"]: c for c in r.json()["cameras"]} if r.status_code == 200 else {}
-
-
-def wait(what: str, check: Any, timeout_s: float, step_s: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(step_s)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 def metric(url: str, name: str) -> float:
@@ -93,7 +84,7 @@ def test_statuses_and_pictures_cross_kafka_only_while_watched(
         text=True,
     )
     try:
-        cam = wait(
+        cam = wait_for(
             "the worker's camera on the board",
             lambda: (c := board(url).get("plaza")) and c["state"] == "streaming" and c,
             timeout_s=90,
@@ -135,7 +126,7 @@ def test_statuses_and_pictures_cross_kafka_only_while_watched(
         # a worker that dies leaves its camera lost (no report any more)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-        gone = wait(
+        gone = wait_for(
             "the dead worker's camera turning lost",
             lambda: (c := board(url).get("plaza")) and c["state"] == "lost" and c,
             timeout_s=30,
