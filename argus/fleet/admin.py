@@ -55,7 +55,11 @@ class FleetAdmin:
         self._lock = threading.Lock()
 
     def cameras(self) -> list[dict[str, Any]]:
-        return [self._out(d) for _, d in sorted(self.view.definitions().items())]
+        placed = self.view.by_partition()  # one snapshot: partitions and definitions agree
+        return sorted(
+            (self._out(d, p) for p, defs in placed.items() for d in defs),
+            key=lambda c: str(c["camera_id"]),
+        )
 
     def refused(self) -> dict[str, list[str]]:
         return self.view.refused()
@@ -85,7 +89,7 @@ class FleetAdmin:
             for stale in self.view.stale_copies(camera_id):  # a racing publisher's copy
                 self.publisher.publish(definition.key, None, partition=stale)
                 self.view.apply(definition.key, None, stale)
-        return self._out(definition)
+        return self._out(definition, where)
 
     def remove(self, camera_id: str) -> bool:
         with self._lock:
@@ -102,7 +106,7 @@ class FleetAdmin:
         """Every fleet camera's groups, by id (for the API's ``CameraGroups``)."""
         return {cid: list(d.camera.groups) for cid, d in self.view.definitions().items()}
 
-    def _out(self, d: CameraDefinition) -> dict[str, Any]:
+    def _out(self, d: CameraDefinition, partition: int) -> dict[str, Any]:
         camera = d.camera.model_dump(mode="json")
         camera["source"] = redact_url(camera["source"])
         return {
@@ -111,7 +115,7 @@ class FleetAdmin:
             "rules": [r.model_dump(mode="json") for r in d.rules],
             "model": d.model,
             "updated_at": d.updated_at,
-            "partition": self.view.partition(d.camera_id),
+            "partition": partition,
         }
 
 

@@ -275,8 +275,10 @@ class CapacityAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
 
     def assign(self, cluster: Any, members: Any) -> dict[str, ConsumerProtocolAssignment]:
         infos = [MemberInfo.from_user_data(m.member_id, m.metadata.user_data) for m in members]
-        partitions = set(cluster.partitions_for_topic(self.topic) or ())
-        cameras = {p: defs for p, defs in self._cameras().items() if p in partitions}
+        known = cluster.partitions_for_topic(self.topic)
+        cameras = dict(self._cameras())
+        if known:  # the topic's metadata not yet at hand: the view's partitions stand
+            cameras = {p: defs for p, defs in cameras.items() if p in known}
         result = plan(infos, cameras)
         log.info(
             "fleet: assignment by this worker: %s; waiting %d, moving %d",

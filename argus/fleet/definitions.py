@@ -22,14 +22,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from kafka.partitioner.default import murmur2
 
 from argus.config import ArgusConfig, CameraConfig, ConfigError, RuleConfig, parse_config
+from argus.paths import argus_home
 from ingest.redact import secrets_in
 from selector.rules.config import ID_PATTERN
 
@@ -40,6 +42,11 @@ DEFAULT_FLEET_TOPIC = "argus.fleet"
 DEFAULT_FLEET_PARTITIONS = 64
 """Partitions of a fleet topic created by Argus: the most workers one site can spread its
 cameras over usefully is this (a partition is the unit a worker is assigned)."""
+
+ENV_PREFIX = "CAM_"
+"""Environment references name variables starting with this (``${CAM_GATE_PW}``)."""
+MAX_CLOCK_SKEW_S = 86_400.0
+"""A definition's ``updated_at`` may be at most this far in the future (clocks differ)."""
 
 _ID_RE = re.compile(ID_PATTERN)
 _REF_RE = re.compile(r"\$\{(?:(?P<env>[A-Za-z_][A-Za-z0-9_]*)|file:(?P<file>[^}]+))\}")
@@ -113,27 +120,73 @@ def classes_named(rules: tuple[RuleConfig, ...] | list[RuleConfig]) -> tuple[str
 
 
 def source_problem(source: str) -> str | None:
-    """Why a definition's source may not be published (a password or secret query value
-    in it, or spaces), or None.  The message never repeats the source."""
+    """Why a definition's source may not be published, or None.  The message never repeats
+    the source.
+
+    Refused: spaces; a password or secret query value written out (it must be a
+    reference); a reference anywhere else (a reference stands only where logs redact it,
+    so a definition cannot send a worker's secrets to a host of its choosing); a
+    reference to an environment variable not named ``CAM_...`` (the worker's own secrets,
+    ``ARGUS_*``, are out of reach), or to a file by a relative path or through ``..``.
+    """
     if any(c.isspace() for c in source):
         return "source must not contain spaces (percent-encode them in a URL: %20)"
+    rest = source
     for value in secrets_in(source):
         if not _REFS_ONLY.fullmatch(value):
             return (
-                "source holds a password or secret: write it as a reference, ${NAME} (the "
-                "worker's environment variable) or ${file:/path} (a secret file on the worker)"
+                "source holds a password or secret: write it as a reference, ${CAM_NAME} "
+                "(the worker's environment variable) or ${file:/run/secrets/name} (a secret "
+                "file on the worker)"
             )
+        rest = rest.replace(value, "", 1)
+    if "${" in rest:
+        return (
+            "a reference may stand only for the password (rtsp://user:${CAM_NAME}@host/...) "
+            "or a secret query value (?password=${CAM_NAME})"
+        )
+    for m in _REF_RE.finditer(source):
+        problem = _reference_problem(m)
+        if problem:
+            return problem
     return None
 
 
-def resolve_source(source: str, environ: Mapping[str, str] | None = None) -> str:
-    """``source`` with every ``${NAME}`` / ``${file:/path}`` replaced by its value.
+def _reference_problem(m: re.Match[str]) -> str | None:
+    name, path = m.group("env"), m.group("file")
+    if name is not None and not name.startswith(ENV_PREFIX):
+        return f"an environment reference must name a variable starting with {ENV_PREFIX}"
+    if path is not None and (not path.startswith("/") or ".." in path.split("/")):
+        return "a file reference must be an absolute path without '..'"
+    return None
+
+
+def secret_dirs() -> tuple[Path, ...]:
+    """Where a file reference may point on this worker: ``/run/secrets`` (containers'
+    secrets) and ``$ARGUS_HOME/secrets``."""
+    return (Path("/run/secrets"), argus_home() / "secrets")
+
+
+def resolve_source(
+    source: str,
+    environ: Mapping[str, str] | None = None,
+    allowed_dirs: Sequence[Path] | None = None,
+) -> str:
+    """``source`` with every ``${CAM_...}`` / ``${file:/path}`` replaced by its value
+    (percent-encoded in a URL).  Files only under ``allowed_dirs`` (default
+    :func:`secret_dirs`).
 
     Raises:
-        SecretError: An environment variable is unset or a file unreadable (the message
-            names the reference only).
+        SecretError: A reference not allowed (see :func:`source_problem`), an environment
+            variable unset, a file outside the secret folders or unreadable (the message
+            names the reference only, never a value).
     """
     env = os.environ if environ is None else environ
+    dirs = [d.resolve() for d in (secret_dirs() if allowed_dirs is None else allowed_dirs)]
+    for m in _REF_RE.finditer(source):
+        problem = _reference_problem(m)
+        if problem:
+            raise SecretError(problem)
     in_url = "://" in source  # a value in a URL is percent-encoded (an '@' or '/' in it)
 
     def one(m: re.Match[str]) -> str:
@@ -147,8 +200,14 @@ def resolve_source(source: str, environ: Mapping[str, str] | None = None) -> str
             if value is None:
                 raise SecretError(f"environment variable {name} (named by the source) is not set")
             return value
+        where = Path(path).resolve()
+        if not any(where.is_relative_to(d) for d in dirs):
+            raise SecretError(
+                f"secret file {path} (named by the source) is not under "
+                f"{' or '.join(str(d) for d in dirs)}"
+            )
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(where, encoding="utf-8") as f:
                 return f.readline().rstrip("\r\n")
         except OSError as e:
             raise SecretError(
@@ -191,8 +250,12 @@ def parse_definition(key: str, value: Any, source: str = "fleet") -> CameraDefin
         problems.append("rules: every rule must name this camera")
     if model is not None and not (isinstance(model, str) and 0 < len(model) <= 128):
         problems.append("model: a model name or null")
-    if isinstance(updated_at, bool) or not isinstance(updated_at, int | float):
-        problems.append("updated_at: must be a number")
+    if (
+        isinstance(updated_at, bool)
+        or not isinstance(updated_at, int | float)
+        or not 0 <= updated_at <= time.time() + MAX_CLOCK_SKEW_S
+    ):
+        problems.append("updated_at: must be UNIX seconds, not in the future")
     if problems:
         raise ConfigError(where, problems)
     assert isinstance(camera, Mapping) and isinstance(rules, list)

@@ -32,6 +32,10 @@ from ingest.retry import Backoff
 
 log = logging.getLogger("argus.fleet")
 
+MOVING_RECHECK_S = 2.0
+"""After a round that held cameras back to move them, the leader asks for another this much
+later, seconds (their members ask as soon as they have stopped them)."""
+
 REJOIN_SETTLE_S = 0.5
 """A placement change is acted on once the view has been quiet this long, seconds (a
 site published at once makes one rebalance, not one per camera)."""
@@ -64,9 +68,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # eager protocol: everything is "revoked" before each round; cameras keep running
         # until the new assignment says otherwise (what stays is never interrupted)
         self.member._joined = False
+        self.member._led = False  # a round whose sync failed leaves no stale leadership
 
     def on_partitions_lost(self, lost: Any) -> None:
         self.member._joined = False
+        self.member._led = False
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.member._received(frozenset(tp.partition for tp in assigned))
@@ -84,12 +90,15 @@ class FleetMember:
         me: This worker's metadata now (capacity, model, what it runs).
         on_assignment: ``(partitions, leader_data)``: called on the member's thread with
             every assignment (``leader_data``: what the leader added: ``waiting``,
-            ``moving``).  It returns whether the member must rejoin at once (it stopped a
-            camera another member is to take).
+            ``moving``), and with no partitions when the group client fails (stop
+            everything before leaving).  It returns whether the member must rejoin at once
+            (it stopped a camera another member is to take).
         on_plan: Called with each plan this member computes as leader.
         session_timeout_s: Silence after which the group drops this member, seconds.
         security: kafka-python SSL/SASL options.
         client_id: Kafka client id.
+        apply_timeout_s: Longest ``on_assignment`` may take, seconds (the group's poll
+            interval is sized for it).
     """
 
     def __init__(
@@ -105,6 +114,7 @@ class FleetMember:
         session_timeout_s: float = 10.0,
         security: Mapping[str, Any] | None = None,
         client_id: str = "argus-worker",
+        apply_timeout_s: float = 20.0,
     ) -> None:
         self.topic = topic
         self.view = view
@@ -123,13 +133,17 @@ class FleetMember:
             "partition_assignment_strategy": [self.assignor],
             "session_timeout_ms": session_ms,
             "heartbeat_interval_ms": max(100, session_ms // 4),
-            "max_poll_interval_ms": max(30_000, 3 * session_ms),
+            # the member thread applies an assignment between polls (stops are bounded by
+            # apply_timeout_s): past this the client would leave the group meanwhile
+            "max_poll_interval_ms": max(30_000, 3 * session_ms, int(apply_timeout_s * 2000)),
             "request_timeout_ms": session_ms + 5000,
             "fetch_max_wait_ms": 100,
             **dict(security or {}),
         }
         self._lock = threading.Lock()
         self._pending: frozenset[int] | None = None
+        self._applying: frozenset[int] = frozenset()
+        self._apply_timeout_s = apply_timeout_s
         self._partitions: frozenset[int] = frozenset()
         self._joined = False
         self._rejoin = threading.Event()
@@ -145,7 +159,7 @@ class FleetMember:
         self._thread = threading.Thread(target=self._run, name="fleet-member", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 30.0) -> None:
         """Leave the group (the others rebalance at once) and end the thread."""
         self._stop.set()
         if self._thread is not None:
@@ -157,15 +171,15 @@ class FleetMember:
         self._rejoin.set()
 
     def claimed(self) -> frozenset[int]:
-        """The partitions of the last assignment received, applied or not (thread-safe).
+        """The partitions of an assignment received and not yet applied (thread-safe).
 
-        A member's join metadata says it runs these as well as what it runs now: a round
-        may begin (the member's join sent from inside the group client) after an assignment
-        arrived and before the member started its cameras, and the leader must not give
-        them to anyone else then."""
+        A member's join metadata says it runs these as well as what it runs now: the group
+        client joins a round from its own thread, which may be after an assignment arrived
+        and before the member started its cameras, and the leader must not give them to
+        anyone else then.  Once applied, only the cameras actually running count (a camera
+        declined or failed to start is not claimed)."""
         with self._lock:
-            pending = self._pending
-        return self._partitions | (pending or frozenset())
+            return (self._pending or frozenset()) | self._applying
 
     def health(self) -> MemberHealth:
         return MemberHealth(
@@ -204,7 +218,12 @@ class FleetMember:
                 self._follow(consumer)
             except Exception as e:  # the group client failed: a new one, after a pause
                 self.last_error = f"{type(e).__name__}: {e}"[:300]
-                log.warning("fleet: group client failed (%s); retrying", self.last_error)
+                log.warning(
+                    "fleet: group client failed (%s); stopping this worker's cameras before "
+                    "leaving the group, then joining again",
+                    self.last_error,
+                )
+                self._apply(frozenset(), {})  # the others may take them: never run twice
                 backoff.wait(self._stop)
             finally:
                 if consumer is not None:
@@ -212,26 +231,46 @@ class FleetMember:
                         consumer.close(autocommit=False, timeout_ms=5000)  # leaves the group
                 self._joined = False
 
+    def _apply(self, partitions: frozenset[int], leader_data: Mapping[str, Any]) -> bool:
+        """``on_assignment`` (what it applies stays claimed until it returns); an error is
+        logged (the group client is not torn down for it) and asks for another round."""
+        try:
+            return self._on_assignment(partitions, leader_data)
+        except Exception:
+            log.exception("fleet: applying an assignment failed")
+            return True
+        finally:
+            with self._lock:
+                self._applying = frozenset()
+
     def _follow(self, consumer: KafkaConsumer) -> None:
         digest = self.view.placement_digest()
         changed_at: float | None = None
+        moving_at: float | None = None
         version = self.view.version
         while not self._stop.is_set():
             consumer.poll(timeout_ms=200, max_records=50)  # rebalances happen in here
             self.last_error = None
             with self._lock:
                 pending, self._pending = self._pending, None
+                if pending is not None:
+                    self._applying = pending  # still claimed while it is applied
             if pending is not None:
                 self._partitions = pending
                 self.rebalances += 1
                 version = self.view.version
-                if self._on_assignment(pending, self.assignor.last_user_data):
+                leader_data = self.assignor.last_user_data
+                if self._apply(pending, leader_data):
                     self._rejoin.set()
+                if self.leader and leader_data.get("moving"):
+                    # cameras were held back to move: another round once their members
+                    # have stopped them (each also asks; this covers one that asked early)
+                    moving_at = time.monotonic()
             elif self._joined and self.view.version != version:
                 # a definition changed (rules, zones, a source): applied to the cameras
                 # of this worker's partitions at once, without waiting for a rebalance
                 version = self.view.version
-                if self._on_assignment(self._partitions, self.assignor.last_user_data):
+                if self._apply(self._partitions, self.assignor.last_user_data):
                     self._rejoin.set()
             now_digest = self.view.placement_digest()
             if now_digest != digest:
@@ -239,6 +278,9 @@ class FleetMember:
             if changed_at is not None and time.monotonic() - changed_at >= REJOIN_SETTLE_S:
                 changed_at = None
                 log.info("fleet: the cameras changed; asking the group to rebalance")
+                self._rejoin.set()
+            if moving_at is not None and time.monotonic() - moving_at >= MOVING_RECHECK_S:
+                moving_at = None
                 self._rejoin.set()
             if self._rejoin.is_set():
                 self._rejoin.clear()

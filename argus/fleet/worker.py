@@ -61,8 +61,9 @@ from argus.runner import Runner
 log = logging.getLogger("argus.fleet")
 
 STOP_CAMERA_S = 15.0
-"""Longest wait for a camera leaving this worker to finish (frames in flight, events
-closed, records flushed), seconds; past it the camera is let go anyway."""
+"""Longest wait for the cameras leaving this worker in one round to finish (frames in
+flight, events closed, records flushed), seconds; one not out by then stays counted as
+running here (no one else is given it) and a later round tries again."""
 
 
 @dataclass
@@ -216,6 +217,7 @@ class FleetWorker:
             session_timeout_s=fleet.session_timeout_s,
             security=security,
             client_id=f"argus-worker-{self.name}",
+            apply_timeout_s=STOP_CAMERA_S + 5.0,
         )
         self.member.start()
         log.info(
@@ -315,18 +317,23 @@ class FleetWorker:
         with self._lock:
             running = dict(self._running)
         stopped = False
-        for camera_id in sorted(set(running) - set(desired)):
-            self._stop_camera(camera_id)
-            stopped = True
+        restart = [
+            cid
+            for cid, d in desired.items()
+            if cid in running and running[cid].definition.camera != d.camera
+        ]
+        leaving = sorted(set(running) - set(desired))
+        still = self._stop_cameras([*leaving, *restart])  # all at once, one deadline
+        stopped = bool(leaving)
         for camera_id, d in desired.items():
             have = running.get(camera_id)
-            if have is not None and have.definition == d:
+            if camera_id in still:  # not out yet: started again by a later round
+                declined[camera_id] = "still stopping here after a change"
                 continue
-            if have is not None and have.definition.camera == d.camera:
-                self._reload_rules(camera_id, have, d)
+            if have is not None and camera_id not in restart:
+                if have.definition != d:
+                    self._reload_rules(camera_id, have, d)
                 continue
-            if have is not None:
-                self._stop_camera(camera_id)
             problem = self._start_camera(d)
             if problem is not None:
                 declined[camera_id] = problem
@@ -364,18 +371,27 @@ class FleetWorker:
         metrics.STARTS.inc()
         return None
 
-    def _stop_camera(self, camera_id: str) -> None:
-        done = self.runner.remove_camera(camera_id)
-        if not done.wait(STOP_CAMERA_S):  # still leaving: counted as run until it is out
-            log.error(
-                "camera did not stop within %.0f s; handed on when it does",
-                STOP_CAMERA_S,
-                extra={"camera_id": camera_id},
-            )
-            return
-        with self._lock:
-            self._running.pop(camera_id, None)
-        metrics.STOPS.inc()
+    def _stop_cameras(self, camera_ids: list[str]) -> set[str]:
+        """Stop cameras, all at once, waiting at most ``STOP_CAMERA_S`` in all; the ids not
+        out by then (still counted as running here: a later round hands them on)."""
+        waits = {cid: self.runner.remove_camera(cid) for cid in camera_ids}
+        deadline = time.monotonic() + STOP_CAMERA_S
+        still: set[str] = set()
+        for camera_id, done in waits.items():
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                still.add(camera_id)
+                log.error(
+                    "camera did not stop within %.0f s; kept here until it does",
+                    STOP_CAMERA_S,
+                    extra={"camera_id": camera_id},
+                )
+                continue
+            with self._lock:
+                self._running.pop(camera_id, None)
+            metrics.STOPS.inc()
+        if still and self.member is not None:
+            self.member.request_rejoin()  # try again after this round
+        return still
 
     def _reload_rules(self, camera_id: str, have: _Running, d: CameraDefinition) -> None:
         try:

