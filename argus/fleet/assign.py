@@ -59,6 +59,8 @@ class MemberInfo:
         model: The model it runs.
         classes: That model's class names.
         running: Fleet partitions it runs now.
+        declined: Fleet partitions it was given and could not run (a source it cannot
+            open, a secret it lacks): the leader gives them to another member.
     """
 
     member_id: str
@@ -67,6 +69,7 @@ class MemberInfo:
     model: str
     classes: frozenset[str]
     running: frozenset[int] = frozenset()
+    declined: frozenset[int] = frozenset()
 
     def can_serve(self, definition: CameraDefinition) -> bool:
         """Whether this member's model serves the camera (its model, its rules' classes)."""
@@ -83,6 +86,7 @@ class MemberInfo:
                 "model": self.model,
                 "classes": sorted(self.classes),
                 "running": sorted(self.running),
+                "declined": sorted(self.declined),
             },
             separators=(",", ":"),
         ).encode()
@@ -101,12 +105,14 @@ class MemberInfo:
                 raise ValueError("capacity")
             classes = raw.get("classes") or []
             running = raw.get("running") or []
+            declined = raw.get("declined") or []
             if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
                 raise ValueError("classes")
-            if not isinstance(running, list) or not all(
-                isinstance(p, int) and not isinstance(p, bool) for p in running
-            ):
-                raise ValueError("running")
+            for name, parts in (("running", running), ("declined", declined)):
+                if not isinstance(parts, list) or not all(
+                    isinstance(p, int) and not isinstance(p, bool) for p in parts
+                ):
+                    raise ValueError(name)
             return cls(
                 member_id=member_id,
                 name=str(raw.get("name") or member_id)[:128],
@@ -114,6 +120,7 @@ class MemberInfo:
                 model=str(raw.get("model") or "")[:128],
                 classes=frozenset(classes),
                 running=frozenset(running),
+                declined=frozenset(declined),
             )
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             log.warning("fleet: member %s sent unreadable metadata (%s)", member_id[:80], e)
@@ -166,7 +173,11 @@ def plan(members: Sequence[MemberInfo], cameras: Mapping[int, Sequence[CameraDef
             owner.setdefault(p, mid)
 
     def able(p: int) -> list[str]:
-        return [mid for mid, m in by_id.items() if all(m.can_serve(d) for d in cameras[p])]
+        return [
+            mid
+            for mid, m in by_id.items()
+            if p not in m.declined and all(m.can_serve(d) for d in cameras[p])
+        ]
 
     # 1. sticky: a member keeps what it runs while it serves it and its capacity holds it
     for p in sorted(cameras):
@@ -188,8 +199,13 @@ def plan(members: Sequence[MemberInfo], cameras: Mapping[int, Sequence[CameraDef
             continue
         candidates = able(p)
         if not candidates:
+            tried = any(p in m.declined for m in by_id.values())
             for d in cameras[p]:
-                out.waiting[d.camera_id] = "no worker's model serves it"
+                out.waiting[d.camera_id] = (
+                    "the workers able to serve it could not start it"
+                    if tried
+                    else "no worker's model serves it"
+                )
             continue
         best = _best(candidates, weight, load, fair, by_id)
         if best is None:

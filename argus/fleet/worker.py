@@ -273,6 +273,11 @@ class FleetWorker:
             running |= self.member.claimed()
         if self._cameras_done:
             running = frozenset()
+        declined = (
+            frozenset(p for c in self.declined if (p := view.partition(c)) is not None)
+            if view is not None
+            else frozenset()
+        )
         return MemberInfo(
             member_id="",
             name=self.name,
@@ -280,6 +285,7 @@ class FleetWorker:
             model=self.cfg.detector.model,
             classes=frozenset(self.names),
             running=running,
+            declined=declined - running,
         )
 
     def _led(self, plan: Plan) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -636,3 +636,17 @@ def test_assignor_on_assignment_keeps_the_leaders_user_data() -> None:
             ConsumerProtocolAssignment(version=0, assigned_partitions=[], user_data=junk), 6
         )
         assert assignor.last_user_data == {}, junk
+
+
+def test_a_camera_a_member_could_not_start_goes_to_another() -> None:
+    """A worker that lacks the camera's secret (or cannot open its source) says so; the
+    leader gives the camera to another worker rather than back to it."""
+    cams = one_each(0)
+    declining = replace(member("a", 4), declined=frozenset({0}))
+    result = plan([declining, member("b", 1)], cams)
+    assert result.assignment == {"a": [], "b": [0]}
+    nobody = plan([declining, replace(member("b", 1), declined=frozenset({0}))], cams)
+    assert nobody.assignment == {"a": [], "b": []}
+    assert "could not start it" in nobody.waiting[cams[0][0].camera_id]
+    back = MemberInfo.from_user_data("a", declining.to_user_data())
+    assert back.declined == frozenset({0})
