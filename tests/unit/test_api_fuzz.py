@@ -39,6 +39,8 @@ from alerts.evidence import LocalEvidenceStore, snapshot_key
 from alerts.store import SqliteAlertStore
 from argus.app import rules_validator
 from argus.cli import demo_config
+from argus.fleet.admin import FleetAdmin
+from argus.fleet.view import FleetView
 from tests.factories import T0, make_event
 
 pytestmark = pytest.mark.fuzz
@@ -52,10 +54,14 @@ STREAM_S = 0.2
 SKIPPED = {("POST", "/api/v1/auth/logout")}
 """Operations not fuzzed: signing out would end the session the other calls use (the
 access test covers it)."""
-SEMANTIC = {("PUT", "/api/v1/rules"), ("POST", "/api/v1/auth/password")}
+SEMANTIC = {
+    ("PUT", "/api/v1/rules"),
+    ("POST", "/api/v1/auth/password"),
+    ("PUT", "/api/v1/fleet/cameras/{camera_id}"),
+}
 """Operations whose well-formed requests may still be refused for what no schema can say:
 a rule set is checked against the cameras, zones and model classes; a password change
-against the current password (both documented 422s)."""
+against the current password; a camera definition as a config file is (documented 422s)."""
 STATUSES: Counter[int] = Counter()
 
 
@@ -80,6 +86,7 @@ def _app(home: Path) -> FastAPI:
         initial_rules=[r.model_dump(mode="json", exclude_none=True) for r in cfg.rules],
         allowed_hosts=["testserver", "localhost"],  # the names schemathesis' client uses
         access=AccessSettings(camera_groups={"plaza": ["default"]}, password_hasher=hasher),
+        fleet=FleetAdmin(FleetView(8), InProcessControl()),
     )
     store.add_user(
         ADMIN, role="admin", groups=["default"], password_hash=hasher.hash(PASSWORD), now=T0

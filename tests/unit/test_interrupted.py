@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -456,7 +457,7 @@ def test_a_restarted_run_closes_what_the_killed_one_left_open(tmp_path: Path) ->
         bus = InProcessBus()
         bus.subscribe(store.upsert)
         killed, _ = _runner(tmp_path / "1", R1, bus)
-        killed._announce()
+        killed._announce(killed.cameras, time.time())
         start = make_event(1, camera="a")
         killed._publish(killed.cameras[0], start, None)  # its end never comes
         assert store.count(open=True) == 1

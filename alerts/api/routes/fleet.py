@@ -25,7 +25,7 @@ from alerts.api.fleet_admin import (
     FleetCameras,
     FleetProblems,
 )
-from alerts.api.models import MAX_PROBLEMS
+from alerts.api.models import MAX_PROBLEMS, InvalidRequest
 from alerts.api.permissions import Permission
 from alerts.control import ControlPublishError
 
@@ -70,7 +70,10 @@ def list_fleet_cameras(ctx: Ctx) -> FleetCameras:
     response_model=FleetCamera,
     responses={
         **UNAUTHORIZED,
-        422: {"model": FleetProblems, "description": "The definition has problems (listed)"},
+        422: {
+            "model": FleetProblems | InvalidRequest,
+            "description": "The definition has problems (listed), or the body is invalid",
+        },
         **NO_FLEET,
     },
     dependencies=MANAGE,
