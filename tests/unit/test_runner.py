@@ -80,7 +80,8 @@ def walker(images: Sequence[np.ndarray]) -> list[Detections]:
     return out
 
 
-def camera(cid: str, source: ScriptedSource, ready: threading.Condition) -> CameraRuntime:
+def camera(cid: str, source: Any, ready: threading.Condition) -> CameraRuntime:
+    """One camera of any scripted source: an intrusion rule on the middle band of the frame."""
     zone = PolygonZone("middle", [[60, 0], [100, 0], [100, H], [60, H]])
     rule = IntrusionRule(
         rule_id="intrusion:middle",

@@ -18,42 +18,20 @@ import pytest
 from alerts.bus import InProcessBus
 from alerts.evidence import LocalEvidenceStore
 from alerts.schema import is_marker, validate_marker
-from argus.runner import CameraRuntime, Runner, RunResult
-from argus.slots import FrameSlot
+from argus.runner import Runner, RunResult
 from detectors.detections import Detections
 from ingest import SourceState
 from ingest.frame import Frame
-from selector.camera import CameraSelector
-from selector.rules.intrusion import IntrusionRule
-from selector.tracker import ByteTracker
-from selector.zones import PolygonZone
+from tests.unit.test_runner import camera, walker
 
 pytestmark = pytest.mark.unit
 
 W, H = 160, 120
-NAMES = ("person", "car")
 RUN_ID = str(uuid.uuid4())
 IN_ZONE = 15
 """A frame of this value has the walker's person standing inside the zone (feet at x 80)."""
 
 Records = list[dict[str, Any]]
-
-
-def walker(images: Sequence[np.ndarray]) -> list[Detections]:
-    """One person, 4 px right per frame value (as in test_runner): frame value i puts the
-    box at x = 10 + 4i, its feet inside the zone for i = 10..20."""
-    out = []
-    for img in images:
-        x = 10.0 + 4.0 * int(img[0, 0, 0])
-        out.append(
-            Detections(
-                xyxy=np.array([[x, 40.0, x + 20.0, 100.0]], np.float32),
-                score=np.array([0.9], np.float32),
-                class_id=np.array([0], np.int64),
-                names=NAMES,
-            )
-        )
-    return out
 
 
 class ScriptedSource:
@@ -118,27 +96,6 @@ class HoldingSource:
         return None
 
 
-def runtime(cid: str, source: Any, ready: threading.Condition) -> CameraRuntime:
-    """One camera: an intrusion rule on the middle band of the frame."""
-    zone = PolygonZone("middle", [[60, 0], [100, 0], [100, H], [60, H]])
-    rule = IntrusionRule(
-        rule_id="intrusion:middle",
-        camera_id=cid,
-        zone=zone,
-        classes={0},
-        class_names=NAMES,
-        min_dwell_s=0.3,
-    )
-    sel = CameraSelector(cid, ByteTracker(frame_rate=10.0), [rule])
-    return CameraRuntime(
-        camera_id=cid,
-        source=source,
-        selector=sel,
-        slot=FrameSlot(4, "block", ready),
-        zones={"middle": zone},
-    )
-
-
 class Harness:
     """A runner on a thread, its bus records, and helpers to watch them."""
 
@@ -155,7 +112,7 @@ class Harness:
         self.records: Records = []
         bus.subscribe(self.records.append)
         self.runner = Runner(
-            [runtime(s.camera_id, s, self.ready) for s in sources],
+            [camera(s.camera_id, s, self.ready) for s in sources],
             detect,
             bus,
             LocalEvidenceStore(tmp_path / "ev"),
@@ -179,7 +136,7 @@ class Harness:
         assert not self.thread.is_alive(), "the run ends on stop()"
 
     def add(self, source: Any) -> None:
-        self.runner.add_camera(runtime(source.camera_id, source, self.ready))
+        self.runner.add_camera(camera(source.camera_id, source, self.ready))
 
     def of(self, cid: str) -> Records:
         return [r for r in list(self.records) if r.get("camera_id") == cid]
