@@ -3,7 +3,8 @@
 Real processes on the local broker (Tansu): two ``argus worker``s share ``2 x N`` cameras
 (one busy, the rest quiet, pre-encoded H.264 played live), each running N.  A trial stops
 one worker — SIGKILL (the group notices after the session timeout) or SIGTERM (it stops
-its cameras, closes their events and leaves at once) — and measures, for each of its
+its cameras, closes their events and leaves at once; a leader hands them over in a round
+first, and its times are also given apart) — and measures, for each of its
 cameras, the time from the signal to the first frame analysed by the other worker (its
 log's "camera streaming" line).  A fresh worker then takes the dead one's place (the
 cameras are shared out again) and the next trial stops the other one.
@@ -47,9 +48,12 @@ def balanced(fleet: Fleet, names: list[str], per_worker: int) -> bool:
     return all(counts[n] == per_worker for n in names)
 
 
-def trial(fleet: Fleet, victim: str, survivor: str, sig: int) -> list[float]:
+def trial(fleet: Fleet, victim: str, survivor: str, sig: int) -> tuple[list[float], bool]:
     """Stop ``victim`` with ``sig``; seconds until each of its cameras' first frame on
-    ``survivor``."""
+    ``survivor``, and whether the victim led the group (a leader hands its cameras over in
+    a round of its own before it goes)."""
+    doc = fleet.workers[victim].readyz() or {}
+    led = bool((doc.get("group") or {}).get("leader"))
     cameras = sorted(fleet.workers[victim].cameras())
     sent = fleet.kill(victim, sig)
     first: dict[str, float] = {}
@@ -63,7 +67,7 @@ def trial(fleet: Fleet, victim: str, survivor: str, sig: int) -> list[float]:
         return len(first) == len(cameras)
 
     wait_for(f"{victim}'s cameras analysed on {survivor}", all_moved, timeout_s=90, step_s=0.2)
-    return [first[c] - sent for c in cameras]
+    return [first[c] - sent for c in cameras], led
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -92,14 +96,18 @@ def measure(fleet: Fleet, busy: Path, quiet: Path, n: int, trials: int) -> dict[
     settle(fleet, names, n)
     kill: list[float] = []
     term: list[float] = []
+    term_by_role: dict[str, list[float]] = {"leader": [], "follower": []}
     serial = 2
     for _ in range(trials):
         for sig, out in ((signal.SIGKILL, kill), (signal.SIGTERM, term)):
             victim, survivor = names
-            took = trial(fleet, victim, survivor, sig)
+            took, led = trial(fleet, victim, survivor, sig)
             out.extend(took)
+            if sig == signal.SIGTERM:
+                term_by_role["leader" if led else "follower"].extend(took)
             log(
-                f"{n} per worker, {signal.Signals(sig).name}: "
+                f"{n} per worker, {signal.Signals(sig).name} "
+                f"({'leader' if led else 'follower'}): "
                 + ", ".join(f"{x:.1f}" for x in took)
                 + " s"
             )
@@ -114,6 +122,7 @@ def measure(fleet: Fleet, busy: Path, quiet: Path, n: int, trials: int) -> dict[
         "trials": trials,
         "sigkill": summary(kill),
         "sigterm": summary(term),
+        "sigterm_by_role": {role: summary(v) for role, v in term_by_role.items() if v},
         "sigkill_all_s": [round(x, 2) for x in kill],
         "sigterm_all_s": [round(x, 2) for x in term],
     }

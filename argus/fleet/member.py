@@ -10,6 +10,14 @@ Nothing is consumed: the fleet view reads the whole topic on its own; the group 
 used to share the partitions out.  While the broker is away nothing changes here: the
 cameras this worker runs keep running, and when the group is back every member rejoins
 and keeps them (the assignment is sticky on what members say they run).
+
+Leaving: a follower of a settled round sends LeaveGroup (the others rebalance at once and
+take its cameras).  A leader, or a member in the middle of a round, does not: a broker may
+keep a leader that left mid-round as the leader of every later round, so the group never
+settles again (Tansu 0.6 does: its leave while a round forms removes the member but not the
+leadership).  Such a member finishes the round, asks for one more in which it offers
+nothing (its capacity is 0 once stopping), so the others take its cameras, then closes
+without a word: the group drops it after its session timeout, and nothing moves then.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import MemberState
 
 from argus.fleet.assign import CapacityAssignor, MemberInfo, Plan
 from argus.fleet.definitions import CameraDefinition
@@ -151,6 +161,8 @@ class FleetMember:
         self._thread: threading.Thread | None = None
         self.rebalances = 0
         self.last_error: str | None = None
+        self.hand_over_s = max(5.0, 2 * session_timeout_s)
+        """Longest a leaving leader spends handing its cameras over, seconds."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -212,24 +224,82 @@ class FleetMember:
         backoff = Backoff(0.5, 10.0)
         while not self._stop.is_set():
             consumer: KafkaConsumer | None = None
+            leave = False
             try:
                 consumer = KafkaConsumer(**self._config)
                 consumer.subscribe([self.topic], listener=_Listener(self))
                 self._follow(consumer)
+                leave = self._hand_over(consumer)
             except Exception as e:  # the group client failed: a new one, after a pause
                 self.last_error = f"{type(e).__name__}: {e}"[:300]
-                log.warning(
-                    "fleet: group client failed (%s); stopping this worker's cameras before "
-                    "leaving the group, then joining again",
-                    self.last_error,
-                )
-                self._apply(frozenset(), {})  # the others may take them: never run twice
+                if _broker_away(e):  # nobody can take them either: the cameras run on
+                    log.warning(
+                        "fleet: the broker does not answer (%s); the cameras keep running; "
+                        "joining the group again",
+                        self.last_error,
+                    )
+                else:
+                    log.warning(
+                        "fleet: group client failed (%s); stopping this worker's cameras "
+                        "before leaving the group, then joining again",
+                        self.last_error,
+                    )
+                    leave = consumer is not None and self._may_leave(consumer)
+                    self._apply(frozenset(), {})  # the others may take them: never run twice
                 backoff.wait(self._stop)
             finally:
                 if consumer is not None:
-                    with contextlib.suppress(Exception):
-                        consumer.close(autocommit=False, timeout_ms=5000)  # leaves the group
+                    _close(consumer, leave=leave)
                 self._joined = False
+
+    def _may_leave(self, consumer: KafkaConsumer) -> bool:
+        """Whether LeaveGroup is safe now: this member follows a settled round (it has not
+        joined a newer one, and did not lead the last)."""
+        try:
+            coordinator = consumer._coordinator
+            settled = coordinator.state is MemberState.STABLE and not coordinator.rejoin_needed
+        except Exception:  # a client torn down mid-way: the session timeout will do
+            return False
+        return bool(settled and not self.leader)
+
+    def _hand_over(self, consumer: KafkaConsumer) -> bool:
+        """After ``stop``, before closing: settle this member's place in the group; whether
+        it may then send LeaveGroup (see the module's docstring).
+
+        A follower of a settled round may at once.  Otherwise the member finishes the round
+        it is in; a leader then asks for one more round (its metadata now offers no
+        capacity, runs nothing), and another while a round still gives it partitions (one
+        planned from what it said before it stopped), until its cameras are with the others
+        or ``hand_over_s`` has passed.  Assignments received meanwhile are not applied."""
+        coordinator = consumer._coordinator
+        deadline = time.monotonic() + self.hand_over_s
+        rounds = 0
+        asked_at: int | None = None
+        while time.monotonic() < deadline:
+            if coordinator.state is MemberState.UNJOINED or coordinator.coordinator_unknown():
+                return False  # not in a group (or the broker is away): nothing to hand over
+            with self._lock:
+                got, self._pending = self._pending, None
+            if got is not None:
+                rounds += 1
+                self._partitions = got
+            if coordinator.state is MemberState.STABLE and not coordinator.rejoin_needed:
+                if not self.leader:
+                    return True
+                if not self._partitions:
+                    return False  # its cameras are with the others (or it had none)
+                if asked_at is None or rounds > asked_at:
+                    if asked_at is None:
+                        log.info("fleet: leading the group; handing the cameras over first")
+                    asked_at = rounds
+                    coordinator.request_rejoin()
+            consumer.poll(timeout_ms=200, max_records=1)
+        log.warning(
+            "fleet: the cameras were not handed over within %.0f s; leaving the group to "
+            "drop this worker after its session timeout",
+            self.hand_over_s,
+        )
+        return False
 
     def _apply(self, partitions: frozenset[int], leader_data: Mapping[str, Any]) -> bool:
         """``on_assignment`` (what it applies stays claimed until it returns); an error is
@@ -286,3 +356,18 @@ class FleetMember:
                 self._rejoin.clear()
                 # kafka-python has no public call for this (Java: enforceRebalance)
                 consumer._coordinator.request_rejoin()
+
+
+def _broker_away(error: BaseException) -> bool:
+    """Whether a group client error says the broker is away or slow (kafka-python's
+    retriable errors: a refused connection, a timeout, no coordinator) rather than a fault."""
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+def _close(consumer: KafkaConsumer, *, leave: bool) -> None:
+    """Close the group client; with ``leave`` false, without LeaveGroup (kafka-python sends
+    it from ``close`` unless the member is unjoined)."""
+    if not leave:
+        consumer._coordinator.state = MemberState.UNJOINED
+    with contextlib.suppress(Exception):
+        consumer.close(autocommit=False, timeout_ms=5000)

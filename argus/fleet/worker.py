@@ -13,7 +13,8 @@ same detector, bus and evidence store, without restarting anything:
   reloaded (rule state kept for unchanged rules), or, when the camera itself changed
   (source, zones, lines), the camera restarted;
 * SIGTERM stops every camera (events closed), then leaves the group: the others take
-  the cameras at once.  SIGKILL leaves the group to notice after its session timeout.
+  the cameras at once (a leader hands them over in a round first: see ``member``).
+  SIGKILL leaves the group to notice after its session timeout.
 """
 
 from __future__ import annotations

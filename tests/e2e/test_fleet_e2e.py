@@ -326,7 +326,8 @@ def test_a_terminated_worker_hands_its_cameras_over(fleet_site: tuple[Site, Watc
         timeout_s=60,
     )
     sent = s.fleet.kill(leaving, signal.SIGTERM)
-    # graceful: the group hears of it at once (well within the 6 s session timeout)
+    # graceful: the group hears of it at once (well within the 6 s session timeout); a
+    # leader hands its cameras over in a round of its own first
     wait_for(
         "the terminated worker's cameras running elsewhere (or waiting)",
         lambda: all(s.owner(c) or s.board().get(c, {}).get("state") == "waiting" for c in moved),
