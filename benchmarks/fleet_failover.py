@@ -52,8 +52,7 @@ def trial(fleet: Fleet, victim: str, survivor: str, sig: int) -> tuple[list[floa
     """Stop ``victim`` with ``sig``; seconds until each of its cameras' first frame on
     ``survivor``, and whether the victim led the group (a leader hands its cameras over in
     a round of its own before it goes)."""
-    doc = fleet.workers[victim].readyz() or {}
-    led = bool((doc.get("group") or {}).get("leader"))
+    led = leads(fleet, victim)
     cameras = sorted(fleet.workers[victim].cameras())
     sent = fleet.kill(victim, sig)
     first: dict[str, float] = {}
@@ -68,6 +67,12 @@ def trial(fleet: Fleet, victim: str, survivor: str, sig: int) -> tuple[list[floa
 
     wait_for(f"{victim}'s cameras analysed on {survivor}", all_moved, timeout_s=90, step_s=0.2)
     return [first[c] - sent for c in cameras], led
+
+
+def leads(fleet: Fleet, name: str) -> bool:
+    """Whether worker ``name`` led the group's last round."""
+    doc = fleet.workers[name].readyz() or {}
+    return bool((doc.get("group") or {}).get("leader"))
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -98,9 +103,11 @@ def measure(fleet: Fleet, busy: Path, quiet: Path, n: int, trials: int) -> dict[
     term: list[float] = []
     term_by_role: dict[str, list[float]] = {"leader": [], "follower": []}
     serial = 2
-    for _ in range(trials):
+    for i in range(trials):
         for sig, out in ((signal.SIGKILL, kill), (signal.SIGTERM, term)):
             victim, survivor = names
+            if sig == signal.SIGTERM and leads(fleet, victim) != (i % 2 == 0):
+                victim, survivor = survivor, victim  # SIGTERM the leader, then a follower
             took, led = trial(fleet, victim, survivor, sig)
             out.extend(took)
             if sig == signal.SIGTERM:
