@@ -10,6 +10,16 @@ Runs under Debian's own ``/usr/bin/python3`` (GObject introspection), not the ve
 Usage::
 
     /usr/bin/python3 deploy/rtsp_server.py --file vtest.avi --port 8554 --path /cam1 [--loop]
+        [--width 1280 --height 720] [--keyint 20] [--sub-path /cam1_sub --sub-width 384
+        --sub-height 288] [--user admin --password secret]
+
+``--width/--height`` scale the stream (default: the file's own size), ``--keyint`` is the
+encoder's keyframe interval in frames (x264enc ``key-int-max``, default 10), ``--bitrate``
+its kbit/s, ``--sub-path`` adds a second mount serving the same video smaller (a camera's
+sub-stream: same fps and keyframe interval, ``--sub-bitrate`` kbit/s, default 512),
+``--ignore-keyframe-requests`` makes a client that joins wait for the next scheduled
+keyframe (as many cameras do), and ``--user/--password`` require RTSP basic authentication
+on every mount (a wrong password gets ``401 Unauthorized``).
 
 Prints ``READY rtsp://HOST:PORT/PATH`` on stdout once listening; stops on SIGINT/SIGTERM.
 Exit status 2 for bad arguments / missing file, 3 when the port cannot be bound.
@@ -32,13 +42,82 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 log = logging.getLogger("rtsp_server")
 
 
-def _launch_line(path: str, fps: int) -> str:
+def _launch_line(
+    path: str,
+    fps: int,
+    *,
+    keyint: int = 10,
+    size: tuple[int, int] | None = None,
+    bitrate: int | None = None,
+) -> str:
     loc = path.replace("\\", "\\\\").replace('"', '\\"')
+    scale = "" if size is None else f"! videoscale ! video/x-raw,width={size[0]},height={size[1]} "
+    rate = "" if bitrate is None else f"bitrate={bitrate} "
     return (
-        f'( filesrc location="{loc}" ! decodebin ! videoconvert name=conv ! videorate '
-        f"! video/x-raw,framerate={fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
-        "key-int-max=10 ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f'( filesrc location="{loc}" ! decodebin ! videoconvert name=conv {scale}! videorate '
+        f"! video/x-raw,framerate={fps}/1 ! x264enc name=enc tune=zerolatency "
+        f"speed-preset=ultrafast key-int-max={keyint} {rate}"
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
+
+
+def _size(width: int | None, height: int | None, what: str) -> tuple[int, int] | None:
+    if width is None and height is None:
+        return None
+    if width is None or height is None or width < 16 or height < 16:
+        raise ValueError(f"{what}: give both width and height, each >= 16 px")
+    return width, height
+
+
+def _require_basic_auth(
+    server: GstRtspServer.RTSPServer,
+    factories: list[GstRtspServer.RTSPMediaFactory],
+    user: str,
+    password: str,
+) -> None:
+    """Every mount needs ``user``/``password`` (RTSP basic auth); others get 401."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    for factory in factories:
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_role_from_structure(
+            Gst.Structure.new_from_string(
+                f"viewer, {GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS}=(boolean)true, "
+                f"{GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT}=(boolean)true"
+            )
+        )
+        factory.set_permissions(permissions)
+
+
+def _ignore_keyframe_requests(media: GstRtspServer.RTSPMedia) -> None:
+    """Drop the encoder's force-key-unit requests (the server asks for a keyframe when a
+    client joins a shared stream) and say the stream cannot seek (else a client's PLAY
+    with a range restarts the encoder, with a keyframe): a client then joins mid-GOP and
+    waits for the next scheduled keyframe, as with the many cameras that do not honour
+    such requests."""
+    pad = media.get_element().get_by_name("enc").get_static_pad("src")
+
+    def on_query(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        query = info.get_query()
+        if query is not None and query.type == Gst.QueryType.SEEKING:
+            # answered as it was made: a fresh seeking query says "not seekable" (its
+            # fields cannot be written from Python here)
+            return Gst.PadProbeReturn.HANDLED
+        return Gst.PadProbeReturn.OK
+
+    pad.add_probe(Gst.PadProbeType.QUERY_UPSTREAM, on_query)
+
+    def on_event(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        structure = None if event is None else event.get_structure()
+        if structure is not None and structure.get_name() == "GstForceKeyUnit":
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+    pad.add_probe(Gst.PadProbeType.EVENT_UPSTREAM, on_event)
 
 
 def _make_looping(media: GstRtspServer.RTSPMedia) -> None:
@@ -79,6 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--fps", type=int, default=10, help="output frame rate (default 10)")
     ap.add_argument("--loop", action="store_true", help="restart the file at its end")
+    ap.add_argument("--width", type=int, help="scale to this width, px (with --height)")
+    ap.add_argument("--height", type=int, help="scale to this height, px (with --width)")
+    ap.add_argument(
+        "--keyint", type=int, default=10, help="keyframe every N frames at most (default 10)"
+    )
+    ap.add_argument("--bitrate", type=int, help="kbit/s (default: x264enc's, 2048)")
+    ap.add_argument("--sub-path", help="also serve a smaller sub-stream at this mount path")
+    ap.add_argument("--sub-width", type=int, default=384, help="sub-stream width (default 384)")
+    ap.add_argument("--sub-height", type=int, default=288, help="sub-stream height (default 288)")
+    ap.add_argument(
+        "--ignore-keyframe-requests",
+        action="store_true",
+        help="a client joining the stream waits for the next scheduled keyframe",
+    )
+    ap.add_argument("--sub-bitrate", type=int, default=512, help="sub-stream kbit/s (default 512)")
+    ap.add_argument("--user", help="require RTSP basic auth with this user (with --password)")
+    ap.add_argument("--password", help="... and this password")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rtsp_server %(message)s")
 
@@ -87,17 +183,42 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no such file: %s", path)
         return 2
     mount = args.path if args.path.startswith("/") else "/" + args.path
+    try:
+        size = _size(args.width, args.height, "--width/--height")
+        sub_size = _size(args.sub_width, args.sub_height, "--sub-width/--sub-height")
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    if args.keyint < 1 or (args.user is None) != (args.password is None):
+        log.error("--keyint must be >= 1; --user and --password go together")
+        return 2
+    mounts = [
+        (mount, _launch_line(path, args.fps, keyint=args.keyint, size=size, bitrate=args.bitrate))
+    ]
+    if args.sub_path:
+        sub_mount = args.sub_path if args.sub_path.startswith("/") else "/" + args.sub_path
+        sub_line = _launch_line(
+            path, args.fps, keyint=args.keyint, size=sub_size, bitrate=args.sub_bitrate
+        )
+        mounts.append((sub_mount, sub_line))
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer.new()
     server.set_address(args.host)
     server.set_service(str(args.port))
-    factory = GstRtspServer.RTSPMediaFactory.new()
-    factory.set_launch(_launch_line(path, args.fps))
-    factory.set_shared(True)
-    if args.loop:
-        factory.connect("media-configure", lambda _f, media: _make_looping(media))
-    server.get_mount_points().add_factory(mount, factory)
+    factories = []
+    for where, launch in mounts:
+        factory = GstRtspServer.RTSPMediaFactory.new()
+        factory.set_launch(launch)
+        factory.set_shared(True)
+        if args.loop:
+            factory.connect("media-configure", lambda _f, media: _make_looping(media))
+        if args.ignore_keyframe_requests:
+            factory.connect("media-configure", lambda _f, media: _ignore_keyframe_requests(media))
+        server.get_mount_points().add_factory(where, factory)
+        factories.append(factory)
+    if args.user is not None and args.password is not None:
+        _require_basic_auth(server, factories, args.user, args.password)
     if server.attach(None) == 0:
         log.error("cannot listen on %s:%d", args.host, args.port)
         return 3
@@ -109,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(f"READY {url}\n")
     sys.stdout.flush()
     log.info("serving %s at %s%s", path, url, " (looping)" if args.loop else "")
+    for where, _ in mounts[1:]:
+        log.info("sub-stream at rtsp://%s:%d%s", args.host, server.get_bound_port(), where)
     loop.run()
     return 0
 
