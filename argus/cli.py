@@ -21,6 +21,8 @@ from typing import Any
 import argus
 from argus.cli_fleet import add_fleet_commands
 from argus.cli_people import add_people_commands
+from argus.cli_service import add_service_commands
+from argus.cli_site import add_site_commands
 from argus.config import ArgusConfig, ConfigError, load_config
 from argus.logs import setup_logging
 from argus.paths import BUNDLED_FOOTAGE, argus_home
@@ -746,6 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_people_commands(sub)  # argus users ..., argus tokens ... (argus.cli_people)
     add_fleet_commands(sub)  # argus worker, argus fleet ... (argus.cli_fleet)
+    add_site_commands(sub)  # argus cameras probe ... (argus.cli_site)
+    add_service_commands(sub)  # argus service install (argus.cli_service)
     return p
 
 

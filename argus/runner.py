@@ -24,6 +24,9 @@
 * A live camera that delivers nothing for ``NO_SIGNAL_TICK_S`` is told so
   (``CameraSelector.no_signal``) every tick, so camera-health rules can raise
   ``signal_lost`` while the source reconnects.
+* Under a service manager (``$NOTIFY_SOCKET``) a watchdog thread tells it ``READY=1`` once
+  the cameras are started, ``STOPPING=1`` on stop, and pings its watchdog only while the
+  pipeline progresses (:meth:`Runner.progress_marks`).
 
 This module is the only place where threads, queues and their policies live.
 """
@@ -53,6 +56,7 @@ from alerts.live.status import HEALTH_EVENT_STATES
 from alerts.masking import WHOLE_PICTURE, Boxes, mask_people, person_boxes, union
 from alerts.schema import run_marker
 from argus import metrics
+from argus.notify import Mark, Notifier, Watchdog
 from argus.slots import FrameSlot
 from detectors.detections import Detections
 from detectors.gating import MotionGate
@@ -164,6 +168,11 @@ LATENCY_SAMPLES = 10_000
 MAX_BATCH_FAILURES = 10
 """Consecutive failed detector batches after which the run gives up (a transient error,
 e.g. one GPU out-of-memory, is logged and the next batch is tried)."""
+
+RECONNECT_PATIENCE_S = 900.0
+"""Longest a reconnecting camera's retry loop may go without a sign of life (an attempt, a
+state change) before it counts as stuck, seconds: above the longest wait between attempts
+a config allows (``reconnect.max_s`` <= 600 s, +20 % jitter) plus one attempt's time limits."""
 
 
 @dataclass
@@ -323,6 +332,9 @@ class Runner:
         keep_running: Run until ``stop()`` even when no camera is left to run (a fleet
             worker, whose cameras come and go with :meth:`add_camera` and
             :meth:`remove_camera`); else the run ends once every source has ended.
+        notifier: Where service notifications go (``READY=1``, ``STATUS=``,
+            ``STOPPING=1``, watchdog pings while :meth:`progress_marks` move); None: the
+            one the environment asks for (``$NOTIFY_SOCKET``; a no-op when unset).
     """
 
     def __init__(
@@ -341,8 +353,17 @@ class Runner:
         person_ids: Iterable[int] = (),
         live: LiveSink | None = None,
         keep_running: bool = False,
+        notifier: Notifier | None = None,
     ) -> None:
         self.cameras = list(cameras)
+        self._passes = 0  # passes of the detector loop: its progress mark
+        self._frames = 0  # frames run through the selectors (for the status line)
+        self.watchdog = Watchdog(
+            notifier if notifier is not None else Notifier.from_env(),
+            self.progress_marks,
+            self.service_status,
+        )
+        """Service notifications: ready, status, stopping, watchdog pings."""
         self._keep_running = keep_running
         self.live = live
         """Where camera statuses and live pictures go (None: nowhere). May be set until
@@ -622,6 +643,7 @@ class Runner:
         if not self._stop.is_set():
             log.info("stopping")
             self._stop.set()
+            self.watchdog.stopping()
             for cam in self.cameras:
                 cam.source.close()
                 if cam.activity is not None:
@@ -705,6 +727,7 @@ class Runner:
         self._start_live()
         for cam in self.cameras:
             self._start_decoder(cam)
+        self.watchdog.start()  # READY=1: the cameras are started
         next_progress = t0 + self._progress_interval_s
         frames = 0
         fatal: str | None = None
@@ -713,6 +736,8 @@ class Runner:
         inference = ThreadPoolExecutor(1, thread_name_prefix="inference")
         try:
             while not self._stop.is_set():
+                self._passes += 1
+                self._frames = frames
                 self._apply_actions()
                 had_flight = flight is not None
                 busy = flight.cameras if flight is not None else set()
@@ -767,6 +792,7 @@ class Runner:
             inference.shutdown(wait=True, cancel_futures=True)
         interrupted = self._stop.is_set()
         self._stop.set()
+        self.watchdog.stopping()  # the run ended on its own, or gave up
         for cam in self.cameras:
             cam.source.close()
             cam.slot.discard()  # wakes a decoder blocked on a full slot
@@ -784,6 +810,7 @@ class Runner:
                 if cam.thread.is_alive():
                     log.warning("decoder did not stop in time", extra={"camera_id": cam.camera_id})
         result = self._result(frames, time.monotonic() - t0, interrupted, fatal)
+        self.watchdog.close()
         self._stop_live()
         self._log_progress(frames, result.seconds, final=True)
         return result
@@ -1309,6 +1336,51 @@ class Runner:
     def health(self) -> dict[str, Any]:
         """Per-camera state for the readiness endpoint: camera id -> state dict."""
         return {c.camera_id: c.health() for c in self.cameras}
+
+    # ----------------------------------------------------------------- service watchdog
+    def progress_marks(self) -> dict[str, Mark]:
+        """What the service watchdog watches: a mark per part that changes as it progresses.
+
+        * ``detector loop``: its passes.  The loop passes at least every 0.1 s when idle;
+          a detector stuck in inference (or a sink that blocks it) stops them.
+        * ``camera ID``, for each camera whose source is connecting, streaming or
+          reconnecting: frames it analysed, and its source's counters (frames decoded,
+          frames skipped on purpose while quiet, reconnect attempts, bad packets) and
+          state.  A decode thread stuck in a read, with no frame and no reconnect attempt,
+          stops them.  A quiet camera still decodes a sparse frame every few seconds and
+          counts the frames it skips.  A *reconnecting* camera is waiting, not hung (a
+          restart would not bring it back): it may go ``RECONNECT_PATIENCE_S`` without a
+          sign of life, since its back-off and connection time limits bound every wait.
+
+        Cameras that ended, failed or are leaving are not watched (the detector loop
+        completes them).  Called on the watchdog thread: it only reads.
+        """
+        marks = {"detector loop": Mark(self._passes)}
+        for cam in list(self.cameras):
+            state = cam.source.state
+            if cam.finished or cam.failed or cam.leaving is not None:
+                continue
+            if state in (SourceState.ENDED, SourceState.FAILED):
+                continue
+            stats = cam.source.stats()
+            counters = tuple(
+                getattr(stats, name, None)
+                for name in ("frames_decoded", "frames_thinned", "reconnects", "decode_errors")
+            )
+            marks[f"camera {cam.camera_id}"] = Mark(
+                (cam.processed, counters, state),
+                RECONNECT_PATIENCE_S if state == SourceState.RECONNECTING else None,
+                state.value,
+            )
+        return marks
+
+    def service_status(self) -> str:
+        """The one-line status a service manager shows (``systemctl status``)."""
+        states: dict[str, int] = {}
+        for cam in list(self.cameras):
+            states[cam.state] = states.get(cam.state, 0) + 1
+        cams = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
+        return f"cameras: {cams}; {self._frames} frames analysed"
 
 
 def _extra(cam: CameraRuntime) -> dict[str, str]:
