@@ -45,10 +45,12 @@ from alerts.store.postgres import PostgresAlertStore
 from argus.config import (
     ArgusConfig,
     CameraConfig,
+    ConfigError,
     DetectorConfig,
     KafkaBusConfig,
     StorageConfig,
 )
+from argus.fleet.definitions import SecretError, resolve_source
 from argus.reload import LiveConfig
 from argus.rulebook import RuleBook, class_ids, validate_rules
 from argus.runner import CameraRuntime, Item, Runner, source_state_logger
@@ -321,9 +323,19 @@ def build_pipeline(
     decode_threads = decode_threads_for(len(cfg.cameras))
     rulebooks: dict[str, RuleBook] = {}
     for cam_cfg in cfg.cameras:
-        cam, book = build_camera(
-            cfg, cam_cfg, names, ready, clips=clips, decode_threads=decode_threads, source=source
-        )
+        try:  # a source's ${CAM_...} / ${file:...} credential references, as a fleet camera's
+            cam, book = build_camera(
+                cfg,
+                cam_cfg,
+                names,
+                ready,
+                clips=clips,
+                decode_threads=decode_threads,
+                source=source,
+                resolve=resolve_source,
+            )
+        except SecretError as e:
+            raise ConfigError(source, [f"cameras.{cam_cfg.id}.source: {e}"]) from None
         rulebooks[cam_cfg.id] = book
         cameras.append(cam)
     runner = Runner(

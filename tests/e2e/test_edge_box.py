@@ -1,0 +1,199 @@
+"""The edge box (issue 20): the profile of ``examples/edge.yaml`` on real servers, with its
+uplink cut long enough to fill its spools, then back.
+
+``argus run`` with the edge profile (threads bounded, events over Kafka, snapshots to S3,
+nothing kept locally for operators) on the real model and footage played at camera speed;
+an alert service upstream.  The broker and the S3 server are killed while the box works
+(its uplink is down): analysis goes on, events and snapshots wait in the box's disk spools
+until their bounds, where the oldest go and are counted; then the uplink is back and what
+was kept goes up: the newest events, with their snapshots.
+
+The profile names the int8 model; this test runs the fp32 one (the model does not change
+store-and-forward, and quantizing costs a minute): ``test_edge_profile_is_valid`` checks
+the profile itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from argus.config import load_config
+from deploy.localstack import LocalStack, free_ports
+from tests.e2e.conftest import (
+    API_KEY,
+    ARGUS,
+    ZONE,
+    make_home,
+    read_jsonl,
+    require_prerequisites,
+    write_config,
+)
+from tests.e2e.test_failures_e2e import clip
+from tests.e2e.test_kafka_s3_e2e import alerts, env_with_s3, start_service
+from tests.infra import fresh_localstack
+
+__all__ = ["fresh_localstack"]  # the fixture, re-exported for pytest
+
+pytestmark = pytest.mark.e2e
+
+PROFILE = Path(__file__).resolve().parents[2] / "examples" / "edge.yaml"
+BUCKET = "argus-evidence-edge"
+EVENTS_BOUND = 10
+"""Event records the box holds while the uplink is down (the profile's is 20000)."""
+
+
+def test_edge_profile_is_valid() -> None:
+    cfg = load_config(PROFILE)
+    assert cfg.detector.model.endswith("-int8") and cfg.detector.threads
+    assert cfg.bus.kafka is not None and cfg.evidence.s3 is not None
+    assert "${CAM_" in cfg.cameras[0].source and "@" in cfg.cameras[0].source
+
+
+def edge_config(tmp: Path, stack: LocalStack, source: Path, metrics_port: int) -> Path:
+    data: dict[str, Any] = yaml.safe_load(PROFILE.read_text())
+    data["cameras"] = [
+        {
+            "id": "plaza",
+            "source": str(source),
+            "realtime": True,
+            "zones": [{"name": "crossing", "polygon": ZONE}],
+        }
+    ]
+    data["rules"] = [
+        {
+            "type": "intrusion",
+            "camera": "plaza",
+            "zone": "crossing",
+            "classes": ["person"],
+            "min_dwell_s": 0.5,
+            "alert_per": "object",
+            "cooldown_s": 3.0,
+        }
+    ]
+    data["detector"]["model"] = "nanodet-g"
+    data["bus"]["kafka"] = {
+        "bootstrap": stack.bootstrap,
+        "topic": "argus.edge",
+        "group_id": "argus.edge-alerts",
+        "idempotent": False,  # Tansu on durable storage refuses the idempotent producer
+        "spool_max_records": EVENTS_BOUND,
+    }
+    data["evidence"] = {
+        "s3": {"endpoint": stack.s3_endpoint, "bucket": BUCKET, "spool_max_mb": 1},
+        "clips": {"enabled": False},
+    }
+    data["sinks"] = [{"jsonl": str(tmp / "events.jsonl")}]  # the box's own record, for the test
+    data["storage"] = {"sqlite": str(tmp / "edge.db"), "evidence_dir": str(tmp / "evidence")}
+    data["metrics"] = {"port": metrics_port}
+    data["log"] = {"level": "INFO", "format": "text"}
+    return write_config(tmp, data)
+
+
+def lines(path: Path) -> int:
+    """Records the box has written to its own JSONL sink so far (in the order raised)."""
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of a metric's samples in a Prometheus text page."""
+    total = 0.0
+    for line in text.splitlines():
+        if (
+            line.startswith(name + "{")
+            or line.startswith(name + " ")
+            or ("{" in name and line.startswith(name))
+        ):
+            total += float(line.split()[-1])
+    return total
+
+
+def test_an_edge_box_keeps_the_newest_while_its_uplink_is_down_and_sends_them_back(
+    fresh_localstack: LocalStack, tmp_path: Path
+) -> None:
+    require_prerequisites()
+    stack = fresh_localstack
+    home = make_home(tmp_path)
+    (metrics_port,) = free_ports(1)
+    cfg = edge_config(tmp_path, stack, clip(tmp_path, 450), metrics_port)
+    service, url = start_service(cfg, home, stack, tmp_path / "service.log")
+    box = subprocess.Popen(
+        [*ARGUS, "run", str(cfg)],
+        env=env_with_s3(home, stack),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    page = ""
+
+    def scrape() -> str:
+        nonlocal page
+        with contextlib.suppress(httpx.HTTPError):
+            page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+        return page
+
+    try:
+        deadline = time.monotonic() + 90
+        while not alerts(url) and time.monotonic() < deadline:  # the uplink works
+            time.sleep(0.5)
+        assert alerts(url), "no alert went up before the uplink was cut"
+        stack.kill_kafka()
+        stack.kill_s3()
+        down_at = lines(tmp_path / "events.jsonl")
+        deadline = time.monotonic() + 60  # ... long enough to fill the box's event spool
+        while time.monotonic() < deadline and box.poll() is None:
+            if metric(scrape(), 'argus_spool_dropped_total{spool="kafka:argus.edge"}') >= 2:
+                break
+            time.sleep(0.5)
+        dropped = metric(page, 'argus_spool_dropped_total{spool="kafka:argus.edge"}')
+        assert dropped >= 2, "the event spool never went past its bound"
+        assert metric(page, 'argus_spool_depth{spool="kafka:argus.edge"}') <= EVENTS_BOUND
+        up_at = lines(tmp_path / "events.jsonl")
+        stack.start_s3()
+        stack.start_kafka()
+        _, stderr = box.communicate(timeout=180)
+        assert box.returncode == 0, stderr[-3000:]
+    finally:
+        if box.poll() is None:
+            box.kill()
+    try:
+        records = read_jsonl(tmp_path / "events.jsonl")
+        raised = {r["event_id"] for r in records}
+        assert "dropping the oldest" in stderr
+        # what was raised while the uplink was down and kept: the newest records
+        outage = records[down_at:up_at]
+        assert len(outage) >= EVENTS_BOUND  # (the sink and the spool each take it in turn)
+        newest = outage[-1]["event_id"]
+        deadline = time.monotonic() + 120
+        stored: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            stored = {a["event_id"]: a for a in alerts(url)}
+            if newest in stored and stored.keys() >= {records[-1]["event_id"]}:
+                break
+            time.sleep(1.0)
+        assert newest in stored, "the newest event of the outage did not go up"
+        assert set(stored) <= raised, "nothing stored that the box did not raise"
+        final = [r for r in records if r["event_id"] == newest][-1]
+        assert (stored[newest]["end_s"] is None) == (final["end_s"] is None)
+        # its snapshot went up too (the evidence spool kept the newest)
+        snap = httpx.get(
+            f"{url}/api/v1/alerts/{newest}/snapshot",
+            headers={"X-API-Key": API_KEY},
+            timeout=10,
+        )
+        assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+        assert re.search(r"spool", stderr), "the box said it was spooling"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
