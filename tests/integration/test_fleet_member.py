@@ -94,6 +94,7 @@ def group(localstack: LocalStack) -> Iterator[tuple[Worker, Worker]]:
         yield workers
     finally:
         for w in workers:
+            w.stopping = True  # as a worker does: its cameras stopped before it leaves
             w.member.stop(30)
 
 
