@@ -15,9 +15,12 @@ Three steps, each bounded in time:
    resolution, frame rate) and ``GetStreamUri`` (RTSP, unicast) for each profile.
    Credentials go as a WS-Security UsernameToken with a password *digest*; the password itself
    never crosses the network in clear, and never reaches a log, an error or the output.
-3. **RTSP check**: an RTSP ``DESCRIBE`` of each stream URL (answering a 401 with the same
-   credentials, digest or basic), bounded by ``rtsp_timeout_s``. A URL that does not answer
-   ``200`` with a video track in its SDP is reported, marked unverified, with the reason.
+3. **RTSP check** (:func:`ingest.rtsp_check.check_rtsp`): an RTSP ``DESCRIBE`` of each
+   stream URL (answering a 401 with the same credentials, digest or basic), bounded by
+   ``rtsp_timeout_s``. A URL that does not answer ``200`` with a video track in its SDP is
+   reported, marked unverified, with the reason.
+
+The output (a table, JSON) is :mod:`argus.site.discover_report`'s.
 
 A camera that fails a step is reported with what failed, in words (``Camera.problem`` is one of
 :data:`PROBLEMS`); it never stops the others.
@@ -26,24 +29,21 @@ A camera that fails a step is reported with what failed, in words (``Camera.prob
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
-import hashlib
 import ipaddress
 import logging
-import re
 import socket
-import textwrap
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from ingest.redact import escape_controls, redact_text, redact_url
+from ingest.rtsp_check import StreamCheck, check_rtsp
 
 log = logging.getLogger(__name__)
 
@@ -150,19 +150,6 @@ class ProbeMatch:
             if s.lower().startswith(prefix.lower()):
                 return unquote(s[len(prefix) :]).replace("_", " ") or None
         return None
-
-
-@dataclass(frozen=True)
-class StreamCheck:
-    """What the RTSP ``DESCRIBE`` of a stream URL said.
-
-    Attributes:
-        verified: The server answered 200 with a video track in its SDP.
-        detail: In words: ``"RTSP 200, video H264"``, ``"RTSP 404 Not Found"``, ...
-    """
-
-    verified: bool
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -788,280 +775,3 @@ def discover(
         timeout_s=timeout_s,
         elapsed_s=round(time.monotonic() - t0, 2),
     )
-
-
-# --------------------------------------------------------------------------- RTSP check
-class _RtspError(Exception):
-    pass
-
-
-_AUTH_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
-_MAX_RTSP_HEAD = 16_384
-_MAX_RTSP_BODY = 65_536
-
-
-async def _rtsp_request(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    url: str,
-    cseq: int,
-    authorization: str | None,
-) -> tuple[int, str, list[tuple[str, str]], bytes]:
-    lines = [
-        f"DESCRIBE {url} RTSP/1.0",
-        f"CSeq: {cseq}",
-        "Accept: application/sdp",
-        "User-Agent: argus-discover",
-    ]
-    if authorization:
-        lines.append(f"Authorization: {authorization}")
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-    await writer.drain()
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await reader.read(4096)
-        if not chunk:
-            raise _RtspError("the RTSP server closed the connection without answering")
-        head += chunk
-        if len(head) > _MAX_RTSP_HEAD:
-            raise _RtspError("the RTSP answer's header is too long")
-    head, _, body = head.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    m = re.match(r"RTSP/\d\.\d\s+(\d{3})\s*(.*)", status_line)
-    if m is None:
-        raise _RtspError(f"not an RTSP answer: {escape_controls(status_line[:60])!r}")
-    headers = [
-        (k.strip().lower(), v.strip()) for k, _, v in (h.partition(":") for h in header_lines)
-    ]
-    length = min(_int(dict(headers).get("content-length")) or 0, _MAX_RTSP_BODY)
-    while len(body) < length:
-        chunk = await reader.read(length - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return int(m.group(1)), m.group(2).strip(), headers, body[:length]
-
-
-def rtsp_authorization(
-    challenges: Sequence[str], user: str, password: str, method: str, uri: str
-) -> str | None:
-    """The ``Authorization`` header answering an RTSP 401's ``WWW-Authenticate`` challenges
-    (Digest preferred, RFC 2617 MD5, with ``qop=auth`` when offered; else Basic), or None."""
-    digest = next((c for c in challenges if c.lower().startswith("digest")), None)
-    if digest is not None:
-        params = {k.lower(): (q if q else u) for k, q, u in _AUTH_PARAM_RE.findall(digest[6:])}
-        realm, nonce = params.get("realm", ""), params.get("nonce", "")
-
-        def md5(s: str) -> str:
-            return hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()
-
-        ha1 = md5(f"{user}:{realm}:{password}")
-        ha2 = md5(f"{method}:{uri}")
-        fields = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
-        if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
-            cnonce = hashlib.sha1(f"{time.time()}:{nonce}".encode()).hexdigest()[:16]
-            response = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
-            fields += ["qop=auth", "nc=00000001", f'cnonce="{cnonce}"']
-        else:
-            response = md5(f"{ha1}:{nonce}:{ha2}")
-        fields.append(f'response="{response}"')
-        if "opaque" in params:
-            fields.append(f'opaque="{params["opaque"]}"')
-        return "Digest " + ", ".join(fields)
-    if any(c.lower().startswith("basic") for c in challenges):
-        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    return None
-
-
-def _sdp_video(sdp: bytes) -> str | None:
-    """The video codec an SDP announces ("H264"), "" for video of unknown codec, None for
-    no video."""
-    text = sdp.decode("utf-8", "replace")
-    m = re.search(r"^m=video\s+\d+\s+\S+\s+(\d+)", text, re.MULTILINE)
-    if m is None:
-        return None
-    rtpmap = re.search(rf"^a=rtpmap:{m.group(1)}\s+([\w.-]+)/", text, re.MULTILINE)
-    return rtpmap.group(1) if rtpmap else ""
-
-
-async def _rtsp_describe(host: str, port: int, url: str, creds: Credentials | None) -> StreamCheck:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        status, reason, headers, body = await _rtsp_request(reader, writer, url, 1, None)
-        if status == 401:
-            if creds is None:
-                return StreamCheck(False, "RTSP 401: the stream wants credentials (give --user)")
-            challenges = [v for k, v in headers if k == "www-authenticate"]
-            auth = rtsp_authorization(challenges, creds.user, creds.password, "DESCRIBE", url)
-            if auth is None:
-                return StreamCheck(False, "RTSP 401 with an authentication scheme we do not know")
-            if dict(headers).get("connection", "").lower() == "close":
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
-            status, reason, headers, body = await _rtsp_request(reader, writer, url, 2, auth)
-            if status == 401:
-                return StreamCheck(
-                    False, f"RTSP 401: the stream refused user {creds.user!r} (wrong password?)"
-                )
-        if status != 200:
-            return StreamCheck(False, f"RTSP {status} {escape_controls(reason)}".strip())
-        codec = _sdp_video(body)
-        if codec is None:
-            return StreamCheck(False, "RTSP 200 but the stream announces no video track")
-        return StreamCheck(True, f"RTSP 200, video {codec}".strip())
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
-async def check_rtsp(
-    url: str, credentials: Credentials | None = None, timeout_s: float = 3.0
-) -> StreamCheck:
-    """Check that an RTSP URL answers a ``DESCRIBE`` with a video track, within ``timeout_s``.
-
-    Credentials in the URL (``rtsp://user:pass@host/...``) are used first, else
-    ``credentials``; they are never sent unless the server asks (401), and never reported.
-    Never raises for a network or protocol failure: the reason is in the result.
-    """
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port or 554
-    except ValueError:
-        return StreamCheck(False, "not a valid URL")
-    if parts.scheme.lower() != "rtsp":
-        return StreamCheck(False, f"not checked: a {parts.scheme or 'schemeless'} URL, not rtsp")
-    if not host:
-        return StreamCheck(False, "the URL names no host")
-    creds = credentials
-    if parts.username is not None:
-        creds = Credentials(unquote(parts.username), unquote(parts.password or ""))
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    try:
-        return await asyncio.wait_for(_rtsp_describe(host, port, clean, creds), timeout_s)
-    except TimeoutError:
-        return StreamCheck(False, f"no RTSP answer from {netloc} within {timeout_s:g} s")
-    except _RtspError as e:
-        return StreamCheck(False, str(e))
-    except ConnectionRefusedError:
-        return StreamCheck(False, f"nothing listens at {host}:{port} (connection refused)")
-    except OSError as e:
-        return StreamCheck(False, f"cannot reach {host}:{port}: {e.strerror or e}")
-
-
-# --------------------------------------------------------------------------- output
-def _maker_model(c: Camera) -> tuple[str, str, bool]:
-    """(manufacturer, model, from_scopes)."""
-    if c.manufacturer or c.model:
-        return c.manufacturer or "?", c.model or "?", False
-    if c.scope_name or c.scope_hardware:
-        return c.scope_name or "?", c.scope_hardware or "?", True
-    return "?", "?", False
-
-
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:g}"
-
-
-def render_table(result: DiscoveryResult) -> str:
-    """The result as text for a terminal: one row per camera profile, then the problems."""
-    where = f"from {result.interface}" if result.interface else "on every interface"
-    if not result.cameras:
-        return (
-            f"No cameras found (WS-Discovery probe {where}, {result.timeout_s:g} s).\n"
-            + textwrap.fill(f"Hint: {NO_CAMERAS_HINT}", width=100, subsequent_indent="  ")
-            + "\n"
-        )
-    n = len(result.cameras)
-    head = ["ADDRESS", "MANUFACTURER", "MODEL", "PROFILE", "ENCODING", "RESOLUTION", "FPS"]
-    head += ["STREAM", "CHECK"]
-    rows: list[list[str]] = []
-    problems: list[str] = []
-    scoped = False
-    for c in result.cameras:
-        maker, model, from_scopes = _maker_model(c)
-        if from_scopes:
-            maker, model, scoped = maker + "*", model + "*", True
-        if c.problem is not None:
-            rows.append([c.address, maker, model, "-", "-", "-", "-", "-", "ERROR"])
-            problems.append(f"{c.address}: {c.error}")
-            continue
-        if not c.profiles:
-            rows.append([c.address, maker, model, "-", "-", "-", "-", "-", "NO PROFILES"])
-            problems.append(f"{c.address}: the camera reports no media profiles")
-        for p in c.profiles:
-            res = f"{p.width}x{p.height}" if p.width and p.height else "-"
-            if p.error is not None:
-                check = "ERROR"
-                problems.append(f"{c.address} profile {p.name}: {p.error}")
-            elif p.stream is None:
-                check = "not checked"
-            elif p.stream.verified:
-                check = "ok"
-            else:
-                check = "UNVERIFIED"
-                problems.append(
-                    f"{c.address} profile {p.name}: stream not verified: {p.stream.detail}"
-                )
-            row = [c.address, maker, model, p.name, p.encoding or "-", res, _num(p.fps)]
-            rows.append([*row, p.stream_url or "-", check])
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = [f"Found {n} ONVIF device{'s' if n != 1 else ''} (WS-Discovery probe {where}, "]
-    lines[0] += f"{result.timeout_s:g} s)."
-    for r in [head, *rows]:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    if scoped:
-        lines.append("* from the device's discovery scopes, not confirmed over ONVIF")
-    if problems:
-        lines.append("Problems:")
-        lines += [f"  {p}" for p in problems]
-    return "\n".join(lines) + "\n"
-
-
-def as_json(result: DiscoveryResult) -> dict[str, Any]:
-    """The result as JSON-ready data (what ``--json`` prints)."""
-
-    def profile(p: MediaProfile) -> dict[str, Any]:
-        return {
-            "token": p.token,
-            "name": p.name,
-            "encoding": p.encoding,
-            "width": p.width,
-            "height": p.height,
-            "fps": p.fps,
-            "stream_url": p.stream_url,
-            "stream_verified": None if p.stream is None else p.stream.verified,
-            "stream_detail": None if p.stream is None else p.stream.detail,
-            "error": p.error,
-        }
-
-    def camera(c: Camera) -> dict[str, Any]:
-        return {
-            "address": c.address,
-            "endpoint": c.endpoint,
-            "xaddr": c.xaddr,
-            "manufacturer": c.manufacturer,
-            "model": c.model,
-            "firmware": c.firmware,
-            "serial": c.serial,
-            "scope_name": c.scope_name,
-            "scope_hardware": c.scope_hardware,
-            "clock_offset_s": c.clock_offset_s,
-            "ok": c.ok,
-            "problem": c.problem,
-            "error": c.error,
-            "profiles": [profile(p) for p in c.profiles],
-        }
-
-    return {
-        "interface": result.interface,
-        "timeout_s": result.timeout_s,
-        "elapsed_s": result.elapsed_s,
-        "found": len(result.cameras),
-        "ok": result.ok,
-        "hint": None if result.cameras else NO_CAMERAS_HINT,
-        "cameras": [camera(c) for c in result.cameras],
-    }

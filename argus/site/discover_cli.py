@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 
 from argus.logs import setup_logging
-from argus.site.discover import Credentials, DiscoveryError, as_json, discover, render_table
+from argus.site.discover import Credentials, DiscoveryError, discover
+from argus.site.discover_report import as_json, render_table
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 

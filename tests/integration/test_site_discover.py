@@ -31,7 +31,8 @@ from pathlib import Path
 import av
 import pytest
 
-from argus.site.discover import Credentials, discover, render_table
+from argus.site.discover import Credentials, discover
+from argus.site.discover_report import render_table
 from tests.integration.test_ingest_live import GST_PACKAGES, SYSTEM_PYTHON, _gst_missing
 
 pytestmark = pytest.mark.integration

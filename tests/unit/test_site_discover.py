@@ -28,15 +28,13 @@ from argus.site.discover import (
     DiscoveryResult,
     MediaProfile,
     ProbeMatch,
-    StreamCheck,
-    as_json,
-    check_rtsp,
     describe_camera,
     discover,
     parse_probe_matches,
     probe,
-    render_table,
 )
+from argus.site.discover_report import as_json, render_table
+from ingest.rtsp_check import StreamCheck, check_rtsp
 from tests.onvif_sim import SimConfig, SimProfile, make_http_server, probe_match_xml
 
 pytestmark = pytest.mark.unit
