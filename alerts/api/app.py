@@ -27,6 +27,7 @@ from alerts.api.routes import (
     page_settings,
     pages,
     people,
+    pictures,
     rule_types,
 )
 from alerts.api.routes import control as control_routes
@@ -209,7 +210,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     routers = (
         alert_routes, changes, lifecycle, evidence_routes, control_routes, rule_types, auth,
-        people, audit, page_settings, live_routes, fleet_routes, ops, pages,
+        people, audit, page_settings, live_routes, pictures, fleet_routes, ops, pages,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)

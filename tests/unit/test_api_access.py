@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from alerts.evidence import (
     masked_key,
     snapshot_key,
 )
+from alerts.live import CameraStatus, LiveBoard, Preview, Want
 from alerts.store import SqlAlertStore, SqliteAlertStore
 from alerts.store.postgres import PostgresAlertStore
 from argus.fleet.admin import FleetAdmin
@@ -90,6 +92,7 @@ class World:
         self.store = store
         self.evidence = LocalEvidenceStore(tmp_path / "evidence")
         self.fleet = FleetAdmin(FleetView(8), InProcessControl())
+        self.live = LiveBoard()
         self.app = create_app(
             self.store,
             self.evidence,
@@ -101,6 +104,7 @@ class World:
                 camera_groups={"cam-a": ["a"], "cam-b": ["b"]}, password_hasher=CHEAP
             ),
             fleet=self.fleet,
+            live=self.live,
         )
         self.client = TestClient(self.app, base_url="http://127.0.0.1")
         hasher = self.app.state.argus.passwords
@@ -162,6 +166,17 @@ class World:
         camera_id = f"fleet-{next(self._n)}"
         self.fleet.put(camera_id, {"camera": {"id": camera_id, "source": "rtsp://cam/s"}})
         return camera_id
+
+    def picture(self, camera: str = "cam-a") -> str:
+        """A fresh live picture of ``camera`` on the board, and its frame size reported."""
+        now = time.time()
+        status = CameraStatus(
+            camera_id=camera, state="streaming", since=now, reported_at=now, frame_size=(640, 360)
+        )
+        self.live.report([status])
+        self.live.demand.hold("access-test", {camera: Want(640, 1.0)})
+        self.live.picture(Preview(camera, 1, now, 640, 360, b"\xff\xd8\xff\xe0jpeg"))
+        return f"/api/v1/cameras/{camera}/picture"
 
     def user(self, password: str | None = None) -> str:
         name = f"u{next(self._n)}"
@@ -270,6 +285,7 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/api/v1/tokens"): lambda w: ("/api/v1/tokens", None),
     ("POST", "/api/v1/tokens"): lambda w: ("/api/v1/tokens", {"name": "x", "role": "operator"}),
     ("DELETE", "/api/v1/tokens/{token_id}"): lambda w: (f"/api/v1/tokens/{w.token()}", None),
+    ("GET", "/api/v1/cameras/{camera_id}/picture"): lambda w: (w.picture(), None),
     ("GET", "/api/v1/fleet/cameras"): lambda w: ("/api/v1/fleet/cameras", None),
     ("PUT", "/api/v1/fleet/cameras/{camera_id}"): lambda w: (
         f"/api/v1/fleet/cameras/{(cid := f'fleet-{next(w._n)}')}",

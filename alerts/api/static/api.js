@@ -16,10 +16,11 @@ function csrfToken() {
 }
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, body = null) {
     super(detail ? `${detail}` : `HTTP ${status}`);
     this.status = status;
     this.detail = detail;
+    this.body = body;  // the answer's JSON, when it had one (e.g. a 422's problems)
   }
 }
 
@@ -44,14 +45,14 @@ export async function api(path, opts = {}) {
     throw new ApiError(0, "the server could not be reached");
   }
   if (!r.ok) {
-    let detail = "";
+    let detail = "", body = null;
     try {
-      const body = await r.json();
+      body = await r.json();
       if (typeof body.detail === "string") detail = body.detail;
       else if (Array.isArray(body.detail)) detail = body.detail.map((d) => String(d && d.msg)).join("; ");
     } catch (_) { /* no JSON body: the status says it */ }
     if (r.status === 401 && !path.endsWith("/auth/login")) onSignedOut(detail);
-    throw new ApiError(r.status, detail);
+    throw new ApiError(r.status, detail, body);
   }
   return r;
 }
@@ -59,6 +60,12 @@ export const getJson = async (path) => (await api(path)).json();
 export async function postJson(path, body) {
   const r = await api(path, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}),
+  });
+  return r.status === 204 ? null : r.json();
+}
+export async function putJson(path, body) {
+  const r = await api(path, {
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}),
   });
   return r.status === 204 ? null : r.json();
 }

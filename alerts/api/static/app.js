@@ -10,13 +10,14 @@ import { getJson, postJson, rememberCsrf, whenSignedOut } from "./api.js";
 import { setSound, showSoundButton, soundOn, unlockAudio } from "./cue.js";
 import * as detail from "./detail.js";
 import * as queue from "./queue.js";
+import * as setup from "./setup.js";
 import * as supervisor from "./supervisor.js";
 import { $, el, knownTypes, setRuleTypes } from "./text.js";
 import * as wall from "./wall.js";
 
 let me = null;
-const VIEWS = ["queue", "alert", "wall", "cameras", "audit", "operators", "tuning"];
-const NEEDS = { audit: "audit.read", operators: "stats.read", tuning: "stats.read" };
+const VIEWS = ["queue", "alert", "wall", "cameras", "audit", "operators", "tuning", "setup"];
+const NEEDS = { audit: "audit.read", operators: "stats.read", tuning: "stats.read", setup: "cameras.manage" };
 
 // -- signing in and out ---------------------------------------------------------------------
 function signedOut(reason) {
@@ -27,6 +28,7 @@ function signedOut(reason) {
   rememberCsrf(null);
   queue.stop();
   wall.stop();
+  setup.stop();
   document.body.dataset.signedIn = "false";
   $("who").hidden = true;
   $("nav").hidden = true;
@@ -131,6 +133,7 @@ async function route() {
   for (const v of VIEWS) $("view-" + v).hidden = v !== view;
   if (view === "wall" || view === "cameras") wall.show(view === "wall" ? "wall" : "board");
   else wall.stop();  // a view nobody looks at costs the cameras nothing
+  if (view !== "setup") setup.stop();
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.view === (view === "alert" ? "queue" : view)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -147,6 +150,9 @@ async function route() {
     await detail.show(arg);
   } else if (view === "wall" || view === "cameras") {
     document.title = (view === "wall" ? "Wall" : "Camera health") + " — Argus";
+  } else if (view === "setup") {
+    document.title = "Camera setup — Argus";
+    await setup.show(params);
   } else {
     document.title = { audit: "Audit log", operators: "Operators", tuning: "False alarms" }[view] + " — Argus";
     await supervisor[view](params);
