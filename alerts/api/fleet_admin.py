@@ -19,7 +19,8 @@ class FleetAdmin(Protocol):
     """The fleet topic's camera definitions, for the API."""
 
     def cameras(self) -> list[dict[str, Any]]:
-        """Every camera's definition (``FleetCamera``'s fields; source URLs redacted)."""
+        """Every camera's definition (``FleetCamera``'s fields; a source shows its credential
+        references, ``${CAM_...}``, and nothing else in a secret's place)."""
         ...
 
     def refused(self) -> dict[str, list[str]]:
@@ -70,7 +71,9 @@ class FleetCamera(BaseModel):
     """A camera of the fleet."""
 
     camera_id: str
-    camera: dict[str, Any] = Field(description="The camera (its source's secrets redacted).")
+    camera: dict[str, Any] = Field(
+        description="The camera (its source names its credentials by reference: ${CAM_...})."
+    )
     rules: list[dict[str, Any]]
     model: str | None
     updated_at: float = Field(description="When it was published, UNIX seconds.")

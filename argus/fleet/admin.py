@@ -22,9 +22,14 @@ from alerts.control import (
 )
 from argus.app import kafka_security
 from argus.config import ArgusConfig, ConfigError
-from argus.fleet.definitions import CameraDefinition, camera_key, parse_definition
+from argus.fleet.definitions import (
+    CameraDefinition,
+    camera_key,
+    is_reference,
+    parse_definition,
+)
 from argus.fleet.view import FleetView
-from ingest.redact import redact_url
+from ingest.redact import redact_url, secrets_in
 
 
 class FleetChannel(Protocol):
@@ -108,7 +113,7 @@ class FleetAdmin:
 
     def _out(self, d: CameraDefinition, partition: int) -> dict[str, Any]:
         camera = d.camera.model_dump(mode="json")
-        camera["source"] = redact_url(camera["source"])
+        camera["source"] = shown_source(camera["source"])
         return {
             "camera_id": d.camera_id,
             "camera": camera,
@@ -181,3 +186,13 @@ def follow_groups(
             on_groups(groups)
 
     return on_change
+
+
+def shown_source(source: str) -> str:
+    """A definition's source as the API shows it: its credential references as written
+    (``${CAM_...}`` names a secret, it is none: an admin editing the camera sends it back
+    as it is), anything else in a secret's place redacted (a definition holds none, see
+    :func:`argus.fleet.definitions.source_problem`; this is the second line)."""
+    if all(is_reference(value) for value in secrets_in(source)):
+        return source
+    return redact_url(source)

@@ -53,6 +53,12 @@ _REF_RE = re.compile(r"\$\{(?:(?P<env>[A-Za-z_][A-Za-z0-9_]*)|file:(?P<file>[^}]
 _REFS_ONLY = re.compile(r"(?:\$\{(?:[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)\})+")
 
 
+def is_reference(value: str) -> bool:
+    """Whether a secret's place holds only credential references (``${CAM_X}``,
+    ``${file:/run/secrets/x}``), not a secret."""
+    return _REFS_ONLY.fullmatch(value) is not None
+
+
 class SecretError(ValueError):
     """A source's credential reference cannot be resolved (the message names the reference,
     never a value)."""
@@ -133,7 +139,7 @@ def source_problem(source: str) -> str | None:
         return "source must not contain spaces (percent-encode them in a URL: %20)"
     rest = source
     for value in secrets_in(source):
-        if not _REFS_ONLY.fullmatch(value):
+        if not is_reference(value):
             return (
                 "source holds a password or secret: write it as a reference, ${CAM_NAME} "
                 "(the worker's environment variable) or ${file:/run/secrets/name} (a secret "

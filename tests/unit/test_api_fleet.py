@@ -117,7 +117,8 @@ def test_an_admin_adds_changes_and_removes_a_camera(site: Site) -> None:
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["camera_id"] == "gate-1" and out["model"] is None
-    assert out["camera"]["source"] == "rtsp://admin:***@10.0.0.5/stream2"  # never the ref
+    # the reference is a name, not a secret: shown as written, so an edit sends it back
+    assert out["camera"]["source"] == "rtsp://admin:${CAM_PW}@10.0.0.5/stream2"
     assert [k for k, _ in site.channel.sent] == ["camera/gate-1"]
     assert site.channel.partitions == [0] and out["partition"] == 0  # the first free one
     sent = site.channel.sent[0][1]
@@ -225,3 +226,14 @@ def test_without_a_fleet_the_routes_answer_503(tmp_path: Path) -> None:
         r = client.put("/api/v1/fleet/cameras/a", json=camera("a"), headers=ADMIN)
         assert r.status_code == 503
     store.close()
+
+
+def test_a_listed_source_shows_references_and_would_redact_anything_else() -> None:
+    from argus.fleet.admin import shown_source
+
+    assert shown_source("rtsp://admin:${CAM_PW}@cam/s?token=${CAM_T}") == (
+        "rtsp://admin:${CAM_PW}@cam/s?token=${CAM_T}"
+    )
+    # a literal secret never passes validation; were one there, it would not be shown
+    assert shown_source("rtsp://admin:hunter22@cam/s") == "rtsp://admin:***@cam/s"
+    assert shown_source("rtsp://admin:x${CAM_PW}@cam/s") == "rtsp://admin:***@cam/s"
