@@ -393,6 +393,12 @@ def test_cameras_keep_running_while_the_broker_is_away(fleet_site: tuple[Site, W
         lambda: worker.cameras()[busy]["frames_processed"] > before + 30,
         timeout_s=30,
     )
+    # ... raising events (the busy footage starts one every few seconds)
+    wait_for(
+        "an event started while the broker is away",
+        lambda: events_started(s.fleet, away_at, time.time()),
+        timeout_s=45,
+    )
     back_at = time.time()
     s.stack.start_kafka()
     raised = events_started(s.fleet, away_at, back_at)
