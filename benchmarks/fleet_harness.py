@@ -283,13 +283,15 @@ class Fleet:
                     w.proc.wait(10)
 
     def placement(self) -> dict[str, list[str]]:
-        """camera id -> the live workers that report running it now."""
+        """camera id -> the live workers that report running it now (a camera a stopping
+        worker has ended or that failed is listed by it, and runs nowhere)."""
         out: dict[str, list[str]] = {}
         for w in list(self.workers.values()):
             if not w.alive:
                 continue
-            for camera_id in w.cameras():
-                out.setdefault(camera_id, []).append(w.name)
+            for camera_id, health in w.cameras().items():
+                if health.get("state") not in ("ended", "failed"):
+                    out.setdefault(camera_id, []).append(w.name)
         return out
 
     def first_frame_at(self, name: str, camera_id: str, after: float) -> float | None:

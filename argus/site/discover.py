@@ -37,6 +37,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -736,6 +737,21 @@ async def describe_camera(
         )
 
 
+def _run_to_end(make: Callable[[], Awaitable[list[Camera]]]) -> list[Camera]:
+    """``asyncio.run`` of ``make()``; on a thread of its own when this thread already runs an
+    event loop (a caller in async code, a notebook), where ``asyncio.run`` refuses."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_awaited(make))
+    with ThreadPoolExecutor(1, thread_name_prefix="discover") as pool:
+        return pool.submit(lambda: asyncio.run(_awaited(make))).result()
+
+
+async def _awaited(make: Callable[[], Awaitable[list[Camera]]]) -> list[Camera]:
+    return await make()
+
+
 def discover(
     timeout_s: float = 3.0,
     interface: str | None = None,
@@ -768,7 +784,7 @@ def discover(
         ]
         return list(await asyncio.gather(*jobs))
 
-    cameras = asyncio.run(all_cameras()) if matches else []
+    cameras = _run_to_end(all_cameras) if matches else []
     return DiscoveryResult(
         cameras=tuple(cameras),
         interface=interface,

@@ -40,9 +40,11 @@ def pytest_runtest_makereport(
     setattr(item, f"rep_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright, for the whole session."""
+    """Headless Debian Chromium driven by Playwright, for the browser tests (package scope:
+    Playwright's sync API keeps an event loop running in the main thread while it is open,
+    and the tests after these call ``asyncio.run``)."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not installed (Debian's chromium: `make browser-deps`)")
     from playwright.sync_api import sync_playwright

@@ -579,3 +579,17 @@ def test_discover_with_a_fake_probe(sim: SimConfig) -> None:
     (cam,) = result.cameras
     assert cam.problem is None and [p.stream for p in cam.profiles] == [None, None]
     assert "not checked" in render_table(result)
+
+
+def test_discover_called_from_async_code_runs_on_a_thread_of_its_own(sim: SimConfig) -> None:
+    async def caller() -> DiscoveryResult:  # a running event loop in this thread
+        return discover(
+            1.0,
+            None,
+            Credentials("admin", PASSWORD),
+            rtsp_timeout_s=None,
+            probe_fn=lambda timeout_s, interface: [_match(sim)],
+        )
+
+    (cam,) = asyncio.run(caller()).cameras
+    assert cam.problem is None and cam.profiles
