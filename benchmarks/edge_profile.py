@@ -53,17 +53,9 @@ def make_clip(path: Path, seconds: float) -> Path:
     import av
     import cv2
 
-    cap = cv2.VideoCapture(str(BUNDLED_FOOTAGE))
-    frames: list[np.ndarray] = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    if not frames:
-        raise FileNotFoundError(f"footage {BUNDLED_FOOTAGE} unreadable")
-    frames = frames[::2]  # 10 fps -> 5 fps
+    from models.variants import read_frames
+
+    frames = read_frames(BUNDLED_FOOTAGE, 100_000, step=2)  # 10 fps -> 5 fps
     n = int(seconds * FPS)
     with av.open(str(path), "w", format="mp4") as out:
         stream: Any = out.add_stream("libx264", rate=Fraction(FPS, 1))

@@ -31,7 +31,7 @@ from deploy.localstack import LocalStack, free_ports
 from tests.e2e.conftest import (
     API_KEY,
     ARGUS,
-    ZONE,
+    issue_config,
     make_home,
     read_jsonl,
     require_prerequisites,
@@ -60,25 +60,8 @@ def test_edge_profile_is_valid() -> None:
 
 def edge_config(tmp: Path, stack: LocalStack, source: Path, metrics_port: int) -> Path:
     data: dict[str, Any] = yaml.safe_load(PROFILE.read_text())
-    data["cameras"] = [
-        {
-            "id": "plaza",
-            "source": str(source),
-            "realtime": True,
-            "zones": [{"name": "crossing", "polygon": ZONE}],
-        }
-    ]
-    data["rules"] = [
-        {
-            "type": "intrusion",
-            "camera": "plaza",
-            "zone": "crossing",
-            "classes": ["person"],
-            "min_dwell_s": 0.5,
-            "alert_per": "object",
-            "cooldown_s": 3.0,
-        }
-    ]
+    plaza = issue_config(tmp, source=str(source), realtime=True)  # the plaza and its rule
+    data["cameras"], data["rules"] = plaza["cameras"], plaza["rules"]
     data["detector"]["model"] = "nanodet-g"
     data["bus"]["kafka"] = {
         "bootstrap": stack.bootstrap,
@@ -91,8 +74,8 @@ def edge_config(tmp: Path, stack: LocalStack, source: Path, metrics_port: int) -
         "s3": {"endpoint": stack.s3_endpoint, "bucket": BUCKET, "spool_max_mb": 1},
         "clips": {"enabled": False},
     }
-    data["sinks"] = [{"jsonl": str(tmp / "events.jsonl")}]  # the box's own record, for the test
-    data["storage"] = {"sqlite": str(tmp / "edge.db"), "evidence_dir": str(tmp / "evidence")}
+    data["sinks"] = plaza["sinks"]  # the box's own record (events.jsonl), for the test
+    data["storage"] = plaza["storage"]
     data["metrics"] = {"port": metrics_port}
     data["log"] = {"level": "INFO", "format": "text"}
     return write_config(tmp, data)

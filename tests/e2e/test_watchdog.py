@@ -11,10 +11,10 @@ attempt, a hung pipeline, and the pings must stop while the process stays alive.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     require_prerequisites,
     write_config,
 )
+from tests.unit.test_notify import Listener
 
 pytestmark = pytest.mark.e2e
 
@@ -64,27 +65,14 @@ def footage_ts(path: Path, frames: int = 300) -> Path:
     return path
 
 
-class NotifySocket:
-    """The socket a service manager would own: every datagram, with its arrival time."""
+class NotifySocket(Listener):
+    """The socket a service manager would own (the unit tests' ``Listener``), read the way
+    this test needs: arrival times bounded on both sides, and an ``argus`` that exits early
+    failing at once."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-        self.got: list[tuple[float, str]] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._done.is_set():
-            try:
-                self.got.append((time.monotonic(), self.sock.recv(65536).decode()))
-            except TimeoutError:
-                continue
-            except OSError:
-                return
 
     def first(
         self, field: str, timeout_s: float, proc: subprocess.Popen[str] | None = None
@@ -100,18 +88,11 @@ class NotifySocket:
             time.sleep(0.05)
         raise AssertionError(f"no {field} in {timeout_s} s: {self.texts()[-5:]}")
 
-    def pings(self, since: float, until: float) -> list[float]:
-        return [
-            t for t, m in list(self.got) if "WATCHDOG=1" in m.split("\n") and since <= t < until
-        ]
+    def pings(self, since: float = 0.0, until: float = math.inf) -> list[float]:
+        return [t for t in super().pings(since) if t < until]
 
     def texts(self) -> list[str]:
-        return [m for _, m in list(self.got)]
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join(1.0)
-        self.sock.close()
+        return self.messages()
 
 
 class Feeder:
