@@ -22,7 +22,7 @@ from argus.runner import Runner, RunResult
 from detectors.detections import Detections
 from ingest import SourceState
 from ingest.frame import Frame
-from tests.unit.test_runner import camera, walker
+from tests.unit.test_runner import ScriptedSource, camera, walker
 
 pytestmark = pytest.mark.unit
 
@@ -32,33 +32,6 @@ IN_ZONE = 15
 """A frame of this value has the walker's person standing inside the zone (feet at x 80)."""
 
 Records = list[dict[str, Any]]
-
-
-class ScriptedSource:
-    """A finite file of ``n`` frames, frame i of value i (the walker crosses the zone)."""
-
-    def __init__(self, camera_id: str, n: int) -> None:
-        self.camera_id = camera_id
-        self.live = False
-        self.finite = True
-        self.state = SourceState.CONNECTING
-        self._n = n
-        self._closed = threading.Event()
-
-    def frames(self) -> Iterator[Frame]:
-        self.state = SourceState.STREAMING
-        for i in range(self._n):
-            if self._closed.is_set():
-                return
-            img = np.full((H, W, 3), i % 256, np.uint8)
-            yield Frame(self.camera_id, i, i / 10.0, time.time(), img)
-        self.state = SourceState.ENDED
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def stats(self) -> Any:
-        return None
 
 
 class HoldingSource:
