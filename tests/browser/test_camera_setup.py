@@ -41,6 +41,7 @@ from benchmarks.fleet_harness import Fleet, Worker, make_videos, wait_for
 from deploy.localstack import LocalStack, free_port
 from tests.browser.harness import Person, shot, sign_in
 from tests.e2e.conftest import API_KEY, ARGUS, env_for, make_home, require_prerequisites
+from tests.e2e.test_fleet_e2e import fleet_service
 from tests.infra import make_localstack, require_binaries
 
 if TYPE_CHECKING:
@@ -74,16 +75,6 @@ class Site:
         return sum(float(v) for v in STARTS.findall(text))
 
 
-def _service(cfg: Path, home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [*ARGUS, "alerts", "serve", "--config", str(cfg), "--port", str(port)],
-            env=env_for(home),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def _add_admin(home: Path) -> None:
     done = subprocess.run(
         [*ARGUS, "users", "add", ADMIN.name, "--role", "admin", "--password-stdin"],
@@ -114,7 +105,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         fleet_cfg = {"topic": f"{fleet.topic_prefix}.fleet", "partitions": 32}
         cfg.write_text(yaml.safe_dump({"fleet": fleet_cfg, "bus": {"kafka": fleet.kafka}}))
         port = free_port()
-        service = _service(cfg, home, port, tmp / "service.log")
+        service = fleet_service(cfg, home, port, tmp / "service.log")
         camera = {"id": CAMERA, "source": str(busy), "realtime": True, "loop": True}
         published = fleet.publish({"cameras": [camera], "rules": []})
         assert published.returncode == 0, published.stderr[-2000:]
