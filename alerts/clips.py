@@ -106,6 +106,10 @@ class ClipInfo:
         frames: Frames in the masked clip.
         codec: The camera's codec.
         remuxed: The original is the camera's own packets (``False``: transcoded).
+        stream: Which of the camera's streams the clip is of: ``"evidence"`` (its evidence
+            stream, usually the main one) or ``"analysed"`` (the stream analysed).
+        width: The original's picture width, pixels.
+        height: Its height, pixels.
         masking: ``frames_detected`` (frames the person detector ran on), ``boxes``
             (person boxes found), ``seconds`` (wall time of the whole build).
     """
@@ -123,6 +127,9 @@ class ClipInfo:
     frames: int
     codec: str
     remuxed: bool
+    stream: str = "analysed"
+    width: int = 0
+    height: int = 0
     masking: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -212,6 +219,8 @@ class ClipJob:
     """The alert's priority (0-100): the most urgent clips are made first."""
     note: str | None = None
     """Said in the clip's description (e.g. why its window is not the usual one)."""
+    stream: str = "analysed"
+    """Which of the camera's streams the packets are of (``"evidence"`` or ``"analysed"``)."""
 
 
 class _Encoder:
@@ -449,6 +458,8 @@ class ClipMaker:
         start_s: float,
         priority: int = 0,
         raised_s: float | None = None,
+        stream: str = "analysed",
+        stream_note: str | None = None,
     ) -> None:
         """Ask for the clip of an event that started at ``start_s`` (camera seconds); it is
         made once the camera's stream has passed ``start_s + post_s`` (or stopped), the
@@ -457,18 +468,24 @@ class ClipMaker:
         An event raised well after it began (``raised_s``: a fall raised once the person
         has stayed down, a frozen picture once it has stayed frozen) gets what the ring still
         holds of it, up to ``post_s`` after it was raised, and its description says so.
+
+        ``stream`` names the camera stream ``ring`` holds (``"evidence"`` or
+        ``"analysed"``); ``stream_note`` is said in the description (why it is not the
+        evidence stream).
         """
-        begin, end, note = max(0.0, start_s - self.pre_s), start_s + self.post_s, None
+        begin, end = max(0.0, start_s - self.pre_s), start_s + self.post_s
+        notes = [] if stream_note is None else [stream_note]
         oldest = None if raised_s is None else raised_s - (ring.keep_s - 1.0)
         if oldest is not None and raised_s is not None and begin < oldest:
             begin, end = max(begin, oldest), max(end, raised_s + self.post_s)
-            note = (
+            notes.append(
                 f"the event began {raised_s - start_s:.1f} s before it was raised; the "
                 f"camera's buffer held the last {raised_s - begin:.1f} s before that"
             )
+        note = "; ".join(notes) or None
 
         def deliver(packets: ClipPackets | None) -> None:
-            self.submit(ClipJob(camera_id, event_id, key, packets, priority, note))
+            self.submit(ClipJob(camera_id, event_id, key, packets, priority, note, stream))
 
         with self._idle:
             self._busy += 1  # counted from the request: wait_idle waits for it too
@@ -640,6 +657,9 @@ class ClipMaker:
             frames=masked.frames,
             codec=clip.info.codec,
             remuxed=remuxed,
+            stream=job.stream,
+            width=clip.info.width,
+            height=clip.info.height,
             masking={
                 "frames_detected": stats["detected"],
                 "boxes": stats["boxes"],

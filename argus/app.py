@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -59,7 +59,15 @@ from detectors.gating import MotionGate
 from detectors.onnx_detector import OnnxDetector
 from detectors.scene import SceneAnalyzer
 from detectors.spec import ModelSpec
-from ingest import ActivityControl, ReconnectPolicy, open_source, source_fingerprint
+from ingest import (
+    ActivityControl,
+    LiveKind,
+    LiveSource,
+    ReconnectPolicy,
+    classify_source,
+    open_source,
+    source_fingerprint,
+)
 from ingest.base import SourceBase
 from ingest.packets import PacketRing
 from models.registry import load_manifest
@@ -335,7 +343,8 @@ def build_pipeline(
                 resolve=resolve_source,
             )
         except SecretError as e:
-            raise ConfigError(source, [f"cameras.{cam_cfg.id}.source: {e}"]) from None
+            where = "" if str(e).startswith("evidence_source: ") else "source: "
+            raise ConfigError(source, [f"cameras.{cam_cfg.id}.{where}{e}"]) from None
         rulebooks[cam_cfg.id] = book
         cameras.append(cam)
     runner = Runner(
@@ -430,6 +439,23 @@ def build_camera(
             max_bytes=int(clip_cfg.buffer_mb * 2**20),
         )
         src.packets = ring
+    evidence = None
+    if clips is not None and cam_cfg.evidence_source is not None and isinstance(src, LiveSource):
+        try:
+            evidence_url = (
+                resolve(cam_cfg.evidence_source) if resolve is not None else cam_cfg.evidence_source
+            )
+        except ValueError as e:  # fleet.SecretError: said of this setting
+            raise type(e)(f"evidence_source: {e}") from None
+        evidence = src.attach_evidence(
+            evidence_url,
+            cast(LiveKind, classify_source(evidence_url)[0]),
+            PacketRing(
+                cam_cfg.id,
+                keep_s=cfg.evidence.clips.pre_s + cfg.evidence.clips.post_s + 1.0,
+                max_bytes=int(cfg.evidence.clips.buffer_mb * 2**20),
+            ),
+        )
     # Live: one slot, newest wins (latency never builds up). Files at full speed:
     # a few frames of look-ahead so the detector can batch, never dropping one.
     slot: FrameSlot[Item] = (
@@ -458,6 +484,7 @@ def build_camera(
         activity=activity,
         stream_id="" if src.live else source_fingerprint(url),
         packets=ring,
+        evidence=evidence,
     )
     return cam, book
 

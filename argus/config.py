@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from ingest.factory import classify_source
 from selector.lines import Line, LineError
 from selector.rules.config import ID_PATTERN, RuleConfigBase, StrictModel
 from selector.rules.registry import rule_types
@@ -110,6 +111,15 @@ class CameraConfig(_Strict):
         min_length=1,
         description="File path, rtsp://, rtsps://, http(s):// URL, /dev/videoN or device:N.",
     )
+    evidence_source: str | None = Field(
+        None,
+        min_length=1,
+        description="The camera's second stream, kept for evidence: usually its main "
+        "(full-resolution) stream, while `source` names the sub-stream that is analysed. "
+        "Alert clips are cut from it (a copy of the camera's own video, never re-encoded); "
+        "while it is down, from the analysed stream. Network cameras only (rtsp://, "
+        "http(s)://, ...); its password is a ${CAM_...} reference, as the source's.",
+    )
     realtime: bool = Field(
         True,
         description=(
@@ -139,6 +149,22 @@ class CameraConfig(_Strict):
         except ScheduleError as e:
             raise ValueError(str(e)) from e
         return v
+
+    @model_validator(mode="after")
+    def _evidence_stream(self) -> CameraConfig:
+        if self.evidence_source is None:
+            return self
+        network = ("rtsp", "http", "stream")
+        if classify_source(self.source)[0] not in network:
+            raise ValueError(
+                "evidence_source needs a network camera as source (rtsp://, http://, ...): "
+                "a file or a device has one stream"
+            )
+        if classify_source(self.evidence_source)[0] not in network:
+            raise ValueError("evidence_source must be a network stream (rtsp://, http://, ...)")
+        if self.evidence_source.strip() == self.source.strip():
+            raise ValueError("evidence_source names the analysed stream again: leave it out")
+        return self
 
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:

@@ -22,6 +22,13 @@ FRAMES_PROCESSED = Counter(
 )
 EVENTS = Counter("argus_events_total", "Events raised (starts only).", ["camera", "type"])
 CAMERA_UP = Gauge("argus_camera_up", "1 while the camera is streaming, 0 otherwise.", ["camera"])
+EVIDENCE_UP = Gauge(
+    "argus_evidence_stream_up",
+    "1 while the camera's evidence stream (its main stream, for clips) streams and is tied to "
+    "its clock, 0 otherwise (clips then come from the analysed stream); cameras with an "
+    "evidence_source only.",
+    ["camera"],
+)
 CAMERA_RECONNECTS = Counter(
     "argus_camera_state_changes_total", "Camera source state changes.", ["camera", "state"]
 )

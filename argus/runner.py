@@ -62,6 +62,7 @@ from detectors.detections import Detections
 from detectors.gating import MotionGate
 from detectors.scene import SceneAnalyzer, SceneStats
 from ingest import ActivityControl, Source, SourceError, SourceState
+from ingest.evidence_stream import EvidenceStream
 from ingest.frame import Frame
 from ingest.packets import PacketRing
 from selector.camera import CameraSelector
@@ -214,6 +215,9 @@ class CameraRuntime:
     """event_id -> snapshot key of events started and not yet ended."""
     packets: PacketRing | None = None
     """The camera's recent compressed video, for clips (None: no clips)."""
+    evidence: EvidenceStream | None = None
+    """The camera's evidence stream (its main stream): clips come from its ring while it
+    streams (None: from ``packets``)."""
     people: Boxes | None = None
     """Person boxes (detections and tracks) of the frame whose events are being published:
     what the masked snapshot blurs."""
@@ -271,7 +275,21 @@ class CameraRuntime:
             "last_pts_s": self.last_pts_s,
             "frame_size": list(self.frame_size) if self.frame_size else None,
             "zone_problems": self.zone_problems,
+            "evidence": None if self.evidence is None else _evidence_health(self.evidence),
         }
+
+
+def _evidence_health(evidence: EvidenceStream) -> dict[str, Any]:
+    """The evidence stream's state for /readyz (no URL)."""
+    s = evidence.stats()
+    return {
+        "streaming": s.streaming,
+        "packets": s.packets,
+        "reconnects": s.reconnects,
+        "error": s.last_error,
+        "frame_size": [s.width, s.height] if s.width else None,
+        "codec": s.codec or None,
+    }
 
 
 @dataclass(frozen=True)
@@ -443,6 +461,8 @@ class Runner:
             count_thinned()  # those after the last frame delivered
             cam.slot.close()
             metrics.CAMERA_UP.labels(cam.camera_id).set(0)
+            if cam.evidence is not None:
+                metrics.EVIDENCE_UP.labels(cam.camera_id).set(0)
             log.info("camera thread ended", extra=extra)
 
     @staticmethod
@@ -905,8 +925,10 @@ class Runner:
                     closing = []
                 for event in closing:
                     self._publish(cam, event, None)
-            if cam.packets is not None:  # clips still waiting get the video there is
-                cam.packets.flush("the camera stopped")
+            # clips still waiting get the video there is
+            for ring in (cam.packets, None if cam.evidence is None else cam.evidence.ring):
+                if ring is not None:
+                    ring.flush("the camera stopped")
         try:
             self._bus.flush(COMPLETE_FLUSH_S)
         except TimeoutError as e:  # e.g. the broker is away: the records stay spooled
@@ -1000,6 +1022,8 @@ class Runner:
         cam.last_wall = frame.wall_time
         cam.last_frame_mono = time.monotonic()
         metrics.FRAMES_PROCESSED.labels(cam.camera_id).inc()
+        if cam.evidence is not None:
+            metrics.EVIDENCE_UP.labels(cam.camera_id).set(1 if cam.evidence.streaming else 0)
         if detected:
             cam.detected += 1
             metrics.FRAMES_DETECTED.labels(cam.camera_id).inc()
@@ -1265,13 +1289,26 @@ class Runner:
         return union(found)
 
     def _clip(self, cam: CameraRuntime, event: Event) -> str | None:
-        """Ask for the event's clip; its future key, or None when none is made."""
-        if self._clips is None or cam.packets is None or not cam.packets.usable:
+        """Ask for the event's clip; its future key, or None when none is made.
+
+        A camera with an evidence stream gets its clip from that stream while it streams,
+        else from the analysed stream, with a note saying why."""
+        if self._clips is None:
+            return None
+        ring, stream, note = cam.packets, "analysed", None
+        if cam.evidence is not None:
+            if cam.evidence.streaming:
+                ring, stream = cam.evidence.ring, "evidence"
+            else:
+                note = f"{cam.evidence.why_not()}: the clip is of the analysed stream"
+        if ring is None or not ring.usable:
             return None  # no clip can be cut (e.g. a stream without timestamps)
         try:
             key = clip_key(cam.camera_id, event.wall_time, event.event_id)
             self._clips.request(
-                cam.packets,
+                ring,
+                stream=stream,
+                stream_note=note,
                 camera_id=cam.camera_id,
                 event_id=event.event_id,
                 key=key,

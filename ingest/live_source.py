@@ -21,7 +21,9 @@ from ingest import _av
 from ingest.activity import ActivityControl, Thinner
 from ingest.base import SourceBase, SourceState, StateCallback
 from ingest.errors import SourceNotFoundError, SourceUnavailableError
+from ingest.evidence_stream import EvidenceStream, WallTie
 from ingest.frame import Frame
+from ingest.packets import PacketRing
 from ingest.redact import redact_text, redact_url
 from ingest.retry import Backoff, check_backoff
 
@@ -68,6 +70,25 @@ class ReconnectPolicy:
         """Seconds to wait before 0-based ``attempt`` (jittered with ``rng`` if given)."""
         backoff = Backoff(self.initial_s, self.max_s, self.multiplier, self.jitter)
         return backoff.delay_s(attempt, rng)
+
+
+def live_options(kind: LiveKind, read_timeout_s: float) -> dict[str, str]:
+    """FFmpeg options of a live connection of ``kind`` (RTSP over TCP, video only; read
+    timeouts of ``read_timeout_s`` seconds)."""
+    read_us = str(int(read_timeout_s * 1_000_000))
+    if kind == "rtsp":
+        # 'timeout' is the RTSP socket I/O timeout in microseconds (FFmpeg >= 5); a short
+        # 'analyzeduration' (us) cuts first-frame latency from ~3 s to < 1 s.
+        return {
+            "rtsp_transport": "tcp",
+            "timeout": read_us,
+            "allowed_media_types": "video",
+            "analyzeduration": "500000",
+        }
+    if kind in ("http", "stream"):
+        # 'rw_timeout' is the generic AVIO read/write timeout in microseconds.
+        return {"rw_timeout": read_us}
+    return {}
 
 
 class _ConnectFailedError(Exception):
@@ -119,6 +140,7 @@ class _AvConnection:
             raise _ConnectFailedError("no video stream in the source")
         _av.configure_decoder(stream, threads=threads, thread_type="AUTO")
         self._stream = stream
+        source.arrivals.reset()  # a new connection: a new raw clock
         if source.packets is not None:
             source.packets.open_segment(stream)
         self.nominal_fps = _av.nominal_fps(stream)
@@ -127,6 +149,16 @@ class _AvConnection:
         self._arrival_time = bool(fmt_names & _NO_CLOCK_FORMATS)
         if self._arrival_time:
             self.nominal_fps = None
+
+    def _on_packet(self, packet: av.Packet[av.video.stream.VideoStream]) -> None:
+        """Every demuxed packet: kept for clips, its arrival noted (for an evidence
+        stream's clock)."""
+        if self._source.packets is not None:
+            self._source.packets.add(packet)
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        time_base = self._stream.time_base
+        if stamp is not None and time_base is not None and not self._arrival_time:
+            self._source.arrivals.observe(float(stamp * time_base), time.time())
 
     def frames(self) -> Iterator[tuple[npt.NDArray[np.uint8], float | None]]:
         activity = self._source.activity
@@ -143,7 +175,7 @@ class _AvConnection:
                 resume_demux_on_error=False,
                 max_consecutive_errors=50,
                 thinner=thinner,
-                on_packet=None if self._source.packets is None else self._source.packets.add,
+                on_packet=self._on_packet,
             ):
                 raw = None if self._arrival_time else _av.frame_time_s(vf, self._stream)
                 if thinner is not None and not thinner.keep(
@@ -342,6 +374,47 @@ class LiveSource(SourceBase):
         self._options = self._default_options()
         if options:
             self._options.update({str(k): str(v) for k, v in options.items()})
+        self.evidence: EvidenceStream | None = None
+        """The camera's evidence stream (see :meth:`attach_evidence`), ``None``: none."""
+        self.arrivals = WallTie()
+        """When the current connection's packets arrived: ``min(wall - raw)`` (seconds)."""
+        self._raw_to_pts: float | None = None  # pts_s - raw of the connection's frames
+
+    def attach_evidence(self, url: str, kind: LiveKind, ring: PacketRing) -> EvidenceStream:
+        """Keep the packets of the camera's second stream ``url`` (its main stream, of
+        ``kind``: see :func:`ingest.classify_source`) in ``ring``, for clips: read from when
+        ``frames()`` starts until the source closes, reconnected with this source's
+        back-off, its clock tied to this one's.  Call before ``frames()``."""
+        self.evidence = EvidenceStream(
+            self._camera_id,
+            url,
+            ring,
+            camera_offset=self.camera_offset,
+            options=live_options(kind, self._read_timeout_s),
+            backoff=self._policy.delay_s,
+            open_timeout_s=self._open_timeout_s,
+            read_timeout_s=self._read_timeout_s,
+        )
+        return self.evidence
+
+    def camera_offset(self) -> float | None:
+        """UNIX time less camera time (``Frame.pts_s``) of the packets that arrived soonest
+        after capture in the last ten seconds (seconds; ``None`` until the connection's
+        first frame): camera time at UNIX time ``w`` is about ``w - camera_offset()``.
+
+        Measured at the packets' arrival, before decoding: a decoder's frame threads hold
+        pictures back by a frame each, which the evidence stream (never decoded) does not.
+        Thread-safe (an evidence stream ties its clock to it)."""
+        arrival, raw_to_pts = self.arrivals.offset(), self._raw_to_pts
+        if arrival is None or raw_to_pts is None:
+            return None
+        return arrival - raw_to_pts
+
+    def close(self) -> None:
+        """See :meth:`SourceBase.close`; the evidence stream closes too."""
+        super().close()
+        if self.evidence is not None:
+            self.evidence.close()
 
     @property
     def url(self) -> str:
@@ -349,20 +422,9 @@ class LiveSource(SourceBase):
         return self._redacted
 
     def _default_options(self) -> dict[str, str]:
-        read_us = str(int(self._read_timeout_s * 1_000_000))
-        if self._live_kind == "rtsp":
-            # 'timeout' is the RTSP socket I/O timeout in microseconds (FFmpeg >= 5); a short
-            # 'analyzeduration' (us) cuts first-frame latency from ~3 s to < 1 s.
-            return {
-                "rtsp_transport": "tcp",
-                "timeout": read_us,
-                "allowed_media_types": "video",
-                "analyzeduration": "500000",
-            }
-        if self._live_kind in ("http", "stream"):
-            # 'rw_timeout' is the generic AVIO read/write timeout in microseconds.
-            return {"rw_timeout": read_us}
-        return {}
+        return live_options(self._live_kind, self._read_timeout_s)
+        # 'timeout' is the RTSP socket I/O timeout in microseconds (FFmpeg >= 5); a short
+        # 'analyzeduration' (us) cuts first-frame latency from ~3 s to < 1 s.
 
     # ---------------------------------------------------------------- connect
     def _connect(self) -> _Connection:
@@ -412,6 +474,8 @@ class LiveSource(SourceBase):
         if not self._begin_iteration():
             self._set_state(SourceState.ENDED, "closed before start")
             return
+        if self.evidence is not None:
+            self.evidence.start()
         try:
             yield from self._run()
         except (SourceNotFoundError, SourceUnavailableError) as e:
@@ -419,6 +483,8 @@ class LiveSource(SourceBase):
             self._set_state(SourceState.FAILED, str(e))
             raise
         finally:
+            if self.evidence is not None:
+                self.evidence.close()
             self._end_iteration()
         self._set_state(SourceState.ENDED, "closed")
 
@@ -468,6 +534,7 @@ class LiveSource(SourceBase):
                 time.monotonic() - t_open,
             )
             timeline.new_connection(conn.nominal_fps)
+            self._raw_to_pts = None
             first = True
             try:
                 replay: tuple[float, float] | None = None  # (pts_s, wall) of a frame taken back
@@ -482,6 +549,8 @@ class LiveSource(SourceBase):
                     frame = self._make_frame(image, pts_s, wall)
                     if self.packets is not None and raw is not None:
                         self.packets.anchor(raw, pts_s)
+                    if raw is not None:
+                        self._raw_to_pts = pts_s - raw
                     failures = 0
                     if first:
                         first = False

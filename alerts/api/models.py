@@ -203,6 +203,13 @@ class ClipInfo(BaseModel):
     remuxed: bool = Field(
         description="Whether the original is the camera's own packets (false: transcoded)."
     )
+    stream: str = Field(
+        "analysed",
+        description='Which of the camera\'s streams the clip is of: "evidence" (the stream '
+        'the camera names for evidence, usually its main one) or "analysed".',
+    )
+    width: int | None = Field(None, ge=0, description="The original's width, pixels.")
+    height: int | None = Field(None, ge=0, description="The original's height, pixels.")
     masking: ClipMasking | None = Field(None, description="How the masked copy was made.")
 
 

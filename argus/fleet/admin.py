@@ -114,6 +114,8 @@ class FleetAdmin:
     def _out(self, d: CameraDefinition, partition: int) -> dict[str, Any]:
         camera = d.camera.model_dump(mode="json")
         camera["source"] = shown_source(camera["source"])
+        if camera.get("evidence_source") is not None:
+            camera["evidence_source"] = shown_source(camera["evidence_source"])
         return {
             "camera_id": d.camera_id,
             "camera": camera,

@@ -246,10 +246,10 @@ def parse_definition(key: str, value: Any, source: str = "fleet") -> CameraDefin
         problems.append("camera: must be an object")
     elif camera.get("id") != key[len(CAMERA_PREFIX) :]:
         problems.append(f"camera.id: must be the key's camera id {key[len(CAMERA_PREFIX) :]!r}")
-    elif isinstance(camera.get("source"), str):
-        problem = source_problem(camera["source"])
-        if problem:
-            problems.append(f"camera.source: {problem}")
+    else:
+        for field in ("source", "evidence_source"):
+            if isinstance(camera.get(field), str) and (problem := source_problem(camera[field])):
+                problems.append(f"camera.{field}: {problem}")
     if not isinstance(rules, list):
         problems.append("rules: must be a list")
     elif any(isinstance(r, Mapping) and r.get("camera") != camera_id_of(camera) for r in rules):
@@ -296,9 +296,10 @@ def definitions_of(cfg: ArgusConfig, model: str | None = None) -> list[CameraDef
         ConfigError: A camera's source holds a password.
     """
     problems = [
-        f"cameras.{i}.source: {p}"
+        f"cameras.{i}.{field}: {p}"
         for i, cam in enumerate(cfg.cameras)
-        if (p := source_problem(cam.source)) is not None
+        for field, value in (("source", cam.source), ("evidence_source", cam.evidence_source))
+        if value is not None and (p := source_problem(value)) is not None
     ]
     if problems:
         raise ConfigError("site", problems)

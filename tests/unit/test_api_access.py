@@ -68,6 +68,9 @@ CLIP_INFO = {
     "frames": 150,
     "codec": "h264",
     "remuxed": True,
+    "stream": "evidence",
+    "width": 1920,
+    "height": 1080,
     "masking": {"frames_detected": 150, "boxes": 12, "seconds": 0.4},
 }
 """A clip's description as the worker writes it (less its event and camera ids)."""

@@ -316,6 +316,11 @@ def test_clip_info(world: World) -> None:
     world.evidence.put(clip_info_key(event.clip), json.dumps(short).encode())
     r = _get(world, "op-a", f"/api/v1/alerts/{eid}/clip-info")
     assert r.json()["complete"] is False and "3.2 s" in r.json()["note"]
+    # a clip described before clips had streams: of the analysed stream, size not said
+    old = {k: v for k, v in r.json().items() if k not in ("stream", "width", "height")}
+    world.evidence.put(clip_info_key(event.clip), json.dumps(old).encode())
+    r = _get(world, "op-a", f"/api/v1/alerts/{eid}/clip-info")
+    assert (r.json()["stream"], r.json()["width"], r.json()["height"]) == ("analysed", None, None)
     world.evidence.put(clip_info_key(event.clip), b"{not json")
     r = _get(world, "op-a", f"/api/v1/alerts/{eid}/clip-info")
     assert r.status_code == 404 and "unreadable" in r.json()["detail"]

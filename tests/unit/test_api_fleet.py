@@ -237,3 +237,17 @@ def test_a_listed_source_shows_references_and_would_redact_anything_else() -> No
     # a literal secret never passes validation; were one there, it would not be shown
     assert shown_source("rtsp://admin:hunter22@cam/s") == "rtsp://admin:***@cam/s"
     assert shown_source("rtsp://admin:x${CAM_PW}@cam/s") == "rtsp://admin:***@cam/s"
+
+
+def test_an_evidence_stream_is_kept_listed_by_reference_and_checked_as_the_source(
+    site: Site,
+) -> None:
+    main = "rtsp://admin:${CAM_PW}@10.0.0.5/stream1"
+    r = site.put("gate-5", camera("gate-5", evidence_source=main), headers=ADMIN)
+    assert r.status_code == 200, r.text
+    listed = site.client.get("/api/v1/fleet/cameras", headers=ADMIN).json()["cameras"]
+    assert [c["camera"]["evidence_source"] for c in listed] == [main]
+    literal = camera("gate-5", evidence_source="rtsp://admin:hunter22@10.0.0.5/stream1")
+    r = site.put("gate-5", literal, headers=ADMIN)
+    assert r.status_code == 422 and "hunter22" not in r.text
+    assert "camera.evidence_source" in r.text

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import av
 import cv2
@@ -206,8 +207,10 @@ def test_the_maker_stores_the_original_as_it_came_and_a_copy_with_the_person_blu
     store = LocalEvidenceStore(tmp_path / "ev")
     maker = ClipMaker(store, detector=lambda: red_person, person_ids=[0], pre_s=0.5, post_s=2.5)
     key = "cam/2026-12-06/e1.mp4"
-    info = maker.make(ClipJob("cam", "e1", key, clip))
+    info = maker.make(ClipJob("cam", "e1", key, clip, stream="evidence"))
     assert info is not None and info.complete and info.note is None and info.remuxed
+    assert (info.stream, info.width, info.height) == ("evidence", clip.info.width, clip.info.height)
+    assert info.width > 0
     assert info.frames == 30 and info.start_s == pytest.approx(2.5)
     assert info.end_s == pytest.approx(5.5) and info.original_start_s == pytest.approx(2.0)
     assert 31 <= info.masking["frames_detected"] <= 32  # the window and a frame either side
@@ -485,3 +488,32 @@ def test_a_camera_clock_that_jumps_back_starts_a_new_segment_and_clips_go_on() -
     assert clip is not None and clip.ended is None
     assert clip.start_s == pytest.approx(50.0) and clip.end_s == pytest.approx(60.0)
     assert ring.nbytes <= 1000 * (16 * 10 + 20)  # the old clock's video is not pinned
+
+
+def test_a_request_names_its_stream_and_says_why_it_is_not_the_evidence_one(
+    tmp_path: Path,
+) -> None:
+    maker = ClipMaker(
+        LocalEvidenceStore(tmp_path / "ev"), detector=None, person_ids=[], pre_s=2, post_s=3
+    )
+    jobs: list[ClipJob] = []
+    maker.submit = jobs.append  # type: ignore[method-assign]
+
+    class Ring:
+        keep_s = 6.0
+
+        def request(self, start_s: float, end_s: float, deliver: Any) -> None:
+            deliver(None)
+
+    ring = cast(PacketRing, Ring())
+    maker.request(ring, camera_id="c", event_id="e", key="k", start_s=10.0, stream="evidence")
+    assert (jobs[-1].stream, jobs[-1].note) == ("evidence", None)
+    down = "the evidence stream stopped: the clip is of the analysed stream"
+    maker.request(ring, camera_id="c", event_id="e", key="k", start_s=10.0, stream_note=down)
+    assert (jobs[-1].stream, jobs[-1].note) == ("analysed", down)
+    # raised late as well: both are said, the stream first
+    maker.request(
+        ring, camera_id="c", event_id="e", key="k", start_s=10.0, raised_s=30.0, stream_note=down
+    )
+    note = jobs[-1].note
+    assert note is not None and note.startswith(down + "; the event began 20.0 s before")

@@ -560,3 +560,18 @@ def test_definitions_of_refuses_a_site_with_a_password_in_a_source() -> None:
         definitions_of(site(f"rtsp://admin:{PASSWORD}@10.0.0.7/s"))
     assert any(p.startswith("cameras.1.source") for p in info.value.problems)
     assert PASSWORD not in str(info.value)
+
+
+def test_the_evidence_stream_is_checked_as_the_source_is() -> None:
+    cam = {
+        "id": "gate",
+        "source": "rtsp://admin:${CAM_GATE_PW}@10.0.0.5/sub",
+        "evidence_source": f"rtsp://admin:{PASSWORD}@10.0.0.5/main",
+        "zones": [{"name": "z", "polygon": SQUARE}],
+    }
+    e = refused("camera/gate", value(camera=cam))
+    assert [p.split(":")[0] for p in e.problems] == ["camera.evidence_source"]
+    assert PASSWORD not in str(e)
+    cam["evidence_source"] = "rtsp://admin:${CAM_GATE_PW}@10.0.0.5/main"
+    d = parse_definition("camera/gate", value(camera=cam))
+    assert d.camera.evidence_source == cam["evidence_source"]
