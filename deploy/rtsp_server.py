@@ -16,7 +16,9 @@ Usage::
 ``--width/--height`` scale the stream (default: the file's own size), ``--keyint`` is the
 encoder's keyframe interval in frames (x264enc ``key-int-max``, default 10), ``--bitrate``
 its kbit/s, ``--sub-path`` adds a second mount serving the same video smaller (a camera's
-sub-stream: same fps and keyframe interval, ``--sub-bitrate`` kbit/s, default 512),
+sub-stream: same fps and keyframe interval, ``--sub-bitrate`` kbit/s, default 512; the
+file then plays once, in real time from the start, into both encoders, so the two
+streams show the same moment, as a camera's do),
 ``--ignore-keyframe-requests`` makes a client that joins wait for the next scheduled
 keyframe (as many cameras do), and ``--user/--password`` require RTSP basic authentication
 on every mount (a wrong password gets ``401 Unauthorized``).
@@ -59,6 +61,54 @@ def _launch_line(
         f"speed-preset=ultrafast key-int-max={keyint} {rate}"
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
+
+
+def _camera_line(path: str, fps: int, channel: str) -> str:
+    """The camera's one picture source: the file decoded in real time into an
+    ``intervideosink`` channel, which every mount's encoder reads (the mounts then show the
+    same moment, as a camera's main and sub-streams do)."""
+    loc = path.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        f'filesrc location="{loc}" ! decodebin ! videoconvert ! videorate '
+        f"! video/x-raw,framerate={fps}/1 ! intervideosink channel={channel}"
+    )
+
+
+def _mount_line(
+    channel: str,
+    fps: int,
+    *,
+    keyint: int,
+    size: tuple[int, int] | None,
+    bitrate: int | None,
+) -> str:
+    """One mount's encoder of the shared picture (see :func:`_camera_line`)."""
+    scale = "" if size is None else f"! videoscale ! video/x-raw,width={size[0]},height={size[1]} "
+    rate = "" if bitrate is None else f"bitrate={bitrate} "
+    return (
+        f"( intervideosrc channel={channel} ! video/x-raw,framerate={fps}/1 ! videoconvert "
+        f"{scale}! x264enc name=enc tune=zerolatency speed-preset=ultrafast "
+        f"key-int-max={keyint} {rate}! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+
+
+def _play_camera(launch: str, loop: bool) -> Gst.Element:
+    """Start the shared picture pipeline; at its end it starts again (``loop``) or stops
+    (the mounts then repeat the last picture)."""
+    pipeline = Gst.parse_launch(launch)
+    bus = pipeline.get_bus()
+    bus.add_signal_watch()
+
+    def on_message(_bus: Gst.Bus, message: Gst.Message) -> None:
+        if message.type == Gst.MessageType.EOS and loop:
+            pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT, 0)
+        elif message.type == Gst.MessageType.ERROR:
+            err, _ = message.parse_error()
+            log.error("camera picture: %s", err.message)
+
+    bus.connect("message", on_message)
+    pipeline.set_state(Gst.State.PLAYING)
+    return pipeline
 
 
 def _size(width: int | None, height: int | None, what: str) -> tuple[int, int] | None:
@@ -192,17 +242,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.keyint < 1 or (args.user is None) != (args.password is None):
         log.error("--keyint must be >= 1; --user and --password go together")
         return 2
-    mounts = [
-        (mount, _launch_line(path, args.fps, keyint=args.keyint, size=size, bitrate=args.bitrate))
-    ]
-    if args.sub_path:
-        sub_mount = args.sub_path if args.sub_path.startswith("/") else "/" + args.sub_path
-        sub_line = _launch_line(
-            path, args.fps, keyint=args.keyint, size=sub_size, bitrate=args.sub_bitrate
-        )
-        mounts.append((sub_mount, sub_line))
-
     Gst.init(None)
+    camera = None
+    if args.sub_path:  # two streams of one picture, as a camera's main and sub-streams
+        channel = f"argus-camera-{os.getpid()}"
+        camera = _play_camera(_camera_line(path, args.fps, channel), args.loop)
+        sub_mount = args.sub_path if args.sub_path.startswith("/") else "/" + args.sub_path
+        mounts = [
+            (
+                mount,
+                _mount_line(channel, args.fps, keyint=args.keyint, size=size, bitrate=args.bitrate),
+            ),
+            (
+                sub_mount,
+                _mount_line(
+                    channel, args.fps, keyint=args.keyint, size=sub_size, bitrate=args.sub_bitrate
+                ),
+            ),
+        ]
+    else:
+        mounts = [
+            (
+                mount,
+                _launch_line(path, args.fps, keyint=args.keyint, size=size, bitrate=args.bitrate),
+            )
+        ]
+
     server = GstRtspServer.RTSPServer.new()
     server.set_address(args.host)
     server.set_service(str(args.port))
@@ -211,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         factory = GstRtspServer.RTSPMediaFactory.new()
         factory.set_launch(launch)
         factory.set_shared(True)
-        if args.loop:
+        if args.loop and camera is None:
             factory.connect("media-configure", lambda _f, media: _make_looping(media))
         if args.ignore_keyframe_requests:
             factory.connect("media-configure", lambda _f, media: _ignore_keyframe_requests(media))
@@ -233,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     for where, _ in mounts[1:]:
         log.info("sub-stream at rtsp://%s:%d%s", args.host, server.get_bound_port(), where)
     loop.run()
+    if camera is not None:
+        camera.set_state(Gst.State.NULL)
     return 0
 
 

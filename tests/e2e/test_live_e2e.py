@@ -41,7 +41,13 @@ def camera() -> Iterator[RtspServer]:
     reason = _gst_missing()
     if reason is not None:
         pytest.skip(f"{reason}; apt-get install {GST_PACKAGES} (make rtsp-deps)")
-    server = RtspServer(free_port(), "/plaza")
+    # a camera's two streams of one picture: the main (1280x720) kept for evidence, the
+    # sub-stream (the footage's own 768x576, where the zone is drawn) analysed
+    server = RtspServer(
+        free_port(), "/plaza", "--width", "1280", "--height", "720",
+        "--sub-path", "/plaza_sub", "--sub-width", "768", "--sub-height", "576",
+        "--sub-bitrate", "1024",
+    )  # fmt: skip
     server.start()
     try:
         yield server
@@ -58,10 +64,15 @@ def test_live_rtsp_camera_alerts_and_clean_shutdown(
         tmp_path,
         {
             "cameras": [
-                {"id": "plaza", "source": url, "zones": [{"name": "crossing", "polygon": ZONE}]}
+                {
+                    "id": "plaza",
+                    "source": url + "_sub",
+                    "evidence_source": url,
+                    "zones": [{"name": "crossing", "polygon": ZONE}],
+                }
             ],
             "rules": [
-                {"type": "intrusion", "camera": "plaza", "zone": "crossing", "min_dwell_s": 0.5}
+                {"type": "intrusion", "camera": "plaza", "zone": "crossing", "min_dwell_s": 3.0}
             ],
             "sinks": [{"jsonl": str(tmp_path / "events.jsonl")}],
             "storage": {
@@ -79,11 +90,16 @@ def test_live_rtsp_camera_alerts_and_clean_shutdown(
         time.sleep(0.5)
     assert items, f"no alert from the live camera in 90 s:\n{served.log.read_text()[-3000:]}"
     assert items[0]["camera_id"] == "plaza" and items[0]["snapshot"] and items[0]["clip"]
-    check_clip(served, items[0])
+    # the alert (raised once the main stream is up: the dwell is longer than the main
+    # stream's start) has its clip from the main stream, at its size
+    check_clip(served, items[0], "evidence")
 
     ready = served.get("/readyz", auth=False)
     assert ready.json()["cameras"]["plaza"]["state"] == "streaming"
+    evidence = ready.json()["cameras"]["plaza"]["evidence"]
+    assert evidence["streaming"] is True and evidence["frame_size"] == [1280, 720], evidence
     metrics = served.get("/metrics", auth=False).text
+    assert 'argus_evidence_stream_up{camera="plaza"} 1.0' in metrics
     decoded = [ln for ln in metrics.splitlines() if ln.startswith("argus_frames_decoded_total{")]
     dropped = [ln for ln in metrics.splitlines() if ln.startswith("argus_frames_dropped_total{")]
     assert decoded and float(decoded[0].split()[-1]) > 0
@@ -107,9 +123,11 @@ def decode_mp4(data: bytes) -> tuple[str, int]:
         return codec, len(list(container.decode(stream)))
 
 
-def check_clip(served: Any, alert: dict[str, Any]) -> None:
+def check_clip(served: Any, alert: dict[str, Any], stream: str | None) -> None:
     """The alert's clip of the live H.264 camera: 404 with Retry-After while it is made,
-    then the masked MP4 (ranges too), its description, and the original as it came."""
+    then the masked MP4 (ranges too), its description, and the original as it came:
+    of the main stream (``stream`` "evidence": 1280x720), of the analysed sub-stream
+    with a note saying why (``"analysed"``: 768x576), or either (``None``)."""
     base = f"/api/v1/alerts/{alert['event_id']}"
     deadline = time.monotonic() + 60
     while True:
@@ -132,6 +150,13 @@ def check_clip(served: Any, alert: dict[str, Any]) -> None:
     described = info.json()
     # the camera's H.264 packets were remuxed, not transcoded; the window is the one asked
     assert described["remuxed"] is True and described["codec"] == "h264"
+    # of the main stream, at its size, while the sub-stream was analysed (or of the sub-
+    # stream, saying why)
+    size = {"evidence": (1280, 720), "analysed": (768, 576)}[described["stream"]]
+    assert (described["width"], described["height"]) == size, described
+    assert stream in (None, described["stream"]), described
+    if described["stream"] == "analysed":
+        assert "evidence stream" in described["note"], described
     assert described["frames"] == frames
     assert described["asked_start_s"] == pytest.approx(max(0.0, alert["start_s"] - 2))
     assert described["asked_end_s"] == pytest.approx(alert["start_s"] + 3)
@@ -140,3 +165,5 @@ def check_clip(served: Any, alert: dict[str, Any]) -> None:
     assert raw.content != masked
     codec, frames = decode_mp4(raw.content)
     assert codec == "h264" and frames > 0
+    with av.open(io.BytesIO(raw.content)) as original:
+        assert (original.streams.video[0].width, original.streams.video[0].height) == size

@@ -120,8 +120,9 @@ def _gst_missing() -> str | None:
 
 
 class RtspServer:
-    def __init__(self, port: int, path: str = "/cam") -> None:
-        self.port, self.path = port, path
+    def __init__(self, port: int, path: str = "/cam", *extra: str) -> None:
+        """``extra``: more ``deploy/rtsp_server.py`` options (e.g. a sub-stream)."""
+        self.port, self.path, self.extra = port, path, extra
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -137,6 +138,7 @@ class RtspServer:
                     "--path",
                     self.path,
                     "--loop",
+                    *self.extra,
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
