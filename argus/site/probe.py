@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from argus.config import GatingConfig
+from ingest.factory import classify_source
 from ingest.probe import ProbeError, StreamInfo, host_port, probe_stream
 
 log = logging.getLogger(__name__)
@@ -172,31 +173,45 @@ def fps_note(s: StreamInfo) -> str | None:
 
 
 def config_snippet(analysis: StreamInfo, evidence: StreamInfo | None) -> str:
-    """The camera's config entry (YAML) naming the analysis stream.
-
-    Argus's camera config has one ``source`` per camera (no setting for a second,
-    evidence stream): snapshots and clips come from the analysed stream, so the main
-    stream is named in a comment, for the recorder.
+    """The camera's config entry (YAML): the analysis stream as its ``source`` and the
+    other, larger stream as its ``evidence_source`` (alert clips are cut from it), each
+    password written as the same ``${CAM_<ID>_PASSWORD}`` reference.  Streams that are
+    not network cameras (files) have no evidence stream: the other is named in a comment.
     """
     camera_id = camera_id_for(analysis.source)
     variable = password_variable(camera_id)
-    source = analysis.source.replace(":***@", ":${" + variable + "}@", 1)
+
+    def referenced(url: str) -> str:
+        return url.replace(":***@", ":${" + variable + "}@", 1)
+
+    source = referenced(analysis.source)
     lines = [
         "cameras:",
         f"  - id: {camera_id}",
         f"    source: {source}    # analysis stream ({_size(analysis)})",
     ]
+    network = ("rtsp", "http", "stream")
+    named = [source]
     if evidence is not None:
-        lines.append(
-            f"    # evidence: record the main stream {evidence.source} ({_size(evidence)}) "
-            "on the recorder: the camera config names one stream"
-        )
-    if source != analysis.source:
+        if classify_source(analysis.source)[0] in network and (
+            classify_source(evidence.source)[0] in network
+        ):
+            named.append(referenced(evidence.source))
+            lines.append(
+                f"    evidence_source: {named[-1]}    # evidence stream ({_size(evidence)}): "
+                "alert clips are cut from it"
+            )
+        else:
+            lines.append(
+                f"    # the other stream, {evidence.source} ({_size(evidence)}), is not a "
+                "network camera: a camera's evidence stream must be"
+            )
+    if any("${" + variable + "}" in n for n in named):
         lines.append(
             f"    # {variable}: the camera's password, from the environment (the "
             "service's EnvironmentFile), never in this file"
         )
-    elif "***" in source:
+    elif any("***" in n for n in named):
         lines.append("    # put the camera's password in place of ***")
     return "\n".join(lines)
 

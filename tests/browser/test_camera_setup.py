@@ -246,8 +246,11 @@ def test_a_crossed_zone_and_a_bad_rule_are_refused_with_reasons(page: Page, site
     form.get_by_label("Zone (required)").select_option("crossing")
     form.get_by_label("Id").fill("not an id!")
     form.get_by_role("button", name="Add to camera").click()
+    # and an evidence stream, which a camera played from a file cannot have
+    page.get_by_label(re.compile("the camera's main stream")).fill("rtsp://10.0.0.5/main")
     page.get_by_role("button", name="Save camera").click()
     expect(result).to_contain_text("The service refused the definition:")
     expect(result).to_contain_text("rules.1.id")
+    expect(result).to_contain_text("evidence_source needs a network camera as source")
     shot(page, "setup-server-refused")
     assert site.definition()["updated_at"] == before["updated_at"]

@@ -272,7 +272,7 @@ def test_two_streams_analyse_the_smaller_keep_the_larger() -> None:
     assert (r.analysis, r.evidence) == ("sub", "main")
     assert r.notes == []
     assert "Channels/102" in r.config.split("# analysis")[0]  # the sub is the source
-    assert "Channels/101" in r.config  # the main is named for the recorder
+    assert "evidence_source: " + MAIN.replace(SECRET, "${CAM_10_0_0_5_PASSWORD}") in r.config
 
 
 def test_streams_given_the_other_way_round_are_said_so() -> None:
@@ -323,9 +323,14 @@ def test_config_snippet_is_a_valid_camera_without_the_password() -> None:
     cam = data["cameras"][0]
     assert re.match(ID_PATTERN, cam["id"]) and cam["id"] == "cam-10.0.0.5"
     assert cam["source"] == SUB.replace(SECRET, "${CAM_10_0_0_5_PASSWORD}")
+    assert cam["evidence_source"] == MAIN.replace(SECRET, "${CAM_10_0_0_5_PASSWORD}")
     opened = resolve_source(cam["source"], {"CAM_10_0_0_5_PASSWORD": SECRET})
     assert opened == SUB.replace(SECRET, quote(SECRET, safe=""))  # percent-encoded
     parse_config(data)  # the snippet is a config Argus accepts
+    # files have one stream each: the other is only named
+    files = site.config_snippet(info("/f/sub.mp4", 640, 360), info("/f/main.mp4", 1920, 1080))
+    assert "evidence_source" not in files.split("#")[0] and "/f/main.mp4" in files
+    parse_config(yaml.safe_load(files))
     assert site.camera_id_for("/footage/My Plaza (day).mp4") == "cam-My-Plaza-day"
 
 

@@ -90,8 +90,10 @@ function layout() {
     button("setup-reload", "Reload picture", () => loadPicture(loadSeq)),
     el("span", { id: "setup-drawing", class: "hint", role: "status" }, ""));
   const source = el("input", { id: "setup-source", value: def.camera.source || "", maxlength: 2048 });
-  const sourceNote = String(def.camera.source || "").includes("***")
-    ? el("p", { class: "error", id: "setup-source-note" }, "The source is shown redacted: enter it again, "
+  const evidence = el("input", { id: "setup-evidence", value: def.camera.evidence_source || "", maxlength: 2048,
+    placeholder: "rtsp://user:${CAM_NAME}@host/main" });
+  const sourceNote = [def.camera.source, def.camera.evidence_source].some((v) => String(v || "").includes("***"))
+    ? el("p", { class: "error", id: "setup-source-note" }, "A source is shown redacted: enter it again, "
       + "its password as a reference (${CAM_NAME} or ${file:/run/secrets/name}), before saving.")
     : null;
   return el("div", { class: "setup" },
@@ -108,7 +110,10 @@ function layout() {
         button("setup-add-rule", "Add rule", () => editRule(-1))),
       el("div", { id: "setup-rule-editor" }),
       el("h3", {}, "Source"),
-      el("label", { for: "setup-source", class: "visually-hidden" }, "Source"), source, sourceNote,
+      el("label", { for: "setup-source", class: "visually-hidden" }, "Source"), source,
+      el("h3", {}, "Evidence stream"),
+      el("label", { for: "setup-evidence", class: "hint" }, "Optional: the camera's main stream, when the source "
+        + "is its sub-stream. Alert clips are cut from it, at its full resolution."), evidence, sourceNote,
       el("div", { class: "setup-save" }, button("setup-save", "Save camera", save)),
       el("div", { id: "setup-result", role: "status", "aria-live": "polite" })));
 }
@@ -401,6 +406,9 @@ function say(text, problems = [], kind = "hint") {
 }
 async function save() {
   def.camera.source = $("setup-source").value.trim();
+  const evidenceSource = $("setup-evidence").value.trim();
+  if (evidenceSource) def.camera.evidence_source = evidenceSource;
+  else delete def.camera.evidence_source;
   const problems = shapeProblems(zones(), lines(), frame);
   const zoneNames = zones().map((z) => z.name), lineNames = lines().map((l) => l.name);
   def.rules.forEach((r, i) => {
