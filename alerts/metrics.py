@@ -37,6 +37,12 @@ ALERTS_ACKNOWLEDGED = Counter(
     "argus_alerts_acknowledged_total",
     "Alerts acknowledged by an operator (first acknowledgement only).",
 )
+SIGN_IN_FAILURES = Counter(
+    "argus_sign_in_failures_total",
+    "Sign-ins refused: reason wrong_password (a wrong name or password), disabled (a disabled "
+    "user's right password), throttled (too many failures for that name and address).",
+    ["reason"],
+)
 API_REQUESTS = Counter(
     "argus_api_requests_total",
     "HTTP requests served by the alerts API.",

@@ -33,6 +33,7 @@ This module is the only place where threads, queues and their policies live.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -459,10 +460,12 @@ class Runner:
             log.exception("camera crashed", extra=extra)
         finally:
             count_thinned()  # those after the last frame delivered
-            cam.slot.close()
+            # before the slot closes: a camera being removed drops its gauges once its slot
+            # is closed and drained, and a 0 set after that would stay
             metrics.CAMERA_UP.labels(cam.camera_id).set(0)
             if cam.evidence is not None:
                 metrics.EVIDENCE_UP.labels(cam.camera_id).set(0)
+            cam.slot.close()
             log.info("camera thread ended", extra=extra)
 
     @staticmethod
@@ -630,6 +633,11 @@ class Runner:
             self._wanted.pop(cam.camera_id, None)
             for event in cam.leaving or ():
                 event.set()
+            # its up gauges go (another worker reports it now, or it is gone from the fleet):
+            # a 0 left behind would read as a camera lost
+            for gauge in (metrics.CAMERA_UP, metrics.EVIDENCE_UP):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(cam.camera_id)
             log.info("camera removed", extra=_extra(cam))
 
     def _start_decoder(self, cam: CameraRuntime) -> None:

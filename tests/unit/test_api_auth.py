@@ -228,8 +228,17 @@ def test_a_wrong_password_and_an_unknown_user_answer_the_same_after_the_same_wor
     assert {e["client"] for e in failed} == {"10.1.0.1"}
 
 
+def refused(reason: str) -> float:
+    """``argus_sign_in_failures_total{reason}`` now."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("argus_sign_in_failures_total", {"reason": reason})
+    return value or 0.0
+
+
 def test_five_failures_throttle_that_name_from_that_address_only(world: World) -> None:
     name, bystander = world.user(), world.user()
+    wrong, throttled = refused("wrong_password"), refused("throttled")
     with world.client("10.0.0.1") as attacker:
         for _ in range(5):
             r = attacker.post(LOGIN, json={"username": name, "password": WRONG})
@@ -247,6 +256,8 @@ def test_five_failures_throttle_that_name_from_that_address_only(world: World) -
         assert r.status_code == 200, r.text
         assert own.get("/api/v1/auth/me").json()["name"] == name
     assert len(audit(world, action="auth.login_failed", actor=name)) == 5
+    # counted for the alerting rule on sign-in failures (deploy/monitoring)
+    assert refused("wrong_password") - wrong == 5 and refused("throttled") - throttled == 2
 
 
 def test_a_throttled_pair_may_try_again_once_the_block_is_over(world: World) -> None:

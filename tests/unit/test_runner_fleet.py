@@ -268,6 +268,11 @@ def test_removing_a_camera_closes_its_events_first_and_the_others_run_on(tmp_pat
             assert ends[eid]["end_s"] >= ends[eid]["start_s"]
         assert gate.closed.is_set()
         assert "gate" not in h.runner.health() and h.ids() == ["door"]
+        # its up gauge is gone, not left at 0 (which an alerting rule reads as a camera lost)
+        from prometheus_client import REGISTRY
+
+        assert REGISTRY.get_sample_value("argus_camera_up", {"camera": "gate"}) is None
+        assert REGISTRY.get_sample_value("argus_camera_up", {"camera": "door"}) == 1.0
 
         seen = len(h.of("gate"))
         before = h.processed("door")

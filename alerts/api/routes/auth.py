@@ -27,6 +27,7 @@ from alerts.api.models import unprocessable
 from alerts.api.people_models import LoginRequest, Me, PasswordChange
 from alerts.api.permissions import ROLE_PERMISSIONS, Permission, Principal, principal_groups
 from alerts.api.security import digest, new_secret, password_problem
+from alerts.metrics import SIGN_IN_FAILURES
 from ingest.redact import escape_controls
 
 logger = logging.getLogger("alerts.api")
@@ -69,6 +70,7 @@ def login(ctx: Ctx, request: Request, body: LoginRequest) -> Response:
     wait = ctx.throttle.retry_after(body.username, client)
     if wait > 0:
         ctx.rejections.note("sign-in throttled", request.scope)
+        SIGN_IN_FAILURES.labels("throttled").inc()
         raise HTTPException(
             status_code=429,
             detail="too many failed sign-ins: try again later",
@@ -92,6 +94,7 @@ def login(ctx: Ctx, request: Request, body: LoginRequest) -> Response:
             actor=user.name if user is not None else "(unknown user)",
         )
         ctx.rejections.note("sign-in failed", request.scope)
+        SIGN_IN_FAILURES.labels("disabled" if ok and user is not None else "wrong_password").inc()
         raise HTTPException(status_code=401, detail=WRONG)
     ctx.throttle.succeeded(body.username, client)
     earlier = request.cookies.get(SESSION_COOKIE)
