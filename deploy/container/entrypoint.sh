@@ -2,8 +2,9 @@
 # The image's entrypoint: prepare ARGUS_HOME (a volume), then run `argus "$@"`.
 #
 # - The detector converted at build time (ARGUS_SEED_MODELS) is copied into
-#   $ARGUS_HOME/models at the first start, so a volume shared by the containers of a site
-#   holds one copy, and `argus models quantize` / `add` can register more there.
+#   $ARGUS_HOME/models at the first start (each container has a volume of its own), where
+#   `argus models quantize` / `add` can register more.  A volume kept across an image
+#   upgrade keeps the model it has: delete $ARGUS_HOME/models/<name> to take the new one.
 # - With onnxruntime-gpu's CUDA and cuDNN wheels (the GPU image), their libraries are put on
 #   LD_LIBRARY_PATH so the CUDA provider finds them.
 set -eu
@@ -15,6 +16,7 @@ if [ -n "$seed" ] && [ -d "$seed" ]; then
     for model in "$seed"/*/; do
         name=$(basename "$model")
         if [ ! -e "$home/models/$name/manifest.json" ]; then
+            rm -rf "$home/models/$name.partial" "$home/models/$name"   # a copy cut short
             cp -R "$model" "$home/models/$name.partial"
             mv "$home/models/$name.partial" "$home/models/$name"
             echo "argus-entrypoint: model $name copied into $home/models" >&2

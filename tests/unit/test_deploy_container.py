@@ -274,17 +274,43 @@ def test_every_variable_compose_needs_is_in_the_example_env_file() -> None:
 
 
 def test_the_documented_commands_are_argus_commands() -> None:
-    """The ``docker compose run`` lines of the compose file's header: each service's own
-    command, or the argus command line given after the service's name."""
-    runs = [
-        line.split("run --rm", 1)[1].split("#")[0].split()
-        for line in COMPOSE.read_text().splitlines()
-        if line.startswith("#") and "run --rm" in line
-    ]
-    assert len(runs) >= 2
+    """The ``docker compose run``/``exec`` lines of the compose file's header: a service's
+    own command, or the argus command line given after the service's name."""
     services = argus_services()
-    for words in runs:
-        words = [w for w in words if w != "-T"]
-        assert words[0] in services, words
-        if len(words) > 1:
-            argus_command(words[1:])
+    runs = 0
+    for line in COMPOSE.read_text().splitlines():
+        if not line.startswith("#"):
+            continue
+        words = line.split("#", 2)[1].split()
+        for verb in ("run", "exec"):
+            if verb in words and "compose" in words:
+                rest = [w for w in words[words.index(verb) + 1 :] if w not in ("--rm", "-T")]
+                assert rest[0] in services, line
+                if verb == "exec":
+                    assert rest[1] == "argus", line  # exec runs past the entrypoint
+                    rest = rest[1:]
+                if len(rest) > 1:
+                    argus_command(rest[1:])
+                runs += 1
+    assert runs >= 2
+
+
+def test_the_model_stage_can_read_the_photo_it_checks_the_model_on() -> None:
+    """Debian's slim images drop /usr/share/doc from every package: the stage that checks
+    the converted model must let opencv-doc's data in (models/verify.py reads its photo)."""
+    from models.verify import KNOWN_PHOTO
+
+    text = DOCKERFILE.read_text()
+    assert "slim" in text.split("ARG PYTHON_IMAGE=", 1)[1].splitlines()[0]
+    include = re.search(r"path-include (\S+)'", text)
+    assert include is not None, "no dpkg path-include for opencv-doc's data"
+    assert Path(include.group(1).rstrip("*")) == KNOWN_PHOTO.parent
+
+
+def test_every_camera_password_is_required() -> None:
+    """An empty camera password would only fail at the camera: compose refuses to start."""
+    worker = compose()["services"]["worker"]["environment"]
+    cams = {k: v for k, v in worker.items() if k.startswith("CAM_")}
+    assert cams
+    for name, value in cams.items():
+        assert value.startswith(f"${{{name}:?"), f"{name}: required with :? ({value})"

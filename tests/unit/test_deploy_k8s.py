@@ -443,8 +443,10 @@ def test_base_configs_are_copies_of_deploy_config() -> None:
             f"deploy/k8s/base/config/{name} differs from deploy/config/{name}: copy it again"
         )
     base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text(encoding="utf-8"))
-    (generator,) = base["configMapGenerator"]
-    assert sorted(Path(f).name for f in generator["files"]) == originals
+    generators = {g["name"]: [Path(f).name for f in g["files"]] for g in base["configMapGenerator"]}
+    assert sorted(generators["argus-config"]) == originals
+    # the workers' map holds worker.yaml alone: editing the cameras does not roll the workers
+    assert generators["argus-worker-config"] == ["worker.yaml"]
 
 
 def test_gpu_worker_config_differs_from_the_base_only_where_it_must() -> None:

@@ -381,17 +381,21 @@ def test_scrape_config_loads_the_rules_and_scrapes_both_services() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"argus-alerts", "argus-worker"}
     targets = {
-        name: [t for sc in job["static_configs"] for t in sc["targets"]]
+        name: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        + [f"{n}:{sd['port']}" for sd in job.get("dns_sd_configs", []) for n in sd["names"]]
         for name, job in jobs.items()
     }
     assert targets == {"argus-alerts": ["alerts:8000"], "argus-worker": ["worker:9108"]}
+    # every worker replica is a target of its own (DNS), not one of them at random
+    assert "dns_sd_configs" in jobs["argus-worker"]
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in jobs.values())
-    # the example service configs (when present) listen on those ports
+    # the compose services of those names, whose configs listen on those ports
+    compose = yaml.safe_load((ROOT / "deploy" / "compose" / "compose.yaml").read_text())
+    assert {"alerts", "worker"} <= set(compose["services"])
     ports = {"alerts.yaml": ("api", 8000), "worker.yaml": ("metrics", 9108)}
     for name, (section, port) in ports.items():
         path = ROOT / "deploy" / "config" / name
-        if path.exists():
-            assert yaml.safe_load(path.read_text(encoding="utf-8"))[section]["port"] == port
+        assert yaml.safe_load(path.read_text(encoding="utf-8"))[section]["port"] == port
 
 
 # --------------------------------------------------------------------------- dashboard
