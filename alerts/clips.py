@@ -460,6 +460,7 @@ class ClipMaker:
         raised_s: float | None = None,
         stream: str = "analysed",
         stream_note: str | None = None,
+        fallback: PacketRing | None = None,
     ) -> None:
         """Ask for the clip of an event that started at ``start_s`` (camera seconds); it is
         made once the camera's stream has passed ``start_s + post_s`` (or stopped), the
@@ -471,7 +472,9 @@ class ClipMaker:
 
         ``stream`` names the camera stream ``ring`` holds (``"evidence"`` or
         ``"analysed"``); ``stream_note`` is said in the description (why it is not the
-        evidence stream).
+        evidence stream).  With a ``fallback`` ring (the analysed stream's, ``ring`` being
+        the evidence stream's), a window that ``ring`` does not cover (its stream stopped
+        inside it, or held nothing of it) is asked of ``fallback`` instead, and said so.
         """
         begin, end = max(0.0, start_s - self.pre_s), start_s + self.post_s
         notes = [] if stream_note is None else [stream_note]
@@ -487,10 +490,28 @@ class ClipMaker:
         def deliver(packets: ClipPackets | None) -> None:
             self.submit(ClipJob(camera_id, event_id, key, packets, priority, note, stream))
 
+        def deliver_or_fall_back(packets: ClipPackets | None) -> None:
+            short = packets is None or not packets.packets or packets.ended is not None
+            if fallback is None or not short:
+                deliver(packets)
+                return
+            why = "held no video of the window" if packets is None else f"stopped: {packets.ended}"
+            again = f"the evidence stream {why}: the clip is of the analysed stream"
+
+            def deliver_again(other: ClipPackets | None) -> None:
+                job_note = "; ".join([again, *notes[1:]] if stream_note else [again, *notes])
+                self.submit(ClipJob(camera_id, event_id, key, other, priority, job_note))
+
+            try:
+                fallback.request(begin, end, deliver_again)
+            except Exception:  # never lose the clip: what the evidence stream had
+                log.exception("asking the analysed stream for a clip failed")
+                deliver(packets)
+
         with self._idle:
             self._busy += 1  # counted from the request: wait_idle waits for it too
         try:
-            ring.request(begin, end, deliver)
+            ring.request(begin, end, deliver_or_fall_back)
         except Exception:
             with self._idle:
                 self._busy -= 1

@@ -440,6 +440,11 @@ def build_camera(
         )
         src.packets = ring
     evidence = None
+    if clips is None and cam_cfg.evidence_source is not None:
+        log.warning(
+            "camera %s: evidence_source is not read: clips are off (evidence.clips.enabled)",
+            cam_cfg.id,
+        )
     if clips is not None and cam_cfg.evidence_source is not None and isinstance(src, LiveSource):
         try:
             evidence_url = (

@@ -531,7 +531,8 @@ class ClipConfig(_Strict):
         32.0,
         ge=1.0,
         le=1024.0,
-        description="Most compressed video kept per camera, MiB (the oldest goes first).",
+        description="Most compressed video kept per camera stream, MiB (the oldest goes "
+        "first); a camera with an evidence_source keeps two such rings.",
     )
     masked_height: int | None = Field(
         720,

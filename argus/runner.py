@@ -460,11 +460,12 @@ class Runner:
             log.exception("camera crashed", extra=extra)
         finally:
             count_thinned()  # those after the last frame delivered
-            # before the slot closes: a camera being removed drops its gauges once its slot
-            # is closed and drained, and a 0 set after that would stay
-            metrics.CAMERA_UP.labels(cam.camera_id).set(0)
-            if cam.evidence is not None:
-                metrics.EVIDENCE_UP.labels(cam.camera_id).set(0)
+            # a camera being removed drops its gauges instead (_drop_left): a 0 set here
+            # after that would stay, and read as a camera lost
+            if cam.leaving is None:
+                metrics.CAMERA_UP.labels(cam.camera_id).set(0)
+                if cam.evidence is not None:
+                    metrics.EVIDENCE_UP.labels(cam.camera_id).set(0)
             cam.slot.close()
             log.info("camera thread ended", extra=extra)
 
@@ -1299,16 +1300,26 @@ class Runner:
     def _clip(self, cam: CameraRuntime, event: Event) -> str | None:
         """Ask for the event's clip; its future key, or None when none is made.
 
-        A camera with an evidence stream gets its clip from that stream while it streams,
-        else from the analysed stream, with a note saying why."""
+        A camera with an evidence stream gets its clip from that stream while it streams
+        and holds the event's start, else from the analysed stream, with a note saying why;
+        should the evidence stream stop inside the window, the clip is made again from the
+        analysed stream (which holds the same seconds)."""
         if self._clips is None:
             return None
-        ring, stream, note = cam.packets, "analysed", None
+        ring, stream, note, fallback = cam.packets, "analysed", None, None
         if cam.evidence is not None:
-            if cam.evidence.streaming:
-                ring, stream = cam.evidence.ring, "evidence"
-            else:
+            held = cam.evidence.ring.oldest_s()
+            if not cam.evidence.streaming:
                 note = f"{cam.evidence.why_not()}: the clip is of the analysed stream"
+            elif held is None or held > event.start_s:
+                # (re)connected since the event began: its start is only in the analysed ring
+                note = (
+                    "the evidence stream holds no video of the event's start (it connected "
+                    "since): the clip is of the analysed stream"
+                )
+            else:
+                ring, stream = cam.evidence.ring, "evidence"
+                fallback = cam.packets if cam.packets is not None and cam.packets.usable else None
         if ring is None or not ring.usable:
             return None  # no clip can be cut (e.g. a stream without timestamps)
         try:
@@ -1317,6 +1328,7 @@ class Runner:
                 ring,
                 stream=stream,
                 stream_note=note,
+                fallback=fallback,
                 camera_id=cam.camera_id,
                 event_id=event.event_id,
                 key=key,

@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 
 BadPacketCallback = Callable[[av.error.FFmpegError], None]
 
+NO_CLOCK_FORMATS = frozenset({"mpjpeg", "mjpeg", "image2pipe", "jpeg_pipe"})
+"""Demuxers whose timestamps are invented (MJPEG over HTTP: FFmpeg counts 25 fps)."""
+
+
+def has_clock(container: av.container.InputContainer) -> bool:
+    """Whether ``container``'s packets carry the camera's own timestamps."""
+    return not (set(container.format.name.split(",")) & NO_CLOCK_FORMATS)
+
 
 def first_video_stream(
     container: av.container.InputContainer,

@@ -17,9 +17,12 @@ the packets or frames that arrived soonest after they were captured, so
 
 is off by the difference between the two streams' shortest delays from the camera (a few
 tens of milliseconds on a site network; measured in the tests).  The tie follows clock
-drift by small steps (a quarter of a frame interval per packet), so a clip never jumps;
-a change of more than :data:`JUMP_S` (a camera that restarted its clock) re-ties at once,
-and the ring starts a new segment there.
+drift by small steps (a quarter of a frame interval per packet; each step moves the
+segment's stored packets with it, by less than three frames in all); a change of three
+frame intervals or more (the analysed stream reconnected, a camera that restarted its
+clock) re-ties at once, and the ring starts a new segment there.  A stream clock that
+steps back more than :data:`JUMP_S` starts a new segment before the packet is kept, and
+the tie is measured again.
 
 The stream reconnects with the camera's back-off, forever, while the camera runs.  While
 it is not streaming, clips are cut from the analysed stream instead (the runner decides,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -41,13 +45,16 @@ import av.container
 import av.error
 
 from ingest import _av
-from ingest.packets import PacketRing
+from ingest.packets import CLOCK_JUMP_FRAMES, PacketRing, StreamInfo
 from ingest.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
 JUMP_S = 1.0
-"""A change of the tie larger than this (seconds) is a clock jump: re-tied at once."""
+"""A stream clock that steps back more than this (seconds) restarted: its arrivals are
+measured again."""
+STABLE_S = 10.0
+"""A connection tied this long (seconds) was a good one: the back-off starts over."""
 SETTLE_S = 0.5
 """Seconds of packets a connection collects before its first tie (the minimum needs a few)."""
 WINDOW_S = 10.0
@@ -172,6 +179,7 @@ class EvidenceStream:
         self._size = (0, 0, "")
         self._tie: float | None = None
         self._last_packet_mono: float | None = None
+        self._phase = "connecting"  # connecting | tying | streaming | lost
 
     # ---------------------------------------------------------------- control
     def start(self) -> None:
@@ -186,8 +194,8 @@ class EvidenceStream:
 
     def close(self, timeout_s: float = 0.0) -> None:
         """Stop reading: immediate between packets and during back-off, within
-        ``read_timeout_s`` while blocked in the network.  Waits up to ``timeout_s`` for the
-        thread.  Idempotent, thread-safe."""
+        ``read_timeout_s`` while blocked in the network (``open_timeout_s`` while
+        connecting).  Waits up to ``timeout_s`` for the thread.  Idempotent, thread-safe."""
         self._stop.set()
         thread = self._thread
         if thread is not None and timeout_s > 0 and thread is not threading.current_thread():
@@ -217,16 +225,17 @@ class EvidenceStream:
             )
 
     def why_not(self) -> str:
-        """Why clips do not come from this stream now, in words (redacted)."""
+        """Why clips do not come from this stream now, in words (no URL, no secret)."""
         with self._lock:
+            error = f": {self._last_error}" if self._last_error else ""
             if self._stop.is_set():
                 return "the evidence stream is closed"
-            if self._last_packet_mono is None:
-                error = f": {self._last_error}" if self._last_error else ""
+            if self._phase == "connecting":
                 return f"the evidence stream has not connected{error}"
-            if self._tie is None:
+            if self._phase == "tying":
                 return "the evidence stream is not yet tied to the camera's clock"
-            error = f": {self._last_error}" if self._last_error else ""
+            if self._phase == "streaming" and not self._streaming_locked():
+                return "the evidence stream stopped: no data"
             return f"the evidence stream stopped{error}"
 
     # ---------------------------------------------------------------- internals
@@ -234,6 +243,7 @@ class EvidenceStream:
         last = self._last_packet_mono
         return (
             not self._stop.is_set()
+            and self._phase == "streaming"
             and self._tie is not None
             and last is not None
             and time.monotonic() - last <= self._read_timeout_s
@@ -243,6 +253,8 @@ class EvidenceStream:
         with self._lock:
             self._last_error = message
             self._tie = None
+            if self._phase != "connecting":
+                self._phase = "lost"
 
     def _run(self) -> None:
         failures = 0
@@ -262,16 +274,17 @@ class EvidenceStream:
                 with self._lock:
                     self._reconnects += 1
             try:
-                got = self._connection()
+                tied_s = self._connection()
             except Exception as e:  # a bug must not end the camera: retried like a failure
                 log.exception("camera %s: evidence stream failed", self.camera_id)
-                self._fail(redact_text(f"{type(e).__name__}: {e}"))
-                got = False
-            failures = 0 if got else failures + 1
+                self._fail(_failure(e))
+                tied_s = 0.0
+            # a connection that dropped soon (a camera at its session limit) backs off
+            failures = 1 if tied_s >= STABLE_S else failures + 1
         self.ring.end_segment("the camera stopped")
 
-    def _connection(self) -> bool:
-        """One connection, read until it is lost or closed; whether it delivered packets."""
+    def _connection(self) -> float:
+        """One connection, read until it is lost or closed; seconds it was tied."""
         try:
             container: av.container.InputContainer = av.open(
                 self._url,
@@ -281,18 +294,22 @@ class EvidenceStream:
             )
         except (av.error.FFmpegError, OSError, ValueError) as e:
             self._fail(_failure(e))
-            return False
-        got = False
+            return 0.0
+        tied = Tied()
         reason = "the connection was lost"
         try:
             stream = _av.first_video_stream(container)
             if stream is None:
                 self._fail("no video stream in the evidence source")
-                return False
+                return 0.0
+            if not _av.has_clock(container):
+                self._fail("the evidence stream carries no timestamps (MJPEG): it cannot be tied")
+                return 0.0
             self.ring.open_segment(stream)
             cc = stream.codec_context
             with self._lock:
                 self._size = (int(cc.width), int(cc.height), str(cc.name))
+                self._phase = "tying"
             log.info(
                 "camera %s: evidence stream %s connected: %s %dx%d",
                 self.camera_id,
@@ -301,77 +318,120 @@ class EvidenceStream:
                 cc.width,
                 cc.height,
             )
-            got = self._read(container, stream)
+            self._read(container, stream, tied)
             reason = "the camera stopped" if self._stop.is_set() else reason
         except (av.error.FFmpegError, OSError) as e:
             if isinstance(e, av.error.ExitError):
                 self._fail("read timed out (no data)")
             else:
-                self._fail(redact_text(f"{type(e).__name__}: {e}"))
+                self._fail(_failure(e))
         finally:
             container.close()
             self.ring.end_segment(reason)
             with self._lock:
                 self._tie = None
-        return got
+        return tied.seconds()
 
-    def _read(self, container: av.container.InputContainer, stream: av.video.VideoStream) -> bool:
+    def _read(
+        self, container: av.container.InputContainer, stream: av.video.VideoStream, tied: Tied
+    ) -> None:
         tie = WallTie()
         time_base = stream.time_base
-        rate = _av.nominal_fps(stream) or 25.0
-        step_s = SLEW_FRACTION / rate
+        info = StreamInfo.of(stream)  # the ring's own frame rate: its segment splits follow it
+        interval = 1.0 / float(info.rate) if info.rate else 0.1
         first_wall: float | None = None
-        got = False
+        last_raw: float | None = None
         for packet in container.demux(stream):
             if self._stop.is_set():
-                return got
+                return
             if not packet.size:
                 continue
-            self.ring.add(packet)
+            wall = time.time()  # the arrival, before the ring's copy
             stamp = packet.pts if packet.pts is not None else packet.dts
-            wall = time.time()
+            raw = None if stamp is None or time_base is None else float(stamp * time_base)
+            if raw is not None and last_raw is not None and raw < last_raw - JUMP_S:
+                # the stream's clock restarted: a new segment before this packet is kept,
+                # and a new measure of its arrivals
+                self.ring.end_segment("the evidence stream's clock jumped back")
+                self.ring.open_segment(stream)
+                tie.reset()
+                first_wall = None
+                with self._lock:
+                    self._tie, self._phase = None, "tying"
+            self.ring.add(packet)
             with self._lock:
                 self._packets += 1
                 self._last_packet_mono = time.monotonic()
-            got = True
-            if stamp is None or time_base is None:
+            if raw is None:
                 continue
-            raw = float(stamp * time_base)
+            last_raw = raw
             tie.observe(raw, wall)
             first_wall = wall if first_wall is None else first_wall
             if wall - first_wall >= SETTLE_S:
-                self._tie_to_camera(raw, tie, step_s)
+                self._tie_to_camera(raw, tie, interval)
+                tied.mark(self._tie is not None)
         self._fail("stream ended (EOF)")
-        return got
 
-    def _tie_to_camera(self, raw: float, tie: WallTie, step_s: float) -> None:
+    def _tie_to_camera(self, raw: float, tie: WallTie, interval: float) -> None:
+        """Tie the ring's segment to the camera clock: at once for a change of three frame
+        intervals or more (the ring splits its segment there), else by steps of a quarter
+        frame (drift)."""
         camera, evidence = self._camera_offset(), tie.offset()
         if camera is None or evidence is None:
             return
         target = evidence - camera
+        step = SLEW_FRACTION * interval
         with self._lock:
             current = self._tie
-            if current is None or abs(target - current) > JUMP_S:
+            if current is None or abs(target - current) >= CLOCK_JUMP_FRAMES * interval * 0.9:
                 if current is not None:
-                    log.warning(
-                        "camera %s: the evidence stream's clock moved %.2f s from the camera's: "
-                        "tied again",
+                    log.info(
+                        "camera %s: the evidence stream's tie to the camera clock moved %.2f s",
                         self.camera_id,
                         target - current,
                     )
                 current = target
             else:
-                current += max(-step_s, min(step_s, target - current))
+                current += max(-step, min(step, target - current))
             self._tie = current
+            self._phase = "streaming"
         self.ring.anchor(raw, raw + current)
 
 
+class Tied:
+    """How long a connection has been tied to the camera clock (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._last: float | None = None
+
+    def mark(self, tied: bool) -> None:
+        """A packet went by, tied (``True``) or not."""
+        now = time.monotonic()
+        if tied:
+            self._since = now if self._since is None else self._since
+            self._last = now
+        else:
+            self._since = self._last = None
+
+    def seconds(self) -> float:
+        """Seconds between the first and the last tied packet of the current run."""
+        if self._since is None or self._last is None:
+            return 0.0
+        return self._last - self._since
+
+
 def _failure(e: BaseException) -> str:
-    """A connection failure in words, redacted; wrong credentials said as such."""
+    """A connection failure in words, without the URL (FFmpeg's errors end with it) and
+    redacted; wrong credentials said as such."""
     if isinstance(e, av.error.HTTPUnauthorizedError):
         return "the camera refused the credentials (401 Unauthorized)"
     if isinstance(e, av.error.HTTPForbiddenError):
         return "the camera refused access (403 Forbidden)"
     if isinstance(e, av.error.HTTPNotFoundError):
         return "no stream at that path (404 Not Found)"
-    return redact_text(f"{type(e).__name__}: {e}")
+    text = _URL_RE.sub("the stream", f"{type(e).__name__}: {e}")
+    return redact_text(text.replace("'the stream'", "the stream"))
+
+
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*")

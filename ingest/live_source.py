@@ -21,7 +21,7 @@ from ingest import _av
 from ingest.activity import ActivityControl, Thinner
 from ingest.base import SourceBase, SourceState, StateCallback
 from ingest.errors import SourceNotFoundError, SourceUnavailableError
-from ingest.evidence_stream import EvidenceStream, WallTie
+from ingest.evidence_stream import JUMP_S, EvidenceStream, WallTie
 from ingest.frame import Frame
 from ingest.packets import PacketRing
 from ingest.redact import redact_text, redact_url
@@ -34,7 +34,6 @@ LiveKind = Literal["rtsp", "http", "device", "stream"]
 V4L2 camera (``/dev/videoN``); ``stream``: any other FFmpeg network URL (rtmp, srt, udp...)."""
 
 _DEFAULT_INTERVAL_S = 1.0 / 25.0
-_NO_CLOCK_FORMATS = frozenset({"mpjpeg", "mjpeg", "image2pipe", "jpeg_pipe"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,24 +140,25 @@ class _AvConnection:
         _av.configure_decoder(stream, threads=threads, thread_type="AUTO")
         self._stream = stream
         source.arrivals.reset()  # a new connection: a new raw clock
+        source._last_raw = None
         if source.packets is not None:
             source.packets.open_segment(stream)
         self.nominal_fps = _av.nominal_fps(stream)
         # MJPEG-over-HTTP carries no clock (FFmpeg invents 25 fps timestamps): use arrival time.
-        fmt_names = set(self._container.format.name.split(","))
-        self._arrival_time = bool(fmt_names & _NO_CLOCK_FORMATS)
+        self._arrival_time = not _av.has_clock(self._container)
         if self._arrival_time:
             self.nominal_fps = None
 
     def _on_packet(self, packet: av.Packet[av.video.stream.VideoStream]) -> None:
-        """Every demuxed packet: kept for clips, its arrival noted (for an evidence
-        stream's clock)."""
-        if self._source.packets is not None:
-            self._source.packets.add(packet)
+        """Every demuxed packet: its arrival noted (for an evidence stream's clock), then
+        kept for clips."""
+        wall = time.time()  # before the ring's copy: the arrival, as near as can be
         stamp = packet.pts if packet.pts is not None else packet.dts
         time_base = self._stream.time_base
         if stamp is not None and time_base is not None and not self._arrival_time:
-            self._source.arrivals.observe(float(stamp * time_base), time.time())
+            self._source.note_arrival(float(stamp * time_base), wall)
+        if self._source.packets is not None:
+            self._source.packets.add(packet)
 
     def frames(self) -> Iterator[tuple[npt.NDArray[np.uint8], float | None]]:
         activity = self._source.activity
@@ -379,6 +379,16 @@ class LiveSource(SourceBase):
         self.arrivals = WallTie()
         """When the current connection's packets arrived: ``min(wall - raw)`` (seconds)."""
         self._raw_to_pts: float | None = None  # pts_s - raw of the connection's frames
+        self._last_raw: float | None = None  # the newest packet time noted
+
+    def note_arrival(self, raw: float, wall: float) -> None:
+        """A packet of stream time ``raw`` (s) arrived at UNIX time ``wall`` (called by the
+        connection).  A clock that steps back more than :data:`JUMP_S` starts the arrivals
+        again (the old minimum would tie the new clock wrongly for a whole window)."""
+        if self._last_raw is not None and raw < self._last_raw - JUMP_S:
+            self.arrivals.reset()
+        self._last_raw = raw
+        self.arrivals.observe(raw, wall)
 
     def attach_evidence(self, url: str, kind: LiveKind, ring: PacketRing) -> EvidenceStream:
         """Keep the packets of the camera's second stream ``url`` (its main stream, of
@@ -423,8 +433,6 @@ class LiveSource(SourceBase):
 
     def _default_options(self) -> dict[str, str]:
         return live_options(self._live_kind, self._read_timeout_s)
-        # 'timeout' is the RTSP socket I/O timeout in microseconds (FFmpeg >= 5); a short
-        # 'analyzeduration' (us) cuts first-frame latency from ~3 s to < 1 s.
 
     # ---------------------------------------------------------------- connect
     def _connect(self) -> _Connection:

@@ -372,6 +372,16 @@ class PacketRing:
         with self._lock:
             return bool(self._segments) and self._segments[-1].offset_s is not None
 
+    def oldest_s(self) -> float | None:
+        """Camera time (``Frame.pts_s`` clock) of the oldest video a clip can start from
+        now: the first keyframe kept of the newest segment tied to the camera clock;
+        ``None`` when there is none."""
+        with self._lock:
+            for seg in reversed(self._segments):
+                if seg.offset_s is not None and seg.gops:
+                    return seg.gops[0].start_raw_s + seg.offset_s
+            return None
+
     @property
     def nbytes(self) -> int:
         """Bytes of compressed video held now."""

@@ -47,7 +47,6 @@ picture, an undecodable stream); ``no_video`` (it answered, then sent no video);
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 
 # Containers without a clock of their own: FFmpeg invents timestamps, so arrival times count.
-_NO_CLOCK_FORMATS = frozenset({"mpjpeg", "mjpeg", "image2pipe", "jpeg_pipe"})
 # Formats FFmpeg opens that are no camera's video (a .txt file opens as ANSI art).
 _NOT_VIDEO_FORMATS = frozenset({"tty"})
 _NOT_VIDEO_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
@@ -421,7 +420,7 @@ def _read(
     codec = stream.codec_context.name
     if set(fmt.split(",")) & _NOT_VIDEO_FORMATS or codec in _NOT_VIDEO_CODECS:
         raise ProbeError(source, "not_a_stream", f"not a video (FFmpeg reads it as {fmt})")
-    clock = not (set(fmt.split(",")) & _NO_CLOCK_FORMATS)
+    clock = not (set(fmt.split(",")) & _av.NO_CLOCK_FORMATS)
     _av.configure_decoder(stream, threads=1, thread_type="SLICE")
     live = kind != "file"
     packets: list[PacketInfo] = []

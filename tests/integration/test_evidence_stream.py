@@ -89,6 +89,8 @@ def test_clip_from_the_main_stream_lines_up_with_the_analysed_sub_stream(
     tie = evidence.stats().tie_s
     assert tie is not None
     end = analysed[-1][0] - 1.0
+    oldest = ring.oldest_s()
+    assert oldest is not None and oldest <= end - 4.0  # the ring holds the window's start
     got: list[ClipPackets | None] = []
     ring.request(end - 4.0, end, got.append)
     source.close()

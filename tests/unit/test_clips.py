@@ -517,3 +517,58 @@ def test_a_request_names_its_stream_and_says_why_it_is_not_the_evidence_one(
     )
     note = jobs[-1].note
     assert note is not None and note.startswith(down + "; the event began 20.0 s before")
+
+
+def test_a_window_the_evidence_stream_does_not_cover_is_asked_of_the_analysed_one(
+    tmp_path: Path,
+) -> None:
+    maker = ClipMaker(
+        LocalEvidenceStore(tmp_path / "ev"), detector=None, person_ids=[], pre_s=2, post_s=3
+    )
+    jobs: list[ClipJob] = []
+    maker.submit = jobs.append  # type: ignore[method-assign]
+    info = SimpleNamespace(width=1920, height=1080)
+
+    class Ring:
+        keep_s = 6.0
+
+        def __init__(self, ended: str | None, nothing: bool = False) -> None:
+            self.ended, self.nothing = ended, nothing
+            self.asked: list[tuple[float, float]] = []
+
+        def request(self, start_s: float, end_s: float, deliver: Any) -> None:
+            self.asked.append((start_s, end_s))
+            clip = SimpleNamespace(packets=[1], ended=self.ended, info=info)
+            deliver(None if self.nothing else clip)
+
+    for main, said in (
+        (Ring("the connection was lost"), "stopped: the connection was lost"),
+        (Ring(None, nothing=True), "held no video of the window"),
+    ):
+        analysed = Ring(None)
+        maker.request(
+            cast(PacketRing, main),
+            camera_id="c",
+            event_id="e",
+            key="k",
+            start_s=10.0,
+            stream="evidence",
+            fallback=cast(PacketRing, analysed),
+        )
+        assert analysed.asked == main.asked == [(8.0, 13.0)]  # the same window
+        assert (jobs[-1].stream, jobs[-1].note) == (
+            "analysed",
+            f"the evidence stream {said}: the clip is of the analysed stream",
+        )
+    # covered: the evidence stream's clip, the analysed ring not asked
+    main, analysed = Ring(None), Ring(None)
+    maker.request(
+        cast(PacketRing, main),
+        camera_id="c",
+        event_id="e",
+        key="k",
+        start_s=10.0,
+        stream="evidence",
+        fallback=cast(PacketRing, analysed),
+    )
+    assert (jobs[-1].stream, jobs[-1].note, analysed.asked) == ("evidence", None, [])
