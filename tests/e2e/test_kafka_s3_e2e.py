@@ -117,7 +117,11 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
     require_prerequisites()
     home = make_home(tmp_path)
     topic = f"argus.e2e.{fault}.{os.getpid()}"
-    cfg = split_config(tmp_path, localstack, topic, clip(tmp_path, 300))
+    # Killing S3 also takes the broker's log away: on a loaded machine the broker took 20 s
+    # to come back, and a 300-frame run (12 s) had closed by then with records still spooled
+    # (kept on disk for the next run, but this trial checks one run): a longer run for it.
+    frames = 600 if fault == "s3-killed" else 300
+    cfg = split_config(tmp_path, localstack, topic, clip(tmp_path, frames))
     service, url = start_service(cfg, home, localstack, tmp_path / "service.log")
     try:
         worker = subprocess.Popen(
