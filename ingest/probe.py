@@ -31,6 +31,7 @@ import av.video
 
 from ingest import _av
 from ingest.factory import SourceKind, classify_source
+from ingest.live_source import live_options
 from ingest.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
@@ -333,18 +334,8 @@ def open_error(url: str, kind: SourceKind, e: BaseException, timeout_s: float) -
 
 def _open_options(kind: SourceKind, timeout_s: float) -> dict[str, str]:
     """FFmpeg options of a probe: as :class:`ingest.LiveSource` connects, timeouts from
-    ``timeout_s``."""
-    us = str(int(timeout_s * 1_000_000))
-    if kind == "rtsp":
-        return {
-            "rtsp_transport": "tcp",
-            "timeout": us,
-            "allowed_media_types": "video",
-            "analyzeduration": "500000",
-        }
-    if kind in ("http", "stream"):
-        return {"rw_timeout": us}
-    return {}
+    ``timeout_s`` (a file: none)."""
+    return {} if kind == "file" else live_options(kind, timeout_s)
 
 
 def probe_stream(

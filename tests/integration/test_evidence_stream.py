@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -22,30 +21,17 @@ import pytest
 from alerts.clips import decode
 from ingest import LiveSource
 from ingest.packets import ClipPackets, PacketRing
-from tests.integration.test_ingest_live import GST_PACKAGES, _gst_missing
+from tests.integration import test_site_probe
 from tests.integration.test_site_probe import PASSWORD, USER, Camera
 
 pytestmark = pytest.mark.integration
 
+camera = test_site_probe.camera
+"""The probe tests' camera: 1280x720 main stream at /main, 384x288 sub-stream at /sub (one
+picture), 10 fps, a keyframe every 10 frames, basic auth."""
+
 THUMB = (96, 72)
 FPS = 10
-
-
-@pytest.fixture(scope="module")
-def camera() -> Iterator[Camera]:
-    """1280x720 main stream at /main, 384x288 sub-stream at /sub (one picture), 10 fps,
-    a keyframe every 10 frames, basic auth."""
-    reason = _gst_missing()
-    if reason is not None:
-        pytest.skip(f"{reason}; apt-get install -y --no-install-recommends {GST_PACKAGES}")
-    cam = Camera(
-        "--path", "/main", "--width", "1280", "--height", "720", "--sub-path", "/sub",
-        "--keyint", "10", "--user", USER, "--password", PASSWORD,
-    )  # fmt: skip
-    try:
-        yield cam
-    finally:
-        cam.stop()
 
 
 def thumb(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
