@@ -70,6 +70,13 @@ SETTLE_S = 1.0
 """Seconds an object must stay at rest before its owner is looked for: a carried bag,
 coming to rest anew every few frames, costs no history scans."""
 
+LINGER_S = 1.0
+"""Seconds of a person's sightings that tell whether they stay near an object or pass."""
+
+LINGER_SPEED = 0.25
+"""Most a person near an object moves while staying there, in body heights per second
+(walking is about 0.8 heights/s; 0.25 is about 0.4 m/s for a 1.7 m person)."""
+
 VANISHED_MEMORY_S = 120.0
 """Seconds a person's last box is remembered after the track was last seen, to tell a
 person who stayed there (a static blob at that spot) from a new object."""
@@ -178,10 +185,14 @@ class AbandonedObjectRule(TrackRule):
       before walking away, the object becomes ownerless, unattended since that
       person was last seen.
     * **Attended.**  The unattended clock starts when the owner walked away and
-      restarts whenever any person (or person-like blob) is near; the owner coming
-      back near stops it.  An object without an owner is unattended since it came to
-      rest, or since a person was last near it.  A static blob that never had an owner
-      raises nothing when ``require_blob_owner`` (default): a new static blob that
+      restarts whenever another person *stays* near it (or a person-like blob is near);
+      the owner coming back near stops it.  A person stays when their ground point
+      moved at most ``LINGER_SPEED`` body heights per second over their last
+      ``LINGER_S`` of sightings (half of it seen at least): a passer-by who walks by,
+      even close, does not restart the clock.  An object without an owner is
+      unattended since it came to rest, or since a person last stayed near it.  A
+      static blob that never had an owner raises nothing when ``require_blob_owner``
+      (default): a new static blob that
       appeared with nobody around is far more often a lighting change, a shadow or a
       parked vehicle than a dropped object.
     * **Event.**  At the first frame where the object has been unattended for
@@ -606,7 +617,7 @@ class AbandonedObjectRule(TrackRule):
         for tid, b in people:
             if self._near(b, c.anchor):
                 owner_near |= tid == c.owner
-                other_near |= tid != c.owner
+                other_near |= tid != c.owner and self._stays(tid, b, t)
             elif tid == c.owner:
                 owner_far = True
         for o in self._candidates.values():
@@ -622,6 +633,27 @@ class AbandonedObjectRule(TrackRule):
             c.unattended_since_s = t
         elif owner_far and c.unattended_since_s is None:
             c.unattended_since_s = t  # the owner walked away
+
+    def _stays(self, tid: int, b: Box, t: float) -> bool:
+        """Whether person ``tid`` (box ``b`` at ``t``) stays where they are rather than
+        passing: over their sightings of the last ``LINGER_S`` (at least half of it
+        seen), their ground point moved at most ``LINGER_SPEED`` body heights per second."""
+        h = b[3] - b[1]
+        first = next(
+            (
+                (ts, pb)
+                for ts, pid, pb in self._history
+                if pid == tid and ts >= t - LINGER_S - TIME_EPS_S
+            ),
+            None,
+        )
+        if first is None or h <= 0.0:
+            return False
+        span = t - first[0]
+        if span < LINGER_S / 2.0 - TIME_EPS_S:
+            return False  # seen too briefly to tell
+        (x0, y0), (x1, y1) = _ground(first[1]), _ground(b)
+        return math.hypot(x1 - x0, y1 - y0) / h <= LINGER_SPEED * span
 
     def _may_raise(self, c: _Candidate) -> bool:
         """Whether ``c``'s unattended clock is running toward an event it has not raised."""
