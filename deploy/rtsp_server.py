@@ -44,6 +44,25 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 log = logging.getLogger("rtsp_server")
 
 
+def _location(path: str) -> str:
+    """``path`` quoted for a ``filesrc location="..."``."""
+    return path.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _scale(size: tuple[int, int] | None) -> str:
+    """The scaling step (empty: the picture's own size)."""
+    return "" if size is None else f"! videoscale ! video/x-raw,width={size[0]},height={size[1]} "
+
+
+def _encoder(keyint: int, bitrate: int | None) -> str:
+    """H.264 encoding and RTP payloading, the end of every mount's launch line."""
+    rate = "" if bitrate is None else f"bitrate={bitrate} "
+    return (
+        "x264enc name=enc tune=zerolatency speed-preset=ultrafast "
+        f"key-int-max={keyint} {rate}! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+
+
 def _launch_line(
     path: str,
     fps: int,
@@ -52,14 +71,9 @@ def _launch_line(
     size: tuple[int, int] | None = None,
     bitrate: int | None = None,
 ) -> str:
-    loc = path.replace("\\", "\\\\").replace('"', '\\"')
-    scale = "" if size is None else f"! videoscale ! video/x-raw,width={size[0]},height={size[1]} "
-    rate = "" if bitrate is None else f"bitrate={bitrate} "
     return (
-        f'( filesrc location="{loc}" ! decodebin ! videoconvert name=conv {scale}! videorate '
-        f"! video/x-raw,framerate={fps}/1 ! x264enc name=enc tune=zerolatency "
-        f"speed-preset=ultrafast key-int-max={keyint} {rate}"
-        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f'( filesrc location="{_location(path)}" ! decodebin ! videoconvert name=conv '
+        f"{_scale(size)}! videorate ! video/x-raw,framerate={fps}/1 ! {_encoder(keyint, bitrate)}"
     )
 
 
@@ -67,9 +81,8 @@ def _camera_line(path: str, fps: int, channel: str) -> str:
     """The camera's one picture source: the file decoded in real time into an
     ``intervideosink`` channel, which every mount's encoder reads (the mounts then show the
     same moment, as a camera's main and sub-streams do)."""
-    loc = path.replace("\\", "\\\\").replace('"', '\\"')
     return (
-        f'filesrc location="{loc}" ! decodebin ! videoconvert ! videorate '
+        f'filesrc location="{_location(path)}" ! decodebin ! videoconvert ! videorate '
         f"! video/x-raw,framerate={fps}/1 ! intervideosink channel={channel}"
     )
 
@@ -83,12 +96,9 @@ def _mount_line(
     bitrate: int | None,
 ) -> str:
     """One mount's encoder of the shared picture (see :func:`_camera_line`)."""
-    scale = "" if size is None else f"! videoscale ! video/x-raw,width={size[0]},height={size[1]} "
-    rate = "" if bitrate is None else f"bitrate={bitrate} "
     return (
         f"( intervideosrc channel={channel} ! video/x-raw,framerate={fps}/1 ! videoconvert "
-        f"{scale}! x264enc name=enc tune=zerolatency speed-preset=ultrafast "
-        f"key-int-max={keyint} {rate}! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"{_scale(size)}! {_encoder(keyint, bitrate)}"
     )
 
 
