@@ -52,7 +52,7 @@ from argus.config import (
 )
 from argus.fleet.definitions import SecretError, resolve_source
 from argus.reload import LiveConfig
-from argus.rulebook import RuleBook, class_ids, validate_rules
+from argus.rulebook import RuleBook, camera_ground, class_ids, validate_rules
 from argus.runner import CameraRuntime, Item, Runner, source_state_logger
 from argus.slots import FrameSlot
 from detectors.gating import MotionGate
@@ -471,7 +471,9 @@ def build_camera(
     cam = CameraRuntime(
         camera_id=cam_cfg.id,
         source=src,
-        selector=CameraSelector(cam_cfg.id, tracker, rules, policies),
+        selector=CameraSelector(
+            cam_cfg.id, tracker, rules, policies, ground=camera_ground(cam_cfg, names)
+        ),
         slot=slot,
         zones=zones,
         lines={ln.name: Line(ln.name, ln.points) for ln in cam_cfg.lines},

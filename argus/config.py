@@ -33,6 +33,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from ingest.factory import classify_source
+from selector.ground import DEFAULT_HFOV_DEG, GroundError, GroundModel, calibrate
 from selector.lines import Line, LineError
 from selector.rules.config import ID_PATTERN, RuleConfigBase, StrictModel
 from selector.rules.registry import rule_types
@@ -85,6 +86,42 @@ class ZoneConfig(_Strict):
         return self
 
 
+class GroundPointConfig(_Strict):
+    """One point of a ground calibration: where it is in the picture and on the floor."""
+
+    image: tuple[float, float] = Field(description="[x, y] pixels of the full frame.")
+    ground: tuple[float, float] = Field(
+        description="[x, y] metres on the floor (any origin and axes, the same for all points)."
+    )
+
+
+class GroundConfig(_Strict):
+    """Where the camera's picture lies on the floor, for distances and speeds in metres.
+
+    With ``points`` the camera is *calibrated*: rules may use their ``*_m`` keys. Without,
+    the ground is estimated from the people the camera sees (``estimate``), and rules
+    measure their body-height keys on it once enough people were seen.
+    """
+
+    points: list[GroundPointConfig] = Field(
+        default_factory=list,
+        description="Four or more points on the floor, no three in a row (e.g. the corners "
+        "of a parking bay), each with its pixel and its position in metres.",
+    )
+    estimate: bool = Field(
+        True,
+        description="Without points: learn the ground from the heights of the people seen "
+        "(false: rules measure in the picture).",
+    )
+    hfov_deg: float = Field(
+        DEFAULT_HFOV_DEG,
+        gt=10.0,
+        lt=170.0,
+        description="The lens's horizontal field of view, degrees: the estimate's scale "
+        "along the picture.",
+    )
+
+
 class ReconnectConfig(_Strict):
     """Back-off of live sources between reconnect attempts."""
 
@@ -134,6 +171,7 @@ class CameraConfig(_Strict):
         "UTC", description="IANA time zone of the camera's local time (rule schedules)."
     )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    ground: GroundConfig = Field(default_factory=GroundConfig)
     groups: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
@@ -165,6 +203,26 @@ class CameraConfig(_Strict):
         if self.evidence_source.strip() == self.source.strip():
             raise ValueError("evidence_source names the analysed stream again: leave it out")
         return self
+
+    @model_validator(mode="after")
+    def _ground(self) -> CameraConfig:
+        if self.ground.points:
+            try:
+                self.ground_model()
+            except GroundError as e:
+                raise ValueError(str(e)) from e
+        return self
+
+    def ground_model(self) -> GroundModel | None:
+        """The camera's ground calibration (``None`` without ``ground.points``).
+
+        Raises:
+            selector.ground.GroundError: Points that cannot calibrate (names the camera).
+        """
+        pts = self.ground.points
+        if not pts:
+            return None
+        return calibrate(self.id, [p.image for p in pts], [p.ground for p in pts])
 
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:

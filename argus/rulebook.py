@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from argus.config import ArgusConfig, CameraConfig, ConfigError, RuleConfig, parse_config
+from selector.ground import CameraGround, GroundEstimator
 from selector.incidents import RulePolicy
 from selector.lines import Line
 from selector.rules.base import Rule, RuleError
@@ -62,6 +63,7 @@ def build_rule(
         zones={z.name: PolygonZone(z.name, z.polygon, z.weight) for z in cam.zones},
         lines={ln.name: Line(ln.name, ln.points) for ln in cam.lines},
         class_names=tuple(names),
+        ground=cam.ground_model(),
     )
     try:
         return found.build(cfg, ctx)
@@ -70,6 +72,16 @@ def build_rule(
         raise ConfigError(source, [f"{at}: {e.problem}"]) from e
     except RuleError as e:
         raise ConfigError(source, [f"{where}: {e}"]) from e
+
+
+def camera_ground(cam: CameraConfig, names: Sequence[str]) -> CameraGround:
+    """The ground the camera's rules measure on: its calibration (``ground.points``), else
+    an estimate learned from the people it sees (``ground.estimate``), else none."""
+    calibrated = cam.ground_model()
+    if calibrated is not None or not cam.ground.estimate:
+        return CameraGround(cam.id, calibrated)
+    people = [i for i, n in enumerate(names) if n == "person"]
+    return CameraGround(cam.id, None, GroundEstimator(people, hfov_deg=cam.ground.hfov_deg))
 
 
 class RuleBook:

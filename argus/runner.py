@@ -277,6 +277,7 @@ class CameraRuntime:
             "frame_size": list(self.frame_size) if self.frame_size else None,
             "zone_problems": self.zone_problems,
             "evidence": None if self.evidence is None else _evidence_health(self.evidence),
+            "ground": None if self.selector.ground is None else self.selector.ground.describe(),
         }
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from detectors.detections import Detections
 from selector.event import ZONE_MAX_POINTS, Event, Geometry, Point, evenly_spaced
+from selector.ground import CameraGround
 from selector.incidents import IncidentGate, RulePolicy
 from selector.lines import Line
 from selector.paths import TrackPaths
@@ -43,6 +44,9 @@ class CameraSelector:
         policies: Arming, schedule and cooldown per ``rule_id`` (see
             :class:`selector.incidents.RulePolicy`); default: always armed, no cooldown.
         suppressions: Operator suppressions (other cameras' are ignored).
+        ground: The camera's ground (a calibration, or an estimate learned from the
+            people it tracks; see :mod:`selector.ground`); the rules get its model as
+            ``FrameInfo.ground``.  ``None``: rules measure in the picture.
 
     Raises:
         ValueError: If two rules share a ``rule_id`` (events would collide).
@@ -55,9 +59,11 @@ class CameraSelector:
         rules: Sequence[Rule],
         policies: Mapping[str, RulePolicy] | None = None,
         suppressions: Iterable[Suppression] = (),
+        ground: CameraGround | None = None,
     ) -> None:
         _check_unique(camera_id, rules)
         self.camera_id = camera_id
+        self.ground = ground
         self.tracker = tracker
         self.rules = tuple(rules)
         self.gate = IncidentGate(camera_id, policies, suppressions)
@@ -108,6 +114,7 @@ class CameraSelector:
             self.paths.add(tracks, frame.pts_s)
         else:
             tracks, ended = Detections.empty(dets.names), frozenset()
+        frame = self._on_ground(tracks, frame)
         self._last_s = frame.pts_s
         self._last_wall = frame.wall_time
         events: list[Event] = []
@@ -128,6 +135,19 @@ class CameraSelector:
         if self.paths.holds_ended:
             self.paths.prune(frame.pts_s, {tid for tid, _ in self._open.values()})
         return tracks, self.gate.process(events, frame.pts_s)
+
+    def _on_ground(self, tracks: Detections, frame: FrameInfo) -> FrameInfo:
+        """``frame`` with the camera's ground model, after the ground learned from
+        ``tracks`` (a calibration outside the picture is dropped and logged once)."""
+        if self.ground is None or frame.width <= 0 or frame.height <= 0:
+            return frame
+        problem = self.ground.check_picture(frame.width, frame.height)
+        if problem is not None:
+            logger.error("%s", problem)
+        if frame.detected:
+            self.ground.update(tracks, frame.pts_s, frame.width, frame.height)
+        model = self.ground.model
+        return frame if model is None else replace(frame, ground=model)
 
     def no_signal(self, frame: FrameInfo) -> list[Event]:
         """Tell the rules that watch the signal (camera health) that no frame is coming.

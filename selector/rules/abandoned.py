@@ -14,6 +14,7 @@ from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
+from selector.ground import PERSON_HEIGHT_M, GroundModel, Reach, ground_distance
 from selector.priority import priority
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
@@ -156,9 +157,12 @@ class AbandonedObjectRule(TrackRule):
     Semantics (boxes in full-frame pixels, times in video seconds ``FrameInfo.pts_s``):
 
     * **Distance.**  A person is *near* an object when the distance between their
-      ground points (bottom centres of the boxes) is at most ``owner_distance`` times
-      the person's box height: scale-free, so it holds near and far from the camera
-      (1.5 heights is about 2.5 m).
+      ground points (bottom centres of the boxes) is at most ``owner_distance`` body
+      heights (1.5 is about 2.5 m).  Where the camera has a ground model
+      (``FrameInfo.ground``: a calibration, or the estimate learned from its people)
+      it is measured on the floor, so a step toward the camera counts as much as a
+      step across; else in the picture, in the person's box heights (scale-free, but
+      short along the picture).
     * **Stationary.**  An object *comes to rest* when first seen (or when it moved):
       that box is its *anchor*.  It stays at rest while its box centre stays within
       ``max(MIN_STILL_PX, still_tolerance * max(anchor width, anchor height))`` of the
@@ -224,7 +228,12 @@ class AbandonedObjectRule(TrackRule):
         class_names: Class names of the model (index = class id).  When given, class
             ids are checked against it and labels are taken from it.
         min_unattended_s: Seconds unattended before the event starts (>= 0).
-        owner_distance: Near/far threshold, in person box heights (> 0).
+        owner_distance: Near/far threshold, in body heights (> 0): on the ground
+            where the camera has a ground model (one body height is
+            :data:`selector.ground.PERSON_HEIGHT_M`), else the person's box height.
+        owner_distance_m: The same in metres (> 0), for a calibrated camera; it
+            replaces ``owner_distance`` (without a ground model: over 1.7 m per
+            body height of the person's box).
         still_tolerance: Movement tolerated at rest, as a fraction of the object's
             larger box side (> 0).
         removed_grace_s: Seconds unseen before an object counts as removed (>= 0).
@@ -255,6 +264,7 @@ class AbandonedObjectRule(TrackRule):
         class_names: Sequence[str] = (),
         min_unattended_s: float = 30.0,
         owner_distance: float = 1.5,
+        owner_distance_m: float | None = None,
         still_tolerance: float = 0.5,
         removed_grace_s: float = 3.0,
         owner_lookback_s: float = 30.0,
@@ -279,6 +289,13 @@ class AbandonedObjectRule(TrackRule):
         self.owner_distance = check_seconds(
             rule_id, "owner_distance", owner_distance, positive=True
         )
+        self.reach = Reach(
+            self.owner_distance,
+            None
+            if owner_distance_m is None
+            else check_seconds(rule_id, "owner_distance_m", owner_distance_m, positive=True),
+        )
+        self._ground: GroundModel | None = None  # this frame's (FrameInfo.ground)
         self.still_tolerance = check_seconds(
             rule_id, "still_tolerance", still_tolerance, positive=True
         )
@@ -364,6 +381,7 @@ class AbandonedObjectRule(TrackRule):
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
+        self._ground = frame.ground
         ended: list[Event] = []
         self._forget_ended(set(ended_ids))
         if frame.detected:
@@ -577,9 +595,19 @@ class AbandonedObjectRule(TrackRule):
         return self.zone is None or bool(self.zone.contains([_ground(b)])[0])
 
     def _near(self, person: Box, obj: Box) -> bool:
-        h = person[3] - person[1]
-        (px, py), (ox, oy) = _ground(person), _ground(obj)
-        return h > 0.0 and math.hypot(px - ox, py - oy) <= self.owner_distance * h
+        return self._near_at(_ground(person), _ground(obj), person[3] - person[1])
+
+    def _near_at(
+        self, person: tuple[float, float], obj: tuple[float, float], person_h: float
+    ) -> bool:
+        """Whether a person whose ground point is ``person`` (``person_h`` px tall) is
+        within ``owner_distance`` of an object's ground point ``obj``: on the ground
+        where the camera has a ground model, else in the picture."""
+        metres = ground_distance(self._ground, person, obj)
+        if metres is not None:
+            return metres <= self.reach.ground_m
+        dist = math.hypot(person[0] - obj[0], person[1] - obj[1])
+        return person_h > 0.0 and dist <= self.reach.image_px(person_h)
 
     def _resolve_owner(self, c: _Candidate, t: float) -> None:
         """Find the owner of ``c`` (at rest since ``c.still_since_s``) at time ``t``.
@@ -622,8 +650,7 @@ class AbandonedObjectRule(TrackRule):
                 owner_far = True
         for o in self._candidates.values():
             if o.person_like and o.person_h > 0.0:
-                (px, py), (ox, oy) = _ground(o.box), _ground(c.anchor)
-                other_near |= math.hypot(px - ox, py - oy) <= self.owner_distance * o.person_h
+                other_near |= self._near_at(_ground(o.box), _ground(c.anchor), o.person_h)
         if c.owner is None:
             if owner_near or other_near:
                 c.unattended_since_s = t
@@ -637,7 +664,8 @@ class AbandonedObjectRule(TrackRule):
     def _stays(self, tid: int, b: Box, t: float) -> bool:
         """Whether person ``tid`` (box ``b`` at ``t``) stays where they are rather than
         passing: over their sightings of the last ``LINGER_S`` (at least half of it
-        seen), their ground point moved at most ``LINGER_SPEED`` body heights per second."""
+        seen), their ground point moved at most ``LINGER_SPEED`` body heights per second
+        (on the ground where the camera has a ground model)."""
         h = b[3] - b[1]
         first = next(
             (
@@ -653,6 +681,9 @@ class AbandonedObjectRule(TrackRule):
         if span < LINGER_S / 2.0 - TIME_EPS_S:
             return False  # seen too briefly to tell
         (x0, y0), (x1, y1) = _ground(first[1]), _ground(b)
+        metres = ground_distance(self._ground, (x0, y0), (x1, y1))
+        if metres is not None:
+            return metres <= LINGER_SPEED * PERSON_HEIGHT_M * span
         return math.hypot(x1 - x0, y1 - y0) / h <= LINGER_SPEED * span
 
     def _may_raise(self, c: _Candidate) -> bool:
@@ -757,6 +788,20 @@ class AbandonedObjectRuleConfig(RuleConfigBase):
     min_unattended_s: float = Field(
         30.0, ge=0.0, le=86400.0, description="Seconds unattended before raising."
     )
+    owner_distance: float = Field(
+        1.5,
+        gt=0.0,
+        le=20.0,
+        description="How far the owner may be from the object and still attend it, in body "
+        "heights (1.5 is about 2.5 m), measured on the ground where the camera has one.",
+    )
+    owner_distance_m: float | None = Field(
+        None,
+        gt=0.0,
+        le=50.0,
+        description="The same in metres; needs the camera's ground calibration "
+        "(`ground.points`). Replaces owner_distance.",
+    )
     severity: int = Field(70, ge=0, le=100, description="Base priority of the rule's events.")
 
 
@@ -773,6 +818,8 @@ def build_abandoned_object(
         class_names=ctx.class_names,
         use_static_objects=cfg.unclassified,
         min_unattended_s=cfg.min_unattended_s,
+        owner_distance=cfg.owner_distance,
+        owner_distance_m=ctx.metres(cfg, "owner_distance"),
         severity=cfg.severity,
     )
 

@@ -10,6 +10,7 @@ from detectors.detections import Detections
 from detectors.scene import SceneStats
 from ingest.frame import Frame
 from selector.event import Event
+from selector.ground import GroundModel
 from selector.watch import Watch
 
 
@@ -36,6 +37,10 @@ class FrameInfo:
         detected: Whether the detector ran on this frame.  ``False`` when motion gating
             skipped it: the tracks are then empty because nobody looked, not because
             the scene is empty.
+        ground: Where the picture lies on the floor (image pixels to metres, see
+            :mod:`selector.ground`), or ``None``: rules then measure in the picture.
+            Set by the camera's selector; a rule must not keep it across frames (an
+            estimated model improves as people are seen).
     """
 
     camera_id: str
@@ -47,6 +52,7 @@ class FrameInfo:
     stream_id: str = ""
     scene: SceneStats | None = None
     detected: bool = True
+    ground: GroundModel | None = None
 
     @classmethod
     def from_frame(cls, frame: Frame) -> FrameInfo:

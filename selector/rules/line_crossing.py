@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from detectors.detections import Detections
 from selector.event import Event
+from selector.ground import GroundModel, Reach
 from selector.lines import Line
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
@@ -26,6 +28,8 @@ from selector.rules.config import TrackRuleConfig
 from selector.rules.registry import BuildContext, EventWords, RuleType, register
 
 logger = logging.getLogger(__name__)
+
+F64 = npt.NDArray[np.float64]
 
 EVENT_TYPE = "line_crossing"
 DIRECTIONS = ("+", "-")
@@ -55,9 +59,13 @@ class LineCrossingRule(TrackRule):
       position is its ground point (bottom centre of the box).
     * Hysteresis: a side of the line (see :class:`selector.lines.Line`: positive when
       ``cross(p2 - p1, q - p1) > 0``) is *confirmed* only when the ground point is at
-      least ``hysteresis * box height`` from the line (scale-free: 0.1 = a tenth of
-      the person's height, ~17 cm, whatever their distance to the camera).  Inside
-      that band nothing changes, so a track wobbling on the line is not counted.
+      least ``hysteresis`` body heights from the line (0.1 = a tenth of a person's
+      height, ~17 cm).  Where the camera has a ground model (``FrameInfo.ground``)
+      that is measured on the floor (a body height is
+      :data:`selector.ground.PERSON_HEIGHT_M`), so a line across the picture gets
+      the same band as one along it; else in the picture, in the track's box
+      heights.  Inside that band nothing changes, so a track wobbling on the line is
+      not counted.
     * A crossing is a change of confirmed side: ``-1 -> +1`` is direction ``"+"``,
       ``+1 -> -1`` is ``"-"``.  A track's first confirmed side is no crossing.
       Crossing, then really crossing back, counts twice.
@@ -90,8 +98,10 @@ class LineCrossingRule(TrackRule):
             when given, else from ``Detections.labels``.
         directions: Directions that raise events, a non-empty subset of
             ``{"+", "-"}``.
-        hysteresis: Band half-width around the line, in box heights of the track
-            (finite, >= 0; 0 = no band).
+        hysteresis: Band half-width around the line, in body heights (finite, >= 0;
+            0 = no band).
+        hysteresis_m: The same in metres (finite, >= 0), for a calibrated camera; it
+            replaces ``hysteresis``.
         segment_margin: Extension of the segment at each end, as a fraction of the
             line's length (finite, >= 0).
         severity: Base severity, 0..100 (see :func:`selector.priority.priority`).
@@ -111,6 +121,7 @@ class LineCrossingRule(TrackRule):
         class_names: Sequence[str] = (),
         directions: Collection[str] = DIRECTIONS,
         hysteresis: float = 0.1,
+        hysteresis_m: float | None = None,
         segment_margin: float = 0.0,
         severity: int = 40,
         min_score: float = 0.0,
@@ -124,6 +135,10 @@ class LineCrossingRule(TrackRule):
                 f"{{'+', '-'}}, got {directions!r}"
             )
         self.hysteresis = check_seconds(rule_id, "hysteresis", hysteresis)
+        self.reach = Reach(
+            self.hysteresis,
+            None if hysteresis_m is None else check_seconds(rule_id, "hysteresis_m", hysteresis_m),
+        )
         self.segment_margin = check_seconds(rule_id, "segment_margin", segment_margin)
         self._init_scoring(severity, zone_weight, min_score, class_names)
         self.classes = check_classes(rule_id, classes, class_names)
@@ -155,14 +170,15 @@ class LineCrossingRule(TrackRule):
         ground = tracks.ground_points[rows].astype(np.float64)
         dist = self.line.signed_distance(ground)
         height = (tracks.xyxy[rows, 3] - tracks.xyxy[rows, 1]).astype(np.float64)
+        outside = self._outside_band(ground, dist, height, frame.ground)
         t = frame.pts_s
         events: list[Event] = []
         for j in sorted(range(rows.size), key=lambda j: int(tracks.tracker_id[rows[j]])):
             i = int(rows[j])
             tid = int(tracks.tracker_id[i])
-            d, band = float(dist[j]), self.hysteresis * max(float(height[j]), 0.0)
+            d = float(dist[j])
             x, y = float(ground[j, 0]), float(ground[j, 1])
-            side = 1 if d > 0 and d >= band else -1 if d < 0 and -d >= band else 0
+            side = (1 if d > 0 else -1 if d < 0 else 0) if outside[j] else 0
             st = self._tracks.get(tid)
             if st is None:
                 self._tracks[tid] = _Side(side, t, d, x, y)
@@ -214,6 +230,29 @@ class LineCrossingRule(TrackRule):
             events += [start, start.closed(start.start_s)]
         return events
 
+    def _outside_band(
+        self, points: F64, dist: F64, height: F64, model: GroundModel | None
+    ) -> npt.NDArray[np.bool_]:
+        """Which ground points ``(n, 2)`` px (signed distances ``dist`` px to the line,
+        box heights ``height`` px) are outside the hysteresis band: measured on the
+        floor where ``model`` places both the point and the line, else in the picture."""
+        outside: npt.NDArray[np.bool_] = (
+            np.abs(dist) >= self.reach.image_px(1.0) * np.maximum(height, 0.0)
+        ) & (dist != 0.0)
+        if model is None:
+            return outside
+        ends = model.to_ground(np.vstack([self.line.p1, self.line.p2]))
+        span = ends[1] - ends[0]
+        length = float(np.hypot(span[0], span[1]))
+        if not (np.all(np.isfinite(ends)) and length > 0.0):
+            return outside
+        g = model.to_ground(points) - ends[0]
+        metres = np.abs(span[0] * g[:, 1] - span[1] * g[:, 0]) / length
+        known = np.isfinite(metres)
+        on_floor = (np.where(known, metres, 0.0) >= self.reach.ground_m) & (dist != 0.0)
+        chosen: npt.NDArray[np.bool_] = np.where(known, on_floor, outside)
+        return chosen
+
     def close_all(self, end_s: float) -> list[Event]:
         """End of stream: forget every track's side (crossings have no open events).
 
@@ -256,6 +295,21 @@ class LineCrossingRuleConfig(TrackRuleConfig):
         "object", description="object: one alert per crossing object (counting)."
     )
     severity: int = Field(40, ge=0, le=100, description="Base priority of the rule's events.")
+    hysteresis: float = Field(
+        0.1,
+        ge=0.0,
+        le=2.0,
+        description="Half-width of the band around the line inside which a side is not "
+        "yet taken, in body heights (0.1 is about 17 cm), on the ground where the camera "
+        "has one.",
+    )
+    hysteresis_m: float | None = Field(
+        None,
+        ge=0.0,
+        le=5.0,
+        description="The same in metres; needs the camera's ground calibration "
+        "(`ground.points`). Replaces hysteresis.",
+    )
 
 
 def build_line_crossing(cfg: LineCrossingRuleConfig, ctx: BuildContext) -> LineCrossingRule:
@@ -264,6 +318,8 @@ def build_line_crossing(cfg: LineCrossingRuleConfig, ctx: BuildContext) -> LineC
         **ctx.track_args(cfg),
         line=ctx.line(cfg.line),
         directions=cfg.directions,
+        hysteresis=cfg.hysteresis,
+        hysteresis_m=ctx.metres(cfg, "hysteresis"),
     )
 
 

@@ -37,6 +37,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypedDict
 
 from selector.event import Event
+from selector.ground import GroundModel
 from selector.lines import Line
 from selector.rules.base import Rule, RuleError
 from selector.rules.config import RuleConfigBase, TrackRuleConfig
@@ -89,12 +90,35 @@ class BuildContext:
         zones: The camera's zones by name.
         lines: The camera's lines by name.
         class_names: The detector's class names (index = class id).
+        ground: The camera's ground calibration, or ``None`` when it has none (rules'
+            ``*_m`` keys need one; see :meth:`metres`).
     """
 
     camera_id: str
     zones: Mapping[str, PolygonZone]
     lines: Mapping[str, Line]
     class_names: Sequence[str]
+    ground: GroundModel | None = None
+
+    def metres(self, cfg: RuleConfigBase, key: str) -> float | None:
+        """The value of ``cfg``'s ``<key>_m`` (metres), or ``None`` when not given.
+
+        Raises:
+            RuleConfigError: ``<key>_m`` on a camera without a ground calibration, or
+                both ``<key>`` and ``<key>_m`` given.
+        """
+        value = getattr(cfg, f"{key}_m", None)
+        if value is None:
+            return None
+        if key in cfg.model_fields_set:
+            raise RuleConfigError(f"give {key} (body heights) or {key}_m (metres), not both")
+        if self.ground is None or not self.ground.calibrated:
+            raise RuleConfigError(
+                f"metres need the ground calibration of camera {self.camera_id!r} "
+                f"(its `ground.points`); without one use {key}, in body heights",
+                f"{key}_m",
+            )
+        return float(value)
 
     def class_ids(self, names: Sequence[str], key: str | None = "classes") -> set[int]:
         """The class ids of ``names``; an unknown name is a ``RuleConfigError`` on ``key``."""

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from detectors.detections import Detections
 from selector.event import Event
+from selector.ground import PERSON_HEIGHT_M, GroundModel, Reach
 from selector.rules.base import FrameInfo, RuleError
 from selector.rules.common import (
     TIME_EPS_S,
@@ -38,6 +40,42 @@ MIN_SPAN = 0.5
 """Share of ``window_s`` the samples must span before a velocity is estimated."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Motion:
+    """A track's motion over the velocity window.
+
+    Attributes:
+        speed: Body heights per second (on the ground where there is a ground model,
+            else box heights per second in the picture).
+        angle: Degrees between the heading and the wrong way (0: straight against the
+            allowed direction, 180: along it).
+        speed_m_s: Metres per second on the ground, or ``None`` without a ground model.
+    """
+
+    speed: float
+    angle: float
+    speed_m_s: float | None = None
+
+    def fast_enough(self, reach: Reach) -> bool:
+        """Whether it moves at least ``reach`` (per second)."""
+        if self.speed_m_s is not None:
+            return self.speed_m_s >= reach.ground_m
+        return self.speed >= reach.image_px(1.0)
+
+
+_STILL = _Motion(0.0, 180.0)
+
+
+def _angle(v: tuple[float, float], allowed: npt.ArrayLike) -> float:
+    """Degrees between ``v`` and the opposite of ``allowed`` (any non-zero lengths)."""
+    a = np.asarray(allowed, np.float64)
+    n = math.hypot(*v) * float(np.hypot(a[0], a[1]))
+    if n == 0.0:
+        return 180.0
+    cos = -(v[0] * float(a[0]) + v[1] * float(a[1])) / n
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+
 @dataclass(slots=True)
 class _Mover:
     """One track: recent ground points and its current wrong-way run (video seconds)."""
@@ -57,10 +95,15 @@ class WrongWayRule(TrackRule):
     * Velocity: each tracked row (``tracker_id >= 1``) adds its ground point (bottom
       centre of the box) to the track's samples; the velocity is the least-squares
       slope of the samples of the last ``window_s`` seconds (smoothing detector
-      jitter), estimated once they span at least ``MIN_SPAN * window_s``.  Speed is
-      expressed in *box heights per second* (pixel speed / median box height of the
-      window), so one threshold fits near and far people: a walker does about 0.8
-      heights/s, the default ``min_speed`` 0.2 is a slow shuffle.
+      jitter), estimated once they span at least ``MIN_SPAN * window_s``.  Where the
+      camera has a ground model (``FrameInfo.ground``) the samples are carried to the
+      floor, and so is the allowed direction at the track's place: the speed is in
+      metres per second, and in *body heights per second* (over
+      :data:`selector.ground.PERSON_HEIGHT_M`); a step toward the camera then counts
+      as much as one across.  Without one, speed is in *box heights per second*
+      (pixel speed / median box height of the window), so one threshold fits near
+      and far people.  A walker does about 0.8 heights/s (1.3 m/s); the default
+      ``min_speed`` 0.2 is a slow shuffle.
     * A row is *going the wrong way* when its class is in ``classes`` (any if
       ``None``), its score ``>= min_score``, its ground point in ``zone``, its speed
       ``>= min_speed`` and its velocity within ``max_angle_deg`` of the opposite of
@@ -72,7 +115,8 @@ class WrongWayRule(TrackRule):
       the wrong way for less than ``grace_s`` (from the last wrong-way frame) do not
       break it.  ONE event starts at the first wrong-way frame with ``t - onset >=
       min_duration_s``; ``start_s = onset + min_duration_s``, with that frame's box,
-      score, label, ``seq`` and wall time; ``details={"speed": box heights/s,
+      score, label, ``seq`` and wall time; ``details={"speed": body heights/s,
+      "speed_m_s": metres/s (with a ground model only),
       "angle_deg": angle from the opposite of the allowed direction}``.
     * The run ends at the first frame not going the wrong way ``>= grace_s`` after the
       last wrong-way frame (stopped, turned round, left the zone), or when the
@@ -95,7 +139,9 @@ class WrongWayRule(TrackRule):
         min_duration_s: Seconds of wrong-way travel before the event starts (>= 0).
         max_angle_deg: Largest angle between the velocity and the opposite of
             ``direction`` that counts as wrong way, degrees in (0, 90).
-        min_speed: Slowest wrong-way speed, box heights per second (> 0).
+        min_speed: Slowest wrong-way speed, body heights per second (> 0).
+        min_speed_m: The same in metres per second (> 0), for a calibrated camera; it
+            replaces ``min_speed``.
         window_s: Length of the velocity window, seconds (> 0).
         grace_s: Seconds not going the wrong way tolerated within one run (>= 0).
         severity: Base severity, 0..100 (see :func:`selector.priority.priority`).
@@ -118,6 +164,7 @@ class WrongWayRule(TrackRule):
         min_duration_s: float = 2.0,
         max_angle_deg: float = 60.0,
         min_speed: float = 0.2,
+        min_speed_m: float | None = None,
         window_s: float = 1.0,
         grace_s: float = 1.0,
         severity: int = 60,
@@ -142,6 +189,13 @@ class WrongWayRule(TrackRule):
             )
         self.min_duration_s = check_seconds(rule_id, "min_duration_s", min_duration_s)
         self.min_speed = check_seconds(rule_id, "min_speed", min_speed, positive=True)
+        self.reach = Reach(
+            self.min_speed,
+            None
+            if min_speed_m is None
+            else check_seconds(rule_id, "min_speed_m", min_speed_m, positive=True),
+        )
+        self._ground: GroundModel | None = None  # this frame's (FrameInfo.ground)
         self.window_s = check_seconds(rule_id, "window_s", window_s, positive=True)
         self.grace_s = check_seconds(rule_id, "grace_s", grace_s)
         self._init_scoring(severity, zone_weight_of(zone, zone_weight), min_score, class_names)
@@ -168,6 +222,7 @@ class WrongWayRule(TrackRule):
         """
         check_camera(self._rule_id, self.camera_id, frame)
         t = frame.pts_s
+        self._ground = frame.ground
         events: list[Event] = []
         for tid in sorted({int(v) for v in ended_ids}):
             mover = self._movers.pop(tid, None)
@@ -183,11 +238,10 @@ class WrongWayRule(TrackRule):
             mover.samples.append((t, float(ground[i, 0]), float(ground[i, 1]), height))
             while mover.samples and mover.samples[0][0] < t - self.window_s - TIME_EPS_S:
                 mover.samples.popleft()
-            motion = self._motion(mover) if ok[i] else (0.0, 180.0)
+            motion = self._motion(mover) if ok[i] else _STILL
             if motion is None:
                 continue  # velocity unknown yet: no information
-            speed, angle = motion
-            wrong = speed >= self.min_speed and angle <= self.max_angle_deg + 1e-9
+            wrong = motion.fast_enough(self.reach) and motion.angle <= self.max_angle_deg + 1e-9
             if wrong:
                 if mover.onset_s is not None and mover.broken and self._grace_over(mover, t):
                     events.extend(self._finish(mover))  # a long break nobody concluded
@@ -196,7 +250,7 @@ class WrongWayRule(TrackRule):
                 mover.last_wrong_s, mover.broken = t, False
                 if mover.event is None and t - mover.onset_s >= self.min_duration_s - TIME_EPS_S:
                     mover.event = self._start(
-                        tracks, i, frame, mover.onset_s + self.min_duration_s, speed, angle
+                        tracks, i, frame, mover.onset_s + self.min_duration_s, motion
                     )
                     events.append(mover.event)
             elif mover.onset_s is not None:
@@ -222,25 +276,39 @@ class WrongWayRule(TrackRule):
         self._movers.clear()
         return events
 
-    def _motion(self, mover: _Mover) -> tuple[float, float] | None:
-        """``(speed in box heights/s, angle in degrees from the wrong way)``, or ``None``.
+    def _motion(self, mover: _Mover) -> _Motion | None:
+        """The track's speed and heading from its samples, or ``None`` while they span
+        less than ``MIN_SPAN * window_s``; a still track gives :data:`_STILL`.
 
-        ``None`` while the samples span less than ``MIN_SPAN * window_s``; a still
-        track gives ``(0.0, 180.0)``.
+        On the ground where the camera has a ground model (the allowed direction is
+        carried to the floor at the track's place), else in the picture.
         """
         s = np.array(mover.samples, np.float64)  # (n, 4): t, x, y, h
         ts = s[:, 0] - s[:, 0].mean()
         if ts[-1] - ts[0] < MIN_SPAN * self.window_s - TIME_EPS_S:
             return None
+        h = float(np.median(s[:, 3]))
+        if h <= 0.0:
+            return _STILL
         var = float(ts @ ts)
+        model = self._ground
+        if model is not None:
+            here = s[-1, 1:3]
+            g = model.to_ground(np.vstack([s[:, 1:3], here + np.array(self.direction) * h]))
+            if np.all(np.isfinite(g)):
+                vx = float(ts @ (g[:-1, 0] - g[:-1, 0].mean())) / var
+                vy = float(ts @ (g[:-1, 1] - g[:-1, 1].mean())) / var
+                allowed = g[-1] - g[-2]
+                v = math.hypot(vx, vy)
+                if v == 0.0:
+                    return _STILL
+                return _Motion(v / PERSON_HEIGHT_M, _angle((vx, vy), allowed), v)
         vx = float(ts @ (s[:, 1] - s[:, 1].mean())) / var
         vy = float(ts @ (s[:, 2] - s[:, 2].mean())) / var
-        h = float(np.median(s[:, 3]))
         v = math.hypot(vx, vy)
-        if h <= 0.0 or v == 0.0:
-            return (0.0, 180.0)
-        cos = -(vx * self.direction[0] + vy * self.direction[1]) / v
-        return (v / h, math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
+        if v == 0.0:
+            return _STILL
+        return _Motion(v / h, _angle((vx, vy), self.direction))
 
     def _grace_over(self, mover: _Mover, t: float) -> bool:
         return t - mover.last_wrong_s >= self.grace_s - TIME_EPS_S
@@ -251,9 +319,14 @@ class WrongWayRule(TrackRule):
         i: int,
         frame: FrameInfo,
         start_s: float,
-        speed: float,
-        angle: float,
+        motion: _Motion,
     ) -> Event:
+        details: dict[str, float | int | str | bool] = {
+            "speed": motion.speed,
+            "angle_deg": motion.angle,
+        }
+        if motion.speed_m_s is not None:
+            details["speed_m_s"] = round(motion.speed_m_s, 3)
         event = self._new_row_event(
             tracks,
             i,
@@ -261,15 +334,15 @@ class WrongWayRule(TrackRule):
             event_type=EVENT_TYPE,
             zone=self.zone.name,
             start_s=start_s,
-            details={"speed": speed, "angle_deg": angle},
+            details=details,
         )
         logger.debug(
             "wrong way started: camera=%s rule=%s track=%d speed=%.2f angle=%.0f t=%.3f",
             self.camera_id,
             self._rule_id,
             event.track_id,
-            speed,
-            angle,
+            motion.speed,
+            motion.angle,
             event.start_s,
         )
         return event
@@ -305,6 +378,20 @@ class WrongWayRuleConfig(TrackRuleConfig):
     min_duration_s: float = Field(
         2.0, ge=0.0, le=3600.0, description="Seconds of wrong-way movement before raising."
     )
+    min_speed: float = Field(
+        0.2,
+        gt=0.0,
+        le=10.0,
+        description="Slowest wrong-way speed, body heights per second (0.2 is about 0.34 "
+        "m/s, a slow shuffle; walking is about 0.8).",
+    )
+    min_speed_m: float | None = Field(
+        None,
+        gt=0.0,
+        le=20.0,
+        description="The same in metres per second; needs the camera's ground calibration "
+        "(`ground.points`). Replaces min_speed.",
+    )
     severity: int = Field(60, ge=0, le=100, description="Base priority of the rule's events.")
 
     @field_validator("direction")
@@ -322,6 +409,8 @@ def build_wrong_way(cfg: WrongWayRuleConfig, ctx: BuildContext) -> WrongWayRule:
         zone=ctx.zone(cfg.zone),
         direction=cfg.direction,
         min_duration_s=cfg.min_duration_s,
+        min_speed=cfg.min_speed,
+        min_speed_m=ctx.metres(cfg, "min_speed"),
     )
 
 
