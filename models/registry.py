@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from pydantic import ValidationError
 
 from detectors.spec import Layout
-from models.manifest import MANIFEST_FILE, ONNX_FILE, ModelManifest
+from models.manifest import MANIFEST_FILE, ONNX_FILE, ModelManifest, Task
 
 logger = logging.getLogger(__name__)
 
@@ -33,28 +33,53 @@ class ModelError(Exception):
 
 
 class ModelNotFoundError(ModelError):
-    """No model of that name is registered."""
+    """No model of that name is registered.
 
-    def __init__(self, models_dir: Path, name: str, known: Sequence[str] = ()) -> None:
+    ``install`` says how to obtain it (default: the default detector's ``argus models pull``).
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        name: str,
+        known: Sequence[str] = (),
+        install: str = "run `argus models pull` to obtain the default model",
+    ) -> None:
         hint = f" (registered: {', '.join(known)})" if known else ""
-        super().__init__(
-            f"model {name!r} is not installed in {models_dir}{hint}; "
-            "run `argus models pull` to obtain the default model"
-        )
+        super().__init__(f"model {name!r} is not installed in {models_dir}{hint}; {install}")
         self.models_dir = models_dir
         self.name = name
 
 
 class ModelCorruptError(ModelError):
-    """A registered model's files are unreadable or do not match the manifest."""
+    """A registered model's files are unreadable or do not match the manifest.
 
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"model files at {path} are not usable: {reason}; "
-            "re-run `argus models pull --force` (or register the model again)"
-        )
+    ``install`` says how to rebuild it (default: ``argus models pull --force``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        reason: str,
+        install: str = "re-run `argus models pull --force` (or register the model again)",
+    ) -> None:
+        super().__init__(f"model files at {path} are not usable: {reason}; {install}")
         self.path = path
         self.reason = reason
+
+
+class ModelTaskError(ModelError):
+    """A registered model is of another task than the caller needs (a pose model named
+    as the detector, or a detector as the pose model)."""
+
+    def __init__(self, name: str, task: str, wanted: str) -> None:
+        kind = {"detect": "a detector", "pose": "a pose model"}
+        super().__init__(
+            f"model {name!r} is {kind.get(task, task)}, not {kind.get(wanted, wanted)}"
+        )
+        self.name = name
+        self.task = task
+        self.wanted = wanted
 
 
 class ModelRegistrationError(ModelError):
@@ -84,18 +109,23 @@ def _read_manifest(path: Path) -> ModelManifest:
         raise ModelCorruptError(path, f"invalid manifest ({e.error_count()} errors: {e})") from e
 
 
-def load_manifest(models_dir: Path, name: str, *, check_hash: bool = True) -> ModelManifest:
+def load_manifest(
+    models_dir: Path, name: str, *, check_hash: bool = True, task: Task | None = "detect"
+) -> ModelManifest:
     """Load the manifest of model ``name`` and check its ONNX file.
 
     Args:
         models_dir: Registry root (``$ARGUS_HOME/models``).
         name: Registered model name, e.g. ``nanodet-g``.
         check_hash: Verify the ONNX sha256 against the manifest (about 20 ms for 15 MB).
+        task: The task the caller needs (``"detect"``: a detector, ``"pose"``: a pose
+            model); ``None`` accepts any.
 
     Raises:
         ModelNotFoundError: No ``<models_dir>/<name>/manifest.json``.
         ModelCorruptError: Unreadable/invalid manifest, missing ONNX, sha256 mismatch, or a
             manifest whose ``name`` differs from its folder.
+        ModelTaskError: The model is of another task than ``task``.
     """
     path = models_dir / name / MANIFEST_FILE
     if not path.is_file():
@@ -104,6 +134,8 @@ def load_manifest(models_dir: Path, name: str, *, check_hash: bool = True) -> Mo
     manifest = _read_manifest(path)
     if manifest.name != name:
         raise ModelCorruptError(path, f"manifest names model {manifest.name!r}, folder is {name!r}")
+    if task is not None and manifest.task != task:
+        raise ModelTaskError(name, manifest.task, task)
     onnx_path = manifest.onnx_path(models_dir)
     if not onnx_path.is_file():
         raise ModelCorruptError(onnx_path, "ONNX file is missing")
@@ -313,6 +345,7 @@ __all__ = [
     "ModelError",
     "ModelNotFoundError",
     "ModelRegistrationError",
+    "ModelTaskError",
     "install_model",
     "list_models",
     "load_manifest",

