@@ -51,6 +51,7 @@ from argus.config import (
     StorageConfig,
 )
 from argus.fleet.definitions import SecretError, resolve_source
+from argus.poses import PoseService
 from argus.reload import LiveConfig
 from argus.rulebook import RuleBook, camera_ground, class_ids, validate_rules
 from argus.runner import CameraRuntime, Item, Runner, source_state_logger
@@ -361,6 +362,7 @@ def build_pipeline(
         run_id=str(uuid.uuid4()),
         clips=clips,
         person_ids=person_ids(names),
+        pose=PoseService(home / "models"),
     )
     if clips is not None:
         clips.start()

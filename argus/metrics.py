@@ -58,3 +58,13 @@ EVENTS_HELD = Counter(
 RULE_RELOADS = Counter(
     "argus_rule_reloads_total", "Rule sets and suppressions applied at run time.", ["kind"]
 )
+POSE_BOXES = Counter(
+    "argus_pose_boxes_total",
+    "People the pose model was asked about (a rule's question: a person who may be down).",
+    ["camera"],
+)
+POSE_SECONDS = Histogram(
+    "argus_pose_seconds",
+    "Wall time of one pose call (all the boxes of one frame of one camera), seconds.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

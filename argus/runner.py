@@ -58,6 +58,7 @@ from alerts.masking import WHOLE_PICTURE, Boxes, mask_people, person_boxes, unio
 from alerts.schema import run_marker
 from argus import metrics
 from argus.notify import Mark, Notifier, Watchdog
+from argus.poses import PoseService
 from argus.slots import FrameSlot
 from detectors.detections import Detections
 from detectors.gating import MotionGate
@@ -219,6 +220,8 @@ class CameraRuntime:
     evidence: EvidenceStream | None = None
     """The camera's evidence stream (its main stream): clips come from its ring while it
     streams (None: from ``packets``)."""
+    pose_wanted: list[tuple[float, float, float, float]] = field(default_factory=list)
+    """Boxes (px) the rules asked poses of after the last frame, for the next one."""
     people: Boxes | None = None
     """Person boxes (detections and tracks) of the frame whose events are being published:
     what the masked snapshot blurs."""
@@ -352,6 +355,8 @@ class Runner:
         keep_running: Run until ``stop()`` even when no camera is left to run (a fleet
             worker, whose cameras come and go with :meth:`add_camera` and
             :meth:`remove_camera`); else the run ends once every source has ended.
+        pose: Answers the rules' pose questions (``FrameInfo.poses``; see
+            :data:`selector.rules.base.POSE_HOOK`); None: rules get no poses.
         notifier: Where service notifications go (``READY=1``, ``STATUS=``,
             ``STOPPING=1``, watchdog pings while :meth:`progress_marks` move); None: the
             one the environment asks for (``$NOTIFY_SOCKET``; a no-op when unset).
@@ -374,8 +379,10 @@ class Runner:
         live: LiveSink | None = None,
         keep_running: bool = False,
         notifier: Notifier | None = None,
+        pose: PoseService | None = None,
     ) -> None:
         self.cameras = list(cameras)
+        self._pose = pose
         self._passes = 0  # passes of the detector loop: its progress mark
         self._frames = 0  # frames run through the selectors (for the status line)
         self.watchdog = Watchdog(
@@ -1006,6 +1013,11 @@ class Runner:
     ) -> None:
         if cam.frame_size is None:
             self._first_frame(cam, frame)
+        poses = (
+            self._pose.sightings(cam.camera_id, frame.image, cam.pose_wanted)
+            if self._pose is not None and cam.pose_wanted
+            else ()
+        )
         info = FrameInfo(
             camera_id=cam.camera_id,
             seq=frame.seq,
@@ -1016,8 +1028,11 @@ class Runner:
             stream_id=cam.stream_id,
             scene=scene,
             detected=detected,
+            poses=poses,
         )
         tracks, events = cam.selector.update(dets, info)
+        if self._pose is not None:
+            cam.pose_wanted = cam.selector.pose_wanted()
         if events:  # who to blur in the masked snapshot
             cam.people = self._people(frame, dets, tracks, detected=detected)
         if detected:

@@ -12,7 +12,7 @@ from selector.ground import CameraGround
 from selector.incidents import IncidentGate, RulePolicy
 from selector.lines import Line
 from selector.paths import TrackPaths
-from selector.rules.base import WATCHING_HOOK, FrameInfo, Rule
+from selector.rules.base import POSE_HOOK, WATCHING_HOOK, FrameInfo, Rule
 from selector.suppression import Suppression
 from selector.tracker import ByteTracker
 from selector.watch import MAX_WATCHES, Watch, rank_watches
@@ -148,6 +148,24 @@ class CameraSelector:
             self.ground.update(tracks, frame.pts_s, frame.width, frame.height)
         model = self.ground.model
         return frame if model is None else replace(frame, ground=model)
+
+    def pose_wanted(self) -> list[tuple[float, float, float, float]]:
+        """The boxes (px) the rules want poses of on the next frame (see
+        :data:`selector.rules.base.POSE_HOOK`), duplicates removed; a rule whose hook
+        raises is logged and skipped."""
+        boxes: dict[tuple[float, float, float, float], None] = {}
+        for rule in self.rules:
+            hook = getattr(rule, POSE_HOOK, None)
+            if hook is None:
+                continue
+            try:
+                for b in hook():
+                    boxes[(float(b[0]), float(b[1]), float(b[2]), float(b[3]))] = None
+            except Exception:  # isolation boundary, as in update()
+                logger.exception(
+                    "rule failed on pose_wanted: camera=%s rule=%s", self.camera_id, rule.rule_id
+                )
+        return list(boxes)
 
     def no_signal(self, frame: FrameInfo) -> list[Event]:
         """Tell the rules that watch the signal (camera health) that no frame is coming.

@@ -56,6 +56,7 @@ from argus.fleet.assign import MemberInfo, Plan
 from argus.fleet.definitions import CameraDefinition, SecretError, resolve_source
 from argus.fleet.member import FleetMember
 from argus.fleet.view import FleetView
+from argus.poses import PoseService
 from argus.rulebook import RuleBook
 from argus.runner import Runner
 
@@ -133,6 +134,7 @@ class FleetWorker:
             clips=clips,
             person_ids=person_ids(list(self.names)),
             keep_running=True,
+            pose=PoseService(home / "models"),
         )
         if clips is not None:
             clips.start()

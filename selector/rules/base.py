@@ -19,6 +19,25 @@ class RuleError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class PoseSighting:
+    """A person's pose where a rule asked for one (see :data:`POSE_HOOK`): numbers only.
+
+    Attributes:
+        box: The box the rule asked about, ``(x1, y1, x2, y2)`` pixels (as asked).
+        lying: Whether the keypoints read as lying (``True``), upright (``False``), or
+            too few were confident to tell (``None``).
+        torso_deg: Torso angle from the vertical, degrees (0 upright, 90 lying, NaN
+            unknown).
+        score: The pose's score, [0, 1] (0: nobody found there).
+    """
+
+    box: tuple[float, float, float, float]
+    lying: bool | None
+    torso_deg: float
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class FrameInfo:
     """The facts about a frame a rule may use (rules never see pixels).
 
@@ -41,6 +60,9 @@ class FrameInfo:
             :mod:`selector.ground`), or ``None``: rules then measure in the picture.
             Set by the camera's selector; a rule must not keep it across frames (an
             estimated model improves as people are seen).
+        poses: Poses of the boxes the camera's rules asked about after the previous
+            frame (see :data:`POSE_HOOK`), measured on this frame; empty when none was
+            asked or the camera has no pose model.
     """
 
     camera_id: str
@@ -53,6 +75,7 @@ class FrameInfo:
     scene: SceneStats | None = None
     detected: bool = True
     ground: GroundModel | None = None
+    poses: tuple[PoseSighting, ...] = ()
 
     @classmethod
     def from_frame(cls, frame: Frame) -> FrameInfo:
@@ -127,6 +150,28 @@ class WatchingRule(Protocol):
     def watching(self, now_s: float) -> list[Watch]:
         """What may become an event, at video time ``now_s`` (seconds); no state change."""
         ...
+
+
+POSE_HOOK = "pose_wanted"
+"""Name of an OPTIONAL rule method::
+
+    def pose_wanted(self) -> list[tuple[float, float, float, float]]: ...
+
+The boxes (pixels) of people the rule wants a pose of (a person who may be down), asked
+after each frame; the runner measures their poses on the next frame with the optional
+pose model and passes them as ``FrameInfo.poses``.  Pose costs about one small network
+run per box, so a rule asks only about the few people it is deciding on.  A rule with
+this method sets ``uses_pose = True`` when it was configured to use pose; where the
+pose model is missing the rule gets no poses and must decide without them.
+"""
+
+POSE_ATTRIBUTE = "uses_pose"
+"""A rule that asks for poses sets this attribute to ``True``."""
+
+
+def needs_pose(rules: Collection[Rule]) -> bool:
+    """Whether any of ``rules`` asks for poses (so the pose model must be loaded)."""
+    return any(getattr(r, POSE_ATTRIBUTE, False) for r in rules)
 
 
 SCENE_ATTRIBUTE = "uses_scene"

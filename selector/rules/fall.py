@@ -75,6 +75,15 @@ Box = tuple[float, float, float, float]
 SIGNAL_WIDE = "wide"  # the track's own box turned wide
 SIGNAL_COLLAPSE = "collapse"  # the box shrank with the feet in place; a lying blob there
 SIGNAL_LOST = "lost"  # the track vanished there; a lying blob there
+SIGNAL_POSE = "pose"  # the box shrank with the feet in place; the pose model says lying
+
+POSE_MAX_ASKS = 3
+"""Most frames the rule asks the pose model about one candidate before deciding without."""
+POSE_MIN_SCORE = 0.2
+"""Least pose score an answer needs to count (a lying person scores lower than a
+standing one: about 0.4 on the suite's people)."""
+POSE_HOLD_S = 5.0
+"""Seconds a track the pose model found upright is not asked about again."""
 
 _UP = "up"
 _SUPPORT = "support"
@@ -128,6 +137,22 @@ class _Down:
     last_support_s: float
     supported_now: bool = True
     event: Event | None = None
+    pose: str | None = None  # "lying" once the pose model said so
+    pose_asks: int = 0
+
+
+@dataclass(slots=True)
+class _Suspect:
+    """A person whose box collapsed with the feet in place and no lying blob: the pose
+    model is asked whether they lie there (only with ``use_pose``)."""
+
+    box: Box
+    upright_h: float
+    since_s: float
+    fall_s: float
+    label: str
+    score: float
+    asks: int = 0
 
 
 class FallRule(TrackRule):
@@ -176,6 +201,16 @@ class FallRule(TrackRule):
       shown them still down for ``end_grace_s`` (``end_s`` = the last time something
       did).  Before ``min_down_s`` the same conditions just drop the candidate (a
       person bending or crouching briefly).
+    * **Pose** (``use_pose``, where the camera has the pose model): after each frame
+      the rule asks (:meth:`pose_wanted`) about the people down but not yet alerted on,
+      and about *suspects*: boxes that collapsed with the feet in place where no lying
+      blob is (a person the picture alone cannot tell from one sitting).  The answers
+      come with the next frame (``FrameInfo.poses``): a person down found *upright*
+      (torso within 60 degrees of vertical) is dropped and not asked about again for
+      ``POSE_HOLD_S``; a suspect found *lying* goes down (signal ``"pose"``, down
+      since the collapse).  An event the pose model confirmed has
+      ``details["pose"] = "lying"``.  No answer (no model, nobody found, too few
+      keypoints): decided without pose, as above.
     * **Frames without detection** (``frame.detected`` false): tracks are empty because
       nobody looked; only blobs count, as support.  Nothing goes down, gets up or ends
       on such a frame; an event may start on a blob's support.
@@ -197,6 +232,7 @@ class FallRule(TrackRule):
         min_score: Tracks below this score are ignored, [0, 1].
         zone_weight: Priority multiplier (finite, >= 0); ``None`` uses ``zone.weight``
             (1.0 without a zone).
+        use_pose: Ask the pose model (see **Pose** above).
 
     Raises:
         RuleError: For an invalid argument; the message names the rule and the value.
@@ -220,8 +256,10 @@ class FallRule(TrackRule):
         severity: int = 80,
         min_score: float = 0.0,
         zone_weight: float | None = None,
+        use_pose: bool = False,
     ) -> None:
         super().__init__(rule_id, camera_id)
+        self.uses_pose = bool(use_pose)
         persons = check_classes(rule_id, person_classes, class_names)
         if persons is None:  # pragma: no cover - check_classes(None)
             raise RuleError(f"rule {rule_id!r}: person_classes is required")
@@ -242,6 +280,9 @@ class FallRule(TrackRule):
         self._tracks: dict[int, _Track] = {}
         self._downs: dict[int, _Down] = {}
         self._last_s = -math.inf
+        self._suspects: dict[int, _Suspect] = {}
+        self._asked: dict[Box, int] = {}  # boxes asked about after the last frame
+        self._upright_until: dict[int, float] = {}  # tracks the pose model found upright
 
     def open_events(self) -> list[Event]:
         """Events started and not yet ended, by track id."""
@@ -263,6 +304,8 @@ class FallRule(TrackRule):
         self._last_s = t
         blobs = self._blobs(frame)
         ended: list[Event] = []
+        if self.uses_pose:
+            self._read_poses(frame)
         if frame.detected:
             seen = self._see(tracks, t)
             ended.extend(self._judge_all(seen, blobs, t))
@@ -291,6 +334,7 @@ class FallRule(TrackRule):
                     d.box, d.last_support_s = best, t
         for tid in set(ended_ids):
             self._tracks.pop(tid, None)
+            self._suspects.pop(tid, None)
         started: list[Event] = []
         for _, d in sorted(self._downs.items()):
             if d.event is None and d.supported_now and t - d.down_s >= self.min_down_s - TIME_EPS_S:
@@ -409,6 +453,7 @@ class FallRule(TrackRule):
             return None
         blob = self._lying_blob(ref, blobs)
         if blob is None:
+            self._suspect(tid, b, ref, earlier, frame.pts_s)
             return None
         return self._down(tid, blob, ref, SIGNAL_COLLAPSE, earlier, frame)
 
@@ -454,6 +499,84 @@ class FallRule(TrackRule):
             box=box,
             last_support_s=frame.pts_s,
         )
+
+    # ------------------------------------------------------------------ pose
+
+    def pose_wanted(self) -> list[Box]:
+        """The boxes (px) to measure poses of on the next frame (see
+        :data:`selector.rules.base.POSE_HOOK`): people down but not yet alerted on whom
+        the pose model has not spoken, and suspects; each asked ``POSE_MAX_ASKS``
+        times at most.  Nothing without ``use_pose``."""
+        self._asked.clear()
+        if not self.uses_pose:
+            return []
+        for tid, d in sorted(self._downs.items()):
+            if d.event is None and d.pose is None and d.pose_asks < POSE_MAX_ASKS:
+                d.pose_asks += 1
+                self._asked[d.anchor] = tid
+        for tid, sus in sorted(self._suspects.items()):
+            if sus.asks < POSE_MAX_ASKS:
+                sus.asks += 1
+                self._asked[sus.box] = tid
+        return list(self._asked)
+
+    def _suspect(
+        self, tid: int, b: Box, ref: Box, sightings: list[tuple[float, Box]], t: float
+    ) -> None:
+        """Keep track ``tid`` (collapsed box ``b``, upright ``ref``) for the pose model."""
+        if not self.uses_pose or tid in self._suspects or self._upright_until.get(tid, -1) > t:
+            return
+        ground = ((b[0] + b[2]) / 2.0, b[3])
+        if self.zone is not None and not bool(self.zone.contains([ground])[0]):
+            return
+        tr = self._tracks[tid]
+        ref_s = max(ts for ts, sb in sightings if sb == ref)
+        self._suspects[tid] = _Suspect(b, _h(ref), t, t - ref_s, tr.label, tr.score)
+
+    def _read_poses(self, frame: FrameInfo) -> None:
+        """Apply the pose model's answers about the boxes asked after the last frame: a
+        person it finds upright is no fall (yet to alert: dropped); a suspect it finds
+        lying is down since their box collapsed."""
+        t = frame.pts_s
+        for pose in frame.poses:
+            tid = self._asked.get(pose.box)
+            if tid is None or pose.score < POSE_MIN_SCORE or pose.lying is None:
+                continue
+            d, sus = self._downs.get(tid), self._suspects.pop(tid, None)
+            if d is not None and d.event is None:
+                if pose.lying:
+                    d.pose = "lying"
+                else:
+                    del self._downs[tid]
+                    self._upright_until[tid] = t + POSE_HOLD_S
+                    logger.debug(
+                        "fall candidate cleared by pose: camera=%s rule=%s track=%d t=%.3f",
+                        self.camera_id,
+                        self._rule_id,
+                        tid,
+                        t,
+                    )
+            elif sus is not None and d is None and pose.lying:
+                self._downs[tid] = _Down(
+                    track_id=tid,
+                    down_s=sus.since_s,
+                    anchor=sus.box,
+                    upright_h=sus.upright_h,
+                    signal=SIGNAL_POSE,
+                    fall_s=sus.fall_s,
+                    label=sus.label,
+                    score=sus.score,
+                    box=sus.box,
+                    last_support_s=t,
+                    pose="lying",
+                )
+            elif sus is not None and not pose.lying:
+                self._upright_until[tid] = t + POSE_HOLD_S
+        self._asked.clear()
+        for tid in [k for k, s in self._suspects.items() if t - s.since_s > self.max_fall_s]:
+            del self._suspects[tid]  # the pose model never said: no fall found
+        for tid in [k for k, until in self._upright_until.items() if until <= t]:
+            del self._upright_until[tid]
 
     def _matching_blob(self, anchor: Box, upright_h: float, blobs: list[Box]) -> Box | None:
         """The blob showing the person still down at ``anchor``, or ``None``.
@@ -529,6 +652,12 @@ class FallRule(TrackRule):
     # ------------------------------------------------------------------ events
 
     def _start(self, d: _Down, frame: FrameInfo) -> Event:
+        details: dict[str, float | int | str | bool] = {
+            "signal": d.signal,
+            "fall_s": round(d.fall_s, 3),
+        }
+        if d.pose is not None:
+            details["pose"] = d.pose
         event = self._new_event(
             EVENT_TYPE,
             frame,
@@ -538,7 +667,7 @@ class FallRule(TrackRule):
             score=d.score,
             bbox=d.box,
             start_s=d.down_s,
-            details={"signal": d.signal, "fall_s": round(d.fall_s, 3)},
+            details=details,
         )
         logger.debug(
             "fall started: camera=%s rule=%s track=%d signal=%s down at %.3f",
@@ -583,6 +712,9 @@ class FallRule(TrackRule):
                 )
         self._downs.clear()
         self._tracks.clear()
+        self._suspects.clear()
+        self._asked.clear()
+        self._upright_until.clear()
         return events
 
 
@@ -596,6 +728,12 @@ class FallRuleConfig(RuleConfigBase):
     zone: str | None = Field(None, description="Zone name (default: the whole picture).")
     min_down_s: float = Field(3.0, ge=0.0, le=3600.0, description="Seconds down before raising.")
     severity: int = Field(85, ge=0, le=100, description="Base priority of the rule's events.")
+    pose: bool = Field(
+        False,
+        description="Ask the optional pose model (`argus models pull --pose`) about a person "
+        "who may be down: it finds a lying person the picture alone misses, and clears one "
+        "who only sat or crouched. About 40 ms of CPU per question, asked only about them.",
+    )
 
 
 def build_fall(cfg: FallRuleConfig, ctx: BuildContext) -> FallRule:
@@ -608,6 +746,7 @@ def build_fall(cfg: FallRuleConfig, ctx: BuildContext) -> FallRule:
         class_names=ctx.class_names,
         min_down_s=cfg.min_down_s,
         severity=cfg.severity,
+        use_pose=cfg.pose,
     )
 
 

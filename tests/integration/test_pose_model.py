@@ -151,3 +151,26 @@ def test_whole_frame_and_another_photo(estimator: PoseEstimator) -> None:
     inside = (conf[:, 0] >= x1) & (conf[:, 0] <= x2) & (conf[:, 1] >= y1) & (conf[:, 1] <= y2)
     assert len(conf) >= 8 and inside.mean() >= 0.9, kp.round(1).tolist()
     assert not math.isnan(torso_angle_deg(kp))
+
+
+def test_the_run_pose_service_answers_rules_in_numbers(models_dir: Path) -> None:
+    """What a rule gets back through the runner's PoseService: the player upright, his
+    rotated copy lying, one answer per box asked, in order."""
+    from argus.poses import PoseService
+
+    image = _photo(KNOWN_PHOTO)
+    x1, y1, x2, y2 = VERIFY_BOX
+    crop = image[int(y1) : int(y2), int(x1) : int(x2)]
+    lying = np.ascontiguousarray(cv2.rotate(crop, cv2.ROTATE_90_CLOCKWISE))
+    lh, lw = lying.shape[:2]
+    scene = np.full((max(image.shape[0], lh + 40), image.shape[1] + lw + 80, 3), 90, np.uint8)
+    scene[: image.shape[0], : image.shape[1]] = image
+    ox = image.shape[1] + 40
+    scene[20 : 20 + lh, ox : ox + lw] = lying
+    service = PoseService(models_dir)
+    boxes = [VERIFY_BOX, (float(ox), 20.0, float(ox + lw), float(20 + lh))]
+    standing, down = service.sightings("cam", scene, boxes)
+    assert (standing.box, down.box) == (boxes[0], boxes[1])
+    assert standing.lying is False and standing.torso_deg < 15.0 and standing.score > 0.4
+    assert down.lying is True and 60.0 <= down.torso_deg <= 120.0 and down.score > 0.2
+    assert service.problem is None
