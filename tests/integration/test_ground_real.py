@@ -32,7 +32,7 @@ def test_the_ground_of_real_footage_is_estimated_from_its_people() -> None:
         DetectorConfig(providers="cpu", batch_size=4), models_dir(), "<test>", models_dir().parent
     )
     cap = cv2.VideoCapture(str(VTEST))
-    frames = [cap.read()[1] for _ in range(FRAMES)]
+    frames = [np.asarray(cap.read()[1], np.uint8) for _ in range(FRAMES)]
     cap.release()
     tracker, est = ByteTracker(), GroundEstimator([0])
     paths: dict[int, list[tuple[float, float, float]]] = {}
