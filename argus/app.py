@@ -74,7 +74,7 @@ from ingest.packets import PacketRing
 from models.registry import load_manifest
 from selector.camera import CameraSelector
 from selector.lines import Line
-from selector.rules.base import needs_scene
+from selector.rules.base import needs_pose, needs_scene
 from selector.tracker import ByteTracker
 from selector.zones import PolygonZone
 
@@ -348,6 +348,7 @@ def build_pipeline(
             raise ConfigError(source, [f"cameras.{cam_cfg.id}.{where}{e}"]) from None
         rulebooks[cam_cfg.id] = book
         cameras.append(cam)
+    pose = PoseService(home / "models")
     runner = Runner(
         cameras,
         detector,
@@ -362,8 +363,10 @@ def build_pipeline(
         run_id=str(uuid.uuid4()),
         clips=clips,
         person_ids=person_ids(names),
-        pose=PoseService(home / "models"),
+        pose=pose,
     )
+    if any(needs_pose(cam.selector.rules) for cam in cameras):
+        pose.preload()
     if clips is not None:
         clips.start()
     return Pipeline(

@@ -817,6 +817,11 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
         c.get("id"): {ln.get("name") for ln in c.get("lines") or [] if isinstance(ln, dict)}
         for c in cameras
     }
+    calibrated = {
+        c.get("id")
+        for c in cameras
+        if isinstance(c.get("ground"), dict) and c["ground"].get("points")
+    }
     seen: set[tuple[str, str]] = set()
     rules = data.get("rules") or []
     for i, rule in enumerate(rules if isinstance(rules, list) else []):
@@ -836,6 +841,12 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
                 f"rules.{i}.line: camera {cam!r} has no line {line!r} "
                 f"(lines: {sorted(str(x) for x in lines[cam])})"
             )
+        for k in sorted(str(k) for k, v in rule.items() if str(k).endswith("_m") and v is not None):
+            if cam not in calibrated:
+                problems.append(
+                    f"rules.{i}.{k}: metres need the ground calibration of camera {cam!r} "
+                    f"(its `ground.points`); without one use {k[:-2]}, in body heights"
+                )
         scope = zone or line
         kind = rule.get("type")
         key = (str(cam), str(rule.get("id") or (f"{kind}:{scope}" if scope else kind)))

@@ -11,6 +11,7 @@ rules go on deciding without poses; so does a pose call that fails.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -64,26 +65,33 @@ class PoseService:
                     )
             return self._estimator
 
+    def preload(self) -> None:
+        """Load the model now, on a thread of its own, so that the first question does
+        not hold the detector loop up (a run whose rules ask for poses calls it)."""
+        threading.Thread(target=self._get, name="pose-load", daemon=True).start()
+
     def sightings(
         self, camera_id: str, image: npt.NDArray[np.uint8], boxes: Sequence[Box]
     ) -> tuple[PoseSighting, ...]:
         """The poses of the people in ``boxes`` (px) of ``image`` (``(H, W, 3)`` BGR), one
-        per box in order; ``()`` when there is no model or the call failed (logged)."""
-        if not boxes:
+        per box in order (a box under 2 px wide or high, or not finite, gets none); ``()``
+        when there is no model or the call failed (logged)."""
+        asked = [b for b in boxes if _usable(b)]  # a degenerate box gets no answer
+        if not asked:
             return ()
         estimator = self._get()
         if estimator is None:
             return ()
         t0 = time.perf_counter()
         try:
-            poses = estimator.estimate(image, boxes_xyxy=np.asarray(boxes, np.float64))
+            poses = estimator.estimate(image, boxes_xyxy=np.asarray(asked, np.float64))
         except Exception:  # a failed call costs this frame's answers, not the camera
             log.exception("pose call failed", extra={"camera_id": camera_id})
             return ()
         metrics.POSE_SECONDS.observe(time.perf_counter() - t0)
-        metrics.POSE_BOXES.labels(camera_id).inc(len(boxes))
+        metrics.POSE_BOXES.labels(camera_id).inc(len(asked))
         out: list[PoseSighting] = []
-        for box, kp, score in zip(boxes, poses.keypoints, poses.scores.tolist(), strict=True):
+        for box, kp, score in zip(asked, poses.keypoints, poses.scores.tolist(), strict=True):
             found = score > 0.0
             out.append(
                 PoseSighting(
@@ -94,3 +102,9 @@ class PoseService:
                 )
             )
         return tuple(out)
+
+
+def _usable(box: Box) -> bool:
+    """Whether a box can be cut out: finite, at least 2 px wide and high."""
+    x1, y1, x2, y2 = box
+    return all(math.isfinite(v) for v in box) and x2 - x1 >= 2.0 and y2 - y1 >= 2.0

@@ -78,10 +78,11 @@ def camera_ground(cam: CameraConfig, names: Sequence[str]) -> CameraGround:
     """The ground the camera's rules measure on: its calibration (``ground.points``), else
     an estimate learned from the people it sees (``ground.estimate``), else none."""
     calibrated = cam.ground_model()
-    if calibrated is not None or not cam.ground.estimate:
+    if not cam.ground.estimate:
         return CameraGround(cam.id, calibrated)
     people = [i for i, n in enumerate(names) if n == "person"]
-    return CameraGround(cam.id, None, GroundEstimator(people, hfov_deg=cam.ground.hfov_deg))
+    estimator = GroundEstimator(people, hfov_deg=cam.ground.hfov_deg)
+    return CameraGround(cam.id, calibrated, estimator)
 
 
 class RuleBook:

@@ -12,10 +12,11 @@ Two ways to get one:
   ground the user measured (metres, any origin and axes).  A plane homography is fitted
   to them; points that lie on one line, or do not fit one plane, are refused.
 * **Estimated** (:class:`GroundEstimator`): from the people the camera sees.  On a flat
-  floor, the box height ``h`` of a standing person grows linearly with the image row
-  ``y`` of their feet, ``h = k * (y - y0)`` (``y0``: the horizon); with a person height
-  of :data:`PERSON_HEIGHT_M`, this gives metres across the picture exactly and, with an
-  assumed horizontal field of view, along it.  Until enough people were seen at
+  floor, the box height of a standing person depends on the row of their feet in a way
+  set by the camera's height and pitch; with people :data:`PERSON_HEIGHT_M` tall and an
+  assumed horizontal field of view, the heights seen at different rows give both
+  (:func:`fit_people`), and so the floor (:func:`pinhole`).  The field of view sets the
+  scale along the picture more than across it.  Until enough people were seen at
   different rows there is no model, and rules measure in the picture as before.
 
 Units: image points are pixels of the full frame (x right, y down); ground points are
@@ -78,6 +79,10 @@ class GroundModel:
     homography: F64
     source: Literal["calibrated", "estimated"]
     points: F64 = field(default_factory=lambda: np.zeros((0, 2)))
+    _rows: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rows", tuple(float(v) for v in self.homography.ravel()))
 
     @property
     def calibrated(self) -> bool:
@@ -100,11 +105,22 @@ class GroundModel:
         out[~ok] = np.nan
         return out
 
+    def point(self, x: float, y: float) -> tuple[float, float] | None:
+        """Ground position (metres) of one image point (px), or ``None`` on or above the
+        horizon (plain floats: rules call it per person per frame)."""
+        h = self._rows
+        w = h[6] * x + h[7] * y + h[8]
+        if w <= 1e-12:
+            return None
+        return ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w)
+
     def distance_m(self, p: Sequence[float], q: Sequence[float]) -> float:
         """Ground distance, metres, between image points ``p`` and ``q`` (px); ``NaN``
         when either is on or above the horizon."""
-        g = self.to_ground([p, q])
-        return float(math.hypot(*(g[1] - g[0])))
+        a, b = self.point(float(p[0]), float(p[1])), self.point(float(q[0]), float(q[1]))
+        if a is None or b is None:
+            return math.nan
+        return math.hypot(b[0] - a[0], b[1] - a[1])
 
     def outside(self, width: int, height: int) -> list[tuple[float, float]]:
         """The calibration's image points outside a ``width`` x ``height`` picture."""
@@ -209,47 +225,130 @@ def calibrate(
     return model
 
 
-def from_people(
-    slope: float,
-    horizon_y: float,
+def pinhole(
+    tilt_deg: float,
+    camera_h: float,
     width: int,
-    *,
-    person_height_m: float = PERSON_HEIGHT_M,
+    height: int,
     hfov_deg: float = DEFAULT_HFOV_DEG,
 ) -> GroundModel:
-    """The model of a flat floor on which standing people measure ``h = slope * (y -
-    horizon_y)`` pixels tall with their feet at row ``y``.
+    """The model of a level-rolled pinhole camera ``camera_h`` metres above the floor,
+    pitched ``tilt_deg`` down, with ``hfov_deg`` of view on a ``width`` x ``height``
+    picture (principal point at its centre).
 
-    Across the picture a pixel at row ``y`` is ``person_height_m / h`` metres; along it,
-    the distance from the camera is ``f * person_height_m / h`` with ``f`` the focal
-    length in pixels of a ``width``-pixel picture with ``hfov_deg`` of view.
+    The ray through pixel ``(u, v)`` meets the floor at ``X = Hc (u - cx) / d`` (right)
+    and ``Z = Hc (f cos t - (v - cy) sin t) / d`` (ahead), ``d = (v - cy) cos t + f sin t``;
+    ``d <= 0`` is on or above the horizon.
     """
     f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-    cx, hp = width / 2.0, person_height_m
+    cx, cy = width / 2.0, height / 2.0
+    st, ct = math.sin(math.radians(tilt_deg)), math.cos(math.radians(tilt_deg))
     hom = np.array(
-        [[hp, 0.0, -cx * hp], [0.0, 0.0, f * hp], [0.0, slope, -slope * horizon_y]],
+        [
+            [camera_h, 0.0, -camera_h * cx],
+            [0.0, -camera_h * st, camera_h * (f * ct + cy * st)],
+            [0.0, ct, f * st - cy * ct],
+        ],
         np.float64,
     )
     return GroundModel(hom, "estimated")
 
 
+def person_heights(
+    foot_y: npt.ArrayLike,
+    tilt_deg: npt.ArrayLike,
+    camera_h: npt.ArrayLike,
+    height: int,
+    f: float,
+    person_height_m: float = PERSON_HEIGHT_M,
+) -> F64:
+    """Box heights (px) of people ``person_height_m`` tall standing with their feet at
+    rows ``foot_y`` (px), seen by pinhole cameras as in :func:`pinhole` (focal ``f`` px;
+    the arguments broadcast); ``NaN`` where the feet are on or above the horizon."""
+    v = np.asarray(foot_y, np.float64) - height / 2.0
+    t = np.radians(np.asarray(tilt_deg, np.float64))
+    hc = np.asarray(camera_h, np.float64)
+    st, ct = np.sin(t), np.cos(t)
+    d = v * ct + f * st
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(d > 0.0, hc * (f * ct - v * st) / d, np.nan)
+        ry = hc - person_height_m  # the head's height below the camera
+        head = f * (ry * ct - z * st) / (ry * st + z * ct)
+    return np.asarray(v - head, np.float64)
+
+
 @dataclass(frozen=True, slots=True)
 class PeopleFit:
-    """A fit of people's box heights along the picture: ``h = slope * (y - horizon_y)``.
+    """The camera the people's box heights along the picture fit best (see
+    :class:`GroundEstimator`).
 
     Attributes:
-        slope: Pixels of height per pixel of row (> 0).
-        horizon_y: Row of the horizon, px (above every person seen).
+        tilt_deg: Pitch below the horizontal, degrees.
+        camera_h: Height above the floor, metres.
+        horizon_y: Row of the horizon, px (may be above the picture: negative).
         samples: Sightings it was fitted on.
-        rows: Rows bins it spans.
-        error: Median relative difference between a bin's height and the fit.
+        rows: Row bands it spans.
+        error: Relative difference between a sighting's height and the fit that three
+            sightings in four are within.
     """
 
-    slope: float
+    tilt_deg: float
+    camera_h: float
     horizon_y: float
     samples: int
     rows: int
     error: float
+
+
+TILTS_DEG = np.arange(-10.0, 81.0, 1.0)
+"""Camera pitches the estimator tries first, degrees below the horizontal (then refined
+to 0.1 degree around the best)."""
+CAMERA_HEIGHTS_M = np.geomspace(0.8, 60.0, 64)
+"""Camera heights it tries first, metres (then refined to 0.5 % around the best)."""
+
+
+def _search(
+    ys: F64, hs: F64, tilts: F64, heights: F64, height: int, f: float, person_height_m: float
+) -> tuple[float, float, float]:
+    """The best ``(tilt, camera height, median relative error)`` on a grid."""
+    pred = person_heights(
+        ys[None, None, :], tilts[:, None, None], heights[None, :, None], height, f, person_height_m
+    )
+    with np.errstate(invalid="ignore"):
+        err = np.median(np.abs(pred - hs) / hs, axis=2)
+    err = np.where(np.all(np.isfinite(pred) & (pred > 0.0), axis=2), err, np.inf)
+    i, j = np.unravel_index(int(np.argmin(err)), err.shape)
+    return float(tilts[i]), float(heights[j]), float(err[i, j])
+
+
+def fit_people(
+    foot_y: npt.ArrayLike,
+    box_h: npt.ArrayLike,
+    width: int,
+    height: int,
+    hfov_deg: float,
+    person_height_m: float = PERSON_HEIGHT_M,
+) -> tuple[float, float, float] | None:
+    """The pinhole camera (``(tilt_deg, camera_h, median relative error)``) under which
+    people standing at rows ``foot_y`` (px) are ``box_h`` (px) tall: a search over
+    :data:`TILTS_DEG` x :data:`CAMERA_HEIGHTS_M`, refined around the best (about 10 ms
+    for 16 rows); ``None`` when no camera puts every foot below its horizon."""
+    f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+    ys = np.asarray(foot_y, np.float64)
+    hs = np.asarray(box_h, np.float64)
+    tilt, cam_h, err = _search(ys, hs, TILTS_DEG, CAMERA_HEIGHTS_M, height, f, person_height_m)
+    if not math.isfinite(err):
+        return None
+    step = float(CAMERA_HEIGHTS_M[1] / CAMERA_HEIGHTS_M[0])
+    return _search(
+        ys,
+        hs,
+        np.arange(tilt - 1.0, tilt + 1.05, 0.1),
+        np.geomspace(cam_h / step, cam_h * step, 41),
+        height,
+        f,
+        person_height_m,
+    )
 
 
 class GroundEstimator:
@@ -257,11 +356,17 @@ class GroundEstimator:
 
     Each sighting of a person (a tracked row of ``person_classes`` with score >=
     ``min_score``, a box whose height is at least ``MIN_ASPECT`` times its width, not
-    touching the top or bottom edge) adds ``(foot row, box height)`` to one of
+    touching the top or bottom edge; a track at most once per ``SAMPLE_S``, so someone
+    standing still does not fill a band) adds ``(foot row, box height)`` to one of
     ``BINS`` bands of rows (each keeps its latest ``PER_BIN``).  Every ``REFIT_S`` of
-    video a line is fitted through the bands' medians; it is kept when it spans at least
-    ``MIN_BINS`` bands over ``MIN_SPAN`` of the picture's height, grows downward, puts
-    the horizon above every band, and fits within ``MAX_ERROR``.
+    video (``KEEP_S`` once there is a model: the bands keep changing slowly) the
+    pinhole camera (pitch and height, with ``hfov_deg`` of view) under which
+    people :data:`PERSON_HEIGHT_M` tall would have the bands' median heights is fitted
+    (:func:`fit_people`); it is kept when the bands span at least ``MIN_BINS`` bands
+    over ``MIN_SPAN`` of the picture's height and three sightings in four are within
+    ``MAX_ERROR`` (relative) of the fit.  The
+    model is then exact for such a camera: a steep one (looking down at 45 degrees) as
+    well as a level one.
 
     Args:
         person_classes: Class ids of people.
@@ -278,6 +383,8 @@ class GroundEstimator:
     MIN_ASPECT = 1.6
     MAX_ERROR = 0.2
     REFIT_S = 5.0
+    KEEP_S = 60.0
+    SAMPLE_S = 0.5
     EDGE_PX = 2.0
 
     def __init__(
@@ -295,6 +402,7 @@ class GroundEstimator:
         self._bins: list[deque[tuple[float, float]]] = [
             deque(maxlen=self.PER_BIN) for _ in range(self.BINS)
         ]
+        self._last_sample: dict[int, float] = {}  # track id -> time of its last sample
         self._size: tuple[int, int] | None = None
         self._next_fit_s = -math.inf
         self.fit: PeopleFit | None = None
@@ -309,6 +417,7 @@ class GroundEstimator:
             self._size = (width, height)
             for b in self._bins:
                 b.clear()
+            self._last_sample.clear()
             self.fit, self.model, self._next_fit_s = None, None, -math.inf
         if len(tracks) and self.person_classes.size:
             xyxy = tracks.xyxy.astype(np.float64)
@@ -322,10 +431,18 @@ class GroundEstimator:
                 & (xyxy[:, 1] > self.EDGE_PX)
                 & (xyxy[:, 3] < height - self.EDGE_PX)
             )
-            for y, hh in zip(xyxy[ok, 3].tolist(), h[ok].tolist(), strict=True):
-                self._bins[min(self.BINS - 1, int(y * self.BINS / height))].append((y, hh))
+            for i in np.flatnonzero(ok).tolist():
+                tid = int(tracks.tracker_id[i])
+                if t - self._last_sample.get(tid, -math.inf) < self.SAMPLE_S:
+                    continue
+                self._last_sample[tid] = t
+                y = float(xyxy[i, 3])
+                self._bins[min(self.BINS - 1, int(y * self.BINS / height))].append((y, float(h[i])))
         if t >= self._next_fit_s:
-            self._next_fit_s = t + self.REFIT_S
+            self._next_fit_s = t + (self.REFIT_S if self.model is None else self.KEEP_S)
+            stale = [k for k, ts in self._last_sample.items() if t - ts > 10 * self.REFIT_S]
+            for k in stale:
+                del self._last_sample[k]
             self._refit(width, height)
 
     def _refit(self, width: int, height: int) -> None:
@@ -336,23 +453,26 @@ class GroundEstimator:
         ys, hs = med[:, 0], med[:, 1]
         if float(ys.max() - ys.min()) < self.MIN_SPAN * height:
             return
-        slope, icept = (float(v) for v in np.polyfit(ys, hs, 1))
-        if slope <= 0.0:
-            return  # people do not grow downward: not a floor seen from above the crowd
-        horizon = -icept / slope
-        if horizon >= float(ys.min()):
+        found = fit_people(ys, hs, width, height, self.hfov_deg, self.person_height_m)
+        if found is None:
             return
-        error = float(np.median(np.abs(slope * ys + icept - hs) / hs))
-        if error > self.MAX_ERROR:
+        tilt, cam_h, _ = found
+        f = (width / 2.0) / math.tan(math.radians(self.hfov_deg) / 2.0)
+        every = np.array([s for b in full for s in b])  # (n, 2): each sighting's y, h
+        pred = person_heights(every[:, 0], tilt, cam_h, height, f, self.person_height_m)
+        error = float(np.percentile(np.abs(pred - every[:, 1]) / every[:, 1], 75))
+        if not error <= self.MAX_ERROR:  # NaN too: the people fit no camera
             return
-        self.fit = PeopleFit(slope, horizon, sum(len(b) for b in full), len(full), round(error, 4))
-        self.model = from_people(
-            slope,
-            horizon,
-            width,
-            person_height_m=self.person_height_m,
-            hfov_deg=self.hfov_deg,
+        horizon = height / 2.0 - f * math.tan(math.radians(tilt))
+        self.fit = PeopleFit(
+            round(tilt, 2),
+            round(cam_h, 2),
+            round(horizon, 1),
+            sum(len(b) for b in full),
+            len(full),
+            round(error, 4),
         )
+        self.model = pinhole(tilt, cam_h, width, height, self.hfov_deg)
 
 
 class CameraGround:
@@ -361,8 +481,9 @@ class CameraGround:
     Args:
         camera_id: The camera (for messages).
         calibrated: The user's model, or ``None``.
-        estimator: Learns one from people when there is no calibration (``None``:
-            rules measure in the picture).
+        estimator: Learns one from people while there is no calibration (none given, or
+            dropped because its points are outside the picture); ``None``: rules then
+            measure in the picture.
     """
 
     def __init__(
@@ -373,7 +494,7 @@ class CameraGround:
     ) -> None:
         self.camera_id = camera_id
         self.calibrated = calibrated
-        self.estimator = estimator if calibrated is None else None
+        self.estimator = estimator  # learns only while there is no calibration
         self.problem: str | None = None  # why the calibration was dropped, if it was
         self._checked: tuple[int, int] | None = None
 
@@ -388,16 +509,16 @@ class CameraGround:
             return None
         self.problem = (
             f"camera {self.camera_id!r}: ground calibration: image points {bad} are outside "
-            f"the {width}x{height} picture; the camera's rules measure in the picture "
-            "until it is fixed"
+            f"the {width}x{height} picture; the camera's rules measure without it (on "
+            "the ground estimated from people, if on, else in the picture) until it is fixed"
         )
         self.calibrated = None
         return self.problem
 
     def update(self, tracks: Detections, t: float, width: int, height: int) -> None:
-        """Feed the estimator (if any) one frame's tracks (see
-        :meth:`GroundEstimator.observe`)."""
-        if self.estimator is not None:
+        """Feed the estimator (if any, and while there is no calibration) one frame's
+        tracks (see :meth:`GroundEstimator.observe`)."""
+        if self.estimator is not None and self.calibrated is None:
             self.estimator.observe(tracks, t, width, height)
 
     @property
@@ -414,8 +535,10 @@ class CameraGround:
         if self.problem:
             out["problem"] = self.problem
         fit = self.estimator.fit if self.estimator is not None else None
-        if model is not None and fit is not None:
-            out["horizon_y"] = round(fit.horizon_y, 1)
+        if model is not None and not model.calibrated and fit is not None:
+            out["tilt_deg"] = fit.tilt_deg
+            out["camera_height_m"] = fit.camera_h
+            out["horizon_y"] = fit.horizon_y
             out["people_seen"] = fit.samples
         return out
 

@@ -59,6 +59,7 @@ from argus.fleet.view import FleetView
 from argus.poses import PoseService
 from argus.rulebook import RuleBook
 from argus.runner import Runner
+from selector.rules.base import needs_pose
 
 log = logging.getLogger("argus.fleet")
 
@@ -121,6 +122,7 @@ class FleetWorker:
             bus.subscribe(sink.write)
         clips = clip_maker(self.shared, evidence, list(self.names), home, source)
         self.ready = threading.Condition()
+        self.pose = PoseService(home / "models")
         self.runner = Runner(
             [],
             detector,
@@ -134,7 +136,7 @@ class FleetWorker:
             clips=clips,
             person_ids=person_ids(list(self.names)),
             keep_running=True,
-            pose=PoseService(home / "models"),
+            pose=self.pose,
         )
         if clips is not None:
             clips.start()
@@ -377,6 +379,8 @@ class FleetWorker:
         with self._lock:
             self._running[d.camera_id] = _Running(d, book)
         self.runner.add_camera(cam)
+        if needs_pose(cam.selector.rules):
+            self.pose.preload()
         metrics.STARTS.inc()
         return None
 

@@ -206,8 +206,9 @@ class FallRule(TrackRule):
       and about *suspects*: boxes that collapsed with the feet in place where no lying
       blob is (a person the picture alone cannot tell from one sitting).  The answers
       come with the next frame (``FrameInfo.poses``): a person down found *upright*
-      (torso within 60 degrees of vertical) is dropped and not asked about again for
-      ``POSE_HOLD_S``; a suspect found *lying* goes down (signal ``"pose"``, down
+      (torso within 60 degrees of vertical), or a suspect found so, is dropped, and that
+      track is not judged for a fall again for ``POSE_HOLD_S`` (nor asked about); a
+      suspect found *lying* goes down (signal ``"pose"``, down
       since the collapse).  An event the pose model confirmed has
       ``details["pose"] = "lying"``.  No answer (no model, nobody found, too few
       keypoints): decided without pose, as above.
@@ -310,8 +311,8 @@ class FallRule(TrackRule):
             seen = self._see(tracks, t)
             ended.extend(self._judge_all(seen, blobs, t))
             for tid in sorted(self._tracks):
-                if tid in self._downs:
-                    continue
+                if tid in self._downs or self._upright_until.get(tid, -math.inf) > t:
+                    continue  # down already, or the pose model just found them upright
                 if tid in seen:
                     down = self._went_down(tid, seen[tid], blobs, frame)
                 else:
@@ -524,7 +525,7 @@ class FallRule(TrackRule):
         self, tid: int, b: Box, ref: Box, sightings: list[tuple[float, Box]], t: float
     ) -> None:
         """Keep track ``tid`` (collapsed box ``b``, upright ``ref``) for the pose model."""
-        if not self.uses_pose or tid in self._suspects or self._upright_until.get(tid, -1) > t:
+        if not self.uses_pose or tid in self._suspects:
             return
         ground = ((b[0] + b[2]) / 2.0, b[3])
         if self.zone is not None and not bool(self.zone.contains([ground])[0]):

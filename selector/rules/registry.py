@@ -103,15 +103,14 @@ class BuildContext:
     def metres(self, cfg: RuleConfigBase, key: str) -> float | None:
         """The value of ``cfg``'s ``<key>_m`` (metres), or ``None`` when not given.
 
+        ``<key>_m`` wins over ``<key>`` (which always has a value: its default).
+
         Raises:
-            RuleConfigError: ``<key>_m`` on a camera without a ground calibration, or
-                both ``<key>`` and ``<key>_m`` given.
+            RuleConfigError: ``<key>_m`` on a camera without a ground calibration.
         """
         value = getattr(cfg, f"{key}_m", None)
         if value is None:
             return None
-        if key in cfg.model_fields_set:
-            raise RuleConfigError(f"give {key} (body heights) or {key}_m (metres), not both")
         if self.ground is None or not self.ground.calibrated:
             raise RuleConfigError(
                 f"metres need the ground calibration of camera {self.camera_id!r} "

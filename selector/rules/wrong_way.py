@@ -39,6 +39,11 @@ EVENT_TYPE = "wrong_way"
 MIN_SPAN = 0.5
 """Share of ``window_s`` the samples must span before a velocity is estimated."""
 
+MIN_PICTURE_SPEED_PX = 2.0
+"""Slowest motion of the feet in the picture, pixels per second, that counts as moving:
+slower is within a detector's jitter.  Far from the camera a pixel along the picture is
+a metre or more on the floor, so without it a ground model would turn jitter into speed."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Motion:
@@ -281,7 +286,8 @@ class WrongWayRule(TrackRule):
         less than ``MIN_SPAN * window_s``; a still track gives :data:`_STILL`.
 
         On the ground where the camera has a ground model (the allowed direction is
-        carried to the floor at the track's place), else in the picture.
+        carried to the floor at the track's place), else in the picture.  Feet moving
+        less than ``MIN_PICTURE_SPEED_PX`` in the picture are still.
         """
         s = np.array(mover.samples, np.float64)  # (n, 4): t, x, y, h
         ts = s[:, 0] - s[:, 0].mean()
@@ -291,24 +297,23 @@ class WrongWayRule(TrackRule):
         if h <= 0.0:
             return _STILL
         var = float(ts @ ts)
+        vx = float(ts @ (s[:, 1] - s[:, 1].mean())) / var
+        vy = float(ts @ (s[:, 2] - s[:, 2].mean())) / var
+        if math.hypot(vx, vy) < MIN_PICTURE_SPEED_PX:
+            return _STILL  # within the detector's jitter, whatever it is on the floor
         model = self._ground
         if model is not None:
             here = s[-1, 1:3]
             g = model.to_ground(np.vstack([s[:, 1:3], here + np.array(self.direction) * h]))
             if np.all(np.isfinite(g)):
-                vx = float(ts @ (g[:-1, 0] - g[:-1, 0].mean())) / var
-                vy = float(ts @ (g[:-1, 1] - g[:-1, 1].mean())) / var
+                gx = float(ts @ (g[:-1, 0] - g[:-1, 0].mean())) / var
+                gy = float(ts @ (g[:-1, 1] - g[:-1, 1].mean())) / var
                 allowed = g[-1] - g[-2]
-                v = math.hypot(vx, vy)
+                v = math.hypot(gx, gy)
                 if v == 0.0:
                     return _STILL
-                return _Motion(v / PERSON_HEIGHT_M, _angle((vx, vy), allowed), v)
-        vx = float(ts @ (s[:, 1] - s[:, 1].mean())) / var
-        vy = float(ts @ (s[:, 2] - s[:, 2].mean())) / var
-        v = math.hypot(vx, vy)
-        if v == 0.0:
-            return _STILL
-        return _Motion(v / h, _angle((vx, vy), self.direction))
+                return _Motion(v / PERSON_HEIGHT_M, _angle((gx, gy), allowed), v)
+        return _Motion(math.hypot(vx, vy) / h, _angle((vx, vy), self.direction))
 
     def _grace_over(self, mover: _Mover, t: float) -> bool:
         return t - mover.last_wrong_s >= self.grace_s - TIME_EPS_S

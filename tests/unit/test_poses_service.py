@@ -56,3 +56,18 @@ def test_a_failed_call_costs_that_frame_only_and_nobody_found_says_nothing(
     (answer,) = nobody.sightings("cam", IMAGE, [BOX])
     assert answer.box == BOX and answer.lying is None and answer.score == 0.0
     assert np.isnan(answer.torso_deg)
+
+
+def test_a_degenerate_box_gets_no_answer_and_the_others_still_do() -> None:
+    seen: list[int] = []
+
+    class Counting(_Nobody):
+        def estimate(self, image: object, boxes_xyxy: object = None) -> Poses:
+            seen.append(len(np.asarray(boxes_xyxy)))
+            return super().estimate(image, boxes_xyxy)
+
+    service = PoseService(Path("/nonexistent"), load=lambda: Counting())  # type: ignore[arg-type,return-value]
+    flat, nan = (10.0, 10.0, 50.0, 11.0), (float("nan"), 0.0, 5.0, 5.0)
+    answers = service.sightings("cam", IMAGE, [flat, BOX, nan])
+    assert [a.box for a in answers] == [BOX] and seen == [1]
+    assert service.sightings("cam", IMAGE, [flat]) == () and seen == [1]
