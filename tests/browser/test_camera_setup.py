@@ -19,8 +19,11 @@ The tests:
   page cannot judge (an id of the wrong form) gets the service's own 422 problems; the
   fleet's definition is unchanged by either.
 
+* floor points (the camera's ground calibration): too few are refused in the page, four
+  in a row by the service with its reason, four good ones saved with their metres.
+
 Screenshots (``harness.shot``): ``setup-picture``, ``setup-saved``, ``setup-crossed``,
-``setup-server-refused``.
+``setup-server-refused``, ``setup-floor-refused``, ``setup-floor-saved``.
 """
 
 from __future__ import annotations
@@ -254,3 +257,54 @@ def test_a_crossed_zone_and_a_bad_rule_are_refused_with_reasons(page: Page, site
     expect(result).to_contain_text("evidence_source needs a network camera as source")
     shot(page, "setup-server-refused")
     assert site.definition()["updated_at"] == before["updated_at"]
+
+
+def test_an_admin_marks_floor_points_with_their_metres(page: Page, site: Site) -> None:
+    """The camera's ground calibration from the page: too few points are refused in the
+    page, four in a row by the service (its reason shown), four good ones are saved in
+    frame pixels with their metres."""
+    from playwright.sync_api import expect
+
+    _open_setup(page, site)
+    result = page.locator("#setup-result")
+
+    def mark(points: list[tuple[int, int]], metres: list[tuple[float, float]]) -> None:
+        page.get_by_role("button", name="Mark floor points").click()
+        _click_frame(page, points)
+        page.keyboard.press("Enter")
+        for i, (x, y) in enumerate(metres, 1):
+            page.get_by_label(f"P{i} x (m)").fill(str(x))
+            page.get_by_label(f"P{i} y (m)").fill(str(y))
+            page.get_by_label(f"P{i} y (m)").press("Tab")
+
+    before = site.definition()
+    mark([(100, 450), (200, 450), (300, 450)], [(0, 0), (2, 0), (4, 0)])
+    page.get_by_role("button", name="Save camera").click()
+    expect(result).to_contain_text("four or more are needed (3 marked)")
+    assert site.definition()["updated_at"] == before["updated_at"]  # nothing was sent
+
+    page.get_by_role("button", name="Mark floor points").click()
+    _click_frame(page, [(400, 450)])
+    page.keyboard.press("Enter")
+    page.get_by_label("P4 x (m)").fill("6")
+    page.get_by_label("P4 y (m)").fill("0.5")
+    page.get_by_role("button", name="Save camera").click()
+    expect(result).to_contain_text("The service refused the definition:")
+    expect(result).to_contain_text("three of the image points are on one line")
+    shot(page, "setup-floor-refused")
+    assert site.definition()["updated_at"] == before["updated_at"]
+
+    for _ in range(4):
+        page.get_by_role("button", name="Delete floor point P1").click()
+    expect(page.locator("#setup-floor")).to_contain_text("estimated from the people seen")
+    good = [(200, 400), (500, 400), (560, 520), (150, 520)]
+    metres = [(0.0, 0.0), (5.0, 0.0), (5.0, 3.0), (0.0, 3.0)]
+    mark(good, metres)
+    expect(page.locator("#setup-overlay .setup-floor")).to_have_count(4)
+    page.get_by_role("button", name="Save camera").click()
+    expect(result).to_contain_text("Saved — the worker applies it")
+    shot(page, "setup-floor-saved")
+    points = site.definition()["camera"]["ground"]["points"]
+    assert [p["ground"] for p in points] == [list(m) for m in metres]
+    for p, (x, y) in zip(points, good, strict=True):
+        assert abs(p["image"][0] - x) <= 3 and abs(p["image"][1] - y) <= 3, points

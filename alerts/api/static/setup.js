@@ -7,7 +7,10 @@
 // Drawing: "Draw zone", then click the vertices; click the first vertex again or press
 // Enter to close it, Esc to cancel.  "Draw line": two clicks; its arrow shows the "+"
 // direction ("Flip" turns it).  Drag a vertex to move it, or focus it (Tab) and use the
-// arrow keys (Shift: 10 pixels); Delete removes a focused zone vertex.
+// arrow keys (Shift: 10 pixels); Delete removes a focused zone vertex or floor point.
+// "Mark floor points": click points on the floor whose positions you measured, then give
+// each its position in metres: the camera's ground calibration (rules then measure
+// distances and speeds on the floor, and may use their *_m keys).
 import { ApiError, api, getJson, putJson } from "./api.js";
 import { ruleForm } from "./ruleform.js";
 import { freshName, plusNormal, shapeProblems } from "./shapes.js";
@@ -28,7 +31,12 @@ let loadSeq = 0;
 const view = () => $("view-setup");
 const zones = () => def.camera.zones || (def.camera.zones = []);
 const lines = () => def.camera.lines || (def.camera.lines = []);
-const pointsOf = (kind, i) => (kind === "zone" ? zones()[i].polygon : lines()[i].points);
+const floor = () => { const g = def.camera.ground || (def.camera.ground = {}); return g.points || (g.points = []); };
+const pointsOf = (kind, i) => (kind === "zone" ? zones()[i].polygon : kind === "line" ? lines()[i].points : floor().map((f) => f.image));
+function setVertex(kind, i, v, p) {
+  if (kind === "floor") floor()[v].image = p;
+  else pointsOf(kind, i)[v] = p;
+}
 const typeWords = (t) => (t.charAt(0).toUpperCase() + t.slice(1)).replaceAll("_", " ");
 
 // -- the view ---------------------------------------------------------------------------
@@ -77,6 +85,7 @@ async function open(id, seq) {
   frame = null;
   $("setup-body").replaceChildren(layout());
   renderShapes();
+  renderFloor();
   renderRules();
   await loadPicture(seq);
 }
@@ -87,6 +96,7 @@ function layout() {
   const tools = el("div", { class: "setup-tools", role: "toolbar", "aria-label": "Drawing" },
     button("setup-draw-zone", "Draw zone", () => startDrawing("zone")),
     button("setup-draw-line", "Draw line", () => startDrawing("line")),
+    button("setup-draw-floor", "Mark floor points", () => startDrawing("floor")),
     button("setup-reload", "Reload picture", () => loadPicture(loadSeq)),
     el("span", { id: "setup-drawing", class: "hint", role: "status" }, ""));
   const source = el("input", { id: "setup-source", value: def.camera.source || "", maxlength: 2048 });
@@ -103,6 +113,11 @@ function layout() {
         + "the arrow keys.")),
     el("section", { class: "setup-side", "aria-label": "Definition" },
       el("h3", {}, "Zones and lines"), el("ul", { id: "setup-shapes", class: "setup-list" }),
+      el("h3", {}, "Floor points"),
+      el("p", { class: "hint", id: "setup-floor-hint" }, "Optional: four or more points on the floor, no three in a row (the "
+        + "corners of a parking bay, floor tiles), each with its position in metres from any corner you choose. "
+        + "Rules then measure distances and speeds on the floor. Without them the floor is estimated from the people seen."),
+      el("ul", { id: "setup-floor", class: "setup-list" }),
       el("h3", {}, "Rules"), el("ul", { id: "setup-rules", class: "setup-list" }),
       el("div", { class: "filters" },
         el("label", { for: "setup-rule-type" }, "New rule"),
@@ -135,7 +150,7 @@ async function loadPicture(seq) {
     const why = e instanceof ApiError && e.detail ? e.detail : e.message;
     $("setup-stage").replaceChildren(el("p", { class: "no-media", id: "setup-picture-note", role: "alert" },
       `No picture: ${why}. Zones and lines can be drawn once the camera streams; its rules can be edited now.`));
-    for (const id of ["setup-draw-zone", "setup-draw-line"]) $(id).disabled = true;
+    for (const id of ["setup-draw-zone", "setup-draw-line", "setup-draw-floor"]) $(id).disabled = true;
     return;
   }
   const width = Number(r.headers.get("X-Frame-Width")), height = Number(r.headers.get("X-Frame-Height"));
@@ -153,7 +168,7 @@ async function loadPicture(seq) {
   overlay.addEventListener("keydown", onVertexKey);
   $("setup-stage").replaceChildren(img, overlay,
     el("span", { class: "setup-size hint" }, `Frame ${width}×${height} px`));
-  for (const id of ["setup-draw-zone", "setup-draw-line"]) $(id).disabled = false;
+  for (const id of ["setup-draw-zone", "setup-draw-line", "setup-draw-floor"]) $(id).disabled = false;
   draw();
 }
 
@@ -173,7 +188,8 @@ function startDrawing(kind) {
   selected = null;
   $("setup-drawing").textContent = kind === "zone"
     ? "Drawing a zone: click its vertices; click the first one or press Enter to close it; Esc cancels."
-    : "Drawing a line: click its two ends; Esc cancels.";
+    : kind === "line" ? "Drawing a line: click its two ends; Esc cancels."
+      : "Marking floor points: click each point on the floor whose position you know; Enter or Esc ends.";
   $("setup-overlay").focus();
   draw();
 }
@@ -203,6 +219,15 @@ function cancelDrawing() {
 }
 document.addEventListener("keydown", (ev) => {
   if (!drawing || view().hidden) return;
+  if (drawing.kind === "floor" && (ev.key === "Escape" || ev.key === "Enter")) {
+    ev.preventDefault();
+    drawing = null;
+    $("setup-drawing").textContent = `${floor().length} floor points: give each its position in metres.`;
+    draw();
+    const first = floor().findIndex((f) => !Array.isArray(f.ground) || f.ground.some((v) => typeof v !== "number"));
+    if (first >= 0) $(`setup-floor-x-${first}`).focus();
+    return;
+  }
   if (ev.key === "Escape") { ev.preventDefault(); cancelDrawing(); }
   else if (ev.key === "Enter" && drawing.kind === "zone") { ev.preventDefault(); finishDrawing(); }
 });
@@ -213,6 +238,12 @@ function onPointerDown(ev) {
   if (drawing) {
     ev.preventDefault();
     const p = framePoint(ev);
+    if (drawing.kind === "floor") {
+      floor().push({ image: p, ground: [null, null] });
+      renderFloor();
+      draw();
+      return;
+    }
     const first = drawing.points[0];
     if (drawing.kind === "zone" && first && drawing.points.length >= 3
         && Math.hypot(p[0] - first[0], p[1] - first[1]) <= handleRadius() * 1.5) { finishDrawing(); return; }
@@ -234,13 +265,14 @@ function onPointerDown(ev) {
 }
 function onPointerMove(ev) {
   if (!dragging) return;
-  pointsOf(dragging.kind, dragging.index)[dragging.vertex] = framePoint(ev);
+  setVertex(dragging.kind, dragging.index, dragging.vertex, framePoint(ev));
   draw();
 }
 function onPointerUp() {
   if (!dragging) return;
   dragging = null;
   renderShapes();
+  renderFloor();
 }
 function onVertexKey(ev) {
   const t = ev.target;
@@ -251,15 +283,19 @@ function onVertexKey(ev) {
   const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
   if (moves[ev.key]) {
     const [dx, dy] = moves[ev.key];
-    pts[vertex] = [Math.min(Math.max(pts[vertex][0] + dx, 0), frame.width), Math.min(Math.max(pts[vertex][1] + dy, 0), frame.height)];
+    setVertex(kind, index, vertex, [Math.min(Math.max(pts[vertex][0] + dx, 0), frame.width), Math.min(Math.max(pts[vertex][1] + dy, 0), frame.height)]);
   } else if ((ev.key === "Delete" || ev.key === "Backspace") && kind === "zone" && pts.length > 3) {
     pts.splice(vertex, 1);
+  } else if ((ev.key === "Delete" || ev.key === "Backspace") && kind === "floor") {
+    floor().splice(vertex, 1);
+    if (!floor().length) selected = null;
   } else return;
   ev.preventDefault();
   ev.stopPropagation();
-  selected = { kind, index };
+  if (kind !== "floor" || floor().length) selected = { kind, index };
   draw();
   renderShapes();
+  renderFloor();
   const again = $("setup-overlay").querySelector(`[data-kind="${kind}"][data-index="${index}"][data-vertex="${Math.min(vertex, pts.length - 1)}"]`);
   if (again) again.focus();
 }
@@ -289,6 +325,10 @@ function draw() {
     tip.textContent = "+";
     parts.push(tip, label(l.name, a, "line"));
   });
+  floor().forEach((f, v) => {
+    parts.push(svg("circle", { class: "setup-floor", cx: f.image[0], cy: f.image[1], r: r * 0.8, "data-kind": "floor", "data-index": 0 }));
+    parts.push(label(`P${v + 1}`, f.image, "floor"));
+  });
   if (selected && !drawing) {
     pointsOf(selected.kind, selected.index).forEach((p, v) => {
       const h = svg("circle", { class: "setup-vertex", cx: p[0], cy: p[1], r, tabindex: 0, role: "button",
@@ -309,7 +349,7 @@ function label(text, at, kind) {
   t.textContent = text;
   return t;
 }
-const shapeName = (s) => (s.kind === "zone" ? zones()[s.index].name : lines()[s.index].name);
+const shapeName = (s) => (s.kind === "zone" ? zones()[s.index].name : s.kind === "line" ? lines()[s.index].name : "points");
 
 // -- the lists ---------------------------------------------------------------------------------
 function renderShapes() {
@@ -332,6 +372,42 @@ function renderShapes() {
     });
   }
   list.replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, "None yet: draw a zone or a line on the picture.")]));
+}
+function renderFloor() {
+  const list = $("setup-floor");
+  if (!list) return;
+  const rows = floor().map((f, i) => {
+    const g = Array.isArray(f.ground) ? f.ground : (f.ground = [null, null]);
+    const metres = (axis) => {
+      const id = `setup-floor-${axis ? "y" : "x"}-${i}`;
+      const input = el("input", { id, type: "number", step: "0.01", value: typeof g[axis] === "number" ? String(g[axis]) : "",
+        class: "setup-metres", "aria-label": `P${i + 1} ${axis ? "y" : "x"} (m)` });
+      input.addEventListener("change", () => {
+        const v = input.value.trim() === "" ? null : Number(input.value);
+        g[axis] = v !== null && Number.isFinite(v) ? v : null;
+      });
+      return [el("label", { for: id }, axis ? "y" : "x"), input, el("span", { class: "hint" }, "m")];
+    };
+    return el("li", { class: "setup-shape", "data-kind": "floor", "data-index": i },
+      el("strong", {}, `P${i + 1}`),
+      el("span", { class: "hint", title: "Where it is in the picture" }, `${Math.round(f.image[0])}, ${Math.round(f.image[1])} px`),
+      ...metres(0), ...metres(1),
+      button(`setup-delete-floor-${i}`, "Delete", () => { floor().splice(i, 1); selected = null; renderFloor(); draw(); },
+        { "aria-label": `Delete floor point P${i + 1}` }));
+  });
+  list.replaceChildren(...(rows.length ? rows : [el("li", { class: "hint" }, "None: the floor is estimated from the people seen.")]));
+}
+function floorProblems() {
+  const pts = floor();
+  if (!pts.length) return [];
+  const problems = [];
+  if (pts.length < 4) problems.push(`Floor points: four or more are needed (${pts.length} marked), or none.`);
+  pts.forEach((f, i) => {
+    if (!Array.isArray(f.ground) || f.ground.some((v) => typeof v !== "number" || !Number.isFinite(v))) {
+      problems.push(`Floor point P${i + 1} needs its position in metres (x and y).`);
+    }
+  });
+  return problems;
 }
 function markSelected() {
   for (const li of $("setup-shapes").children) {
@@ -409,7 +485,7 @@ async function save() {
   const evidenceSource = $("setup-evidence").value.trim();
   if (evidenceSource) def.camera.evidence_source = evidenceSource;
   else delete def.camera.evidence_source;
-  const problems = shapeProblems(zones(), lines(), frame);
+  const problems = [...shapeProblems(zones(), lines(), frame), ...floorProblems()];
   const zoneNames = zones().map((z) => z.name), lineNames = lines().map((l) => l.name);
   def.rules.forEach((r, i) => {
     if (r.zone && !zoneNames.includes(r.zone)) problems.push(`Rule ${i + 1} (${ruleText(r)}) names zone "${r.zone}", which is not drawn.`);
@@ -425,6 +501,7 @@ async function save() {
     def = structuredClone({ camera: out.camera, rules: out.rules, model: out.model });
     $("setup-rule-editor").replaceChildren();
     renderShapes();
+    renderFloor();
     renderRules();
     draw();
     say("Saved — the worker applies it (a changed zone or line restarts this camera).", [], "saved");
