@@ -77,6 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="the runs' gating section as JSON, e.g. '{\"sparse_when_quiet\": true}'",
     )
+    p.add_argument(
+        "--camera",
+        type=json.loads,
+        default=None,
+        help="more keys of every scenario's camera as JSON, e.g. "
+        '\'{"ground": {"estimate": false}}\'',
+    )
     p.add_argument("--no-run", action="store_true", help="generate videos and truth only")
     p.add_argument(
         "--keep",
@@ -106,6 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.kinds = kinds
     if args.gating is not None and not isinstance(args.gating, dict):
         p.error("--gating must be a JSON object")
+    if args.camera is not None and not isinstance(args.camera, dict):
+        p.error("--camera must be a JSON object")
     if args.tolerance_s <= 0 or not math.isfinite(args.tolerance_s):
         p.error("--tolerance-s must be a positive number")
     return args
@@ -166,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         armed = sorted({str(r["type"]) for r in scn.rules} | {"camera_health"})
         if args.no_run:
             continue
-        res = run_argus(config_for(scn, video, work, args.gating), work, home, scn.name)
+        res = run_argus(
+            config_for(scn, video, work, args.gating, args.camera), work, home, scn.name
+        )
         run_total += res.wall_s
         preds = read_predictions(work / "events.jsonl")
         m = match(scn.gt, preds, args.tolerance_s)
@@ -215,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             "kinds": args.kinds,
             "tolerance_s": args.tolerance_s,
             "gating": args.gating,
+            "camera": args.camera,
             "scenarios": len(results),
             "failed_runs": failed,
             "video_hours": round(sum(r.duration_s for r in results) / 3600.0, 4),

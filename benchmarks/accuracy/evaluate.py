@@ -124,9 +124,25 @@ def read_predictions(path: Path) -> list[Prediction]:
     return predictions_from_records(records)
 
 
-def compatible(gt: GTEvent, pred: Prediction, tolerance_s: float) -> bool:
-    """Whether ``pred`` may be matched to ``gt`` (see the module docstring)."""
-    if gt.type != pred.type or abs(gt.start_s - pred.start_s) > tolerance_s + 1e-9:
+def compatible(
+    gt: GTEvent,
+    pred: Prediction,
+    tolerance_s: float,
+    window: tuple[float, float] | None = None,
+) -> bool:
+    """Whether ``pred`` may be matched to ``gt`` (see the module docstring).
+
+    ``window`` ``(before_s, after_s)``, when given, replaces the symmetric tolerance: the
+    prediction must start in ``[gt.start_s - before_s, gt.start_s + after_s]`` (edges
+    included), e.g. KISA's ``(2.0, 10.0)``.
+    """
+    if gt.type != pred.type:
+        return False
+    d = pred.start_s - gt.start_s
+    if window is None:
+        if abs(d) > tolerance_s + 1e-9:
+            return False
+    elif not -window[0] - 1e-9 <= d <= window[1] + 1e-9:
         return False
     if gt.type == "line_crossing" and (gt.line != pred.line or gt.direction != pred.direction):
         return False
@@ -143,9 +159,14 @@ class Matching:
 
 
 def match(
-    gts: Sequence[GTEvent], preds: Sequence[Prediction], tolerance_s: float = DEFAULT_TOLERANCE_S
+    gts: Sequence[GTEvent],
+    preds: Sequence[Prediction],
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    window: tuple[float, float] | None = None,
 ) -> Matching:
-    """Greedy one-to-one matching by increasing start-time distance.
+    """Greedy one-to-one matching by increasing start-time distance (``window``: an
+    asymmetric ``(before_s, after_s)`` window instead of ``tolerance_s``, see
+    :func:`compatible`).
 
     Returns:
         ``pairs`` ``(gt index, prediction index)``, ``missed`` ground-truth indexes
@@ -155,7 +176,7 @@ def match(
         (abs(g.start_s - p.start_s), i, j)
         for i, g in enumerate(gts)
         for j, p in enumerate(preds)
-        if compatible(g, p, tolerance_s)
+        if compatible(g, p, tolerance_s, window)
     )
     used_g: set[int] = set()
     used_p: set[int] = set()

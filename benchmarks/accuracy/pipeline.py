@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from benchmarks.accuracy.assets import Background, ObjectPatch
-from benchmarks.accuracy.render import encode, render_frames
+from benchmarks.accuracy.assets import FRAME_H, FRAME_W, Background, ObjectPatch
+from benchmarks.accuracy.render import U8, encode, render_frames
 from benchmarks.accuracy.scenarios import Scenario
 from benchmarks.accuracy.sprites import SpriteBank
 
@@ -30,14 +30,21 @@ def write_video(
     bgs: dict[str, Background],
     patches: Sequence[ObjectPatch],
     path: Path,
+    post: Callable[[Iterator[U8]], Iterator[U8]] | None = None,
+    size: tuple[int, int] = (FRAME_W, FRAME_H),
 ) -> int:
-    """Render and encode ``scn`` to ``path`` (H.264 ``.mp4``); returns the frame count."""
+    """Render and encode ``scn`` to ``path`` (H.264 ``.mp4``); returns the frame count.
+
+    ``post`` (default none) maps the rendered ``(FRAME_H, FRAME_W, 3)`` uint8 BGR frames
+    to the frames encoded, ``(size[1], size[0], 3)`` uint8 BGR (``size`` = ``(width,
+    height)`` px, default the rendered size).
+    """
     if scn.sim is None:
         raise ValueError(f"{scn.name}: not simulated")
     frames = render_frames(
         scn.sim, scn.actors, scn.objects, bank, bgs[scn.background], patches, scn.effects, scn.seed
     )
-    return encode(frames, path)
+    return encode(frames if post is None else post(frames), path, size=size)
 
 
 def write_truth(scn: Scenario, path: Path) -> None:
@@ -69,12 +76,22 @@ def plain(value: Any) -> Any:
 
 
 def config_for(
-    scn: Scenario, video: Path, work: Path, gating: dict[str, Any] | None = None
+    scn: Scenario,
+    video: Path,
+    work: Path,
+    gating: dict[str, Any] | None = None,
+    camera: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``argus run`` config of a scenario: its camera, its rules + camera_health, a
     JSON-lines sink and a private alert store/evidence folder under ``work``; ``gating``:
-    the config's ``gating`` section (default: Argus's defaults)."""
-    cam: dict[str, Any] = {"id": scn.name, "source": str(video), "realtime": False}
+    the config's ``gating`` section (default: Argus's defaults); ``camera``: more keys of
+    the camera (e.g. ``{"ground": {"estimate": false}}``)."""
+    cam: dict[str, Any] = {
+        "id": scn.name,
+        "source": str(video),
+        "realtime": False,
+        **(camera or {}),
+    }
     if scn.zones:
         cam["zones"] = [{"name": n, "polygon": p} for n, p in scn.zones.items()]
     if scn.lines:

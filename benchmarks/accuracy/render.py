@@ -606,19 +606,26 @@ def _object_matrix(patch: ObjectPatch, xy: F64, bg: Background, scale_y: float) 
 
 
 class _Noise:
-    """Gaussian sensor noise: shifted windows of a few pre-drawn fields (cheap per frame)."""
+    """Gaussian sensor noise: shifted windows of a few pre-drawn fields (cheap per frame).
+
+    ``size``: ``(height, width)`` px of the frames it is drawn for.
+    """
 
     PAD = 24
 
-    def __init__(self, rng: np.random.Generator, sigma: float) -> None:
+    def __init__(
+        self, rng: np.random.Generator, sigma: float, size: tuple[int, int] = (FRAME_H, FRAME_W)
+    ) -> None:
         self.rng = rng
-        shape = (3, FRAME_H + self.PAD, FRAME_W + self.PAD, 3)
+        self.h, self.w = size
+        shape = (3, self.h + self.PAD, self.w + self.PAD, 3)
         self.bank = (rng.standard_normal(shape, dtype=np.float32) * sigma).astype(np.float32)
 
     def draw(self) -> F32:
+        """One ``(h, w, 3)`` float32 noise field (a view: do not write to it)."""
         i = int(self.rng.integers(0, len(self.bank)))
         dy, dx = (int(v) for v in self.rng.integers(0, self.PAD, 2))
-        out: F32 = self.bank[i, dy : dy + FRAME_H, dx : dx + FRAME_W]
+        out: F32 = self.bank[i, dy : dy + self.h, dx : dx + self.w]
         return out
 
 
@@ -788,14 +795,17 @@ def render_frames(
         yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def encode(frames: Iterator[U8], path: Path, fps: float = FPS) -> int:
-    """Encode BGR frames to H.264 (``.mp4``); returns the number of frames written."""
+def encode(
+    frames: Iterator[U8], path: Path, fps: float = FPS, size: tuple[int, int] = (FRAME_W, FRAME_H)
+) -> int:
+    """Encode BGR frames, each ``(size[1], size[0], 3)`` uint8, to H.264 (``.mp4``) of
+    ``size`` = ``(width, height)`` px; returns the number of frames written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
     n = 0
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(round(fps), 1))
-        stream.width, stream.height = FRAME_W, FRAME_H
+        stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = {
             "crf": str(CRF),

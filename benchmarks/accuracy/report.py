@@ -252,17 +252,24 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, section: str) -> None:
-    """Replace the text between the accuracy markers of ``path`` (created if missing)."""
-    block = f"{BEGIN}\n{section}\n{END}"
+def update_readme(
+    path: Path,
+    section: str,
+    markers: tuple[str, str] = (BEGIN, END),
+    heading: str = "Accuracy",
+) -> None:
+    """Replace the text between ``markers`` (default the accuracy ones) of ``path``;
+    missing markers: appended under ``## heading`` (file created if missing)."""
+    begin, end = markers
+    block = f"{begin}\n{section}\n{end}"
     if path.is_file():
         text = path.read_text()
-        if BEGIN in text and END in text:
+        if begin in text and end in text:
             text = re.sub(
-                re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S
+                re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S
             )
         else:
-            text = text.rstrip("\n") + "\n\n## Accuracy\n\n" + block + "\n"
+            text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + block + "\n"
     else:
-        text = "# Benchmarks\n\n## Accuracy\n\n" + block + "\n"
+        text = f"# Benchmarks\n\n## {heading}\n\n" + block + "\n"
     path.write_text(text)
