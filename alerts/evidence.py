@@ -189,6 +189,19 @@ def snapshot_key(camera_id: str, wall_time: float, event_id: str) -> str:
     return validate_key(f"{camera_id}/{day}/{event_id}.jpg")
 
 
+def thumbnail_key(camera_id: str, wall_time: float, track_uid: str) -> str:
+    """Key of a track's thumbnail: ``"<camera_id>/<YYYY-MM-DD>/track-<track_uid>.jpg"`` (the
+    UTC date of the track's first sighting; its masked copy: :func:`masked_key`).
+
+    Raises:
+        InvalidEvidenceKeyError: ``camera_id`` or ``track_uid`` is not a valid segment.
+    """
+    validate_segment(camera_id)
+    validate_segment(track_uid)
+    day = datetime.fromtimestamp(wall_time, UTC).strftime("%Y-%m-%d")
+    return validate_key(f"{camera_id}/{day}/track-{track_uid}.jpg")
+
+
 def clip_key(camera_id: str, wall_time: float, event_id: str) -> str:
     """Key of an event's video clip: ``"<camera_id>/<YYYY-MM-DD>/<event_id>.mp4"``.
 

@@ -1,4 +1,5 @@
-"""Retention: alerts, their snapshots and clips older than their camera's days are deleted.
+"""Retention: alerts, their snapshots and clips, and the track summaries of forensic search
+with their thumbnails, older than their camera's days are deleted.
 
 ``RetentionJob`` sweeps once per ``every_s``: it first claims the period in the store
 (``RetentionStore.claim_job``: a conditional write, so of several alert-service replicas
@@ -6,8 +7,11 @@ sharing the store exactly one sweeps), then, camera by camera, takes the alerts 
 started before the camera's cutoff, oldest first and in batches, deletes all their evidence
 (``alerts.evidence.related_keys``: snapshot, clip, masked copies, the clip's description)
 and then their rows.  An alert whose evidence cannot be deleted (S3 down, a file that
-cannot be removed) stays, evidence and all, for the next sweep.  Audit entries are never
-deleted; each sweep that deleted something adds one (``retention.sweep`` by ``retention``).
+cannot be removed) stays, evidence and all, for the next sweep.  Track summaries
+(``alerts.store.tracks``) go the same way, camera by camera with the same days: those last
+seen before the cutoff, the thumbnail (and its masked copy) first, then the row; a track whose
+thumbnail cannot be deleted stays for the next sweep.  Audit entries are never deleted; each
+sweep that deleted something adds one (``retention.sweep`` by ``retention``).
 
 A camera's days: the shortest of ``group_days`` over the camera groups it is in that
 ``group_days`` names; ``days`` when it names none of them (and for cameras the config does
@@ -29,17 +33,25 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from alerts.evidence import EvidenceStore, InvalidEvidenceKeyError, related_keys, validate_key
+from alerts.evidence import (
+    EvidenceStore,
+    InvalidEvidenceKeyError,
+    masked_key,
+    related_keys,
+    validate_key,
+)
 from alerts.jobs import DaemonJob
-from alerts.store import AlertStoreError, AuditEntry, AuditStore, ChangeFeedStore
+from alerts.store import AlertStoreError, AuditEntry, AuditStore, ChangeFeedStore, DetailValue
 from alerts.store.protocols import ExpiredAlert, RetentionStore
+from alerts.store.tracks import ExpiredTrack, TrackStore
 
 logger = logging.getLogger(__name__)
 
 RETENTION_DELETED = Counter(
     "argus_retention_deleted_total",
-    "Deleted by retention: alerts (rows), snapshots (JPEG objects, masked copies included) "
-    "and clips (MP4 objects, masked copies included).",
+    "Deleted by retention: alerts (rows), snapshots (JPEG objects, masked copies included), "
+    "clips (MP4 objects, masked copies included), tracks (track summary rows) and thumbnails "
+    "(the tracks' pictures, masked copies included).",
     ["kind"],
 )
 JOB_NAME = "retention"
@@ -73,7 +85,11 @@ class SweepResult:
         snapshots: Snapshot objects deleted (``.jpg``, masked copies included).
         clips: Clip objects deleted (``.mp4``, masked copies included).
         kept: Expired alerts left for the next sweep (their evidence could not be deleted).
-        cameras: Cameras with alerts deleted, sorted.
+        cameras: Cameras with alerts or tracks deleted, sorted.
+        tracks: Track summary rows deleted.
+        thumbnails: Thumbnail objects deleted (masked copies included).
+        tracks_kept: Expired tracks left for the next sweep (their thumbnail could not be
+            deleted).
     """
 
     claimed: bool
@@ -82,6 +98,9 @@ class SweepResult:
     clips: int = 0
     kept: int = 0
     cameras: tuple[str, ...] = ()
+    tracks: int = 0
+    thumbnails: int = 0
+    tracks_kept: int = 0
 
 
 @dataclass
@@ -90,6 +109,9 @@ class _Tally:
     snapshots: int = 0
     clips: int = 0
     kept: int = 0
+    tracks: int = 0
+    thumbnails: int = 0
+    tracks_kept: int = 0
 
 
 def default_holder() -> str:
@@ -115,6 +137,21 @@ def _evidence_keys(alert: ExpiredAlert) -> list[str]:
             except InvalidEvidenceKeyError as e:
                 logger.warning("alert %s: evidence key not deleted: %s", alert.event_id, e)
     return list(keys)
+
+
+def _thumbnail_keys(track: ExpiredTrack) -> list[str]:
+    """The track's thumbnail key and its masked copy's; just the key when it has no masked
+    form (no extension); none when it is no valid key (logged: it names nothing stored)."""
+    if track.thumbnail is None:
+        return []
+    try:
+        return [track.thumbnail, masked_key(track.thumbnail)]
+    except InvalidEvidenceKeyError:
+        try:
+            return [validate_key(track.thumbnail)]
+        except InvalidEvidenceKeyError as e:
+            logger.warning("track %s: thumbnail key not deleted: %s", track.track_uid, e)
+            return []
 
 
 class RetentionJob(DaemonJob):
@@ -205,6 +242,8 @@ class RetentionJob(DaemonJob):
                 logger.warning("retention of camera %s failed: %s", camera_id, e)
             if total.alerts > before:
                 cameras.append(camera_id)
+        if isinstance(self._store, TrackStore):
+            cameras.extend(self._sweep_tracks(now, total))
         if isinstance(self._store, ChangeFeedStore):
             try:  # deleted alerts' numbers: a page away longer than this reloads its list
                 self._store.prune_removals(before=now - REMOVALS_KEPT_S)
@@ -216,7 +255,10 @@ class RetentionJob(DaemonJob):
             snapshots=total.snapshots,
             clips=total.clips,
             kept=total.kept,
-            cameras=tuple(cameras),
+            cameras=tuple(sorted(set(cameras))),
+            tracks=total.tracks,
+            thumbnails=total.thumbnails,
+            tracks_kept=total.tracks_kept,
         )
         self._report(result, now)
         return result
@@ -256,6 +298,89 @@ class RetentionJob(DaemonJob):
             if len(batch) < self.batch_size:
                 return
 
+    def _sweep_tracks(self, now: float, tally: _Tally) -> list[str]:
+        """Delete every camera's tracks last seen before its cutoff (``now`` less its days);
+        the cameras with tracks deleted."""
+        store = self._store
+        assert isinstance(store, TrackStore)
+        cameras: list[str] = []
+        try:
+            track_cameras = store.track_cameras()
+        except AlertStoreError as e:  # the next sweep tries again
+            logger.warning("retention of tracks failed: %s", e)
+            return cameras
+        for camera_id in track_cameras:
+            if self._stop.is_set():
+                break
+            days = self.days_for(camera_id)
+            if days is None:
+                continue
+            before = tally.tracks
+            try:
+                self._sweep_camera_tracks(store, camera_id, now - days * DAY_S, tally)
+            except AlertStoreError as e:  # the next sweep tries again
+                logger.warning("retention of the tracks of camera %s failed: %s", camera_id, e)
+            if tally.tracks > before:
+                cameras.append(camera_id)
+        return cameras
+
+    def _sweep_camera_tracks(
+        self, store: TrackStore, camera_id: str, cutoff: float, tally: _Tally
+    ) -> None:
+        """Delete the camera's tracks last seen before ``cutoff``, batch by batch (their
+        thumbnails first), adding to ``tally``; as ``_sweep_camera`` does for alerts."""
+        failures = 0  # tracks kept: they stay first in line, so the next batch skips them
+        while not self._stop.is_set():
+            batch = store.expired_tracks(
+                camera_id, before=cutoff, limit=self.batch_size, offset=failures
+            )
+            if not batch:
+                return
+            gone: list[str] = []
+            for track in batch:
+                if self._stop.is_set():  # stopping: delete the rows of what already went
+                    break
+                if self._delete_thumbnail(track, tally):
+                    gone.append(track.track_uid)
+                    continue
+                tally.tracks_kept += 1
+                failures += 1
+                if failures >= MAX_FAILURES_PER_CAMERA:
+                    break
+            deleted = store.delete_tracks(gone)
+            tally.tracks += deleted
+            RETENTION_DELETED.labels(kind="track").inc(deleted)
+            if failures >= MAX_FAILURES_PER_CAMERA:
+                logger.warning(
+                    "retention of camera %s: the thumbnails of %d tracks could not be "
+                    "deleted; the rest waits for the next sweep",
+                    camera_id,
+                    failures,
+                )
+                return
+            if len(batch) < self.batch_size:
+                return
+
+    def _delete_thumbnail(self, track: ExpiredTrack, tally: _Tally) -> bool:
+        """Delete the track's thumbnail and its masked copy; ``False`` (logged) when a
+        delete failed."""
+        for key in _thumbnail_keys(track):
+            try:
+                deleted = self._evidence.delete(key)
+            except (OSError, InvalidEvidenceKeyError) as e:
+                logger.warning(
+                    "retention: cannot delete thumbnail %s of track %s (kept for the next "
+                    "sweep): %s",
+                    key,
+                    track.track_uid,
+                    e,
+                )
+                return False
+            if deleted:
+                tally.thumbnails += 1
+                RETENTION_DELETED.labels(kind="thumbnail").inc()
+        return True
+
     def _delete_evidence(self, alert: ExpiredAlert, tally: _Tally) -> bool:
         """Delete every evidence key of ``alert``; ``False`` (logged) when one failed."""
         for key in _evidence_keys(alert):
@@ -282,35 +407,49 @@ class RetentionJob(DaemonJob):
 
     def _report(self, result: SweepResult, now: float) -> None:
         """The sweep's log line and, when it deleted something, its audit entry."""
-        if not (result.alerts or result.snapshots or result.clips):
+        if not (
+            result.alerts or result.snapshots or result.clips or result.tracks or result.thumbnails
+        ):
             logger.debug(
-                "retention sweep: nothing expired%s",
-                f" ({result.kept} alerts kept for the next sweep)" if result.kept else "",
+                "retention sweep: nothing expired (%d alerts, %d tracks kept for the next sweep)",
+                result.kept,
+                result.tracks_kept,
             )
             return
         logger.info(
-            "retention sweep: deleted %d alerts, %d snapshots, %d clips (cameras: %s); "
-            "%d alerts kept for the next sweep",
+            "retention sweep: deleted %d alerts, %d snapshots, %d clips, %d tracks, "
+            "%d thumbnails (cameras: %s); %d alerts, %d tracks kept for the next sweep",
             result.alerts,
             result.snapshots,
             result.clips,
+            result.tracks,
+            result.thumbnails,
             ", ".join(result.cameras) or "-",
             result.kept,
+            result.tracks_kept,
         )
+        detail: dict[str, DetailValue | list[str]] = {
+            "alerts": result.alerts,
+            "snapshots": result.snapshots,
+            "clips": result.clips,
+            "kept": result.kept,
+            "cameras": list(result.cameras),
+            "holder": self.holder,
+        }
+        if result.tracks or result.thumbnails or result.tracks_kept:
+            # only then: entries of sweeps that found no tracks read as they always did
+            detail |= {
+                "tracks": result.tracks,
+                "thumbnails": result.thumbnails,
+                "tracks_kept": result.tracks_kept,
+            }
         self._store.append_audit(
             AuditEntry(
                 at=datetime.fromtimestamp(now, UTC),
                 actor=ACTOR,
                 actor_kind="system",
                 action="retention.sweep",
-                detail={
-                    "alerts": result.alerts,
-                    "snapshots": result.snapshots,
-                    "clips": result.clips,
-                    "kept": result.kept,
-                    "cameras": list(result.cameras),
-                    "holder": self.holder,
-                },
+                detail=detail,
             )
         )
 

@@ -38,6 +38,9 @@ MARKER_SCHEMA_RESOURCE = "run.schema.json"
 
 RUN_STARTED = "run_started"
 """``kind`` of the marker a worker run publishes per camera when it starts."""
+TRACK = "track"
+"""``kind`` of a track summary (``alerts/track.schema.json``): one per track, when it ends."""
+TRACK_SCHEMA_RESOURCE = "track.schema.json"
 EVENT = "event"
 """What ``validate_bus_record`` returns for an event record (which has no ``kind``)."""
 
@@ -251,26 +254,95 @@ def validate_marker(record: Mapping[str, Any], *, allow_unknown: bool = True) ->
             raise InvalidEventError(f"unknown fields {unknown}")
 
 
+def load_track_schema() -> dict[str, Any]:
+    """The track summary schema as a dict (parsed once; do not mutate it)."""
+    return _load(TRACK_SCHEMA_RESOURCE)
+
+
+def track_fields() -> tuple[str, ...]:
+    """Names of the fields of a track summary, in schema order."""
+    return tuple(load_track_schema()["properties"])
+
+
+TRACK_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+TRACK_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""The times a track summary may carry (a clock gone wild is refused, not stored)."""
+
+
+def _check_finite(value: Any, path: str) -> None:
+    """Refuse NaN and infinities anywhere in ``value`` (JSON Schema's bounds let NaN pass,
+    and a database column refuses it: the record would stall its consumer)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidEventError(f"{value!r} is not a finite number", path=path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_finite(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value[:1000]):
+            _check_finite(item, f"{path}[{i}]")
+
+
+def validate_track(record: Mapping[str, Any], *, allow_unknown: bool = True) -> None:
+    """Check one track summary against ``alerts/track.schema.json``, and that its last
+    sighting is not before its first.
+
+    Raises:
+        InvalidEventError: With the reason and the JSON path of the first (best) error.
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidEventError(f"expected an object, got {type(record).__name__}")
+    _check_finite(record, "$")
+    error = best_match(_validator_of(TRACK_SCHEMA_RESOURCE).iter_errors(dict(record)))
+    if error is not None:
+        raise InvalidEventError(error.message, path=error.json_path)
+    first = datetime.fromisoformat(record["first_seen"])
+    last = datetime.fromisoformat(record["last_seen"])
+    if last < first:
+        raise InvalidEventError("last_seen is before first_seen", path="$.last_seen")
+    if not (first.astimezone(UTC) >= TRACK_EARLIEST and last.astimezone(UTC) <= TRACK_LATEST):
+        raise InvalidEventError(
+            f"a track's times must lie between {TRACK_EARLIEST.year} and {TRACK_LATEST.year}",
+            path="$.first_seen",
+        )
+    thumb = record.get("thumbnail")
+    if thumb is not None:
+        camera, _, rest = str(thumb).partition("/")
+        if camera != record["camera_id"] or not rest.endswith(f"/track-{record['track_uid']}.jpg"):
+            raise InvalidEventError(
+                "thumbnail is not this track's key (<camera_id>/<date>/track-<track_uid>.jpg)",
+                path="$.thumbnail",
+            )
+    if not allow_unknown:
+        unknown = sorted(set(record) - set(track_fields()))
+        if unknown:
+            raise InvalidEventError(f"unknown fields {unknown}")
+
+
 def validate_bus_record(record: Mapping[str, Any], *, allow_unknown: bool = True) -> str:
     """Check a record taken from (or put on) the bus, whichever kind it is.
 
     A record without ``kind`` is an event record (``validate_record``); one whose
-    ``kind`` is ``"run_started"`` is a run marker (``validate_marker``); any other
-    ``kind`` is refused, so a consumer never stores a record it does not understand.
+    ``kind`` is ``"run_started"`` is a run marker (``validate_marker``), ``"track"`` a
+    track summary (``validate_track``); any other ``kind`` is refused, so a consumer never
+    stores a record it does not understand.
 
     Returns:
-        ``EVENT`` or ``RUN_STARTED``.
+        ``EVENT``, ``RUN_STARTED`` or ``TRACK``.
 
     Raises:
-        InvalidEventError: The record is neither a valid event nor a valid marker.
+        InvalidEventError: The record is none of these, or not a valid one.
     """
     if not is_marker(record):
         validate_record(record, allow_unknown=allow_unknown)
         return EVENT
+    if record["kind"] == TRACK:
+        validate_track(record, allow_unknown=allow_unknown)
+        return TRACK
     if record["kind"] != RUN_STARTED:
         raise InvalidEventError(
-            f"unknown record kind {record['kind']!r:.80} (expected {RUN_STARTED!r}, or no kind "
-            "for an event record)",
+            f"unknown record kind {record['kind']!r:.80} (expected {RUN_STARTED!r} or "
+            f"{TRACK!r}, or no kind for an event record)",
             path="$.kind",
         )
     validate_marker(record, allow_unknown=allow_unknown)

@@ -49,6 +49,73 @@ def make_event(
     )
 
 
+def make_track_record(
+    n: int,
+    *,
+    camera: str = "cam-1",
+    label: str = "person",
+    first: float | None = None,
+    duration_s: float = 8.0,
+    upper: str | None = "red",
+    lower: str | None = "black",
+    body: str | None = None,
+    shares: Mapping[str, float] | None = None,
+    zones: Iterable[str] = (),
+    direction: str = "right",
+    height_px: float = 120.0,
+    thumbnail: str | bool | None = None,
+    appearance: Iterable[float] | None = None,
+) -> dict[str, object]:
+    """The n-th scripted track summary (``alerts/track.schema.json``): tracker id n, first
+    seen at ``first`` (default ``T0 + n``) for ``duration_s``; the colours given (a part
+    given ``None`` is left out), each with share 0.6 unless ``shares`` says otherwise; the
+    appearance is one-hot on those colours unless given; ``thumbnail=True``: the track's own
+    thumbnail key (``alerts.evidence.thumbnail_key``)."""
+    from datetime import UTC, datetime
+    from uuid import NAMESPACE_URL, uuid5
+
+    from detectors.appearance import COLOUR_NAMES
+
+    t0 = T0 + n if first is None else first
+    colours = {k: v for k, v in (("upper", upper), ("lower", lower), ("body", body)) if v}
+    if appearance is None:
+        vec = [0.0] * (3 * len(COLOUR_NAMES))
+        for i, part in enumerate(("upper", "lower", "body")):
+            if part in colours:
+                vec[i * len(COLOUR_NAMES) + COLOUR_NAMES.index(colours[part])] = 1.0
+    else:
+        vec = [float(v) for v in appearance]
+    record: dict[str, object] = {
+        "schema_version": 1,
+        "kind": "track",
+        "track_uid": str(uuid5(NAMESPACE_URL, f"argus-test/{camera}/{n}")),
+        "camera_id": camera,
+        "track_id": n,
+        "label": label,
+        "first_seen": datetime.fromtimestamp(t0, UTC).isoformat(timespec="milliseconds"),
+        "last_seen": datetime.fromtimestamp(t0 + duration_s, UTC).isoformat(
+            timespec="milliseconds"
+        ),
+        "first_s": float(n),
+        "last_s": float(n) + duration_s,
+        "zones": list(zones),
+        "direction": direction,
+        "colours": colours,
+        "shares": {k: (shares or {}).get(k, 0.6) for k in colours},
+        "appearance": vec,
+        "size": {"width_px": height_px / 2.5, "height_px": height_px, "height_frac": 0.2},
+        "samples": 10,
+        "bbox": [100.0, 100.0, 100.0 + height_px / 2.5, 100.0 + height_px],
+    }
+    if thumbnail is True:
+        from alerts.evidence import thumbnail_key
+
+        record["thumbnail"] = thumbnail_key(camera, t0, str(record["track_uid"]))
+    elif isinstance(thumbnail, str):
+        record["thumbnail"] = thumbnail
+    return record
+
+
 def write_clip(
     path: Path,
     frames: Iterable[npt.NDArray[np.uint8]],

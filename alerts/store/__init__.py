@@ -17,8 +17,10 @@ Modules: ``models`` (``Alert``, users, sessions, tokens, audit entries, errors),
 ``protocols`` (``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``,
 ``LifecycleStore``, ``RetentionStore``, ``ChangeFeedStore``; its answers in ``changes``),
 ``lifecycle`` (states and what each allows),
+``tracks`` (``Track``, ``TrackQuery``, ``TrackStore``: track summaries for forensic search),
 ``sql_base`` (``SqlAlertStore``: the mixins ``sql_alerts``, ``sql_control``,
-``sql_people``, ``sql_audit``, ``sql_lifecycle``, ``sql_retention`` on one connection),
+``sql_people``, ``sql_audit``, ``sql_lifecycle``, ``sql_retention``, ``sql_tracks`` on one
+connection),
 ``sqlite`` (``SqliteAlertStore``; its schema in ``migrations``), ``postgres``
 (``PostgresAlertStore``; its schema in ``pg_migrations``) and ``open`` (the store a
 configuration names).  Everything is importable from ``alerts.store``.
@@ -67,6 +69,18 @@ from alerts.store.protocols import (
 from alerts.store.sql_base import SqlAlertStore
 from alerts.store.sql_wall import CameraAlerts
 from alerts.store.sqlite import SqliteAlertStore
+from alerts.store.tracks import (
+    DEFAULT_SCAN_LIMIT,
+    DIRECTIONS,
+    PARTS,
+    Direction,
+    ExpiredTrack,
+    SearchTooBroadError,
+    Track,
+    TrackCandidates,
+    TrackQuery,
+    TrackStore,
+)
 
 _MIGRATIONS = MIGRATIONS  # the name tests and tools used before the split
 
@@ -74,11 +88,14 @@ __all__ = [
     "ALERT_STATES",
     "ALERT_STATUSES",
     "DEFAULT_LIMIT",
+    "DEFAULT_SCAN_LIMIT",
+    "DIRECTIONS",
     "DISPOSITIONS",
     "KEEP",
     "MAX_CHANGES",
     "MAX_LIMIT",
     "MIGRATIONS",
+    "PARTS",
     "ROLES",
     "ActorKind",
     "Alert",
@@ -96,18 +113,25 @@ __all__ = [
     "ChangesPrunedError",
     "ControlStore",
     "DetailValue",
+    "Direction",
     "Disposition",
     "DispositionStats",
     "EndReason",
+    "ExpiredTrack",
     "Keep",
     "LifecycleStore",
     "PeopleStore",
     "Role",
     "RulesRevisionConflictError",
+    "SearchTooBroadError",
     "Session",
     "SqlAlertStore",
     "SqliteAlertStore",
     "Token",
+    "Track",
+    "TrackCandidates",
+    "TrackQuery",
+    "TrackStore",
     "TransitionConflictError",
     "User",
     "UserExistsError",

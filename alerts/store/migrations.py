@@ -317,6 +317,63 @@ MIGRATIONS: tuple[str, ...] = (
                     (julianday('now') - 2440587.5) * 86400.0);
     END;
     """,
+    # 11: track summaries for forensic search (issue 23; ``sql_tracks``).  One row per
+    # track (``track_uid``; a redelivered summary replaces its row).  Times are UNIX seconds;
+    # ``zones`` is the JSON list of zone names (matched as the quoted name: exact);
+    # ``appearance`` the 33-number descriptor as 33 little-endian float16 (66 bytes).
+    # Every search reads one time range, newest first: the indexes lead with what narrows
+    # it (a camera, a colour) and end with ``first_ts``.  The colour indexes are partial (a
+    # person has no body colour, a car no upper or lower one).  ``tracks_long`` and
+    # ``tracks_long_duration`` hold the few tracks seen longer than
+    # ``sql_tracks.LONG_TRACK_S`` (the predicate is repeated verbatim by the statements that
+    # use them): the others are found within that much before a range's start, the long
+    # ones within the longest one's duration.  Measured: benchmarks/RESULTS.md, "Forensic
+    # search over track summaries".
+    """
+    CREATE TABLE IF NOT EXISTS tracks (
+        track_uid   TEXT PRIMARY KEY,
+        camera_id   TEXT NOT NULL,
+        run_id      TEXT,
+        track_id    INTEGER NOT NULL,
+        label       TEXT NOT NULL,
+        first_ts    REAL NOT NULL,
+        last_ts     REAL NOT NULL,
+        first_s     REAL,
+        last_s      REAL,
+        zones       TEXT NOT NULL,
+        direction   TEXT NOT NULL
+                    CHECK (direction IN ('left', 'right', 'up', 'down', 'still')),
+        upper       TEXT,
+        lower       TEXT,
+        body        TEXT,
+        upper_share REAL,
+        lower_share REAL,
+        body_share  REAL,
+        width_px    REAL NOT NULL,
+        height_px   REAL NOT NULL,
+        height_frac REAL NOT NULL,
+        samples     INTEGER NOT NULL,
+        bbox_x1     REAL,
+        bbox_y1     REAL,
+        bbox_x2     REAL,
+        bbox_y2     REAL,
+        thumbnail   TEXT,
+        appearance  BLOB,
+        received_at REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS tracks_by_time ON tracks (first_ts);
+    CREATE INDEX IF NOT EXISTS tracks_by_camera ON tracks (camera_id, first_ts);
+    CREATE INDEX IF NOT EXISTS tracks_by_upper ON tracks (upper, first_ts)
+        WHERE upper IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS tracks_by_lower ON tracks (lower, first_ts)
+        WHERE lower IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS tracks_by_body ON tracks (body, first_ts)
+        WHERE body IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS tracks_long ON tracks (first_ts, last_ts)
+        WHERE last_ts - first_ts > 600.0;
+    CREATE INDEX IF NOT EXISTS tracks_long_duration ON tracks (last_ts - first_ts)
+        WHERE last_ts - first_ts > 600.0;
+    """,
 )
 ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.IGNORECASE)
 

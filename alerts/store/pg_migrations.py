@@ -246,4 +246,47 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER alerts_removed AFTER DELETE ON alerts
         FOR EACH ROW EXECUTE FUNCTION argus_alert_removed();
     """,
+    # 4: track summaries for forensic search (SQLite's migration 11, which says why).
+    # ``appearance`` is bytea (the same 66 bytes).
+    """
+    CREATE TABLE tracks (
+        track_uid   text COLLATE "C" PRIMARY KEY,
+        camera_id   text COLLATE "C" NOT NULL,
+        run_id      text COLLATE "C",
+        track_id    bigint NOT NULL,
+        label       text COLLATE "C" NOT NULL,
+        first_ts    double precision NOT NULL,
+        last_ts     double precision NOT NULL,
+        first_s     double precision,
+        last_s      double precision,
+        zones       text COLLATE "C" NOT NULL,
+        direction   text NOT NULL
+                    CHECK (direction IN ('left', 'right', 'up', 'down', 'still')),
+        upper       text COLLATE "C",
+        lower       text COLLATE "C",
+        body        text COLLATE "C",
+        upper_share double precision,
+        lower_share double precision,
+        body_share  double precision,
+        width_px    double precision NOT NULL,
+        height_px   double precision NOT NULL,
+        height_frac double precision NOT NULL,
+        samples     bigint NOT NULL,
+        bbox_x1     double precision,
+        bbox_y1     double precision,
+        bbox_x2     double precision,
+        bbox_y2     double precision,
+        thumbnail   text,
+        appearance  bytea,
+        received_at double precision NOT NULL
+    );
+    CREATE INDEX tracks_by_time ON tracks (first_ts);
+    CREATE INDEX tracks_by_camera ON tracks (camera_id, first_ts);
+    CREATE INDEX tracks_by_upper ON tracks (upper, first_ts) WHERE upper IS NOT NULL;
+    CREATE INDEX tracks_by_lower ON tracks (lower, first_ts) WHERE lower IS NOT NULL;
+    CREATE INDEX tracks_by_body ON tracks (body, first_ts) WHERE body IS NOT NULL;
+    CREATE INDEX tracks_long ON tracks (first_ts, last_ts) WHERE last_ts - first_ts > 600.0;
+    CREATE INDEX tracks_long_duration ON tracks ((last_ts - first_ts))
+        WHERE last_ts - first_ts > 600.0;
+    """,
 )

@@ -9,10 +9,10 @@ import json
 import logging
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.metrics import ALERTS_CLOSED, ALERTS_INTERRUPTED, ALERTS_STORED
-from alerts.schema import RUN_STARTED, InvalidEventError, validate_bus_record
+from alerts.schema import RUN_STARTED, TRACK, InvalidEventError, validate_bus_record
 from alerts.store.models import (
     ALERT_STATES,
     ALERT_STATUSES,
@@ -146,11 +146,17 @@ class AlertsMixin(StoreParts):
     record of it (a replay, a late end) changes neither ``end_s`` nor ``end_reason``,
     except the end record of the camera's current run (a recording played again gives the
     same event ids, and that run saw the event end).
+
+    A track summary (``kind: "track"``) is stored by ``add_track`` (``sql_tracks``).
     """
+
+    if TYPE_CHECKING:  # given by the store's TracksMixin (sql_tracks)
+
+        def add_track(self, record: Mapping[str, Any]) -> None: ...
 
     def upsert(self, record: Mapping[str, Any]) -> None:
         """Store one event record (start or end), idempotent by ``event_id``; or apply
-        a run marker (``close_earlier_runs``).
+        a run marker (``close_earlier_runs``); or store a track summary (``add_track``).
 
         The first record creates the alert.  A later one of the same ``event_id``:
 
@@ -163,11 +169,15 @@ class AlertsMixin(StoreParts):
           ``details`` (a record without the optional field leaves them as they are).
 
         Raises:
-            InvalidEventError: The record is neither a valid event record nor a valid
-                run marker.
+            InvalidEventError: The record is neither a valid event record, nor a valid
+                run marker, nor a valid track summary.
             AlertStoreError: The database failed.
         """
-        if validate_bus_record(record) == RUN_STARTED:
+        kind = validate_bus_record(record)
+        if kind == TRACK:
+            self.add_track(record)
+            return
+        if kind == RUN_STARTED:
             self.close_earlier_runs(
                 record["camera_id"],
                 record["run_id"],

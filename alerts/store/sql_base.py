@@ -2,9 +2,10 @@
 
 The alerts (``sql_alerts``), the control plane (``sql_control``), people (``sql_people``),
 the audit trail (``sql_audit``), the lifecycle (``sql_lifecycle``), retention
-(``sql_retention``), the change sequence (``sql_changes``) and the wall's query
-(``sql_wall``).  A backend subclass opens the connection, applies its own migrations and
-says how to read the schema version:
+(``sql_retention``), the change sequence (``sql_changes``), the wall's query
+(``sql_wall``) and the track summaries of forensic search (``sql_tracks``).  A backend
+subclass opens the connection, applies its own migrations and says how to read the schema
+version:
 ``sqlite.SqliteAlertStore`` (one machine, the default) and ``postgres.PostgresAlertStore``
 (shared by several alert-service replicas).
 """
@@ -22,6 +23,8 @@ from alerts.store.sql_lifecycle import LifecycleMixin
 from alerts.store.sql_people import PeopleMixin
 from alerts.store.sql_retention import RetentionMixin
 from alerts.store.sql_stats import SqlStatsMixin
+from alerts.store.sql_timeline import TimelineMixin
+from alerts.store.sql_tracks import TracksMixin
 from alerts.store.sql_wall import WallMixin
 
 
@@ -35,10 +38,12 @@ class SqlAlertStore(
     RetentionMixin,
     ChangesMixin,
     WallMixin,
+    TracksMixin,
+    TimelineMixin,
 ):
-    """``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``, ``LifecycleStore``
-    and ``RetentionStore`` on one SQL connection guarded by a lock (safe to share between
-    threads: the consumer thread writes, API threads read and act).
+    """``AlertStore``, ``ControlStore``, ``PeopleStore``, ``AuditStore``, ``LifecycleStore``,
+    ``RetentionStore`` and ``TrackStore`` on one SQL connection guarded by a lock (safe to
+    share between threads: the consumer thread writes, API threads read and act).
 
     Subclasses set ``path``, ``_conn`` and ``_lock`` and implement ``schema_version``.
     """
