@@ -637,6 +637,16 @@ class EvidenceConfig(_Strict):
     retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
 
 
+class SearchConfig(_Strict):
+    """Forensic search: a summary of every track (class, times, zones, direction, named
+    colours, size, a masked thumbnail), kept as long as the camera's alerts."""
+
+    track_summaries: bool = Field(
+        True,
+        description="false: workers publish no track summaries (search finds nothing new).",
+    )
+
+
 class SlaConfig(_Strict):
     """Alerts nobody claims in time go to the supervisors."""
 
@@ -777,6 +787,7 @@ class ArgusConfig(_Strict):
     bus: BusConfig = Field(default_factory=BusConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     fleet: FleetTopicConfig | None = Field(
         None,
         description="Alert service of a fleet: camera groups from the fleet topic, and "
@@ -974,6 +985,7 @@ class WorkerConfig(_Strict):
         description="metrics.port also serves the worker's /healthz and /readyz.",
     )
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @model_validator(mode="after")
     def _needs_kafka(self) -> WorkerConfig:
@@ -997,6 +1009,7 @@ class WorkerConfig(_Strict):
             bus=self.bus,
             metrics=self.metrics,
             evidence=self.evidence,
+            search=self.search,
         )
 
     def for_camera(self, camera: CameraConfig, rules: list[Any]) -> ArgusConfig:

@@ -60,6 +60,7 @@ from argus import metrics
 from argus.notify import Mark, Notifier, Watchdog
 from argus.poses import PoseService
 from argus.slots import FrameSlot
+from argus.summaries import TrackSummarizer
 from detectors.detections import Detections
 from detectors.gating import MotionGate
 from detectors.scene import SceneAnalyzer, SceneStats
@@ -220,6 +221,8 @@ class CameraRuntime:
     evidence: EvidenceStream | None = None
     """The camera's evidence stream (its main stream): clips come from its ring while it
     streams (None: from ``packets``)."""
+    summaries: TrackSummarizer | None = None
+    """Builds the camera's track summaries for search (None: none are made)."""
     pose_wanted: list[tuple[float, float, float, float]] = field(default_factory=list)
     """Boxes (px) the rules asked poses of after the last frame, for the next one."""
     people: Boxes | None = None
@@ -357,6 +360,8 @@ class Runner:
             :meth:`remove_camera`); else the run ends once every source has ended.
         pose: Answers the rules' pose questions (``FrameInfo.poses``; see
             :data:`selector.rules.base.POSE_HOOK`); None: rules get no poses.
+        track_summaries: Publish a summary of every track when it ends, with its
+            thumbnail in ``evidence`` (:mod:`argus.summaries`: forensic search).
         notifier: Where service notifications go (``READY=1``, ``STATUS=``,
             ``STOPPING=1``, watchdog pings while :meth:`progress_marks` move); None: the
             one the environment asks for (``$NOTIFY_SOCKET``; a no-op when unset).
@@ -380,8 +385,10 @@ class Runner:
         keep_running: bool = False,
         notifier: Notifier | None = None,
         pose: PoseService | None = None,
+        track_summaries: bool = False,
     ) -> None:
         self.cameras = list(cameras)
+        self._track_summaries = track_summaries
         self._pose = pose
         self._passes = 0  # passes of the detector loop: its progress mark
         self._frames = 0  # frames run through the selectors (for the status line)
@@ -942,6 +949,8 @@ class Runner:
                     closing = []
                 for event in closing:
                     self._publish(cam, event, None)
+            if cam.summaries is not None:
+                cam.summaries.finish()
             # clips still waiting get the video there is
             for ring in (cam.packets, None if cam.evidence is None else cam.evidence.ring):
                 if ring is not None:
@@ -1033,6 +1042,11 @@ class Runner:
         tracks, events = cam.selector.update(dets, info)
         if self._pose is not None:
             cam.pose_wanted = cam.selector.pose_wanted()
+        if cam.summaries is not None:
+            if detected:
+                cam.summaries.observe(frame.image, tracks, frame.pts_s, frame.wall_time)
+            else:
+                cam.summaries.tick(frame.pts_s)
         if events:  # who to blur in the masked snapshot
             cam.people = self._people(frame, dets, tracks, detected=detected)
         if detected:
@@ -1101,6 +1115,8 @@ class Runner:
                 scene=None,
                 detected=False,
             )
+            if cam.summaries is not None:  # the people seen before it went silent
+                cam.summaries.tick(info.pts_s)
             try:
                 events = cam.selector.no_signal(info)
             except Exception:
@@ -1114,6 +1130,19 @@ class Runner:
         if cam.source.live:  # else keep the file fingerprint the composition root set
             cam.stream_id = str(round(frame.wall_time * 1000))
         metrics.CAMERA_UP.labels(cam.camera_id).set(1)
+        if self._track_summaries and cam.summaries is None:
+            cam.summaries = TrackSummarizer(
+                cam.camera_id,
+                publish=self._bus.publish,
+                store_thumbnail=self._evidence.put,
+                zones=cam.zones,
+                person_ids=self._person_ids,
+                run_id=self.run_id,
+                end_after_s=float(getattr(cam.selector.tracker, "track_buffer_s", 3.0)) + 3.0,
+            )
+        if cam.summaries is not None:
+            cam.summaries.stream_id = cam.stream_id
+            cam.summaries.set_frame_size(frame.width, frame.height)
         for name, zone in cam.zones.items():
             for p in zone.check_within_frame(frame.width, frame.height):
                 msg = f"zone {name!r} of camera {cam.camera_id!r}: {p}"

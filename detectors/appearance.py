@@ -161,3 +161,69 @@ def body_colours(
         out.append(_dominant(names, keep))
     (upper, us), (lower, ls) = out
     return BodyColours(upper, lower, round(us, 3), round(ls, 3))
+
+
+BODY_BAND = (0.15, 0.85)
+"""Rows (and columns) of a non-person object's body, as fractions of its box: its middle,
+where the paint is and the road and the sky are least."""
+MAX_BAND_PX = 2048
+"""A band larger than this many pixels is subsampled to about this many (the colour shares
+of a large box do not need every pixel)."""
+
+
+def band_shares(
+    image_bgr: U8, box: Sequence[float], rows: tuple[float, float], cols: tuple[float, float]
+) -> npt.NDArray[np.float32] | None:
+    """The share of each named colour among the pixels of one band of ``box``.
+
+    Args:
+        image_bgr: ``(H, W, 3)`` uint8 BGR frame.
+        box: ``(x1, y1, x2, y2)`` pixels of the frame.
+        rows: The band's rows, fractions of the box height from its top.
+        cols: The band's columns, fractions of the box width from its left.
+
+    Returns:
+        ``(len(COLOUR_NAMES),)`` float32 shares summing to 1, or ``None`` for a band
+        under 2 x 2 pixels.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    height, width = image_bgr.shape[:2]
+    r0, r1 = int(max(0.0, y1 + rows[0] * h)), int(min(height, y1 + rows[1] * h))
+    c0, c1 = int(max(0.0, x1 + cols[0] * w)), int(min(width, x1 + cols[1] * w))
+    if r1 - r0 < 2 or c1 - c0 < 2:
+        return None
+    step = max(1, int(((r1 - r0) * (c1 - c0) / MAX_BAND_PX) ** 0.5))
+    patch = np.ascontiguousarray(image_bgr[r0:r1:step, c0:c1:step])
+    names = name_pixels(np.asarray(cv2.cvtColor(patch, cv2.COLOR_BGR2HSV), np.uint8))
+    counts = np.bincount(names.ravel().astype(np.int64), minlength=len(COLOUR_NAMES))
+    return (counts / max(1, names.size)).astype(np.float32)
+
+
+def part_shares(
+    image_bgr: U8, box: Sequence[float], *, person: bool
+) -> dict[str, npt.NDArray[np.float32]]:
+    """The colour shares of each part of the object in ``box``: ``upper`` and ``lower``
+    for a person (the bands of :func:`body_colours`), ``body`` for anything else.
+
+    Returns:
+        Part name -> ``(len(COLOUR_NAMES),)`` float32 shares; a part whose band is too
+        small is left out.
+    """
+    if person:
+        bands = {"upper": (UPPER_BAND, CENTRE), "lower": (LOWER_BAND, CENTRE)}
+    else:
+        bands = {"body": (BODY_BAND, BODY_BAND)}
+    out: dict[str, npt.NDArray[np.float32]] = {}
+    for part, (rows, cols) in bands.items():
+        shares = band_shares(image_bgr, box, rows, cols)
+        if shares is not None:
+            out[part] = shares
+    return out
+
+
+def dominant(shares: npt.NDArray[np.floating]) -> tuple[str, float]:
+    """The most frequent colour of ``shares`` ``(len(COLOUR_NAMES),)`` and its share."""
+    best = int(np.argmax(shares))
+    total = float(np.sum(shares))
+    return COLOUR_NAMES[best], float(shares[best] / total) if total > 0 else 0.0

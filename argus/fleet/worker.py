@@ -137,6 +137,7 @@ class FleetWorker:
             person_ids=person_ids(list(self.names)),
             keep_running=True,
             pose=self.pose,
+            track_summaries=cfg.search.track_summaries,
         )
         if clips is not None:
             clips.start()
