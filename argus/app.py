@@ -364,6 +364,7 @@ def build_pipeline(
         clips=clips,
         person_ids=person_ids(names),
         pose=pose,
+        track_summaries=cfg.search.track_summaries,
     )
     if any(needs_pose(cam.selector.rules) for cam in cameras):
         pose.preload()
@@ -614,6 +615,7 @@ def access_settings(cfg: ArgusConfig) -> AccessSettings:
     """Camera groups and session settings of the API, from the config."""
     return AccessSettings(
         camera_groups={cam.id: list(cam.groups) for cam in cfg.cameras},
+        camera_zones={cam.id: [z.name for z in cam.zones] for cam in cfg.cameras},
         session_lifetime_s=cfg.api.session_lifetime_s,
         session_idle_s=cfg.api.session_idle_s,
         secure_cookies=cfg.api.secure_cookies,

@@ -29,6 +29,7 @@ from alerts.api.routes import (
     people,
     pictures,
     rule_types,
+    search,
 )
 from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
@@ -67,6 +68,7 @@ class AccessSettings:
     Attributes:
         camera_groups: Each camera's groups (``cameras[].groups``); a camera not named
             here is seen only by admins.
+        camera_zones: Each camera's zone names (what the search page offers as filters).
         session_lifetime_s: A session's absolute lifetime, seconds.
         session_idle_s: A session ends after this long without a request, seconds.
         secure_cookies: Mark cookies Secure (``None``: when the request came over HTTPS).
@@ -75,6 +77,7 @@ class AccessSettings:
     """
 
     camera_groups: Mapping[str, list[str]] = field(default_factory=dict)
+    camera_zones: Mapping[str, list[str]] = field(default_factory=dict)
     session_lifetime_s: float = 12 * 3600.0
     session_idle_s: float = 1800.0
     secure_cookies: bool | None = None
@@ -176,6 +179,7 @@ def create_app(
         audit=store if isinstance(store, AuditStore) else None,
         lifecycle=store if isinstance(store, LifecycleStore) else None,
         cameras=CameraGroups(settings.camera_groups),
+        camera_zones={cam: list(z) for cam, z in settings.camera_zones.items()},
         passwords=Passwords(settings.password_hasher),
         session_lifetime_s=settings.session_lifetime_s,
         session_idle_s=settings.session_idle_s,
@@ -210,9 +214,29 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     routers = (
         alert_routes, changes, lifecycle, evidence_routes, control_routes, rule_types, auth,
-        people, audit, page_settings, live_routes, pictures, fleet_routes, ops, pages,
+        people, audit, page_settings, live_routes, pictures, fleet_routes, search, ops, pages,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(ops.status_router)
+    _document_body_limit(app)
     return app
+
+
+def _document_body_limit(app: FastAPI) -> None:
+    """Say in the OpenAPI document that every operation taking a body may answer 413: the
+    body guard refuses an oversized one before any route sees it."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict) and "requestBody" in operation:
+                        responses = operation.setdefault("responses", {})
+                        responses.setdefault("413", {"description": "Body too large"})
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

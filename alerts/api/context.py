@@ -58,6 +58,8 @@ class ApiContext:
     lifecycle: LifecycleStore | None = None
     """Claims, escalations, closes (the store, when it keeps the lifecycle)."""
     cameras: CameraGroups = field(default_factory=CameraGroups)
+    camera_zones: dict[str, list[str]] = field(default_factory=dict)
+    """Each camera's zone names (the search page's zone filter)."""
     passwords: Passwords = field(default_factory=Passwords)
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
     session_lifetime_s: float = 12 * 3600.0

@@ -9,6 +9,7 @@ neither fails the test that walks every route of the app against every role
 | permission | operator | supervisor | admin |
 |---|---|---|---|
 | read and act on alerts of their groups; false alarms by region or rule | ✓ | ✓ | ✓ |
+| search the tracks of their groups' cameras (forensic search; audited) | ✓ | ✓ | ✓ |
 | act on alerts others own or escalated; camera-wide suppressions; lift any suppression | | ✓ | ✓ |
 | the audit trail, disposition figures, the pipeline's detailed status | | ✓ | ✓ |
 | evidence unmasked (the original snapshot and clip, people not blurred; audited) | | ✓ | ✓ |
@@ -52,6 +53,8 @@ class Permission(enum.StrEnum):
     """See evidence unmasked: the original snapshot and clip, people not blurred."""
     USERS_MANAGE = "users.manage"
     TOKENS_MANAGE = "tokens.manage"
+    SEARCH = "tracks.search"
+    """Search the tracks of the cameras of one's groups (forensic search; audited)."""
     CAMERAS_MANAGE = "cameras.manage"
     """Add, change and remove the fleet's cameras (admins)."""
     SIGNED_IN = "signed_in"
@@ -64,6 +67,7 @@ _OPERATOR = frozenset(
         Permission.ALERTS_ACT,
         Permission.SUPPRESSIONS_READ,
         Permission.RULES_READ,
+        Permission.SEARCH,
     }
 )
 _SUPERVISOR = _OPERATOR | {

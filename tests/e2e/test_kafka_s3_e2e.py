@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alerts.evidence import masked_key
+from alerts.evidence import masked_key, thumbnail_key
 from deploy.localstack import LocalStack
 from tests.e2e.conftest import (
     ARGUS,
@@ -105,6 +106,32 @@ def wait_alerts(url: str, n: int, closed: int, timeout_s: float) -> list[dict[st
     return got
 
 
+def _check_search(url: str, auth: dict[str, str], client: Any) -> None:
+    """People of the run are found by search, each with its masked thumbnail from S3."""
+    import httpx
+
+    now = time.time()
+    params = {
+        "since": datetime.fromtimestamp(now - 3600, UTC).isoformat(),
+        "until": datetime.fromtimestamp(now + 600, UTC).isoformat(),
+        "class": "person",
+    }
+    deadline, results = time.monotonic() + 60, []
+    while time.monotonic() < deadline and not results:
+        r = httpx.get(f"{url}/api/v1/search", params=params, headers=auth, timeout=10)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        time.sleep(0.5)
+    assert len(results) >= 3, "the run's walkers were summarised and stored"
+    best = results[0]
+    first = datetime.fromisoformat(best["first_seen"]).timestamp()
+    key = thumbnail_key(best["camera_id"], first, best["track_uid"])
+    thumb = httpx.get(f"{url}{best['thumbnail_url']}", headers=auth, timeout=10)
+    assert thumb.status_code == 200
+    assert thumb.content == object_bytes(client, BUCKET, masked_key(key))
+    assert client.stat_object(BUCKET, key).size > 0  # the original, for unmasked views
+
+
 @pytest.mark.parametrize("fault", ["none", "broker-killed", "s3-killed"])
 def test_worker_to_alert_service_over_kafka_with_s3_evidence(
     localstack: LocalStack, tmp_path: Path, fault: str
@@ -188,6 +215,8 @@ def test_worker_to_alert_service_over_kafka_with_s3_evidence(
         for a in got:  # every snapshot and its masked copy ended up in the bucket
             assert client.stat_object(BUCKET, a["snapshot"]).size > 0
             assert client.stat_object(BUCKET, masked_key(a["snapshot"])).size > 0
+        if fault == "none":  # track summaries took the same road: searchable, thumbnails in S3
+            _check_search(url, auth, client)
     finally:
         service.terminate()
         service.wait(timeout=30)

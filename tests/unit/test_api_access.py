@@ -39,6 +39,7 @@ from alerts.evidence import (
     clip_key,
     masked_key,
     snapshot_key,
+    thumbnail_key,
 )
 from alerts.live import CameraStatus, LiveBoard, Preview, Want
 from alerts.store import SqlAlertStore, SqliteAlertStore
@@ -46,7 +47,7 @@ from alerts.store.postgres import PostgresAlertStore
 from argus.fleet.admin import FleetAdmin
 from argus.fleet.view import FleetView
 from selector.suppression import Suppression
-from tests.factories import T0, make_event
+from tests.factories import T0, make_event, make_track_record
 from tests.pg import fresh_schema
 
 pytestmark = pytest.mark.unit
@@ -160,6 +161,16 @@ class World:
         self.store.upsert(event.with_snapshot(key).to_record() | {"clip": clip})
         return event.event_id
 
+    def track(self, camera: str = "cam-a") -> str:
+        """A fresh track summary of ``camera`` with its thumbnail and masked copy."""
+        n = next(self._n)
+        record = make_track_record(n, camera=camera, first=T0 + n)
+        key = thumbnail_key(camera, T0 + n, str(record["track_uid"]))
+        for k in (key, masked_key(key)):
+            self.evidence.put(k, b"\xff\xd8\xff\xe0jpeg")
+        self.store.upsert(record | {"thumbnail": key})
+        return str(record["track_uid"])
+
     def suppression(self) -> str:
         sid = str(uuid.uuid4())
         self.store.add_suppression(Suppression(sid, "cam-a", None, None, None, None, T0 + 1e9, T0))
@@ -221,7 +232,21 @@ def _alert_route(suffix: str, body: Any = None) -> Example:
     return lambda w: (f"/api/v1/alerts/{w.alert()}{suffix}", body)
 
 
+SINCE = "2024-05-01T09:00:00Z"
+UNTIL = "2024-05-02T09:00:00Z"
+
+
 EXAMPLES: dict[tuple[str, str], Example] = {
+    ("GET", "/api/v1/search"): lambda w: (
+        f"/api/v1/search?since={SINCE}&until={UNTIL}&class=person&upper=red",
+        None,
+    ),
+    ("GET", "/api/v1/search/options"): lambda w: ("/api/v1/search/options", None),
+    ("GET", "/api/v1/tracks/{track_uid}"): lambda w: (f"/api/v1/tracks/{w.track()}", None),
+    ("GET", "/api/v1/tracks/{track_uid}/thumbnail"): lambda w: (
+        f"/api/v1/tracks/{w.track()}/thumbnail",
+        None,
+    ),
     ("GET", "/api/v1/alerts"): lambda w: ("/api/v1/alerts", None),
     ("GET", "/api/v1/alerts/{event_id}"): _alert_route(""),
     ("POST", "/api/v1/alerts/{event_id}/claim"): _alert_route("/claim"),
@@ -388,7 +413,7 @@ def test_roles_by_routes(world: World) -> None:
                 ok, want = r.status_code == 401, "401"
             elif permission not in ROLE_PERMISSIONS[who.role]:  # type: ignore[index]
                 ok, want = r.status_code == 403, "403"
-            elif "{event_id}" in path and who.group == "b":
+            elif ("{event_id}" in path or "{track_uid}" in path) and who.group == "b":
                 ok, want = r.status_code == 404, "404 (another group's camera)"
             else:
                 ok = r.status_code not in (401, 403) and r.status_code < 500
@@ -427,4 +452,29 @@ def test_unmasked_evidence_by_role(world: World, evidence: str) -> None:
             want = 200
         if r.status_code != want:
             failures.append(f"{evidence} unmasked as {who.name}: {r.status_code}, want {want}")
+    assert not failures, "\n".join(failures)
+
+
+def test_unmasked_thumbnails_by_role(world: World) -> None:
+    """A track's thumbnail, like an alert's evidence: the original only to roles holding
+    VIEW_UNMASKED (and audited), the masked copy to every role that may search."""
+    failures = []
+    for who in list(world.who):
+        for unmasked in (False, True):
+            url = f"/api/v1/tracks/{world.track()}/thumbnail" + (
+                "?unmasked=true" if unmasked else ""
+            )
+            r = world.call(who, "GET", url, None)
+            if who.role is None:
+                want = 401
+            elif who.group == "b":
+                want = 404
+            elif unmasked and Permission.VIEW_UNMASKED not in ROLE_PERMISSIONS[who.role]:  # type: ignore[index]
+                want = 403
+            else:
+                want = 200
+            if r.status_code != want:
+                failures.append(
+                    f"thumbnail unmasked={unmasked} as {who.name}: {r.status_code}, want {want}"
+                )
     assert not failures, "\n".join(failures)

@@ -58,10 +58,13 @@ SEMANTIC = {
     ("PUT", "/api/v1/rules"),
     ("POST", "/api/v1/auth/password"),
     ("PUT", "/api/v1/fleet/cameras/{camera_id}"),
+    ("GET", "/api/v1/search"),
 }
 """Operations whose well-formed requests may still be refused for what no schema can say:
 a rule set is checked against the cameras, zones and model classes; a password change
-against the current password; a camera definition as a config file is (documented 422s)."""
+against the current password; a camera definition as a config file is; a search's time
+range must be given, in order and at most 31 days long, and its class one the detector
+knows (documented 422s)."""
 STATUSES: Counter[int] = Counter()
 
 

@@ -70,10 +70,12 @@ STATIC = {
         "detail.js",
         "queue.js",
         "ruleform.js",
+        "search.js",
         "setup.js",
         "shapes.js",
         "supervisor.js",
         "text.js",
+        "track.js",
         "wall.js",
     )
 }

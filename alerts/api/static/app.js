@@ -10,14 +10,16 @@ import { getJson, postJson, rememberCsrf, whenSignedOut } from "./api.js";
 import { setSound, showSoundButton, soundOn, unlockAudio } from "./cue.js";
 import * as detail from "./detail.js";
 import * as queue from "./queue.js";
+import * as search from "./search.js";
 import * as setup from "./setup.js";
 import * as supervisor from "./supervisor.js";
 import { $, el, knownTypes, setRuleTypes } from "./text.js";
+import * as track from "./track.js";
 import * as wall from "./wall.js";
 
 let me = null;
-const VIEWS = ["queue", "alert", "wall", "cameras", "audit", "operators", "tuning", "setup"];
-const NEEDS = { audit: "audit.read", operators: "stats.read", tuning: "stats.read", setup: "cameras.manage" };
+const VIEWS = ["queue", "alert", "wall", "cameras", "search", "track", "audit", "operators", "tuning", "setup"];
+const NEEDS = { search: "tracks.search", track: "tracks.search", audit: "audit.read", operators: "stats.read", tuning: "stats.read", setup: "cameras.manage" };
 
 // -- signing in and out ---------------------------------------------------------------------
 function signedOut(reason) {
@@ -29,6 +31,8 @@ function signedOut(reason) {
   queue.stop();
   wall.stop();
   setup.stop();
+  search.reset();
+  track.stop();
   document.body.dataset.signedIn = "false";
   $("who").hidden = true;
   $("nav").hidden = true;
@@ -134,8 +138,10 @@ async function route() {
   if (view === "wall" || view === "cameras") wall.show(view === "wall" ? "wall" : "board");
   else wall.stop();  // a view nobody looks at costs the cameras nothing
   if (view !== "setup") setup.stop();
+  if (view !== "track") track.stop();
+  const navView = view === "alert" ? "queue" : view === "track" ? "search" : view;
   for (const a of document.querySelectorAll("#nav a")) {
-    if (a.dataset.view === (view === "alert" ? "queue" : view)) a.setAttribute("aria-current", "page");
+    if (a.dataset.view === navView) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   if (view === "queue") {
@@ -148,6 +154,12 @@ async function route() {
   } else if (view === "alert") {
     document.title = "Alert — Argus";
     await detail.show(arg);
+  } else if (view === "search") {
+    document.title = "Search — Argus";
+    await search.show(params);
+  } else if (view === "track") {
+    document.title = "Track — Argus";
+    await track.show(arg);
   } else if (view === "wall" || view === "cameras") {
     document.title = (view === "wall" ? "Wall" : "Camera health") + " — Argus";
   } else if (view === "setup") {
@@ -183,7 +195,8 @@ document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" || ev.key === "Backspace") location.hash = "#/queue?" + (sessionStorage.getItem("argus.filters") || "");
     else if ("cexf".includes(ev.key) && ev.key.length === 1) done = detail.keyAction(ev.key);
     else done = false;
-  } else done = false;
+  } else if (view === "track") done = track.keyAction(ev.key);
+  else done = false;
   if (done) ev.preventDefault();
 });
 
@@ -198,6 +211,11 @@ wall.init({
 setInterval(queue.tick, 1000);
 setInterval(wall.tick, 1000);
 showSoundButton();
+$("nav-search").addEventListener("click", (ev) => {
+  // back to the search last run, with its filters
+  ev.preventDefault();
+  location.hash = search.resultsHref();
+});
 $("nav-queue").addEventListener("click", (ev) => {
   // back to the queue with the filters last used
   ev.preventDefault();
