@@ -11,6 +11,11 @@ on the footage's own background where they stood, and ``detectors.appearance.bod
 names the colours of the box around each (as the worker sees it: a box, no mask), with and
 without the background picture.  Reported: accuracy per labelled colour (the first name),
 a prediction counting when it is any of the acceptable names.
+
+Mode ``track`` is what search stores: each person's whole walk cycle, pasted frame by
+frame, goes through ``argus.summaries.TrackSummarizer`` as one track (the worker's own
+code: colours sampled every 0.5 s of a 10 fps stream, averaged over the track), and the
+track summary's colours are scored, one decision per person.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import numpy as np
 
 from argus.bench import machine_description
 from argus.paths import argus_home
+from argus.summaries import TrackSummarizer
 from benchmarks.accuracy.sprites import SpriteBank, sprite_bank
 from detectors.appearance import body_colours
+from detectors.detections import Detections
 
 LABELS = Path(__file__).resolve().parent / "accuracy" / "colour_labels.json"
 PICKS = (0.2, 0.5, 0.8)  # cut-outs of each walk cycle, as fractions of its length
@@ -61,6 +68,26 @@ def pasted(bank: SpriteBank, k: int, j: int) -> tuple[np.ndarray, tuple[float, .
     return frame, box
 
 
+def track_colours(bank: SpriteBank, k: int) -> dict[str, str]:
+    """The colours the worker's track summary gives person ``k``'s walk cycle."""
+    records: list[dict[str, Any]] = []
+    s = TrackSummarizer("bench", publish=records.append, store_thumbnail=None)
+    height, width = bank.background.shape[:2]
+    s.set_frame_size(width, height)
+    for j in range(len(bank.sequences[k].rgba)):
+        frame, box = pasted(bank, k, j)
+        dets = Detections(
+            xyxy=np.array([box], np.float32),
+            score=np.array([0.8], np.float32),
+            class_id=np.array([0], np.int64),
+            tracker_id=np.array([1], np.int64),
+            names=("person",),
+        )
+        s.observe(frame, dets, j / 10.0, 1.7e9 + j / 10.0)
+    s.finish()
+    return dict(records[0]["colours"]) if records else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run it; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.colour_accuracy", description=__doc__)
@@ -72,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     by_src = {(p["track_id"], p["start_frame"]): p for p in labels["people"]}
     tally: dict[str, dict[str, dict[str, int]]] = {
         mode: {part: defaultdict(int) for part in ("upper", "lower")}
-        for mode in ("box", "box+background")
+        for mode in ("box", "box+background", "track")
     }
     totals: dict[str, dict[str, dict[str, int]]] = {
         mode: {part: defaultdict(int) for part in ("upper", "lower")} for mode in tally
@@ -95,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                     totals[mode][part][truth[0]] += 1
                     tally[mode][part][truth[0]] += int(name in truth)
                     confusions[mode][f"{part}:{truth[0]}"][str(name)] += 1
+        colours = track_colours(bank, k)
+        for part in ("upper", "lower"):
+            truth = label[part]
+            name = colours.get(part)
+            totals["track"][part][truth[0]] += 1
+            tally["track"][part][truth[0]] += int(name in truth)
+            confusions["track"][f"{part}:{truth[0]}"][str(name)] += 1
     result: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),

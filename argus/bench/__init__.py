@@ -196,6 +196,7 @@ def run_bench(
         "naive_frames": naive.frames,
         "naive_detected": naive.detected,
         "pipeline_events": pipe.events,
+        "indexing": _indexing(pipe, ft.fps),
         "naive_events": naive.events,
         "cameras_sustained": None,
         "naive_cameras_sustained": None,
@@ -278,6 +279,20 @@ def run_bench(
         )
     result["seconds"] = round(time.monotonic() - t_start, 1)
     return result, trials
+
+
+def _indexing(pipe: stages.Throughput, fps: float) -> dict[str, Any]:
+    """The cost of the track summaries for search, from the pipeline stage (every frame
+    through the detector: the busiest a camera gets): CPU per camera-second of video, the
+    share of the pipeline's CPU, and the tracks summarised."""
+    video_s = pipe.frames / fps if fps > 0 else 0.0
+    return {
+        "cpu_ms_per_camera_s": round(1000.0 * pipe.index_s / video_s, 2) if video_s else None,
+        "cores_per_camera": round(pipe.index_s / video_s, 4) if video_s else None,
+        "share_of_pipeline_cpu": round(pipe.index_s / pipe.cpu_s, 4) if pipe.cpu_s else None,
+        "tracks": pipe.tracks,
+        "tracks_per_camera_min": (round(60.0 * pipe.tracks / video_s, 1) if video_s else None),
+    }
 
 
 def _quiet_trial(

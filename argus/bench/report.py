@@ -37,6 +37,13 @@ def table(result: Mapping[str, Any]) -> str:
         ("naive baseline", f(result["naive_fps"], " fps")
          + f"  (pipeline / naive = {f(result['pipeline_vs_naive'])})"),
     ]  # fmt: skip
+    ix = result.get("indexing")
+    if ix:
+        rows.append(
+            ("search indexing (CPU)", f"{f(ix['cpu_ms_per_camera_s'], ' ms')} per camera-second"
+             f" = {f(ix['share_of_pipeline_cpu'])} of the pipeline's CPU "
+             f"({ix['tracks']} tracks)")
+        )  # fmt: skip
     s = result.get("sustained")
     if s:
         rows += [

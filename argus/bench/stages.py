@@ -63,6 +63,10 @@ class Throughput:
     cpu_s: float
     events: int = 0
     detected: int = 0
+    index_s: float = 0.0
+    """CPU seconds spent making track summaries for search (sampling colours, thumbnails)."""
+    tracks: int = 0
+    """Track summaries published."""
 
     @property
     def fps(self) -> float:
@@ -345,12 +349,15 @@ def throughput(
             reporter.join()
             pipeline.close()
         progress(what, 1.0)
+        summaries = [c.summaries for c in runner.cameras if c.summaries is not None]
         return Throughput(
             result.frames,
             result.seconds,
             time.process_time() - c0,
             events=result.events,
             detected=result.detected,
+            index_s=sum(s.seconds for s in summaries),
+            tracks=sum(s.published for s in summaries),
         )
 
 
