@@ -22,7 +22,9 @@ it keeps, in bounded memory:
   the track ends.
 
 A track ends when it has not been seen for ``end_after_s`` of stream time (longer than
-the tracker keeps a lost track), or when the camera's stream ends.  Its summary record
+the tracker keeps a lost track), or when the camera's stream ends; a track that lasts has
+its summary as it stands published every ``interim_every_s`` (10 min) meanwhile, which the
+final one replaces.  Its summary record
 (``alerts/track.schema.json``) goes to ``publish`` (the event bus) and its thumbnails to
 ``store_thumbnail`` (the evidence store).  Tracks seen on fewer than ``min_sightings``
 detector frames (flickers) are dropped without a record.
@@ -132,6 +134,8 @@ class _Log:
     crop: U8 | None = None
     masked: U8 | None = None
     bbox: tuple[float, float, float, float] | None = None
+    interims: int = 0
+    """Summaries published while it lasts (see ``TrackSummarizer.interim_every_s``)."""
 
 
 class TrackSummarizer:
@@ -151,6 +155,7 @@ class TrackSummarizer:
         end_after_s: float = 6.0,
         min_height_px: float = 24.0,
         min_sightings: int = 3,
+        interim_every_s: float = 600.0,
     ) -> None:
         """
         Args:
@@ -165,6 +170,10 @@ class TrackSummarizer:
             end_after_s: A track unseen this long (stream s) has ended.
             min_height_px: Boxes shorter than this give no colours and no thumbnail.
             min_sightings: Tracks seen on fewer detector frames are not summarised.
+            interim_every_s: A track followed this long (stream s) has its summary as it
+                stands published, and again every as long, so someone waiting for hours
+                or a parked car can be found before it leaves (and is not lost with the
+                worker); the final summary replaces them (same ``track_uid``).
         """
         self.camera_id = camera_id
         self._publish = publish
@@ -176,6 +185,7 @@ class TrackSummarizer:
         self.end_after_s = end_after_s
         self.min_height_px = min_height_px
         self.min_sightings = min_sightings
+        self.interim_every_s = interim_every_s
         self.stream_id = ""
         self._logs: dict[int, _Log] = {}
         self.published = 0
@@ -319,12 +329,22 @@ class TrackSummarizer:
     def _end_stale(self, pts_s: float) -> None:
         for tid in [t for t, e in self._logs.items() if pts_s - e.last_s > self.end_after_s]:
             self._end(tid)
+        for tid, entry in self._logs.items():  # long tracks: searchable while they last
+            if pts_s - entry.first_s >= self.interim_every_s * (entry.interims + 1):
+                entry.interims += 1
+                self._send(entry, tid)
 
     def _end(self, tid: int) -> None:
         entry = self._logs.pop(tid)
         if entry.sightings < self.min_sightings:
             self.dropped += 1
             return
+        if self._send(entry, tid):
+            self.published += 1
+
+    def _send(self, entry: _Log, tid: int) -> bool:
+        """Publish ``entry``'s summary as it stands (its thumbnail stored first); False when
+        that failed (logged: a summary must never take the camera down)."""
         uid = track_uid(self.camera_id, self.stream_id, tid)
         try:
             record = self._record(entry, uid)
@@ -332,12 +352,13 @@ class TrackSummarizer:
             if thumb is not None:
                 record["thumbnail"] = thumb
             self._publish(record)
-            self.published += 1
-        except Exception:  # a summary must never take the camera down
+            return True
+        except Exception:
             log.exception(
                 "publishing a track summary failed",
                 extra={"camera_id": self.camera_id, "track_id": tid},
             )
+            return False
 
     def _record(self, entry: _Log, uid: str) -> dict[str, Any]:
         colours: dict[str, str] = {}

@@ -276,3 +276,19 @@ def test_broken_boxes_are_skipped_and_zones_are_capped() -> None:
     s.finish()
     assert [r["track_id"] for r in sink.records] == [1]  # validated on publish (_Sink)
     assert len(sink.records[0]["zones"]) == 64
+
+
+def test_a_long_track_is_searchable_while_it_lasts() -> None:
+    """Someone waiting for a long time is published as they stand every interim period; the
+    final summary, with the same uid, replaces those."""
+    sink = _Sink()
+    s = _summarizer(sink, interim_every_s=2.0)
+    _walk(s, 45, lambda k: (200, 100, 260, 260), WHITE, BLUE)  # 4.4 s, standing
+    assert len(sink.records) == 2  # at 2 s and at 4 s
+    assert sink.records[0]["last_s"] == pytest.approx(2.0)
+    assert sink.records[1]["last_s"] == pytest.approx(4.0)
+    s.finish()
+    assert len(sink.records) == 3 and s.published == 1
+    assert len({r["track_uid"] for r in sink.records}) == 1
+    assert sink.records[-1]["last_s"] == pytest.approx(4.4)
+    assert sink.records[-1]["thumbnail"] == sink.records[0]["thumbnail"]  # replaced in place
