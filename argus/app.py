@@ -611,11 +611,13 @@ def make_api(
     )
 
 
-def access_settings(cfg: ArgusConfig) -> AccessSettings:
-    """Camera groups and session settings of the API, from the config."""
+def access_settings(cfg: ArgusConfig, classes: Sequence[str] | None = None) -> AccessSettings:
+    """Camera groups and session settings of the API, from the config; ``classes``: the
+    detector's class names, when known here (searchable besides COCO's)."""
     return AccessSettings(
         camera_groups={cam.id: list(cam.groups) for cam in cfg.cameras},
         camera_zones={cam.id: [z.name for z in cam.zones] for cam in cfg.cameras},
+        classes=tuple(classes or ()),
         session_lifetime_s=cfg.api.session_lifetime_s,
         session_idle_s=cfg.api.session_idle_s,
         secure_cookies=cfg.api.secure_cookies,

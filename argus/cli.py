@@ -175,7 +175,7 @@ def run_config(
             validate=rules_validator(cfg, pipeline.class_names),
             initial_rules=configured_rules(cfg),
             allowed_hosts=allowed_hosts(cfg, host or cfg.api.host),
-            access=access_settings(cfg),
+            access=access_settings(cfg, pipeline.class_names),
             live=board,
         )
         publish_stored_state(pipeline.store, control)
@@ -361,6 +361,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key,
         configured_rules,
         make_api,
+        model_class_names,
         open_store,
         retention_job,
         sla_job,
@@ -386,7 +387,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             evidence,
             key,
             allowed_hosts=allowed_hosts(cfg, args.host),
-            access=access_settings(cfg),
+            access=access_settings(cfg, model_class_names(cfg, home)),
             initial_rules=configured_rules(cfg),  # read-only here: no control channel
         )
         server = ApiServer(app, args.host, args.port)
@@ -489,7 +490,7 @@ def cmd_alerts_serve(args: argparse.Namespace) -> int:
             validate=rules_validator(cfg, model_class_names(cfg, home)),
             initial_rules=configured_rules(cfg),
             allowed_hosts=allowed_hosts(cfg, args.host or cfg.api.host),
-            access=access_settings(cfg),
+            access=access_settings(cfg, model_class_names(cfg, home)),
             live=board,
             fleet=fleet,
         )

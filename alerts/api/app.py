@@ -35,6 +35,7 @@ from alerts.api.routes import control as control_routes
 from alerts.api.routes import evidence as evidence_routes
 from alerts.api.routes import fleet as fleet_routes
 from alerts.api.routes import live as live_routes
+from alerts.api.routes.search import search_classes
 from alerts.api.security import Passwords, digest
 from alerts.control import ControlPublisher
 from alerts.evidence import MAX_URL_EXPIRY_S, EvidenceStore
@@ -69,6 +70,8 @@ class AccessSettings:
         camera_groups: Each camera's groups (``cameras[].groups``); a camera not named
             here is seen only by admins.
         camera_zones: Each camera's zone names (what the search page offers as filters).
+        classes: The detector's class names, searchable besides the 80 COCO classes (a
+            model of one's own).
         session_lifetime_s: A session's absolute lifetime, seconds.
         session_idle_s: A session ends after this long without a request, seconds.
         secure_cookies: Mark cookies Secure (``None``: when the request came over HTTPS).
@@ -78,6 +81,7 @@ class AccessSettings:
 
     camera_groups: Mapping[str, list[str]] = field(default_factory=dict)
     camera_zones: Mapping[str, list[str]] = field(default_factory=dict)
+    classes: Sequence[str] = ()
     session_lifetime_s: float = 12 * 3600.0
     session_idle_s: float = 1800.0
     secure_cookies: bool | None = None
@@ -180,6 +184,7 @@ def create_app(
         lifecycle=store if isinstance(store, LifecycleStore) else None,
         cameras=CameraGroups(settings.camera_groups),
         camera_zones={cam: list(z) for cam, z in settings.camera_zones.items()},
+        search_classes=search_classes(settings.classes),
         passwords=Passwords(settings.password_hasher),
         session_lifetime_s=settings.session_lifetime_s,
         session_idle_s=settings.session_idle_s,

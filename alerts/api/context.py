@@ -60,6 +60,8 @@ class ApiContext:
     cameras: CameraGroups = field(default_factory=CameraGroups)
     camera_zones: dict[str, list[str]] = field(default_factory=dict)
     """Each camera's zone names (the search page's zone filter)."""
+    search_classes: tuple[str, ...] = ()
+    """Classes a search may name (empty: the 80 COCO classes)."""
     passwords: Passwords = field(default_factory=Passwords)
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
     session_lifetime_s: float = 12 * 3600.0

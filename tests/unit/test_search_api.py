@@ -291,3 +291,22 @@ def test_the_options_offer_a_fleet_cameras_zones(tmp_path: Path) -> None:
         body = client.get("/api/v1/search/options", headers={"X-API-Key": KEY}).json()
     store.close()
     assert body["zones"] == {"fleet-1": ["platform"]}
+
+
+def test_a_model_of_ones_own_makes_its_classes_searchable(tmp_path: Path) -> None:
+    store = SqliteAlertStore(tmp_path / "a.db")
+    app = create_app(
+        store,
+        LocalEvidenceStore(tmp_path / "ev"),
+        api_key=KEY,
+        access=AccessSettings(classes=("person", "Forklift", "pallet jack")),
+    )
+    store.upsert(make_track_record(1, camera="cam-x", label="forklift", upper=None, lower=None))
+    auth = {"X-API-Key": KEY}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        got = client.get(f"/api/v1/search?{DAY}&class=forklift", headers=auth)
+        assert len(_uids(got)) == 1
+        assert client.get(f"/api/v1/search?{DAY}&class=unicorn", headers=auth).status_code == 422
+        options = client.get("/api/v1/search/options", headers=auth).json()
+    store.close()
+    assert options["classes"][-2:] == ["forklift", "pallet jack"] and "car" in options["classes"]

@@ -91,6 +91,13 @@ _TRACK_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def search_classes(model: Sequence[str] = ()) -> tuple[str, ...]:
+    """The classes a search may name: the 80 COCO classes, then the detector's own names
+    (as a track summary writes them: lower case) that are not among them."""
+    extra = [n.strip().lower() for n in model if n.strip().lower() not in COCO80]
+    return (*COCO80, *dict.fromkeys(n for n in extra if n))
+
+
 def _tracks(ctx: ApiContext) -> TrackStore:
     if not isinstance(ctx.store, TrackStore):
         raise HTTPException(status_code=503, detail="this alert store keeps no tracks")
@@ -227,8 +234,9 @@ def search(
     newest); ``capped`` says when more matched."""
     store = _tracks(ctx)
     start, end = _time_range(since, until)
-    if class_ is not None and class_ not in COCO80:
-        raise _bad(f"unknown class {class_!r:.40}; classes: {', '.join(COCO80[:8])}, ...")
+    classes = ctx.search_classes or COCO80
+    if class_ is not None and class_ not in classes:
+        raise _bad(f"unknown class {class_!r:.40}; classes: {', '.join(classes[:8])}, ...")
     scope = _camera_scope(ctx, request, who, camera, group)
     reference = _visible_track(ctx, who, str(like)) if like is not None else None
     if reference is not None and not any(reference.appearance or ()):
@@ -313,7 +321,7 @@ def search_options(ctx: Ctx, who: Who) -> SearchOptions:
     if who.groups is not None:
         groups = [g for g in groups if g in who.groups]
     return SearchOptions(
-        classes=list(COCO80),
+        classes=list(ctx.search_classes or COCO80),
         colours=list(COLOUR_NAMES),
         directions=list(DIRECTIONS),
         cameras=[
