@@ -44,7 +44,7 @@ from argon2 import PasswordHasher
 
 from alerts.api.security import Passwords
 from alerts.evidence import LocalEvidenceStore, masked_key, save_snapshot
-from alerts.masking import mask_people
+from alerts.masking import WHOLE_PICTURE, mask_people
 from alerts.store import Role, SqliteAlertStore
 from deploy.localstack import free_port
 from selector.event import Event
@@ -337,19 +337,16 @@ class ArgusServer:
         """Store one track summary (``make_track_record``) as the alert service would
         (``upsert``: the store keeps ``kind: "track"`` records in its track table); with
         ``image`` (``(H, W, 3)`` uint8 BGR), store it as the track's thumbnail under the
-        record's ``thumbnail`` key and its masked copy (a person's ``bbox`` blurred, as a
-        worker masks it) under ``masked_key`` of that key, in the evidence folder the
+        record's ``thumbnail`` key and its masked copy (all of it blurred, as a worker
+        masks a thumbnail) under ``masked_key`` of that key, in the evidence folder the
         server reads.  Returns the record."""
         if image is not None:
             key = record.get("thumbnail")
             if not isinstance(key, str):
                 raise ValueError("a track's image needs the record's thumbnail key")
-            people = np.asarray(
-                [record["bbox"]] if record.get("label") == "person" and record.get("bbox") else [],
-                np.float32,
-            ).reshape(-1, 4)
             store = LocalEvidenceStore(self.evidence_dir)
-            for picture, where in ((mask_people(image, people), masked_key(key)), (image, key)):
+            masked = mask_people(image, WHOLE_PICTURE)
+            for picture, where in ((masked, masked_key(key)), (image, key)):
                 ok, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
                 if not ok:
                     raise ValueError(f"the thumbnail of {record.get('track_uid')} did not encode")

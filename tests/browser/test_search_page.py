@@ -274,6 +274,7 @@ def test_an_operator_finds_red_tops_opens_one_on_its_timeline_and_asks_for_more_
     expect(page.locator("#track-head")).to_contain_text("red body")
     # seen minutes after the alert's clip ended: no video
     expect(page.locator("#no-video")).to_contain_text("No video was kept for this moment")
+    page.wait_for_function("() => document.querySelector('img.track-pic')?.naturalWidth > 0")
     shot(page, "search-track-neighbour")
 
     # Esc: back to the results

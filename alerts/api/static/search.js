@@ -378,7 +378,7 @@ export function thumb(t, cls, unmasked = false) {
   if (!t.thumbnail_url) return el("div", { class: `${cls} no-pic` }, "no picture");
   const src = t.thumbnail_url + (unmasked ? (t.thumbnail_url.includes("?") ? "&" : "?") + "unmasked=true" : "");
   const img = el("img", { class: cls, src, loading: "lazy",
-    alt: `${labelWords(t.label)} on ${t.camera_id} (${unmasked ? "original" : "people blurred"})` });
+    alt: `${labelWords(t.label)} on ${t.camera_id} (${unmasked ? "original" : "blurred"})` });
   img.addEventListener("error", () => img.replaceWith(el("div", { class: `${cls} no-pic` }, "picture not available")));
   return img;
 }

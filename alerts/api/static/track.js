@@ -1,4 +1,4 @@
-// One track found by a search (#/track/UID): its big thumbnail (people blurred; "Show
+// One track found by a search (#/track/UID): its big thumbnail (blurred all over; "Show
 // unmasked" only for roles that may, each view audited), the facts, the camera's timeline
 // some minutes either side (the camera's other tracks as thin bars, alerts as marks, this
 // one highlighted; a bar opens that track), and the video if an alert's clip covers the
@@ -82,7 +82,7 @@ function head() {
 
 function picture() {
   const t = current;
-  const masked = unmasked ? "original" : "people blurred";
+  const masked = unmasked ? "original" : "blurred: colours and shape only";
   $("track-figure").replaceChildren(thumb(t, "track-pic", unmasked),
     el("figcaption", {}, t.thumbnail_url ? `A sighting of this track (${masked}).` : "No picture was kept of this track."));
 }
