@@ -14,6 +14,11 @@ the producer's retries, the sender resends from the oldest unacknowledged record
 partition may then hold a few duplicates, but the last copy of every record is in
 publish order.
 
+Track summaries (``kind: "track"``, for search) have a spool of their own beside the
+events' (``<spool_dir>-tracks``, its own bound), and are sent only when no event waits: a
+long outage of a busy camera's summaries never pushes an alert out of the events' bounded
+spool, and alerts go first when the broker comes back.
+
 While no broker answers, records stay spooled: this is logged once at WARNING, and
 once at INFO when delivery resumes (and again when the backlog has been replayed),
 with backoff between attempts.  Subscribers registered with ``subscribe`` get every
@@ -42,7 +47,7 @@ from kafka.errors import (
 from prometheus_client import Counter, Gauge
 
 from alerts.bus import BusClosedError, InProcessBus, RecordHandler
-from alerts.schema import InvalidEventError, validate_bus_record
+from alerts.schema import TRACK, InvalidEventError, validate_bus_record
 from alerts.spool import DiskSpool, SpoolEntry
 from ingest.retry import Backoff
 
@@ -222,6 +227,7 @@ class KafkaEventBus:
         close_timeout_s: float = 10.0,
         validate: bool = True,
         spool_fsync: bool = True,
+        track_spool_max_records: int = 20_000,
     ) -> None:
         """Open the spool and start the sender thread; never waits for the broker.
 
@@ -250,6 +256,8 @@ class KafkaEventBus:
             close_timeout_s: How long ``close`` tries to deliver what is spooled, seconds.
             validate: Validate every record against the event schema at ``publish``.
             spool_fsync: ``fsync`` each spooled record (see ``DiskSpool``).
+            track_spool_max_records: Most track summaries spooled (in ``<spool_dir>-tracks``);
+                beyond, the oldest are dropped.  The events' spool is not shared with them.
 
         Raises:
             ValueError: An argument is out of range or an unknown security option.
@@ -300,6 +308,13 @@ class KafkaEventBus:
             max_records=spool_max_records,
             max_bytes=spool_max_bytes,
             name=f"kafka:{topic}",
+            fsync=spool_fsync,
+        )
+        self.track_spool = DiskSpool(
+            spool_dir.parent / f"{spool_dir.name}-tracks",
+            max_records=track_spool_max_records,
+            max_bytes=spool_max_bytes,
+            name=f"kafka:{topic}:tracks",
             fsync=spool_fsync,
         )
         # Local subscribers (e.g. the JSON-lines sink) get each record at publish, through
@@ -372,7 +387,7 @@ class KafkaEventBus:
         with self._lock:
             if self._closed:
                 raise BusClosedError(eid)
-            self.spool.append(record)
+            (self.track_spool if record.get("kind") == TRACK else self.spool).append(record)
             self._wake.set()
             self._local.publish(record)
 
@@ -392,7 +407,7 @@ class KafkaEventBus:
         self._wake.set()
         with self._cond:
             while True:
-                pending = self.spool.depth
+                pending = self.spool.depth + self.track_spool.depth
                 if pending == 0:
                     return
                 left = deadline - time.monotonic()
@@ -428,6 +443,7 @@ class KafkaEventBus:
         else:
             self._close_producer()
             self.spool.close()
+            self.track_spool.close()
         self._connected_gauge.set(0)
 
     # -- health -----------------------------------------------------------------
@@ -436,8 +452,8 @@ class KafkaEventBus:
         """Readiness information (no secrets)."""
         return BusHealth(
             connected=bool(self._online),
-            depth=self.spool.depth,
-            dropped=self.spool.dropped,
+            depth=self.spool.depth + self.track_spool.depth,
+            dropped=self.spool.dropped + self.track_spool.dropped,
             delivered=self.delivered,
             last_delivery=self._last_delivery,
             last_error=self._last_error,
@@ -467,10 +483,14 @@ class KafkaEventBus:
         Raises:
             KafkaError / OSError / ...: The broker could not be reached or refused.
         """
-        if self.spool.depth == 0:
+        # events first: track summaries go when no event waits
+        spool = self.spool if self.spool.depth else self.track_spool
+        if spool.depth == 0:
             return False
         producer = self._connect()  # may block up to connect_timeout_s: peek afterwards
-        batch = self.spool.peek_entries(self._batch_records)
+        if spool is self.track_spool and self.spool.depth:
+            spool = self.spool  # an event came while connecting
+        batch = spool.peek_entries(self._batch_records)
         if not batch:
             return False
         futures = []
@@ -489,7 +509,7 @@ class KafkaEventBus:
             delivered += 1
             last = entry
         if delivered:
-            self.spool.ack_through(last.seq)
+            spool.ack_through(last.seq)
             self.delivered += delivered
             self._last_delivery = time.time()
             KAFKA_DELIVERED.labels(topic=self.topic).inc(delivered)

@@ -23,7 +23,7 @@ import pytest
 from alerts.kafka_bus import BusFlushTimeoutError, KafkaEventBus
 from alerts.schema import InvalidEventError
 from deploy.localstack import LocalStack, find_tansu, free_port, port_accepts
-from tests.factories import make_event
+from tests.factories import make_event, make_track_record
 from tests.infra import broker_down, localstack, wait_for
 
 __all__ = ["localstack"]  # the fixture, re-exported for pytest
@@ -183,6 +183,45 @@ def test_bounded_spool_keeps_newest_while_broker_down(
     messages = read_topic(localstack.bootstrap, topic, 10)
     got = sorted({json.loads(m.value)["start_seq"] for m in messages})
     assert got == list(range(5, 15))
+
+
+def test_track_summaries_never_push_events_out_and_go_after_them(
+    localstack: LocalStack, tmp_path: Path
+) -> None:
+    """A busy camera's track summaries, spooled through an outage, have a spool and a bound
+    of their own: every event is kept, and events reach the broker first."""
+    topic = _topic()
+    with broker_down(localstack):
+        bus = _bus(
+            localstack.bootstrap,
+            topic,
+            tmp_path / "spool",
+            spool_max_records=10,
+            track_spool_max_records=5,
+        )
+        try:
+            for i in range(30):
+                bus.publish(make_track_record(i, camera=CAMERAS[i % len(CAMERAS)]))
+            for rec in _records(8):
+                bus.publish(rec)
+            assert (bus.spool.depth, bus.spool.dropped) == (8, 0)  # no event lost
+            assert (bus.track_spool.depth, bus.track_spool.dropped) == (5, 25)
+            assert bus.health().depth == 13 and bus.health().dropped == 25
+            assert (tmp_path / "spool-tracks").is_dir()
+        except BaseException:
+            bus.close()
+            raise
+    try:
+        bus.flush(30)
+    finally:
+        bus.close()
+    messages = read_topic(localstack.bootstrap, topic, 13)
+    kinds = ["track" if json.loads(m.value).get("kind") else "event" for m in messages]
+    assert kinds.count("event") == 8 and kinds.count("track") == 5
+    # one partition per camera: within each, every event is before every track summary
+    for part in {m.partition for m in messages}:
+        mine = [k for m, k in zip(messages, kinds, strict=True) if m.partition == part]
+        assert mine == sorted(mine, key=lambda k: k == "track"), mine
 
 
 def test_spooled_records_survive_a_worker_restart(localstack: LocalStack, tmp_path: Path) -> None:
