@@ -145,7 +145,8 @@ class City:
     days: int
     end_ts: float = END_TS
     sample: list[tuple[str, str, float, str]] = field(default_factory=list)
-    """(track_uid, camera, first_ts, label) of every 1000th track (for "more like this")."""
+    """(track_uid, camera, first_ts, label) of every 1000th track, if its colours were told
+    (for "more like this": the API refuses it of a track never seen clearly)."""
 
     @property
     def start_ts(self) -> float:
@@ -228,7 +229,7 @@ def track_rows(city: City, n: int, seed: int) -> Iterator[list[tuple[Any, ...]]]
                     appearance.astype("<f2").tobytes(), now,
                 )
             )  # fmt: skip
-            if (made + i) % 1000 == 0:
+            if (made + i) % 1000 == 0 and any(colours):  # "more like this" needs a look
                 city.sample.append((uid, cam, t0, label))
         made += m
         yield rows

@@ -392,7 +392,10 @@ function card(t, i) {
       el("strong", { class: "result-camera" }, t.camera_id)),
     el("span", { class: "result-time" }, el("time", { datetime: t.first_seen }, when(t.first_seen)),
       typeof t.duration_s === "number" ? `, ${duration(t.duration_s)}` : ""));
-  const likeLink = el("a", { href: likeHref(t, current.params), class: "button-link like" }, "More like this");
+  // a track never seen clearly has no look to compare (the API says so): no link
+  const likeLink = Object.keys(t.colours || {}).length
+    ? el("a", { href: likeHref(t, current.params), class: "button-link like" }, "More like this")
+    : el("span", { class: "hint" }, "Too small to compare");
   return el("article", { class: "result", role: "listitem", "data-uid": t.track_uid },
     open,
     el("div", { class: "result-facts" },

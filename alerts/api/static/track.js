@@ -58,8 +58,10 @@ function back() {
 function head() {
   const t = current;
   const size = t.size || {};
-  const buttons = [el("a", { href: likeHref(t, new URLSearchParams((resultsHref().split("?", 2)[1]) || "")),
-    class: "button-link like", id: "track-like" }, "More like this")];
+  const buttons = Object.keys(t.colours || {}).length
+    ? [el("a", { href: likeHref(t, new URLSearchParams((resultsHref().split("?", 2)[1]) || "")),
+      class: "button-link like", id: "track-like" }, "More like this")]
+    : [];
   if (may("evidence.unmasked") && t.thumbnail_url) {
     const b = el("button", { type: "button", class: "unmask", "aria-pressed": unmasked ? "true" : "false" },
       unmasked ? "Show masked" : "Show unmasked");
