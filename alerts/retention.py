@@ -26,10 +26,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
 
@@ -46,6 +46,9 @@ from alerts.store.protocols import ExpiredAlert, RetentionStore
 from alerts.store.tracks import ExpiredTrack, TrackStore
 
 logger = logging.getLogger(__name__)
+
+_Row = TypeVar("_Row", ExpiredAlert, ExpiredTrack)
+"""What a sweep deletes: an expired alert or an expired track."""
 
 RETENTION_DELETED = Counter(
     "argus_retention_deleted_total",
@@ -266,33 +269,69 @@ class RetentionJob(DaemonJob):
     def _sweep_camera(self, camera_id: str, cutoff: float, tally: _Tally) -> None:
         """Delete the camera's alerts that started before ``cutoff``, batch by batch,
         adding to ``tally``."""
-        failures = 0  # alerts kept: they stay first in line, so the next batch skips them
+
+        def deleted(n: int) -> None:
+            tally.alerts += n
+            RETENTION_DELETED.labels(kind="alert").inc(n)
+
+        def kept() -> None:
+            tally.kept += 1
+
+        self._sweep_batches(
+            camera_id,
+            lambda offset: self._store.expired_alerts(
+                camera_id, before=cutoff, limit=self.batch_size, offset=offset
+            ),
+            lambda alert: self._delete_evidence(alert, tally),
+            lambda alert: alert.event_id,
+            self._store.delete_alerts,
+            deleted,
+            kept,
+            ("evidence", "alerts"),
+        )
+
+    def _sweep_batches(
+        self,
+        camera_id: str,
+        expired: Callable[[int], Sequence[_Row]],
+        delete_evidence: Callable[[_Row], bool],
+        key: Callable[[_Row], str],
+        delete_rows: Callable[[list[str]], int],
+        deleted: Callable[[int], object],
+        kept: Callable[[], object],
+        what: tuple[str, str],
+    ) -> None:
+        """The batch loop of a camera's sweep (alerts or tracks): take the expired rows
+        (``expired(offset)``, oldest first), delete each one's evidence, then the rows whose
+        evidence went (``deleted`` told how many, batch by batch; ``kept`` told of each one
+        kept, which stays first in line: the next batch skips them), until none is left or
+        ``MAX_FAILURES_PER_CAMERA`` were kept (``what``: how the warning names the evidence and
+        the rows, e.g. ``("evidence", "alerts")``)."""
+        failures = 0
         while not self._stop.is_set():
-            batch = self._store.expired_alerts(
-                camera_id, before=cutoff, limit=self.batch_size, offset=failures
-            )
+            batch = expired(failures)
             if not batch:
                 return
             gone: list[str] = []
-            for alert in batch:
+            for row in batch:
                 if self._stop.is_set():  # stopping: delete the rows of what already went
                     break
-                if self._delete_evidence(alert, tally):
-                    gone.append(alert.event_id)
+                if delete_evidence(row):
+                    gone.append(key(row))
                     continue
-                tally.kept += 1
+                kept()
                 failures += 1
                 if failures >= MAX_FAILURES_PER_CAMERA:
                     break
-            deleted = self._store.delete_alerts(gone)
-            tally.alerts += deleted
-            RETENTION_DELETED.labels(kind="alert").inc(deleted)
+            deleted(delete_rows(gone))
             if failures >= MAX_FAILURES_PER_CAMERA:
                 logger.warning(
-                    "retention of camera %s: the evidence of %d alerts could not be deleted; "
-                    "the rest waits for the next sweep",
+                    "retention of camera %s: the %s of %d %s could not be deleted; the rest "
+                    "waits for the next sweep",
                     camera_id,
+                    what[0],
                     failures,
+                    what[1],
                 )
                 return
             if len(batch) < self.batch_size:
@@ -329,37 +368,26 @@ class RetentionJob(DaemonJob):
     ) -> None:
         """Delete the camera's tracks last seen before ``cutoff``, batch by batch (their
         thumbnails first), adding to ``tally``; as ``_sweep_camera`` does for alerts."""
-        failures = 0  # tracks kept: they stay first in line, so the next batch skips them
-        while not self._stop.is_set():
-            batch = store.expired_tracks(
-                camera_id, before=cutoff, limit=self.batch_size, offset=failures
-            )
-            if not batch:
-                return
-            gone: list[str] = []
-            for track in batch:
-                if self._stop.is_set():  # stopping: delete the rows of what already went
-                    break
-                if self._delete_thumbnail(track, tally):
-                    gone.append(track.track_uid)
-                    continue
-                tally.tracks_kept += 1
-                failures += 1
-                if failures >= MAX_FAILURES_PER_CAMERA:
-                    break
-            deleted = store.delete_tracks(gone)
-            tally.tracks += deleted
-            RETENTION_DELETED.labels(kind="track").inc(deleted)
-            if failures >= MAX_FAILURES_PER_CAMERA:
-                logger.warning(
-                    "retention of camera %s: the thumbnails of %d tracks could not be "
-                    "deleted; the rest waits for the next sweep",
-                    camera_id,
-                    failures,
-                )
-                return
-            if len(batch) < self.batch_size:
-                return
+
+        def deleted(n: int) -> None:
+            tally.tracks += n
+            RETENTION_DELETED.labels(kind="track").inc(n)
+
+        def kept() -> None:
+            tally.tracks_kept += 1
+
+        self._sweep_batches(
+            camera_id,
+            lambda offset: store.expired_tracks(
+                camera_id, before=cutoff, limit=self.batch_size, offset=offset
+            ),
+            lambda track: self._delete_thumbnail(track, tally),
+            lambda track: track.track_uid,
+            store.delete_tracks,
+            deleted,
+            kept,
+            ("thumbnails", "tracks"),
+        )
 
     def _delete_thumbnail(self, track: ExpiredTrack, tally: _Tally) -> bool:
         """Delete the track's thumbnail and its masked copy; ``False`` (logged) when a

@@ -22,6 +22,36 @@ DELETE_CHUNK = 500
 """Alerts deleted per statement (well under SQLite's limit on bound parameters)."""
 
 
+def delete_keyed(
+    store: StoreParts, table: str, column: str, keys: Collection[str], what: str
+) -> int:
+    """Delete the rows of ``table`` whose ``column`` is one of ``keys``, in one transaction,
+    ``DELETE_CHUNK`` at a time; how many existed (unknown keys ignored, so two sweepers
+    deleting the same rows count each once).  ``table`` and ``column`` are the store's own
+    names, never a caller's input; ``what`` names the rows in messages.
+
+    Raises:
+        TypeError: ``keys`` is a bare string.
+        AlertStoreError: The database failed (nothing is deleted).
+    """
+    if isinstance(keys, str):
+        raise TypeError(f"{column}s must be a collection of strings, not a string")
+    ids = list(dict.fromkeys(keys))
+    if not ids:
+        return 0
+    deleted = 0
+    with (
+        store._lock,
+        db_errors(f"cannot delete {len(ids)} {what}", store.path),
+        write_transaction(store._conn) as conn,
+    ):
+        for i in range(0, len(ids), DELETE_CHUNK):
+            clause, params = in_clause(column, ids[i : i + DELETE_CHUNK], f"{column}s")
+            deleted += conn.execute(f"DELETE FROM {table} WHERE {clause}", params).rowcount
+    logger.debug("deleted %d %s", deleted, what)
+    return deleted
+
+
 class RetentionMixin(StoreParts):
     """Old alerts out, and jobs claimed once per period (``RetentionStore``)."""
 
@@ -107,19 +137,4 @@ class RetentionMixin(StoreParts):
             TypeError: ``event_ids`` is a bare string.
             AlertStoreError: The database failed (nothing is deleted).
         """
-        if isinstance(event_ids, str):
-            raise TypeError("event_ids must be a collection of strings, not a string")
-        ids = list(dict.fromkeys(event_ids))
-        if not ids:
-            return 0
-        deleted = 0
-        with (
-            self._lock,
-            db_errors(f"cannot delete {len(ids)} alerts", self.path),
-            write_transaction(self._conn) as conn,
-        ):
-            for i in range(0, len(ids), DELETE_CHUNK):
-                clause, params = in_clause("event_id", ids[i : i + DELETE_CHUNK], "event_ids")
-                deleted += conn.execute(f"DELETE FROM alerts WHERE {clause}", params).rowcount
-        logger.debug("deleted %d alerts", deleted)
-        return deleted
+        return delete_keyed(self, "alerts", "event_id", event_ids, "alerts")

@@ -50,9 +50,8 @@ from alerts.store.sql_common import (
     StoreParts,
     db_errors,
     in_clause,
-    write_transaction,
 )
-from alerts.store.sql_retention import DELETE_CHUNK
+from alerts.store.sql_retention import delete_keyed
 from alerts.store.tracks import (
     DIRECTIONS,
     ExpiredTrack,
@@ -427,22 +426,7 @@ class TracksMixin(StoreParts):
             TypeError: ``track_uids`` is a bare string.
             AlertStoreError: The database failed (nothing is deleted).
         """
-        if isinstance(track_uids, str):
-            raise TypeError("track_uids must be a collection of strings, not a string")
-        uids = list(dict.fromkeys(track_uids))
-        if not uids:
-            return 0
-        deleted = 0
-        with (
-            self._lock,
-            db_errors(f"cannot delete {len(uids)} tracks", self.path),
-            write_transaction(self._conn) as conn,
-        ):
-            for i in range(0, len(uids), DELETE_CHUNK):
-                clause, params = in_clause("track_uid", uids[i : i + DELETE_CHUNK], "track_uids")
-                deleted += conn.execute(f"DELETE FROM tracks WHERE {clause}", params).rowcount
-        logger.debug("deleted %d tracks", deleted)
-        return deleted
+        return delete_keyed(self, "tracks", "track_uid", track_uids, "tracks")
 
     # ------------------------------------------------------------------ reading
 
