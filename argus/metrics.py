@@ -68,3 +68,14 @@ POSE_SECONDS = Histogram(
     "Wall time of one pose call (all the boxes of one frame of one camera), seconds.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+TRACK_SUMMARIES = Counter(
+    "argus_track_summaries_total",
+    "Track summaries for search: published (a track ended), interim (a long track, as it "
+    "stands), flicker (seen on too few frames: none made), failed (not published: see the log).",
+    ["camera", "outcome"],
+)
+INDEX_SECONDS = Counter(
+    "argus_index_cpu_seconds_total",
+    "CPU seconds spent making track summaries for search (colours, zones, thumbnails).",
+    ["camera"],
+)

@@ -51,6 +51,7 @@ import numpy.typing as npt
 
 from alerts.evidence import masked_key, thumbnail_key
 from alerts.masking import WHOLE_PICTURE, mask_people
+from argus import metrics
 from detectors.appearance import COLOUR_NAMES, dominant, part_shares
 from detectors.detections import Detections
 from selector.zones import PolygonZone
@@ -195,6 +196,10 @@ class TrackSummarizer:
         encoding thumbnails), seconds (``time.thread_time``: not inflated by other threads
         or processes)."""
 
+    def _spent(self, seconds: float) -> None:
+        self.seconds += seconds
+        metrics.INDEX_SECONDS.labels(self.camera_id).inc(max(0.0, seconds))
+
     @property
     def open_tracks(self) -> int:
         """Tracks being followed now."""
@@ -247,21 +252,21 @@ class TrackSummarizer:
                 )
             self._end_stale(pts_s)
         finally:
-            self.seconds += time.thread_time() - t0
+            self._spent(time.thread_time() - t0)
 
     def tick(self, pts_s: float) -> None:
         """Take the stream time of a frame the detector did not run on (ends stale tracks)."""
         if self._logs:
             t0 = time.thread_time()
             self._end_stale(pts_s)
-            self.seconds += time.thread_time() - t0
+            self._spent(time.thread_time() - t0)
 
     def finish(self) -> None:
         """The stream ended: publish every track still followed."""
         t0 = time.thread_time()
         for tid in list(self._logs):
             self._end(tid)
-        self.seconds += time.thread_time() - t0
+        self._spent(time.thread_time() - t0)
 
     # -- per sighting ---------------------------------------------------------------------
 
@@ -332,15 +337,18 @@ class TrackSummarizer:
         for tid, entry in self._logs.items():  # long tracks: searchable while they last
             if pts_s - entry.first_s >= self.interim_every_s * (entry.interims + 1):
                 entry.interims += 1
-                self._send(entry, tid)
+                if self._send(entry, tid):
+                    metrics.TRACK_SUMMARIES.labels(self.camera_id, "interim").inc()
 
     def _end(self, tid: int) -> None:
         entry = self._logs.pop(tid)
         if entry.sightings < self.min_sightings:
             self.dropped += 1
+            metrics.TRACK_SUMMARIES.labels(self.camera_id, "flicker").inc()
             return
         if self._send(entry, tid):
             self.published += 1
+            metrics.TRACK_SUMMARIES.labels(self.camera_id, "published").inc()
 
     def _send(self, entry: _Log, tid: int) -> bool:
         """Publish ``entry``'s summary as it stands (its thumbnail stored first); False when
@@ -354,6 +362,7 @@ class TrackSummarizer:
             self._publish(record)
             return True
         except Exception:
+            metrics.TRACK_SUMMARIES.labels(self.camera_id, "failed").inc()
             log.exception(
                 "publishing a track summary failed",
                 extra={"camera_id": self.camera_id, "track_id": tid},

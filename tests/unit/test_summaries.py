@@ -292,3 +292,30 @@ def test_a_long_track_is_searchable_while_it_lasts() -> None:
     assert len({r["track_uid"] for r in sink.records}) == 1
     assert sink.records[-1]["last_s"] == pytest.approx(4.4)
     assert sink.records[-1]["thumbnail"] == sink.records[0]["thumbnail"]  # replaced in place
+
+
+def test_what_is_summarised_is_counted_in_the_metrics() -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    cam = "cam-metrics"
+    before = {
+        o: value("argus_track_summaries_total", camera=cam, outcome=o)
+        for o in ("published", "flicker")
+    }
+    cpu = value("argus_index_cpu_seconds_total", camera=cam)
+    sink = _Sink()
+    s = TrackSummarizer(cam, publish=sink.publish, store_thumbnail=sink.put)
+    s.set_frame_size(W, H)
+    _walk(s, 2, lambda k: (10, 10, 60, 120), WHITE, BLUE, tid=1)
+    _walk(s, 10, lambda k: (200, 100, 260, 260), RED, BLACK, tid=2, t0=0.5)
+    s.finish()
+    assert value("argus_track_summaries_total", camera=cam, outcome="published") == (
+        before["published"] + 1
+    )
+    assert value("argus_track_summaries_total", camera=cam, outcome="flicker") == (
+        before["flicker"] + 1
+    )
+    assert value("argus_index_cpu_seconds_total", camera=cam) > cpu
