@@ -199,7 +199,17 @@ def thumbnail_key(camera_id: str, wall_time: float, track_uid: str) -> str:
     validate_segment(camera_id)
     validate_segment(track_uid)
     day = datetime.fromtimestamp(wall_time, UTC).strftime("%Y-%m-%d")
-    return validate_key(f"{camera_id}/{day}/track-{track_uid}.jpg")
+    return validate_key(f"{camera_id}/{day}/{THUMBNAIL_PREFIX}{track_uid}.jpg")
+
+
+THUMBNAIL_PREFIX = "track-"
+"""A track thumbnail's file name starts with this (see :func:`thumbnail_key`)."""
+
+
+def is_thumbnail_key(key: str) -> bool:
+    """Whether ``key`` names a track's thumbnail or its masked copy (search's pictures),
+    rather than an alert's evidence (snapshot, clip)."""
+    return key.rpartition("/")[2].startswith(THUMBNAIL_PREFIX)
 
 
 def clip_key(camera_id: str, wall_time: float, event_id: str) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import itertools
 import logging
 import mimetypes
 import os
@@ -47,6 +48,7 @@ from alerts.evidence import (
     MAX_URL_EXPIRY_S,
     EvidenceNotFoundError,
     InvalidEvidenceKeyError,
+    is_thumbnail_key,
     validate_key,
 )
 from alerts.spool import fsync_dir
@@ -197,8 +199,9 @@ class S3EvidenceStore:
             url_expiry_s: Default lifetime of presigned URLs, seconds (1..7 days).
             retry_initial_s: First wait after a failed upload, seconds (doubles per
                 failure up to ``retry_max_s``).
-            max_spool_files: Bound of the spool; beyond it the oldest queued snapshots are
-                dropped (counted in ``argus_evidence_spool_dropped_total``).
+            max_spool_files: Bound of the spool; beyond it queued files are dropped, track
+                thumbnails first, then the oldest snapshots and clips (counted in
+                ``argus_evidence_spool_dropped_total``).
             max_spool_bytes: Bound of the spool in bytes (clips are megabytes each: a
                 long outage must not fill the disk); beyond it, the same.
             retry_max_s: Longest wait between upload attempts, seconds.
@@ -640,7 +643,9 @@ class S3EvidenceStore:
             self._spool_bytes += size
 
     def _enforce_bound_locked(self) -> int:
-        """Drop the oldest queued snapshots beyond ``max_spool_files`` (``_cond`` held).
+        """Drop queued files beyond ``max_spool_files`` / ``max_spool_bytes`` (``_cond``
+        held): track thumbnails first, oldest first (search's pictures give way to alerts'
+        evidence), then the oldest snapshots and clips.
 
         Never the one being uploaded (``_queue[0]``).  Returns how many were dropped.
         """
@@ -648,8 +653,9 @@ class S3EvidenceStore:
         while (
             len(self._gen) > self._max_spool_files or self._spool_bytes > self._max_spool_bytes
         ) and len(self._queue) > 1:
-            victim = self._queue[1]
-            del self._queue[1]
+            at = self._victim_locked()
+            victim = self._queue[at]
+            del self._queue[at]
             self._queued.discard(victim)
             self._gen.pop(victim, None)
             self._sized(victim, None)
@@ -669,6 +675,14 @@ class S3EvidenceStore:
         else:
             self._dropping = False
         return dropped
+
+    def _victim_locked(self) -> int:
+        """Index in ``_queue`` of the next file to drop: the oldest queued thumbnail, else
+        the oldest queued file; never 0 (in flight).  Scans the queue: only over the bound."""
+        for at, key in enumerate(itertools.islice(self._queue, 1, None), start=1):
+            if is_thumbnail_key(key):
+                return at
+        return 1
 
     def _quarantine(self, key: str, path: Path, code: str) -> None:
         """Move a snapshot S3 refuses for good beside the spool, so the queue moves on."""

@@ -379,6 +379,24 @@ def test_spool_bound_drops_the_oldest_queued_never_the_one_in_flight(env: Env) -
     assert set(env.fake.objects) == {key(0), key(4), key(5)}
 
 
+def test_spool_bound_drops_track_thumbnails_before_any_alert_evidence(env: Env) -> None:
+    """A long outage of a busy camera: search's thumbnails give way to the alerts' snapshots."""
+    env.fake.down = True
+    s = env.store(max_spool_files=4)
+    thumbs = [f"cam-1/2024-05-01/track-t{n}.jpg" for n in range(3)]
+    s.put(key(0), jpeg(0))  # in flight
+    s.put(thumbs[0], jpeg(10))
+    s.put(key(1), jpeg(1))
+    s.put(thumbs[1], jpeg(11))  # four: at the bound
+    s.put(key(2), jpeg(2))  # drops the oldest thumbnail, not snapshot 1
+    assert s.dropped == 1 and env.spooled() == sorted([key(0), key(1), thumbs[1], key(2)])
+    s.put(thumbs[2], jpeg(12))  # drops thumbnail 1 (older), keeps the newest
+    s.put(key(3), jpeg(3))  # drops thumbnail 2: no thumbnail is left
+    assert env.spooled() == sorted([key(0), key(1), key(2), key(3)])
+    s.put(key(4), jpeg(4))  # only snapshots: the oldest queued one goes
+    assert s.dropped == 4 and env.spooled() == sorted([key(0), key(2), key(3), key(4)])
+
+
 def test_spool_bound_in_bytes_drops_the_oldest_too(env: Env) -> None:
     env.fake.down = True
     size = len(jpeg(0))
