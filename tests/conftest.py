@@ -17,8 +17,8 @@ NO_SKIP = os.environ.get("ARGUS_NO_SKIP") == "1"
 
 # One local Kafka-protocol broker + S3 server for the whole session (fixture `localstack`);
 # one local PostgreSQL (fixture `postgres`) and the store tests on both backends
-# (fixture `store_factory`).
-pytest_plugins = ["tests.infra", "tests.pg"]
+# (fixture `store_factory`); the demo's videos, made once (fixture `demo_room`).
+pytest_plugins = ["tests.infra", "tests.pg", "tests.demo_room"]
 
 
 @pytest.hookimpl(hookwrapper=True)

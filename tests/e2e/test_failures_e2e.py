@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from alerts.evidence import masked_key
+from tests.demo_room import DemoRoom, seed_demo
 from tests.e2e.conftest import (
     ARGUS,
     VTEST,
@@ -143,10 +144,16 @@ def test_zone_outside_the_frame_is_reported_for_that_camera(tmp_path: Path) -> N
     assert "768x576" in proc.stderr
 
 
-def test_demo_serves_alerts_from_the_looping_footage(tmp_path: Path, serve_argus: Any) -> None:
-    """`argus demo`: footage looped at real speed as a live camera; alerts readable in the API."""
+def test_demo_serves_alerts_from_the_looping_footage(
+    tmp_path: Path, serve_argus: Any, demo_room: DemoRoom
+) -> None:
+    """`argus demo`: footage looped at real speed as a live camera; alerts readable in the API.
+
+    Its videos were made once for the session (``tests/unit/test_demo.py`` checks the
+    making); here they are reused, as at every start after the first."""
     require_prerequisites()
     home = make_home(tmp_path)
+    seed_demo(demo_room, home)
     t0 = time.monotonic()
     served = serve_argus(["demo"], home, tmp_path / "demo.log")
     deadline = time.monotonic() + 90

@@ -235,6 +235,54 @@ def test_api_serves_prioritized_alerts_with_snapshots(served_run: Any) -> None:
     assert API_KEY not in served.get("/readyz", auth=False).text
 
 
+def test_every_walker_is_summarised_once_and_found_by_search(served_run: Any) -> None:
+    """Track summaries of the real run (decode, detector, ByteTrack, the summariser, the
+    store) through ``GET /api/v1/search``: vtest's pedestrians, each once, with colours,
+    direction, the crossing zone for those who entered it, and masked thumbnails."""
+    from datetime import UTC, datetime, timedelta
+
+    served, _ = served_run
+    now = datetime.now(UTC)
+    window = {"since": (now - timedelta(hours=3)).isoformat(), "until": now.isoformat()}
+    r = served.get("/api/v1/search", params=window | {"limit": 100})
+    assert r.status_code == 200, r.text
+    page = r.json()
+    tracks = page["results"]
+    # vtest shows some 30-40 people over 80 s; flickers are dropped, re-identifications
+    # after long occlusions give a person a second track
+    assert 15 <= page["matched"] <= 100 and len(tracks) == page["matched"], page["matched"]
+    assert len({t["track_uid"] for t in tracks}) == len(tracks)
+    assert all(t["camera_id"] == "plaza" for t in tracks)
+    people = [t for t in tracks if t["label"] == "person"]
+    assert len(people) >= 0.8 * len(tracks)
+    coloured = [t for t in people if {"upper", "lower"} <= t["colours"].keys()]
+    assert len(coloured) >= 0.7 * len(people)
+    moving = [t for t in people if t["direction"] in ("left", "right")]
+    assert len(moving) >= 0.5 * len(people)  # the plaza's walkers cross it sideways
+    assert {t["direction"] for t in moving} == {"left", "right"}
+    assert any(t["zones"] == ["crossing"] for t in people)
+    assert all(t["zones"] in ([], ["crossing"]) for t in tracks)
+    heights = [t["size"]["height_px"] for t in people]  # people are 50-130 px tall here
+    assert 40 <= float(np.median(heights)) <= 140, heights
+    # a filter narrows to what it names
+    zone = served.get("/api/v1/search", params=window | {"zone": "crossing", "limit": 100})
+    assert zone.status_code == 200
+    assert {t["track_uid"] for t in zone.json()["results"]} == {
+        t["track_uid"] for t in tracks if "crossing" in t["zones"]
+    }
+    # thumbnails: masked by default, the original only when asked (the key is an admin's)
+    with_thumbs = [t for t in people if t["thumbnail_url"]]
+    assert len(with_thumbs) >= 0.7 * len(people)
+    for t in with_thumbs[:5]:
+        masked = served.get(t["thumbnail_url"])
+        raw = served.get(t["thumbnail_url"], params={"unmasked": "true"})
+        assert masked.status_code == raw.status_code == 200
+        assert masked.content[:2] == raw.content[:2] == b"\xff\xd8"
+        shown = cv2.imdecode(np.frombuffer(masked.content, np.uint8), cv2.IMREAD_COLOR)
+        original = cv2.imdecode(np.frombuffer(raw.content, np.uint8), cv2.IMREAD_COLOR)
+        assert shown.shape == original.shape and not np.array_equal(shown, original)
+
+
 def test_acknowledge_through_the_api(served_run: Any) -> None:
     import httpx
 

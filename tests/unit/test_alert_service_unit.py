@@ -69,7 +69,14 @@ def test_bus_refuses_a_record_too_large_for_kafka(tmp_path: Any) -> None:
     from alerts.schema import InvalidEventError
     from tests.factories import make_event
 
-    bus = KafkaEventBus("127.0.0.1:1", "t", spool_dir=tmp_path / "spool", create_topic=False)
+    bus = KafkaEventBus(
+        "127.0.0.1:1",
+        "t",
+        spool_dir=tmp_path / "spool",
+        create_topic=False,
+        close_timeout_s=0.1,  # nothing listens there: closing need not wait long
+        connect_timeout_s=0.5,
+    )
     try:
         record = make_event(1).to_record()
         bus.publish(record)  # a normal record is spooled

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -29,11 +28,12 @@ from alerts.store import SqliteAlertStore
 from argus.cli import build_parser
 from argus.cli import demo_config as cli_demo_config
 from argus.config import ArgusConfig
-from argus.paths import BUNDLED_FOOTAGE, models_dir
+from argus.paths import BUNDLED_FOOTAGE
 from detectors.detections import Detections
 from detectors.scene import SceneAnalyzer
 from selector.rules.base import FrameInfo
 from selector.rules.camera_health import CameraHealthRule
+from tests.demo_room import DemoRoom
 
 Image = np.ndarray[Any, np.dtype[np.uint8]]
 
@@ -388,23 +388,11 @@ def test_an_earlier_demos_admin_is_disabled(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_room(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Path, list[demo.DemoCamera]]]:
-    """The demo's videos made from the real footage with the real model (once)."""
-    if not BUNDLED_FOOTAGE.is_file():
-        pytest.skip(f"footage {BUNDLED_FOOTAGE} missing (Debian opencv-doc; `make footage`)")
-    if not (models_dir() / "nanodet-g" / "manifest.json").is_file():
-        pytest.skip("default model not pulled (`make model`)")
-    home = tmp_path_factory.mktemp("demo-home")
-    (home / "models").symlink_to(models_dir(), target_is_directory=True)
-    said: list[str] = []
-    t = time.monotonic()
-    cams = demo.prepare_demo(BUNDLED_FOOTAGE, home, say=said.append)
-    print(f"demo videos made in {time.monotonic() - t:.1f} s:\n" + "\n".join(said))
-    assert said[0].startswith("demo: making the control room's videos")
-    yield home, cams
-    shutil.rmtree(home, ignore_errors=True)
+def real_room(demo_room: DemoRoom) -> tuple[Path, list[demo.DemoCamera]]:
+    """The demo's videos made from the real footage with the real model (once a session)."""
+    print(f"demo videos made in {demo_room.seconds:.1f} s:\n" + "\n".join(demo_room.said))
+    assert demo_room.said[0].startswith("demo: making the control room's videos")
+    return demo_room.home, demo_room.cameras
 
 
 @pytest.mark.integration
