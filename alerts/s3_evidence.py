@@ -72,7 +72,8 @@ UPLOADS = Counter(
 )
 SPOOL_DROPPED = Counter(
     "argus_evidence_spool_dropped_total",
-    "Spooled snapshots dropped, oldest first, because the spool reached its bound.",
+    "Spooled evidence dropped because the spool reached its bound (track thumbnails first, "
+    "then the oldest snapshots and clips).",
 )
 QUARANTINED = Counter(
     "argus_evidence_quarantined_total",
@@ -647,26 +648,37 @@ class S3EvidenceStore:
         held): track thumbnails first, oldest first (search's pictures give way to alerts'
         evidence), then the oldest snapshots and clips.
 
-        Never the one being uploaded (``_queue[0]``).  Returns how many were dropped.
+        Never the one being uploaded (``_queue[0]``).  One pass over the queue whatever is
+        dropped (a clip of many megabytes may push out hundreds of thumbnails).  Returns how
+        many were dropped.
         """
-        dropped = 0
-        while (
-            len(self._gen) > self._max_spool_files or self._spool_bytes > self._max_spool_bytes
-        ) and len(self._queue) > 1:
-            at = self._victim_locked()
-            victim = self._queue[at]
-            del self._queue[at]
-            self._queued.discard(victim)
-            self._gen.pop(victim, None)
-            self._sized(victim, None)
-            (self.spool_dir / victim).unlink(missing_ok=True)
-            dropped += 1
-        if dropped:
-            self.dropped += dropped
+        over_files = len(self._gen) - self._max_spool_files
+        over_bytes = self._spool_bytes - self._max_spool_bytes
+        victims: dict[str, None] = {}  # ordered: thumbnails first, then the rest
+        for thumbnails in (True, False):
+            for key in itertools.islice(self._queue, 1, None):
+                if over_files <= 0 and over_bytes <= 0:
+                    break
+                if key in victims or is_thumbnail_key(key) != thumbnails:
+                    continue
+                victims[key] = None
+                over_files -= 1
+                over_bytes -= self._sizes.get(key, 0)
+        if victims:
+            kept = [k for k in self._queue if k not in victims]
+            self._queue.clear()
+            self._queue.extend(kept)
+            for victim in victims:
+                self._queued.discard(victim)
+                self._gen.pop(victim, None)
+                self._sized(victim, None)
+                (self.spool_dir / victim).unlink(missing_ok=True)
+            self.dropped += len(victims)
             if not self._dropping:
                 self._dropping = True
                 logger.warning(
-                    "evidence spool %s full (%d files or %d MiB): dropping the oldest "
+                    "evidence spool %s full (%d files or %d MiB): dropping the oldest, "
+                    "track thumbnails before alerts' evidence "
                     "(see argus_evidence_spool_dropped_total)",
                     self.spool_dir,
                     self._max_spool_files,
@@ -674,15 +686,7 @@ class S3EvidenceStore:
                 )
         else:
             self._dropping = False
-        return dropped
-
-    def _victim_locked(self) -> int:
-        """Index in ``_queue`` of the next file to drop: the oldest queued thumbnail, else
-        the oldest queued file; never 0 (in flight).  Scans the queue: only over the bound."""
-        for at, key in enumerate(itertools.islice(self._queue, 1, None), start=1):
-            if is_thumbnail_key(key):
-                return at
-        return 1
+        return len(victims)
 
     def _quarantine(self, key: str, path: Path, code: str) -> None:
         """Move a snapshot S3 refuses for good beside the spool, so the queue moves on."""

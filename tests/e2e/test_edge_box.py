@@ -113,6 +113,20 @@ def snapshot(url: str, event_id: str) -> int:
     return r.status_code if r.status_code != 200 or r.content[:2] == b"\xff\xd8" else 500
 
 
+def first_records(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Index of each event's first record (its start) in the order raised."""
+    first: dict[str, int] = {}
+    for n, r in enumerate(records):
+        first.setdefault(r["event_id"], n)
+    return first
+
+
+def settled(stored: dict[str, dict[str, Any]], records: list[dict[str, Any]], eid: str) -> bool:
+    """Whether the store holds event ``eid`` as its last record says (open or ended)."""
+    final = [r for r in records if r["event_id"] == eid][-1]
+    return eid in stored and (stored[eid]["end_s"] is None) == (final["end_s"] is None)
+
+
 def test_an_edge_box_keeps_the_newest_while_its_uplink_is_down_and_sends_them_back(
     fresh_localstack: LocalStack, tmp_path: Path
 ) -> None:
@@ -120,19 +134,12 @@ def test_an_edge_box_keeps_the_newest_while_its_uplink_is_down_and_sends_them_ba
     stack = fresh_localstack
     home = make_home(tmp_path)
     (metrics_port,) = free_ports(1)
-    # the whole of vtest (79.5 s at camera speed): the box is stopped once what it kept
-    # went up, so the end of the footage never races the broker's return
-    cfg = edge_config(tmp_path, stack, clip(tmp_path, 795), metrics_port)
+    # most of vtest (79 s at camera speed): the box is stopped once what it kept went up,
+    # so the end of the footage does not race the broker's return
+    cfg = edge_config(tmp_path, stack, clip(tmp_path, 790), metrics_port)
+    events = tmp_path / "events.jsonl"
     service, url = start_service(cfg, home, stack, tmp_path / "service.log")
     box_log = tmp_path / "box.log"
-    with box_log.open("w") as err:  # a file, not a pipe: a full pipe would stall the box
-        box = subprocess.Popen(
-            [*ARGUS, "run", str(cfg)],
-            env=env_with_s3(home, stack),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-        )
     page = ""
 
     def scrape() -> str:
@@ -141,68 +148,87 @@ def test_an_edge_box_keeps_the_newest_while_its_uplink_is_down_and_sends_them_ba
             page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
         return page
 
+    def logs() -> str:
+        return (
+            "\n--- box (tail) ---\n"
+            + box_log.read_text()[-4000:]
+            + "\n--- alert service (tail) ---\n"
+            + (tmp_path / "service.log").read_text()[-4000:]
+        )
+
+    spool = 'argus_spool_dropped_total{spool="kafka:argus.edge"}'
+    delivered = 'argus_kafka_delivered_total{topic="argus.edge"}'
     try:
-        deadline = time.monotonic() + 90
-        while not alerts(url) and time.monotonic() < deadline:  # the uplink works
-            time.sleep(0.5)
-        assert alerts(url), "no alert went up before the uplink was cut"
-        stack.kill_kafka()
-        stack.kill_s3()
-        down_at = lines(tmp_path / "events.jsonl")
-        deadline = time.monotonic() + 60  # ... long enough to fill the box's event spool
-        while time.monotonic() < deadline and box.poll() is None:
-            if metric(scrape(), 'argus_spool_dropped_total{spool="kafka:argus.edge"}') >= 2:
-                break
-            time.sleep(0.5)
-        dropped = metric(page, 'argus_spool_dropped_total{spool="kafka:argus.edge"}')
-        assert dropped >= 2, "the event spool never went past its bound"
-        assert metric(page, 'argus_spool_depth{spool="kafka:argus.edge"}') <= EVENTS_BOUND
-        up_at = lines(tmp_path / "events.jsonl")
-        stack.start_s3()
-        stack.start_kafka()
-        assert up_at - down_at >= EVENTS_BOUND  # (the sink and the spool each take it in turn)
-        # the box raises events until the broker takes them again (its spool keeps the
-        # newest): the last one raised before delivery resumed must go up
-        connected = 'argus_kafka_producer_connected{topic="argus.edge"}'
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and box.poll() is None:
-            if metric(scrape(), connected) >= 1:
-                break
-            time.sleep(0.2)
-        resumed_at = lines(tmp_path / "events.jsonl")
-        newest = read_jsonl(tmp_path / "events.jsonl")[resumed_at - 1]["event_id"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and box.poll() is None:  # goes up while it works
-            if newest in {a["event_id"] for a in alerts(url)} and snapshot(url, newest) == 200:
-                break
-            time.sleep(1.0)
-        box.terminate()  # stopped by its service manager: what is left is delivered
-        box.wait(timeout=120)
+        with box_log.open("w") as err:  # a file, not a pipe: a full pipe would stall the box
+            box = subprocess.Popen(
+                [*ARGUS, "run", str(cfg)],
+                env=env_with_s3(home, stack),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+            )
+        try:
+            deadline = time.monotonic() + 90
+            while not alerts(url) and time.monotonic() < deadline:  # the uplink works
+                time.sleep(0.5)
+            assert alerts(url), "no alert went up before the uplink was cut" + logs()
+            stack.kill_kafka()
+            stack.kill_s3()
+            down_at = lines(events)
+            deadline = time.monotonic() + 60  # ... long enough to fill the box's event spool
+            while time.monotonic() < deadline and box.poll() is None:
+                if metric(scrape(), spool) >= 2:
+                    break
+                time.sleep(0.5)
+            assert metric(page, spool) >= 2, "the event spool never went past its bound"
+            assert metric(page, 'argus_spool_depth{spool="kafka:argus.edge"}') <= EVENTS_BOUND
+            up_at = lines(events)
+            assert up_at - down_at >= EVENTS_BOUND  # (the sink and the spool each take it in turn)
+            before = metric(scrape(), delivered)  # nothing is acknowledged while it is down
+            stack.start_s3()
+            stack.start_kafka()
+            # the box raises events until the broker takes them again (its spool keeps the
+            # newest): the last event begun in the outage and raised before delivery resumed
+            # must go up
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and box.poll() is None:
+                if metric(scrape(), delivered) > before:
+                    break
+                time.sleep(0.2)
+            assert box.poll() is None, "the footage ended before delivery resumed" + logs()
+            assert metric(page, delivered) > before, "delivery never resumed" + logs()
+            raised = read_jsonl(events)[: lines(events)]
+            first = first_records(raised)
+            begun = [r for r in raised if first[r["event_id"]] >= down_at]
+            assert begun, "no event began while the uplink was down"
+            newest = begun[-1]["event_id"]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and box.poll() is None:  # goes up while it works
+                stored = {a["event_id"]: a for a in alerts(url)}
+                if settled(stored, raised, newest) and snapshot(url, newest) == 200:
+                    break
+                time.sleep(1.0)
+            box.terminate()  # stopped by its service manager: what is left is delivered
+            box.wait(timeout=120)
+            assert box.returncode in (0, 130), logs()  # 130: stopped before the end
+        finally:
+            if box.poll() is None:
+                box.kill()
         stderr = box_log.read_text()
-        assert box.returncode in (0, 130), stderr[-3000:]  # 130: stopped before the end
-    finally:
-        if box.poll() is None:
-            box.kill()
-    try:
-        records = read_jsonl(tmp_path / "events.jsonl")
-        raised = {r["event_id"] for r in records}
+        records = read_jsonl(events)
         assert "dropping the oldest" in stderr
         deadline = time.monotonic() + 120
         stored: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:
             stored = {a["event_id"]: a for a in alerts(url)}
-            if newest in stored and stored.keys() >= {records[-1]["event_id"]}:
+            if settled(stored, records, newest) and settled(
+                stored, records, records[-1]["event_id"]
+            ):
                 break
             time.sleep(1.0)
-        assert newest in stored, (
-            "the newest event of the outage did not go up\n--- box (tail) ---\n"
-            + stderr[-4000:]
-            + "\n--- alert service (tail) ---\n"
-            + (tmp_path / "service.log").read_text()[-4000:]
-        )
-        assert set(stored) <= raised, "nothing stored that the box did not raise"
-        final = [r for r in records if r["event_id"] == newest][-1]
-        assert (stored[newest]["end_s"] is None) == (final["end_s"] is None)
+        assert newest in stored, "the newest event of the outage did not go up" + logs()
+        assert set(stored) <= {r["event_id"] for r in records}, "only what the box raised"
+        assert settled(stored, records, newest), "its last record was stored"
         # its snapshot went up too (the evidence spool kept the newest)
         assert snapshot(url, newest) == 200
         assert re.search(r"spool", stderr), "the box said it was spooling"

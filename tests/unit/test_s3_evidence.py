@@ -397,6 +397,21 @@ def test_spool_bound_drops_track_thumbnails_before_any_alert_evidence(env: Env) 
     assert s.dropped == 4 and env.spooled() == sorted([key(0), key(2), key(3), key(4)])
 
 
+def test_a_large_clip_over_the_byte_bound_pushes_out_thumbnails_first(env: Env) -> None:
+    env.fake.down = True
+    size = len(jpeg(0))
+    s = env.store(max_spool_bytes=8 * size)
+    s.put(key(0), jpeg(0))  # in flight
+    s.put(key(1), jpeg(1))
+    thumbs = [f"cam-1/2024-05-01/track-t{n}.jpg" for n in range(5)]
+    for n, t in enumerate(thumbs):
+        s.put(t, jpeg(10 + n))  # seven files: under the bound
+    clip = "cam-1/2024-05-01/ev-0002.mp4"
+    s.put(clip, b"\x00" * (4 * size))  # 11 sizes' worth: three must go, the oldest thumbnails
+    assert s.dropped == 3
+    assert env.spooled() == sorted([key(0), key(1), thumbs[3], thumbs[4], clip])
+
+
 def test_spool_bound_in_bytes_drops_the_oldest_too(env: Env) -> None:
     env.fake.down = True
     size = len(jpeg(0))
