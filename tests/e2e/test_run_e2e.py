@@ -10,6 +10,7 @@ import itertools
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,8 @@ def test_api_serves_prioritized_alerts_with_snapshots(served_run: Any) -> None:
     assert page["total"] == len(starts)
     items = page["items"]
     assert {a["event_id"] for a in items} == set(starts)
-    order = [(-a["priority"], a["wall_time"]) for a in items]
+    # times as instants, not strings: "...:33Z" (no fraction) comes after "...:32.9Z"
+    order = [(-a["priority"], datetime.fromisoformat(a["wall_time"])) for a in items]
     prio = [a["priority"] for a in items]
     assert prio == sorted(prio, reverse=True), "most urgent first"
     for (p1, w1), (p2, w2) in itertools.pairwise(order):
@@ -239,8 +241,6 @@ def test_every_walker_is_summarised_once_and_found_by_search(served_run: Any) ->
     """Track summaries of the real run (decode, detector, ByteTrack, the summariser, the
     store) through ``GET /api/v1/search``: vtest's pedestrians, each once, with colours,
     direction, the crossing zone for those who entered it, and masked thumbnails."""
-    from datetime import UTC, datetime, timedelta
-
     served, _ = served_run
     now = datetime.now(UTC)
     window = {"since": (now - timedelta(hours=3)).isoformat(), "until": now.isoformat()}
